@@ -1,0 +1,95 @@
+//! The command line: clap's view of the arguments, and one module per command.
+
+pub mod create;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::registry::Transport;
+
+#[derive(Debug, Parser)]
+#[command(name = "pkgr", version, about = "Package OCI content for air-gapped networks")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a package from DIR/pkgr.yaml
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Directory holding pkgr.yaml (or zarf.yaml)
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+
+    /// Directory to write the package into
+    #[arg(short, long, default_value = ".")]
+    pub output: PathBuf,
+
+    /// Write a plain .tar instead of .tar.zst
+    #[arg(long)]
+    pub uncompressed: bool,
+
+    /// Platform architecture to pick from indexes (overrides metadata.architecture)
+    #[arg(short, long)]
+    pub architecture: Option<String>,
+
+    /// Keep whole image indexes and every platform in them
+    #[arg(long)]
+    pub allow_index: bool,
+
+    /// Blob cache directory [default: $PKGR_CACHE_DIR, $XDG_CACHE_HOME/pkgr, ~/.cache/pkgr]
+    #[arg(long, conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+
+    /// Bypass the blob cache
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Blob downloads in flight across all images
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Plain progress lines instead of progress bars
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TransportArgs {
+    /// Use plain HTTP for every registry (loopback registries may always use it)
+    #[arg(long)]
+    pub plain_http: bool,
+
+    /// Do not verify registries' TLS certificates
+    #[arg(long)]
+    pub insecure_skip_tls_verify: bool,
+
+    /// Also trust the CA certificates in this PEM file
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TransportArgs {
+    pub fn transport(&self) -> Transport {
+        Transport {
+            plain_http: self.plain_http,
+            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
+            ca_file: self.ca_file.clone(),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), crate::Error> {
+    match cli.command {
+        Command::Create(args) => create::run(args).await,
+    }
+}

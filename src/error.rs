@@ -1,0 +1,53 @@
+//! The error a command ends with: one sentence from the failing stage, its causes,
+//! and a hint where a fix is known.
+
+use crate::definition::DefinitionError;
+use crate::package::writer::WriteError;
+use crate::pull::PullError;
+use crate::registry::RegistryError;
+use crate::store::seal::SealError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the package failed its seal: {0}")]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("cannot use the output directory {}", path.display())]
+    Output {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no cache directory: set $PKGR_CACHE_DIR or $HOME, or pass --cache or --no-cache")]
+    NoCacheDir,
+    #[error("blob {digest} is listed with two sizes ({first} and {second} bytes) by {reference}")]
+    ConflictingSizes {
+        digest: crate::store::Digest,
+        first: u64,
+        second: u64,
+        reference: String,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Pull(e) => e.hint(),
+            Self::Registry(e) => e.hint(),
+            Self::Seal(_) => Some("damaged cache entries were removed: build again, or pass --no-cache".into()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! The `pkgr` binary: parse arguments, run the command, print any error once and map
+//! it to the exit status (0 success, 1 failure, 2 usage).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = pkgr::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = pkgr::cli::run(cli) => result,
+            _ = tokio::signal::ctrl_c() => Err(pkgr::Error::Interrupted),
+        }
+    });
+    // Dropping the runtime here lets the staging directory's guard clean up first.
+    drop(runtime);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report(&err);
+            if matches!(err, pkgr::Error::Interrupted) {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn report(err: &pkgr::Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    let mut source = std::error::Error::source(err);
+    // Transparent wrappers repeat their inner message; print each distinct cause once.
+    let mut last = err.to_string();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text != last && !last.ends_with(&text) {
+            let _ = writeln!(stderr, "  caused by: {text}");
+        }
+        last = text;
+        source = cause.source();
+    }
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+}

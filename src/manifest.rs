@@ -1,0 +1,162 @@
+//! Reading manifests and indexes without ever re-serializing them: the registry's bytes
+//! are kept as they are, and this model only looks inside.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Digest;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Every manifest type pkgr accepts; registries answer a narrower list badly.
+pub const ACCEPTED: &[&str] = &[OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST];
+
+/// Manifests larger than this are refused, so a hostile registry cannot exhaust memory.
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+const IN_TOTO: &str = "application/vnd.dsse.envelope.v1+json";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default)]
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default)]
+    pub platform: Option<Platform>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    /// Whether this is `linux/<architecture>`, where the architecture may name a
+    /// variant as in `arm/v7`.
+    pub fn matches_linux(&self, architecture: &str) -> bool {
+        let (arch, variant) = match architecture.split_once('/') {
+            Some((a, v)) => (a, Some(v)),
+            None => (architecture, None),
+        };
+        self.os == "linux"
+            && self.architecture == arch
+            && variant.is_none_or(|v| self.variant.as_deref() == Some(v))
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(variant) = &self.variant {
+            write!(f, "/{variant}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a manifest or index that pkgr reads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    #[serde(default)]
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub artifact_type: Option<String>,
+    #[serde(default)]
+    pub config: Option<Descriptor>,
+    #[serde(default)]
+    pub layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub manifests: Vec<Descriptor>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    pub fn parse(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    pub fn is_index(&self) -> bool {
+        match self.media_type.as_deref() {
+            Some(OCI_INDEX | DOCKER_LIST) => true,
+            Some(_) => false,
+            None => self.config.is_none() && !self.manifests.is_empty(),
+        }
+    }
+
+    /// The media type to record, falling back to the shape of the document.
+    pub fn effective_media_type(&self) -> &str {
+        match self.media_type.as_deref() {
+            Some(media_type) => media_type,
+            None if self.is_index() => OCI_INDEX,
+            None => OCI_MANIFEST,
+        }
+    }
+
+    /// Config and layers: the blobs an image manifest needs.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        self.config.iter().chain(self.layers.iter())
+    }
+
+    pub fn kind(&self) -> Kind {
+        if self.is_index() {
+            return Kind::Index;
+        }
+        let config = self.config.as_ref().map(|c| c.media_type.as_str());
+        if config == Some(HELM_CONFIG) {
+            Kind::HelmChart
+        } else if self.layers.iter().any(|l| l.media_type == COSIGN_SIGNATURE) {
+            Kind::Signature
+        } else if self.layers.iter().any(|l| l.media_type == IN_TOTO) {
+            Kind::Attestation
+        } else if self.artifact_type.is_some() || config == Some(EMPTY_CONFIG) {
+            Kind::Artifact
+        } else {
+            Kind::ContainerImage
+        }
+    }
+}
+
+/// What a manifest holds, for people reading a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    ContainerImage,
+    Index,
+    HelmChart,
+    Signature,
+    Attestation,
+    Artifact,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::ContainerImage => "container image",
+            Kind::Index => "index",
+            Kind::HelmChart => "Helm chart",
+            Kind::Signature => "signature",
+            Kind::Attestation => "attestation",
+            Kind::Artifact => "artifact",
+        })
+    }
+}
+
+pub fn is_manifest_media_type(media_type: &str) -> bool {
+    ACCEPTED.contains(&media_type)
+}

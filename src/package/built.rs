@@ -1,0 +1,78 @@
+//! The `pkgr.yaml` written into a package: the definition as built, with each image's
+//! resolved digest and platform. Serialized one way, so it never varies between builds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::definition::Metadata;
+use crate::pull::ResolvedImage;
+use crate::store::Digest;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuiltDefinition {
+    pub kind: String,
+    pub metadata: BuiltMetadata,
+    pub components: Vec<BuiltComponent>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuiltMetadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub architecture: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuiltComponent {
+    pub name: String,
+    pub images: Vec<BuiltImage>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuiltImage {
+    pub reference: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+impl BuiltDefinition {
+    pub fn new(metadata: &Metadata, component_order: &[String], images: &[ResolvedImage]) -> Self {
+        let components = component_order
+            .iter()
+            .map(|name| BuiltComponent {
+                name: name.clone(),
+                images: images
+                    .iter()
+                    .filter(|image| &image.component == name)
+                    .map(|image| BuiltImage {
+                        reference: image.reference.whole(),
+                        digest: image.digest.clone(),
+                        media_type: image.media_type.clone(),
+                        kind: image.kind.to_string(),
+                        platform: image.platform.as_ref().map(ToString::to_string),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self {
+            kind: "PkgrPackage".into(),
+            metadata: BuiltMetadata {
+                name: metadata.name.clone(),
+                version: metadata.version.clone(),
+                architecture: metadata.architecture.clone(),
+                description: metadata.description.clone(),
+            },
+            components,
+        }
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("the built definition always serializes")
+    }
+}

@@ -1,0 +1,80 @@
+//! Writing a package: a deterministic tar (fixed order, no timestamps, owners or host
+//! paths), zstd-compressed on all cores unless asked not to, written under a temporary
+//! name and renamed into place only when complete.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write the package {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One file of the package: its path inside the tar, and where its bytes are.
+pub struct Entry {
+    pub name: String,
+    pub source: PathBuf,
+}
+
+/// Compression level: zstd's default, a good balance for multi-GB packages.
+const ZSTD_LEVEL: i32 = 3;
+
+/// Writes `entries`, in the given order, to `out`. A failure leaves nothing at `out`.
+pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<(), WriteError> {
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let io_err = |source| WriteError::Io {
+        path: out.to_owned(),
+        source,
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".pkgr-package-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(io_err)?;
+    let file = temp.as_file().try_clone().map_err(io_err)?;
+    let buffered = BufWriter::with_capacity(1 << 20, file);
+    let buffered = if compress {
+        let mut encoder = zstd::stream::Encoder::new(buffered, ZSTD_LEVEL).map_err(io_err)?;
+        // zstd's multithreaded output is the same for any worker count ≥ 1, so the
+        // package's bytes do not depend on the machine.
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
+        encoder.multithread(workers.max(1)).map_err(io_err)?;
+        let encoder = write_tar(entries, encoder).map_err(io_err)?;
+        encoder.finish().map_err(io_err)?
+    } else {
+        write_tar(entries, buffered).map_err(io_err)?
+    };
+    let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
+    file.sync_all().map_err(io_err)?;
+    temp.persist(out).map_err(|e| io_err(e.error))?;
+    Ok(())
+}
+
+fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
+    let mut builder = tar::Builder::new(writer);
+    for entry in entries {
+        let file = File::open(&entry.source).map_err(|e| with_path(e, &entry.source))?;
+        let len = file.metadata().map_err(|e| with_path(e, &entry.source))?.len();
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(len);
+        header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(0);
+        builder.append_data(&mut header, &entry.name, io::BufReader::with_capacity(1 << 20, file).take(len))?;
+    }
+    // `finish` explicitly: dropping the builder would swallow a write error.
+    builder.finish()?;
+    builder.into_inner()
+}
+
+fn with_path(err: io::Error, path: &Path) -> io::Error {
+    io::Error::new(err.kind(), format!("{}: {err}", path.display()))
+}

@@ -1,0 +1,279 @@
+//! Registry access over oci-client: transport choice, credentials, retries with
+//! backoff, and the error sentences users see.
+
+pub mod auth;
+mod retry;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes_stream::BlobStream;
+use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+pub use auth::{AuthError, Credentials};
+pub use retry::{backoff, MAX_ATTEMPTS};
+
+use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
+use crate::store::Digest;
+
+/// How to reach registries, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Transport {
+    pub plain_http: bool,
+    pub insecure_skip_tls_verify: bool,
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{reference} was not found in its registry")]
+    NotFound { reference: String },
+    #[error("{registry} refused the credentials for {reference}")]
+    Unauthorized { registry: String, reference: String },
+    #[error("cannot reach the registry {registry}")]
+    Unreachable {
+        registry: String,
+        #[source]
+        source: OciDistributionError,
+    },
+    #[error("{registry} does not speak TLS on that port")]
+    PlainHttpPort {
+        registry: String,
+        #[source]
+        source: OciDistributionError,
+    },
+    #[error("the manifest of {reference} is {size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")]
+    ManifestTooLarge { reference: String, size: u64 },
+    #[error("the registry answered {reference} with content whose digest is not {expected}")]
+    ManifestDigest { reference: String, expected: Digest },
+    #[error("the request for {what} failed")]
+    Other {
+        what: String,
+        #[source]
+        source: OciDistributionError,
+    },
+    #[error("cannot read the CA file {}", path.display())]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the HTTP client")]
+    Setup(#[source] OciDistributionError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl RegistryError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::NotFound { .. } => Some("check the repository name and tag, and that the registry holds it".into()),
+            Self::Unauthorized { .. } => Some("log in with `docker login`, or check the credentials in Docker's config.json".into()),
+            Self::Unreachable { .. } => Some("check the host and port, and that the registry is running".into()),
+            Self::PlainHttpPort { .. } => Some("the registry speaks plain HTTP: pass --plain-http".into()),
+            _ => None,
+        }
+    }
+}
+
+/// A registry client shared by every download of one run.
+pub struct Registry {
+    client: Client,
+    credentials: Credentials,
+}
+
+/// Whether `registry` (`host[:port]`) is a loopback address, which may use plain HTTP
+/// without a flag.
+pub fn is_loopback(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        registry.rsplit_once(':').map_or(registry, |(h, _)| h)
+    };
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Registry {
+    /// Builds one client for the given registries (as written in references).
+    pub fn new(
+        transport: &Transport,
+        registries: &BTreeSet<String>,
+        credentials: Credentials,
+    ) -> Result<Self, RegistryError> {
+        let protocol = if transport.plain_http {
+            ClientProtocol::Http
+        } else {
+            // oci-client matches the exception list against `host:port` exactly.
+            ClientProtocol::HttpsExcept(
+                registries.iter().filter(|r| is_loopback(r)).cloned().collect(),
+            )
+        };
+        let mut extra_root_certificates = Vec::new();
+        if let Some(path) = &transport.ca_file {
+            let data = std::fs::read(path).map_err(|source| RegistryError::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data,
+            });
+        }
+        let config = ClientConfig {
+            protocol,
+            accept_invalid_certificates: transport.insecure_skip_tls_verify,
+            use_monolithic_push: true,
+            extra_root_certificates,
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(15)),
+            read_timeout: Some(Duration::from_secs(60)),
+            user_agent: concat!("pkgr/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        // `Client::new` would silently fall back to defaults if this failed.
+        let client = Client::try_from(config).map_err(RegistryError::Setup)?;
+        Ok(Self {
+            client,
+            credentials,
+        })
+    }
+
+    async fn auth_for(&self, reference: &Reference) -> Result<RegistryAuth, RegistryError> {
+        let auth = self.credentials.for_registry(reference.registry())?;
+        // oci-client only stores credentials on `pull_*` calls; blob calls need them too.
+        self.client
+            .store_auth_if_needed(reference.resolve_registry(), &auth)
+            .await;
+        Ok(auth)
+    }
+
+    /// The exact bytes of a manifest, checked against the reference's digest if it has one.
+    pub async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
+        let auth = self.auth_for(reference).await?;
+        let (bytes, _) = retry::with_retry(|| async {
+            self.client
+                .pull_manifest_raw(reference, &auth, ACCEPTED)
+                .await
+        })
+        .await
+        .map_err(|e| self.classify(reference, &reference.whole(), e))?;
+        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(RegistryError::ManifestTooLarge {
+                reference: reference.whole(),
+                size: bytes.len() as u64,
+            });
+        }
+        let digest = Digest::of(&bytes);
+        if let Some(pinned) = reference.digest() {
+            if pinned != digest.to_string() {
+                return Err(RegistryError::ManifestDigest {
+                    reference: reference.whole(),
+                    expected: pinned.parse().unwrap_or(digest),
+                });
+            }
+        }
+        Ok((bytes.to_vec(), digest))
+    }
+
+    /// Streams a blob from `offset`. The second value says whether the stream starts at
+    /// `offset` (true) or the server ignored the range and sends the whole blob (false).
+    ///
+    /// A ranged request is made even at offset 0: distribution then answers 206, which
+    /// oci-client does not hash, and pkgr's store hashes every byte once anyway.
+    pub async fn blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(BlobStream, bool), RegistryError> {
+        self.auth_for(reference).await?;
+        let digest_text = digest.to_string();
+        // Passing the bare digest (no `urls`) keeps foreign-layer URLs from ever being
+        // followed: only the registry itself is asked.
+        let response = retry::with_retry(|| async {
+            self.client
+                .pull_blob_stream_partial(reference, &digest_text.as_str(), offset, None)
+                .await
+        })
+        .await
+        .map_err(|e| self.classify(reference, &format!("blob {digest} of {}", reference.whole()), e))?;
+        Ok(match response {
+            BlobResponse::Partial(stream) => (stream.stream, true),
+            BlobResponse::Full(stream) => (stream.stream, false),
+        })
+    }
+
+    pub fn classify(&self, reference: &Reference, what: &str, err: OciDistributionError) -> RegistryError {
+        let registry = reference.registry().to_owned();
+        match &err {
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope.errors.iter().any(|e| {
+                    matches!(
+                        e.code,
+                        OciErrorCode::ManifestUnknown
+                            | OciErrorCode::NameUnknown
+                            | OciErrorCode::BlobUnknown
+                            | OciErrorCode::NotFound
+                    )
+                }) =>
+            {
+                RegistryError::NotFound {
+                    reference: what.to_owned(),
+                }
+            }
+            OciDistributionError::RegistryError { envelope, .. }
+                if envelope
+                    .errors
+                    .iter()
+                    .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)) =>
+            {
+                RegistryError::Unauthorized {
+                    registry,
+                    reference: reference.whole(),
+                }
+            }
+            OciDistributionError::ServerError { code: 404, .. } => RegistryError::NotFound {
+                reference: what.to_owned(),
+            },
+            OciDistributionError::UnauthorizedError { .. }
+            | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
+                registry,
+                reference: reference.whole(),
+            },
+            OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
+                if error_chain_mentions(&err, "InvalidContentType") {
+                    RegistryError::PlainHttpPort { registry, source: err }
+                } else {
+                    RegistryError::Unreachable { registry, source: err }
+                }
+            }
+            _ => RegistryError::Other {
+                what: what.to_owned(),
+                source: err,
+            },
+        }
+    }
+}
+
+fn error_chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if format!("{e:?}").contains(needle) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+mod bytes_stream {
+    pub type BlobStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+}

@@ -1,0 +1,319 @@
+//! The content-addressed blob store: the only code that writes into a `blobs/` directory.
+//!
+//! Every write streams into `ingest/<hex>.partial` under an advisory lock, is hashed on
+//! the way, and is renamed to `blobs/sha256/<hex>` only once its digest and size match.
+//! A peer (thread or process) that already placed the same digest is a success, and an
+//! interrupted partial is resumed rather than thrown away.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::digest::{Digest, Hasher};
+
+/// Names the cache layout; a format change gets a new directory rather than a migration.
+const CACHE_LAYOUT: &str = "v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("blob {digest} is larger than the {expected} bytes its descriptor declares")]
+    TooLarge { digest: Digest, expected: u64 },
+    #[error("blob {digest} ended after {actual} of the {expected} bytes its descriptor declares")]
+    TooShort {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("blob {expected} arrived with the wrong content (its bytes hash to {actual})")]
+    DigestMismatch { expected: Digest, actual: Digest },
+}
+
+impl StoreError {
+    pub fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Whether fetching the bytes again could help.
+    pub fn is_content_error(&self) -> bool {
+        !matches!(self, Self::Io { .. })
+    }
+}
+
+/// A directory of verified blobs plus its ingest area.
+#[derive(Debug, Clone)]
+pub struct Store {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the shared cache rooted at `root`.
+    pub fn open_cache(root: &Path) -> Result<Self, StoreError> {
+        let store = Self::at(
+            root.join(format!("blobs-{CACHE_LAYOUT}")).join("sha256"),
+            root.join(format!("ingest-{CACHE_LAYOUT}")),
+        )?;
+        let tag = root.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            // Backup tools skip directories with this signature (https://bford.info/cachedir/).
+            let _ = fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# This directory is the pkgr blob cache.\n",
+            );
+        }
+        Ok(store)
+    }
+
+    /// A store whose blobs live in `blobs` (a `blobs/sha256` directory) and whose partial
+    /// downloads live in `ingest`.
+    pub fn at(blobs: PathBuf, ingest: PathBuf) -> Result<Self, StoreError> {
+        for dir in [&blobs, &ingest] {
+            fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
+        }
+        Ok(Self { blobs, ingest })
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    pub fn blobs_dir(&self) -> &Path {
+        &self.blobs
+    }
+
+    /// Whether a complete blob of this digest and size is in place.
+    pub fn contains(&self, digest: &Digest, size: u64) -> bool {
+        fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Removes a blob found to be damaged, so the next run fetches it again.
+    pub fn evict(&self, digest: &Digest) {
+        let _ = fs::remove_file(self.blob_path(digest));
+    }
+
+    /// Stores bytes held in memory (manifests), verifying them like any other blob.
+    pub fn put_bytes(&self, digest: &Digest, bytes: &[u8]) -> Result<(), StoreError> {
+        match self.begin(digest, bytes.len() as u64)? {
+            Ingest::Present => Ok(()),
+            Ingest::Writer(mut writer) => {
+                writer.restart()?;
+                writer.write(bytes)?;
+                writer.commit()
+            }
+        }
+    }
+
+    /// Starts (or resumes) writing a blob. Blocks while another process holds the same
+    /// partial, then reports `Present` if that process finished it.
+    pub fn begin(&self, digest: &Digest, size: u64) -> Result<Ingest, StoreError> {
+        if self.contains(digest, size) {
+            return Ok(Ingest::Present);
+        }
+        let partial_path = self.ingest.join(format!("{}.partial", digest.hex()));
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&partial_path)
+            .map_err(|e| StoreError::io("open", &partial_path, e))?;
+        file.lock()
+            .map_err(|e| StoreError::io("lock", &partial_path, e))?;
+        if self.contains(digest, size) {
+            return Ok(Ingest::Present);
+        }
+        let mut hasher = Hasher::default();
+        let on_disk = file
+            .metadata()
+            .map_err(|e| StoreError::io("read", &partial_path, e))?
+            .len();
+        if on_disk > size {
+            file.set_len(0)
+                .map_err(|e| StoreError::io("truncate", &partial_path, e))?;
+        } else if on_disk > 0 {
+            // Resume: the bytes already on disk count toward the digest.
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| StoreError::io("read", &partial_path, e))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+            }
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| StoreError::io("seek", &partial_path, e))?;
+        Ok(Ingest::Writer(BlobWriter {
+            file,
+            partial_path,
+            final_path: self.blob_path(digest),
+            digest: digest.clone(),
+            size,
+            hasher,
+        }))
+    }
+}
+
+/// The outcome of [`Store::begin`].
+pub enum Ingest {
+    /// The blob is already in place.
+    Present,
+    /// The caller should write the remaining bytes.
+    Writer(BlobWriter),
+}
+
+/// A locked partial blob being written. Dropping it without `commit` keeps the partial
+/// for a later resume.
+pub struct BlobWriter {
+    file: File,
+    partial_path: PathBuf,
+    final_path: PathBuf,
+    digest: Digest,
+    size: u64,
+    hasher: Hasher,
+}
+
+impl BlobWriter {
+    /// Bytes already on disk; a download resumes from here.
+    pub fn offset(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Throws away what is on disk and starts from zero (the server ignored a Range
+    /// request, or the content was wrong).
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(drop))
+            .map_err(|e| StoreError::io("truncate", &self.partial_path, e))?;
+        self.hasher = Hasher::default();
+        Ok(())
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.hasher.len() + bytes.len() as u64 > self.size {
+            return Err(StoreError::TooLarge {
+                digest: self.digest.clone(),
+                expected: self.size,
+            });
+        }
+        self.hasher.update(bytes);
+        self.file
+            .write_all(bytes)
+            .map_err(|e| StoreError::io("write", &self.partial_path, e))
+    }
+
+    /// Verifies size and digest, makes the bytes durable and renames them into place.
+    /// On a digest mismatch the partial is emptied so that no resume builds on bad bytes;
+    /// a short blob is kept so that the next attempt resumes it.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let actual_len = self.hasher.len();
+        if actual_len != self.size {
+            return Err(StoreError::TooShort {
+                digest: self.digest.clone(),
+                expected: self.size,
+                actual: actual_len,
+            });
+        }
+        let actual = self.hasher.clone().finish();
+        if actual != self.digest {
+            let _ = self.restart();
+            return Err(StoreError::DigestMismatch {
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io("sync", &self.partial_path, e))?;
+        // A rename over a peer's copy of the same digest replaces equal bytes: harmless.
+        fs::rename(&self.partial_path, &self.final_path)
+            .map_err(|e| StoreError::io("rename into place", &self.final_path, e))
+    }
+}
+
+/// Places `src` at `dst` by hard link, or by copy where linking is not possible
+/// (another filesystem). An existing `dst` is left as it is.
+pub fn link_or_copy(src: &Path, dst: &Path) -> Result<(), StoreError> {
+    if dst.exists() {
+        return Ok(());
+    }
+    match fs::hard_link(src, dst) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(_) => {
+            let tmp = dst.with_extension("copying");
+            fs::copy(src, &tmp).map_err(|e| StoreError::io("copy", src, e))?;
+            fs::rename(&tmp, dst).map_err(|e| StoreError::io("rename into place", dst, e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer(ingest: Ingest) -> BlobWriter {
+        match ingest {
+            Ingest::Writer(w) => w,
+            Ingest::Present => panic!("blob unexpectedly present"),
+        }
+    }
+
+    #[test]
+    fn verified_write_and_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_cache(dir.path()).unwrap();
+        let data = b"hello, air gap";
+        let digest = Digest::of(data);
+
+        let mut w = writer(store.begin(&digest, data.len() as u64).unwrap());
+        w.write(&data[..5]).unwrap();
+        drop(w); // interrupted
+
+        let mut w = writer(store.begin(&digest, data.len() as u64).unwrap());
+        assert_eq!(w.offset(), 5);
+        w.write(&data[5..]).unwrap();
+        w.commit().unwrap();
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), data);
+        assert!(matches!(
+            store.begin(&digest, data.len() as u64).unwrap(),
+            Ingest::Present
+        ));
+    }
+
+    #[test]
+    fn wrong_bytes_never_reach_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_cache(dir.path()).unwrap();
+        let digest = Digest::of(b"right");
+        let mut w = writer(store.begin(&digest, 5).unwrap());
+        w.write(b"wrong").unwrap();
+        assert!(matches!(
+            w.commit(),
+            Err(StoreError::DigestMismatch { .. })
+        ));
+        assert!(!store.blob_path(&digest).exists());
+
+        let mut w = writer(store.begin(&digest, 5).unwrap());
+        assert_eq!(w.offset(), 0, "a bad partial must not be resumed");
+        assert!(matches!(w.write(b"right!"), Err(StoreError::TooLarge { .. })));
+    }
+}

@@ -1,0 +1,93 @@
+//! The OCI image layout inside a package: `oci-layout`, `index.json` and `blobs/`.
+//! pkgr writes `index.json` itself, so it is serialized one deterministic way.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Digest, Store, StoreError};
+use crate::manifest::{Platform, OCI_INDEX};
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+/// One image reference in `index.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexEntry {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+impl IndexEntry {
+    /// The full reference the entry was created from.
+    pub fn reference(&self) -> Option<&str> {
+        self.annotations
+            .get(BASE_NAME)
+            .or_else(|| self.annotations.get(REF_NAME))
+            .map(String::as_str)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayoutIndex {
+    pub schema_version: u32,
+    pub media_type: String,
+    pub manifests: Vec<IndexEntry>,
+}
+
+/// An OCI layout directory (the `images/` folder of a package).
+pub struct Layout {
+    root: PathBuf,
+    store: Store,
+}
+
+impl Layout {
+    pub fn create(root: &Path) -> Result<Self, StoreError> {
+        let store = Store::at(
+            root.join("blobs").join("sha256"),
+            root.parent().unwrap_or(root).join("ingest"),
+        )?;
+        let path = root.join("oci-layout");
+        fs::write(&path, OCI_LAYOUT).map_err(|e| StoreError::io("write", &path, e))?;
+        Ok(Self {
+            root: root.to_owned(),
+            store,
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn write_index(&self, manifests: Vec<IndexEntry>) -> Result<(), StoreError> {
+        let index = LayoutIndex {
+            schema_version: 2,
+            media_type: OCI_INDEX.to_owned(),
+            manifests,
+        };
+        let path = self.root.join("index.json");
+        let bytes = serde_json::to_vec_pretty(&index).expect("index.json always serializes");
+        fs::write(&path, bytes).map_err(|e| StoreError::io("write", &path, e))
+    }
+}
+
+pub fn annotations_for(reference: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (BASE_NAME.to_owned(), reference.to_owned()),
+        (REF_NAME.to_owned(), reference.to_owned()),
+    ])
+}
