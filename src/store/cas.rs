@@ -311,6 +311,7 @@ mod tests {
             Err(StoreError::DigestMismatch { .. })
         ));
         assert!(!store.blob_path(&digest).exists());
+        drop(w);
 
         let mut w = writer(store.begin(&digest, 5).unwrap());
         assert_eq!(w.offset(), 0, "a bad partial must not be resumed");

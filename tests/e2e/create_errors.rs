@@ -1,0 +1,113 @@
+//! `pkgr create` on bad input: one clear sentence, exit 1, and no package left behind.
+
+use crate::support::images::{layer, Pusher};
+use crate::support::registry::TestRegistry;
+use crate::support::{stderr, Workspace};
+
+/// Runs create and checks the common contract of every failure.
+fn fails(ws: &Workspace, extra: &[&str]) -> String {
+    let out = ws.create(extra);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{err}");
+    assert!(err.starts_with("error: ") || err.contains("\nerror: "), "{err}");
+    assert!(
+        ws.output_files().is_empty(),
+        "a failed create left {:?}",
+        ws.output_files()
+    );
+    err
+}
+
+#[test]
+fn malformed_yaml_names_file_and_line() {
+    let ws = Workspace::new();
+    ws.write_definition("kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images: [unclosed\n");
+    let err = fails(&ws, &[]);
+    assert!(err.contains("pkgr.yaml:"), "{err}");
+}
+
+#[test]
+fn unknown_field_names_line_and_field() {
+    let ws = Workspace::new();
+    ws.write_definition("kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    imagez:\n      - nginx\n");
+    let err = fails(&ws, &[]);
+    assert!(err.contains("pkgr.yaml:6"), "{err}");
+    assert!(err.contains("unknown field `imagez`"), "{err}");
+}
+
+#[test]
+fn bad_reference_is_refused_before_any_pull() {
+    let ws = Workspace::new();
+    ws.write_definition(
+        "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - 127.0.0.1:1/ok:1\n      - UPPER/Case:tag\n",
+    );
+    let err = fails(&ws, &[]);
+    assert!(err.contains("pkgr.yaml:8: `components[0].images[1]`"), "{err}");
+    assert!(err.contains("UPPER/Case:tag"), "{err}");
+}
+
+#[test]
+fn bad_package_name_is_refused() {
+    let ws = Workspace::new();
+    ws.write_definition("kind: PkgrPackage\nmetadata:\n  name: My_Package\ncomponents:\n  - name: a\n    images: [nginx]\n");
+    let err = fails(&ws, &[]);
+    assert!(err.contains("pkgr.yaml:3: `metadata.name`"), "{err}");
+}
+
+#[test]
+fn missing_definition() {
+    let ws = Workspace::new();
+    let err = fails(&ws, &[]);
+    assert!(err.contains("no pkgr.yaml"), "{err}");
+}
+
+#[test]
+fn unknown_image_names_the_reference() {
+    let registry = TestRegistry::start();
+    Pusher::new(&registry.addr).image("exists", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - {0}/exists:1\n      - {0}/exists:nope\n",
+        registry.addr
+    ));
+    let err = fails(&ws, &[]);
+    assert!(
+        err.contains(&format!("error: {}/exists:nope was not found", registry.addr)),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn unreachable_registry_is_one_clear_error() {
+    // A port that nothing listens on: bind one, then free it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - 127.0.0.1:{port}/app:1\n"
+    ));
+    let err = fails(&ws, &[]);
+    assert!(
+        err.contains(&format!("error: cannot reach the registry 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_platform_lists_the_platforms() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let arm = pusher.image("only-arm", "", false, "arm64", &[layer(&[("a", b"a")])]);
+    pusher.index("only-arm", "1", true, &[("linux/arm64", &arm)]);
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/only-arm:1\n",
+        registry.addr
+    ));
+    let err = fails(&ws, &[]);
+    assert!(err.contains("has no linux/amd64 image (it has linux/arm64)"), "{err}");
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the `pkgr` binary against real registries on loopback.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod create;
+mod create_errors;

@@ -1,0 +1,317 @@
+//! Builds test content itself (container images, indexes, Helm charts, cosign
+//! signatures, OCI artifacts) and pushes it to a registry over plain HTTP.
+//! Shared by the end-to-end tests and the demo's seeding example.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+
+use sha2::{Digest as _, Sha256};
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+pub const HELM_CHART: &str = "application/vnd.cncf.helm.chart.content.v1.tar+gzip";
+pub const COSIGN_LAYER: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+
+pub fn sha256(bytes: &[u8]) -> String {
+    let hash = Sha256::digest(bytes);
+    let mut out = String::from("sha256:");
+    for b in hash.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// A descriptor of pushed content, and its bytes for byte-exact comparisons.
+#[derive(Clone, Debug)]
+pub struct Pushed {
+    pub media_type: String,
+    pub digest: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Pushed {
+    pub fn descriptor(&self) -> serde_json::Value {
+        serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": self.bytes.len(),
+        })
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so layers do not compress away.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A gzip-compressed tar holding the given files, with fixed metadata.
+pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, name, *data).unwrap();
+    }
+    let tar = tar.into_inner().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Pushes blobs and manifests to one registry over HTTP.
+pub struct Pusher {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Pusher {
+    pub fn new(addr: &str) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .timeout(std::time::Duration::from_secs(300))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn blob(&self, repo: &str, media_type: &str, bytes: Vec<u8>) -> Pushed {
+        let digest = sha256(&bytes);
+        let start = self
+            .client
+            .post(format!("{}/v2/{repo}/blobs/uploads/", self.base))
+            .send()
+            .unwrap();
+        assert_eq!(start.status().as_u16(), 202, "start upload to {repo}");
+        let location = start.headers()["location"].to_str().unwrap().to_owned();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("{}{location}", self.base)
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let put = self
+            .client
+            .put(format!("{url}{sep}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.clone())
+            .send()
+            .unwrap();
+        assert_eq!(put.status().as_u16(), 201, "upload blob to {repo}");
+        Pushed {
+            media_type: media_type.into(),
+            digest,
+            bytes,
+        }
+    }
+
+    /// Pushes manifest bytes as they are, under `reference` (a tag or the digest).
+    pub fn manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Vec<u8>) -> Pushed {
+        let digest = sha256(&bytes);
+        let reference = if reference.is_empty() { digest.as_str() } else { reference };
+        let put = self
+            .client
+            .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header("content-type", media_type)
+            .body(bytes.clone())
+            .send()
+            .unwrap();
+        let status = put.status().as_u16();
+        assert_eq!(status, 201, "push manifest {repo}:{reference}: {}", put.text().unwrap_or_default());
+        Pushed {
+            media_type: media_type.into(),
+            digest,
+            bytes,
+        }
+    }
+
+    /// A container image: a config naming the layers' diff IDs, and the layers.
+    pub fn image(&self, repo: &str, tag: &str, docker: bool, arch: &str, layers: &[Vec<u8>]) -> Image {
+        let (manifest_type, config_type, layer_type) = if docker {
+            (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP)
+        } else {
+            (OCI_MANIFEST, OCI_CONFIG, OCI_LAYER_GZIP)
+        };
+        let pushed_layers: Vec<Pushed> = layers
+            .iter()
+            .map(|l| self.blob(repo, layer_type, l.clone()))
+            .collect();
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| {
+                let mut raw = Vec::new();
+                std::io::copy(&mut flate2::read::GzDecoder::new(&l[..]), &mut raw).unwrap();
+                sha256(&raw)
+            })
+            .collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["/bin/true"], "Labels": {"repo": repo, "tag": tag}},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
+        let config = self.blob(repo, config_type, config);
+        let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest_type,
+            "config": config.descriptor(),
+            "layers": pushed_layers.iter().map(Pushed::descriptor).collect::<Vec<_>>(),
+        }))
+        .unwrap();
+        let manifest = self.manifest(repo, tag, manifest_type, manifest);
+        Image {
+            manifest,
+            config,
+            layers: pushed_layers,
+        }
+    }
+
+    /// An index over `children`, each with its platform (`os/arch[/variant]`).
+    pub fn index(&self, repo: &str, tag: &str, docker: bool, children: &[(&str, &Image)]) -> Pushed {
+        let media_type = if docker { DOCKER_LIST } else { OCI_INDEX };
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .map(|(platform, image)| {
+                let mut parts = platform.split('/');
+                let mut desc = image.manifest.descriptor();
+                let mut p = serde_json::json!({
+                    "os": parts.next().unwrap(),
+                    "architecture": parts.next().unwrap(),
+                });
+                if let Some(variant) = parts.next() {
+                    p["variant"] = variant.into();
+                }
+                desc["platform"] = p;
+                desc
+            })
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "manifests": manifests,
+        }))
+        .unwrap();
+        self.manifest(repo, tag, media_type, bytes)
+    }
+
+    /// A Helm chart as `helm push` stores it: helm config, one chart layer, no diff IDs.
+    pub fn helm_chart(&self, repo: &str, version: &str) -> Image {
+        let chart = layer(&[(
+            "demo/Chart.yaml",
+            format!("apiVersion: v2\nname: demo\nversion: {version}\n").as_bytes(),
+        )]);
+        let layer = self.blob(repo, HELM_CHART, chart);
+        let config = self.blob(
+            repo,
+            HELM_CONFIG,
+            format!("{{\"name\":\"demo\",\"version\":\"{version}\",\"apiVersion\":\"v2\"}}").into_bytes(),
+        );
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "config": config.descriptor(),
+            "layers": [layer.descriptor()],
+            "annotations": {"org.opencontainers.image.title": "demo"},
+        }))
+        .unwrap();
+        let manifest = self.manifest(repo, version, OCI_MANIFEST, manifest);
+        Image {
+            manifest,
+            config,
+            layers: vec![layer],
+        }
+    }
+
+    /// A cosign signature for `signed`, under cosign's `sha256-<hex>.sig` tag: an
+    /// uncompressed JSON layer that must never be recompressed.
+    pub fn cosign_signature(&self, repo: &str, signed: &Pushed) -> Image {
+        let payload = serde_json::to_vec(&serde_json::json!({
+            "critical": {
+                "identity": {"docker-reference": repo},
+                "image": {"docker-manifest-digest": signed.digest},
+                "type": "cosign container image signature",
+            },
+            "optional": null,
+        }))
+        .unwrap();
+        let layer = self.blob(repo, COSIGN_LAYER, payload);
+        let config = self.blob(repo, OCI_CONFIG, br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
+        let mut layer_desc = layer.descriptor();
+        layer_desc["annotations"] = serde_json::json!({
+            "dev.cosignproject.cosign/signature": "MEUCIQDfake+signature+for+tests==",
+        });
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": [layer_desc],
+        }))
+        .unwrap();
+        let tag = format!("{}.sig", signed.digest.replace(':', "-"));
+        let manifest = self.manifest(repo, &tag, OCI_MANIFEST, manifest);
+        Image {
+            manifest,
+            config,
+            layers: vec![layer],
+        }
+    }
+
+    /// An OCI 1.1 artifact: the empty config and an `artifactType`.
+    pub fn empty_config_artifact(&self, repo: &str, tag: &str, content: &[u8]) -> Image {
+        let config = self.blob(repo, EMPTY_CONFIG, b"{}".to_vec());
+        let layer = self.blob(repo, "application/spdx+json", content.to_vec());
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/spdx+json",
+            "config": config.descriptor(),
+            "layers": [layer.descriptor()],
+        }))
+        .unwrap();
+        let manifest = self.manifest(repo, tag, OCI_MANIFEST, manifest);
+        Image {
+            manifest,
+            config,
+            layers: vec![layer],
+        }
+    }
+}
+
+/// A pushed image: manifest, config and layers.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub manifest: Pushed,
+    pub config: Pushed,
+    pub layers: Vec<Pushed>,
+}
+
+impl Image {
+    /// Every blob the image needs, manifest included.
+    pub fn all(&self) -> Vec<&Pushed> {
+        let mut all = vec![&self.manifest, &self.config];
+        all.extend(self.layers.iter());
+        all
+    }
+}
