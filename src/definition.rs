@@ -225,13 +225,13 @@ pub fn parse(
             }
             (meta, components, warnings)
         }
-        Some(other) => {
-            return Err(err_at(
-                line_of(text, "kind:"),
-                Some("kind"),
-                format!("unknown kind `{other}`; expected `PkgrPackage` (or a Zarf `ZarfPackageConfig`)"),
-            ))
-        }
+        Some(other) => return Err(err_at(
+            line_of(text, "kind:"),
+            Some("kind"),
+            format!(
+                "unknown kind `{other}`; expected `PkgrPackage` (or a Zarf `ZarfPackageConfig`)"
+            ),
+        )),
         None => {
             return Err(err_at(
                 None,
@@ -250,7 +250,11 @@ pub fn parse(
         ));
     }
     if let Some(version) = &version {
-        if version.is_empty() || !version.chars().all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c)) {
+        if version.is_empty()
+            || !version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c))
+        {
             return Err(err_at(
                 line_of(text, version),
                 Some("metadata.version"),
@@ -270,7 +274,9 @@ pub fn parse(
         return Err(err_at(
             line_of(text, &architecture),
             Some("metadata.architecture"),
-            format!("`{architecture}` is not a valid architecture (for example amd64, arm64 or arm/v7)"),
+            format!(
+                "`{architecture}` is not a valid architecture (for example amd64, arm64 or arm/v7)"
+            ),
         ));
     }
 
@@ -295,9 +301,8 @@ pub fn parse(
         let mut refs = Vec::new();
         for (image_index, written) in images.into_iter().enumerate() {
             let field = format!("components[{index}].images[{image_index}]");
-            let reference = parse_reference(&written).map_err(|message| {
-                err_at(line_of(text, &written), Some(&field), message)
-            })?;
+            let reference = parse_reference(&written)
+                .map_err(|message| err_at(line_of(text, &written), Some(&field), message))?;
             refs.push(ImageRef { written, reference });
         }
         validated.push(Component {
@@ -334,9 +339,9 @@ pub fn parse_reference(written: &str) -> Result<Reference, String> {
     let reference = Reference::try_from(trimmed)
         .map_err(|err| format!("`{written}` is not a valid image reference ({err})"))?;
     if let Some(digest) = reference.digest() {
-        digest
-            .parse::<crate::store::Digest>()
-            .map_err(|_| format!("`{written}` has an invalid digest `{digest}` (pkgr needs sha256)"))?;
+        digest.parse::<crate::store::Digest>().map_err(|_| {
+            format!("`{written}` has an invalid digest `{digest}` (pkgr needs sha256)")
+        })?;
     }
     Ok(reference)
 }
@@ -420,8 +425,8 @@ mod tests {
 
     #[test]
     fn bad_name_is_refused() {
-        let err =
-            parse_str("kind: PkgrPackage\nmetadata:\n  name: Demo_1\ncomponents: []\n").unwrap_err();
+        let err = parse_str("kind: PkgrPackage\nmetadata:\n  name: Demo_1\ncomponents: []\n")
+            .unwrap_err();
         assert_eq!(err.field.as_deref(), Some("metadata.name"));
         assert_eq!(err.line, Some(3));
     }

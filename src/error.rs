@@ -46,7 +46,9 @@ impl Error {
         match self {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
-            Self::Seal(_) => Some("damaged cache entries were removed: build again, or pass --no-cache".into()),
+            Self::Seal(_) => {
+                Some("damaged cache entries were removed: build again, or pass --no-cache".into())
+            }
             _ => None,
         }
     }

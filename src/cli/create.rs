@@ -67,13 +67,26 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         allow_index: args.allow_index,
         concurrency: usize::from(args.concurrency),
     };
-    let images = pull::resolve_all(&registry, &store, &definition, &options, reporter.as_ref()).await?;
+    let images =
+        pull::resolve_all(&registry, &store, &definition, &options, reporter.as_ref()).await?;
 
     let needed = plan(&images)?;
     let (jobs, cached_bytes) = split_cached(&store, &needed);
     let cached_blobs = needed.len() - jobs.len();
-    reporter.plan(jobs.len(), jobs.iter().map(|j| j.size).sum(), cached_blobs, cached_bytes);
-    pull::fetch_all(&registry, &store, jobs, usize::from(args.concurrency), reporter.as_ref()).await?;
+    reporter.plan(
+        jobs.len(),
+        jobs.iter().map(|j| j.size).sum(),
+        cached_blobs,
+        cached_bytes,
+    );
+    pull::fetch_all(
+        &registry,
+        &store,
+        jobs,
+        usize::from(args.concurrency),
+        reporter.as_ref(),
+    )
+    .await?;
     reporter.finish();
 
     for image in &images {
@@ -85,8 +98,11 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         link_or_copy(&store.blob_path(digest), &layout.store().blob_path(digest))?;
     }
     layout.write_index(images.iter().map(index_entry).collect())?;
-    let component_order: Vec<String> =
-        definition.components.iter().map(|c| c.name.clone()).collect();
+    let component_order: Vec<String> = definition
+        .components
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
     let built = BuiltDefinition::new(&definition.metadata, &component_order, &images);
     let built_path = staging.path().join(DEFINITION);
     std::fs::write(&built_path, built.to_yaml())
@@ -151,7 +167,11 @@ fn cache_dir(flag: Option<&Path>) -> Result<PathBuf, Error> {
     if let Some(dir) = flag {
         return Ok(dir.to_owned());
     }
-    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("PKGR_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("pkgr")))
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("pkgr")))
@@ -223,7 +243,8 @@ fn owner_of(images: &[ResolvedImage], digest: &Digest) -> String {
     images
         .iter()
         .find(|i| {
-            i.blobs.iter().any(|b| &b.digest == digest) || i.manifests.iter().any(|(d, _)| d == digest)
+            i.blobs.iter().any(|b| &b.digest == digest)
+                || i.manifests.iter().any(|(d, _)| d == digest)
         })
         .map_or_else(|| "(unknown image)".to_owned(), |i| i.reference.whole())
 }
@@ -261,8 +282,15 @@ fn package_entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, Error>
     };
     let mut entries = vec![entry(DEFINITION.to_owned()), entry(CHECKSUMS.to_owned())];
     entries.extend(meta_files[1..].iter().cloned().map(entry));
-    let (metadata, layers): (Vec<&Digest>, Vec<&Digest>) =
-        sealed.blobs.keys().partition(|d| sealed.metadata.contains(*d));
-    entries.extend(metadata.into_iter().chain(layers).map(|d| entry(blob_name(d))));
+    let (metadata, layers): (Vec<&Digest>, Vec<&Digest>) = sealed
+        .blobs
+        .keys()
+        .partition(|d| sealed.metadata.contains(*d));
+    entries.extend(
+        metadata
+            .into_iter()
+            .chain(layers)
+            .map(|d| entry(blob_name(d))),
+    );
     Ok(entries)
 }

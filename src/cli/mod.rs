@@ -9,7 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::registry::Transport;
 
 #[derive(Debug, Parser)]
-#[command(name = "pkgr", version, about = "Package OCI content for air-gapped networks")]
+#[command(
+    name = "pkgr",
+    version,
+    about = "Package OCI content for air-gapped networks"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

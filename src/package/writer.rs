@@ -27,7 +27,10 @@ const ZSTD_LEVEL: i32 = 3;
 
 /// Writes `entries`, in the given order, to `out`. A failure leaves nothing at `out`.
 pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<(), WriteError> {
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let io_err = |source| WriteError::Io {
         path: out.to_owned(),
         source,
@@ -60,7 +63,10 @@ fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
     let mut builder = tar::Builder::new(writer);
     for entry in entries {
         let file = File::open(&entry.source).map_err(|e| with_path(e, &entry.source))?;
-        let len = file.metadata().map_err(|e| with_path(e, &entry.source))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| with_path(e, &entry.source))?
+            .len();
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(len);
@@ -68,7 +74,11 @@ fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
-        builder.append_data(&mut header, &entry.name, io::BufReader::with_capacity(1 << 20, file).take(len))?;
+        builder.append_data(
+            &mut header,
+            &entry.name,
+            io::BufReader::with_capacity(1 << 20, file).take(len),
+        )?;
     }
     // `finish` explicitly: dropping the builder would swallow a write error.
     builder.finish()?;

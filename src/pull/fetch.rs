@@ -71,7 +71,9 @@ async fn fetch_one(
             while let Some(chunk) = body.next().await {
                 match chunk {
                     Ok(bytes) => {
-                        writer.write(&bytes).map_err(|source| damaged(job, source))?;
+                        writer
+                            .write(&bytes)
+                            .map_err(|source| damaged(job, source))?;
                         reporter.blob_progress(&job.digest, bytes.len() as u64);
                     }
                     // Stop at the first error: some streams repeat it forever.

@@ -46,7 +46,9 @@ pub async fn resolve_all(
 ) -> Result<Vec<ResolvedImage>, PullError> {
     let mut unique: BTreeMap<String, Reference> = BTreeMap::new();
     for image in definition.components.iter().flat_map(|c| &c.images) {
-        unique.entry(image.full()).or_insert_with(|| image.reference.clone());
+        unique
+            .entry(image.full())
+            .or_insert_with(|| image.reference.clone());
     }
     reporter.step(&format!("resolving {} image references", unique.len()));
     let resolved: BTreeMap<String, ResolvedImage> = stream::iter(unique)
@@ -218,7 +220,12 @@ fn parse(reference: &Reference, digest: &Digest, bytes: &[u8]) -> Result<Manifes
     })
 }
 
-fn put(store: &Store, reference: &Reference, digest: &Digest, bytes: &[u8]) -> Result<(), PullError> {
+fn put(
+    store: &Store,
+    reference: &Reference,
+    digest: &Digest,
+    bytes: &[u8],
+) -> Result<(), PullError> {
     store
         .put_bytes(digest, bytes)
         .map_err(|source| PullError::Store {

@@ -135,7 +135,10 @@ impl Credentials {
 
 /// The names a registry may be filed under in `config.json`.
 fn config_keys(registry: &str) -> Vec<String> {
-    if matches!(registry, "docker.io" | "index.docker.io" | "registry-1.docker.io") {
+    if matches!(
+        registry,
+        "docker.io" | "index.docker.io" | "registry-1.docker.io"
+    ) {
         vec![
             "index.docker.io".into(),
             "docker.io".into(),

@@ -9,7 +9,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes_stream::BlobStream;
-use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::{
+    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
+};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -46,7 +48,9 @@ pub enum RegistryError {
         #[source]
         source: OciDistributionError,
     },
-    #[error("the manifest of {reference} is {size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit")]
+    #[error(
+        "the manifest of {reference} is {size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
+    )]
     ManifestTooLarge { reference: String, size: u64 },
     #[error("the registry answered {reference} with content whose digest is not {expected}")]
     ManifestDigest { reference: String, expected: Digest },
@@ -71,10 +75,19 @@ pub enum RegistryError {
 impl RegistryError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::NotFound { .. } => Some("check the repository name and tag, and that the registry holds it".into()),
-            Self::Unauthorized { .. } => Some("log in with `docker login`, or check the credentials in Docker's config.json".into()),
-            Self::Unreachable { .. } => Some("check the host and port, and that the registry is running".into()),
-            Self::PlainHttpPort { .. } => Some("the registry speaks plain HTTP: pass --plain-http".into()),
+            Self::NotFound { .. } => {
+                Some("check the repository name and tag, and that the registry holds it".into())
+            }
+            Self::Unauthorized { .. } => Some(
+                "log in with `docker login`, or check the credentials in Docker's config.json"
+                    .into(),
+            ),
+            Self::Unreachable { .. } => {
+                Some("check the host and port, and that the registry is running".into())
+            }
+            Self::PlainHttpPort { .. } => {
+                Some("the registry speaks plain HTTP: pass --plain-http".into())
+            }
             _ => None,
         }
     }
@@ -113,7 +126,11 @@ impl Registry {
         } else {
             // oci-client matches the exception list against `host:port` exactly.
             ClientProtocol::HttpsExcept(
-                registries.iter().filter(|r| is_loopback(r)).cloned().collect(),
+                registries
+                    .iter()
+                    .filter(|r| is_loopback(r))
+                    .cloned()
+                    .collect(),
             )
         };
         let mut extra_root_certificates = Vec::new();
@@ -156,7 +173,10 @@ impl Registry {
     }
 
     /// The exact bytes of a manifest, checked against the reference's digest if it has one.
-    pub async fn manifest(&self, reference: &Reference) -> Result<(Vec<u8>, Digest), RegistryError> {
+    pub async fn manifest(
+        &self,
+        reference: &Reference,
+    ) -> Result<(Vec<u8>, Digest), RegistryError> {
         let auth = self.auth_for(reference).await?;
         let (bytes, _) = retry::with_retry(|| async {
             self.client
@@ -204,14 +224,25 @@ impl Registry {
                 .await
         })
         .await
-        .map_err(|e| self.classify(reference, &format!("blob {digest} of {}", reference.whole()), e))?;
+        .map_err(|e| {
+            self.classify(
+                reference,
+                &format!("blob {digest} of {}", reference.whole()),
+                e,
+            )
+        })?;
         Ok(match response {
             BlobResponse::Partial(stream) => (stream.stream, true),
             BlobResponse::Full(stream) => (stream.stream, false),
         })
     }
 
-    pub fn classify(&self, reference: &Reference, what: &str, err: OciDistributionError) -> RegistryError {
+    pub fn classify(
+        &self,
+        reference: &Reference,
+        what: &str,
+        err: OciDistributionError,
+    ) -> RegistryError {
         let registry = reference.registry().to_owned();
         match &err {
             OciDistributionError::RegistryError { envelope, .. }
@@ -230,10 +261,9 @@ impl Registry {
                 }
             }
             OciDistributionError::RegistryError { envelope, .. }
-                if envelope
-                    .errors
-                    .iter()
-                    .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)) =>
+                if envelope.errors.iter().any(|e| {
+                    matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)
+                }) =>
             {
                 RegistryError::Unauthorized {
                     registry,
@@ -250,9 +280,15 @@ impl Registry {
             },
             OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
                 if error_chain_mentions(&err, "InvalidContentType") {
-                    RegistryError::PlainHttpPort { registry, source: err }
+                    RegistryError::PlainHttpPort {
+                        registry,
+                        source: err,
+                    }
                 } else {
-                    RegistryError::Unreachable { registry, source: err }
+                    RegistryError::Unreachable {
+                        registry,
+                        source: err,
+                    }
                 }
             }
             _ => RegistryError::Other {
@@ -275,5 +311,6 @@ fn error_chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -
 }
 
 mod bytes_stream {
-    pub type BlobStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+    pub type BlobStream =
+        futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 }

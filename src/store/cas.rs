@@ -189,7 +189,7 @@ pub struct BlobWriter {
 impl BlobWriter {
     /// Bytes already on disk; a download resumes from here.
     pub fn offset(&self) -> u64 {
-        self.hasher.len()
+        self.hasher.bytes_hashed()
     }
 
     pub fn digest(&self) -> &Digest {
@@ -208,7 +208,7 @@ impl BlobWriter {
     }
 
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
-        if self.hasher.len() + bytes.len() as u64 > self.size {
+        if self.hasher.bytes_hashed() + bytes.len() as u64 > self.size {
             return Err(StoreError::TooLarge {
                 digest: self.digest.clone(),
                 expected: self.size,
@@ -224,7 +224,7 @@ impl BlobWriter {
     /// On a digest mismatch the partial is emptied so that no resume builds on bad bytes;
     /// a short blob is kept so that the next attempt resumes it.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        let actual_len = self.hasher.len();
+        let actual_len = self.hasher.bytes_hashed();
         if actual_len != self.size {
             return Err(StoreError::TooShort {
                 digest: self.digest.clone(),
@@ -306,15 +306,15 @@ mod tests {
         let digest = Digest::of(b"right");
         let mut w = writer(store.begin(&digest, 5).unwrap());
         w.write(b"wrong").unwrap();
-        assert!(matches!(
-            w.commit(),
-            Err(StoreError::DigestMismatch { .. })
-        ));
+        assert!(matches!(w.commit(), Err(StoreError::DigestMismatch { .. })));
         assert!(!store.blob_path(&digest).exists());
         drop(w);
 
         let mut w = writer(store.begin(&digest, 5).unwrap());
         assert_eq!(w.offset(), 0, "a bad partial must not be resumed");
-        assert!(matches!(w.write(b"right!"), Err(StoreError::TooLarge { .. })));
+        assert!(matches!(
+            w.write(b"right!"),
+            Err(StoreError::TooLarge { .. })
+        ));
     }
 }

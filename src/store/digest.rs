@@ -23,8 +23,14 @@ impl Digest {
     }
 
     pub fn from_hex(hex: &str) -> Result<Self, InvalidDigest> {
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Self { hex: hex.to_owned() })
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Self {
+                hex: hex.to_owned(),
+            })
         } else {
             Err(InvalidDigest(hex.to_owned()))
         }
@@ -87,7 +93,7 @@ impl Hasher {
         self.len += bytes.len() as u64;
     }
 
-    pub fn len(&self) -> u64 {
+    pub fn bytes_hashed(&self) -> u64 {
         self.len
     }
 
@@ -115,7 +121,7 @@ pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, u64)> {
         }
         hasher.update(&buf[..n]);
     }
-    let len = hasher.len();
+    let len = hasher.bytes_hashed();
     Ok((hasher.finish(), len))
 }
 

@@ -73,15 +73,24 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
     }
 
     let index_path = root.join("index.json");
-    let index_bytes =
-        fs::read(&index_path).map_err(|source| SealError::Io { path: index_path.clone(), source })?;
+    let index_bytes = fs::read(&index_path).map_err(|source| SealError::Io {
+        path: index_path.clone(),
+        source,
+    })?;
     let index: LayoutIndex = serde_json::from_slice(&index_bytes).map_err(|e| SealError::Io {
         path: index_path,
         source: e.into(),
     })?;
     for entry in &index.manifests {
         let reference = entry.reference().unwrap_or("(unnamed)").to_owned();
-        walk(&blobs_dir, &mut sealed, &reference, &entry.digest, entry.size, &entry.media_type)?;
+        walk(
+            &blobs_dir,
+            &mut sealed,
+            &reference,
+            &entry.digest,
+            entry.size,
+            &entry.media_type,
+        )?;
     }
     Ok(sealed)
 }
@@ -122,14 +131,24 @@ fn walk(
         sealed.metadata.insert(config.digest.clone());
     }
     for child in manifest.manifests.iter().chain(manifest.blobs()) {
-        walk(blobs_dir, sealed, reference, &child.digest, child.size, &child.media_type)?;
+        walk(
+            blobs_dir,
+            sealed,
+            reference,
+            &child.digest,
+            child.size,
+            &child.media_type,
+        )?;
     }
     Ok(())
 }
 
 /// Hashes every file of `dir` on all cores; returns name → (true digest, size).
 fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
-    let io = |source| SealError::Io { path: dir.to_owned(), source };
+    let io = |source| SealError::Io {
+        path: dir.to_owned(),
+        source,
+    };
     let mut names = Vec::new();
     for entry in fs::read_dir(dir).map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -154,7 +173,10 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
                         results.lock().unwrap().insert(name.clone(), hashed);
                     }
                     Err(source) => {
-                        first_error.lock().unwrap().get_or_insert(SealError::Io { path, source });
+                        first_error
+                            .lock()
+                            .unwrap()
+                            .get_or_insert(SealError::Io { path, source });
                     }
                 }
             });

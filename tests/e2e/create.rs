@@ -33,7 +33,11 @@ fn assert_self_consistent(package: &Package) {
     let mut listed = BTreeSet::new();
     for line in checksums.lines() {
         let (hex, path) = line.split_once(' ').unwrap();
-        assert_eq!(sha256(&package.files[path]), format!("sha256:{hex}"), "{path}");
+        assert_eq!(
+            sha256(&package.files[path]),
+            format!("sha256:{hex}"),
+            "{path}"
+        );
         listed.insert(path.to_owned());
     }
     let expected: BTreeSet<String> = package
@@ -80,16 +84,29 @@ fn docker_and_oci_images_sharing_a_base_layer() {
     assert_self_consistent(&package);
     assert_eq!(
         &package.order[..4],
-        ["pkgr.yaml", "checksums.txt", "images/oci-layout", "images/index.json"],
+        [
+            "pkgr.yaml",
+            "checksums.txt",
+            "images/oci-layout",
+            "images/index.json"
+        ],
         "metadata must come first"
     );
     for (reference, image) in refs.iter().zip([&docker, &oci]) {
         let entry = package.entry(reference);
         assert_eq!(entry["digest"], image.manifest.digest, "{reference}");
         assert_eq!(entry["mediaType"], image.manifest.media_type);
-        assert_eq!(entry["annotations"]["org.opencontainers.image.base.name"], *reference);
+        assert_eq!(
+            entry["annotations"]["org.opencontainers.image.base.name"],
+            *reference
+        );
         for blob in image.all() {
-            assert_eq!(package.blob(&blob.digest), Some(&blob.bytes), "{}", blob.digest);
+            assert_eq!(
+                package.blob(&blob.digest),
+                Some(&blob.bytes),
+                "{}",
+                blob.digest
+            );
         }
     }
     // The shared base layer is stored once: 2 manifests + 2 configs + 3 distinct layers.
@@ -144,7 +161,11 @@ fn digest_only_reference() {
     let image = pusher.image("pinned", "latest", false, "amd64", &[layer(&[("x", b"x")])]);
     let reference = format!("{}/pinned@{}", registry.addr, image.manifest.digest);
     let ws = Workspace::new();
-    ws.write_definition(&definition("pinned", "amd64", std::slice::from_ref(&reference)));
+    ws.write_definition(&definition(
+        "pinned",
+        "amd64",
+        std::slice::from_ref(&reference),
+    ));
     let package = Package::read(&package_path(&ws.create(&[])));
     assert_eq!(package.entry(&reference)["digest"], image.manifest.digest);
     for blob in image.all() {
@@ -152,10 +173,22 @@ fn digest_only_reference() {
     }
 }
 
-fn multi_arch(pusher: &Pusher, repo: &str) -> (crate::support::images::Image, crate::support::images::Image, crate::support::images::Pushed) {
+fn multi_arch(
+    pusher: &Pusher,
+    repo: &str,
+) -> (
+    crate::support::images::Image,
+    crate::support::images::Image,
+    crate::support::images::Pushed,
+) {
     let amd = pusher.image(repo, "", false, "amd64", &[layer(&[("arch", b"amd64")])]);
     let arm = pusher.image(repo, "", false, "arm64", &[layer(&[("arch", b"arm64")])]);
-    let index = pusher.index(repo, "3.0", false, &[("linux/amd64", &amd), ("linux/arm64/v8", &arm)]);
+    let index = pusher.index(
+        repo,
+        "3.0",
+        false,
+        &[("linux/amd64", &amd), ("linux/arm64/v8", &arm)],
+    );
     (amd, arm, index)
 }
 
@@ -166,17 +199,26 @@ fn tag_on_an_index_picks_the_package_architecture() {
     let (amd, arm, _) = multi_arch(&pusher, "multi");
     let reference = format!("{}/multi:3.0", registry.addr);
     let ws = Workspace::new();
-    ws.write_definition(&definition("multi", "amd64", std::slice::from_ref(&reference)));
+    ws.write_definition(&definition(
+        "multi",
+        "amd64",
+        std::slice::from_ref(&reference),
+    ));
 
     // --architecture overrides the file's amd64.
     let path = package_path(&ws.create(&["--architecture", "arm64"]));
-    assert!(path.to_string_lossy().ends_with("pkgr-package-multi-arm64-1.0.0.tar.zst"));
+    assert!(path
+        .to_string_lossy()
+        .ends_with("pkgr-package-multi-arm64-1.0.0.tar.zst"));
     let package = Package::read(&path);
     let entry = package.entry(&reference);
     assert_eq!(entry["digest"], arm.manifest.digest);
     assert_eq!(entry["platform"]["architecture"], "arm64");
     assert!(package.blob(&arm.layers[0].digest).is_some());
-    assert!(package.blob(&amd.layers[0].digest).is_none(), "only one platform is packaged");
+    assert!(
+        package.blob(&amd.layers[0].digest).is_none(),
+        "only one platform is packaged"
+    );
 }
 
 #[test]
@@ -186,16 +228,33 @@ fn index_digest_is_refused_with_a_listing() {
     let (amd, arm, index) = multi_arch(&pusher, "multi");
     let reference = format!("{}/multi@{}", registry.addr, index.digest);
     let ws = Workspace::new();
-    ws.write_definition(&definition("multi", "amd64", std::slice::from_ref(&reference)));
+    ws.write_definition(&definition(
+        "multi",
+        "amd64",
+        std::slice::from_ref(&reference),
+    ));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("is an image index of 2 platforms"), "{err}");
-    let amd_line = format!("{}/multi@{}   <- matches this package", registry.addr, amd.manifest.digest);
+    let amd_line = format!(
+        "{}/multi@{}   <- matches this package",
+        registry.addr, amd.manifest.digest
+    );
     assert!(err.contains(&amd_line), "{err}");
-    assert!(err.contains(&format!("linux/arm64/v8  {}/multi@{}\n", registry.addr, arm.manifest.digest)), "{err}");
+    assert!(
+        err.contains(&format!(
+            "linux/arm64/v8  {}/multi@{}\n",
+            registry.addr, arm.manifest.digest
+        )),
+        "{err}"
+    );
     assert!(err.contains("--allow-index"), "{err}");
-    assert!(ws.output_files().is_empty(), "left behind: {:?}", ws.output_files());
+    assert!(
+        ws.output_files().is_empty(),
+        "left behind: {:?}",
+        ws.output_files()
+    );
 }
 
 #[test]
@@ -205,7 +264,11 @@ fn allow_index_keeps_every_platform() {
     let (amd, arm, index) = multi_arch(&pusher, "multi");
     let reference = format!("{}/multi@{}", registry.addr, index.digest);
     let ws = Workspace::new();
-    ws.write_definition(&definition("multi", "amd64", std::slice::from_ref(&reference)));
+    ws.write_definition(&definition(
+        "multi",
+        "amd64",
+        std::slice::from_ref(&reference),
+    ));
     let package = Package::read(&package_path(&ws.create(&["--allow-index"])));
     assert_self_consistent(&package);
     let entry = package.entry(&reference);
@@ -223,9 +286,18 @@ fn allow_index_keeps_every_platform() {
 fn the_same_definition_gives_byte_identical_packages() {
     let registry = TestRegistry::start();
     let pusher = Pusher::new(&registry.addr);
-    pusher.image("a", "1", true, "amd64", &[layer(&[("a", &noise(7, 1 << 20))])]);
+    pusher.image(
+        "a",
+        "1",
+        true,
+        "amd64",
+        &[layer(&[("a", &noise(7, 1 << 20))])],
+    );
     pusher.helm_chart("chart", "1.2.3");
-    let refs = [format!("{}/a:1", registry.addr), format!("{}/chart:1.2.3", registry.addr)];
+    let refs = [
+        format!("{}/a:1", registry.addr),
+        format!("{}/chart:1.2.3", registry.addr),
+    ];
 
     let first = Workspace::new();
     first.write_definition(&definition("same", "amd64", &refs));
@@ -234,7 +306,8 @@ fn the_same_definition_gives_byte_identical_packages() {
     for extra in [&[][..], &["--uncompressed"][..]] {
         let one = package_path(&first.create(extra));
         // A different cache state (none at all) must not change a byte.
-        let two = package_path(&second.create(&[extra, &["--no-cache", "--concurrency", "1"]].concat()));
+        let two =
+            package_path(&second.create(&[extra, &["--no-cache", "--concurrency", "1"]].concat()));
         assert_eq!(sha256_file(&one), sha256_file(&two), "{extra:?}");
     }
 }
@@ -247,7 +320,13 @@ fn two_processes_sharing_one_cache_both_succeed() {
     let mut refs = Vec::new();
     for i in 0..4 {
         let top = layer(&[("top", &noise(100 + i, 1 << 20))]);
-        pusher.image(&format!("svc{i}"), "1", i % 2 == 0, "amd64", &[base.clone(), top]);
+        pusher.image(
+            &format!("svc{i}"),
+            "1",
+            i % 2 == 0,
+            "amd64",
+            &[base.clone(), top],
+        );
         refs.push(format!("{}/svc{i}:1", registry.addr));
     }
     let one = Workspace::new();
@@ -277,7 +356,11 @@ fn two_processes_sharing_one_cache_both_succeed() {
     for entry in std::fs::read_dir(&blobs).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().to_string_lossy().into_owned();
-        assert_eq!(sha256_file(&entry.path()), format!("sha256:{name}"), "bad cache entry");
+        assert_eq!(
+            sha256_file(&entry.path()),
+            format!("sha256:{name}"),
+            "bad cache entry"
+        );
         count += 1;
     }
     // 4 manifests, 4 configs, 1 shared base and 4 top layers.

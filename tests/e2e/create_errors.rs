@@ -9,7 +9,10 @@ fn fails(ws: &Workspace, extra: &[&str]) -> String {
     let out = ws.create(extra);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "stderr:\n{err}");
-    assert!(err.starts_with("error: ") || err.contains("\nerror: "), "{err}");
+    assert!(
+        err.starts_with("error: ") || err.contains("\nerror: "),
+        "{err}"
+    );
     assert!(
         ws.output_files().is_empty(),
         "a failed create left {:?}",
@@ -42,7 +45,10 @@ fn bad_reference_is_refused_before_any_pull() {
         "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - 127.0.0.1:1/ok:1\n      - UPPER/Case:tag\n",
     );
     let err = fails(&ws, &[]);
-    assert!(err.contains("pkgr.yaml:8: `components[0].images[1]`"), "{err}");
+    assert!(
+        err.contains("pkgr.yaml:8: `components[0].images[1]`"),
+        "{err}"
+    );
     assert!(err.contains("UPPER/Case:tag"), "{err}");
 }
 
@@ -72,7 +78,10 @@ fn unknown_image_names_the_reference() {
     ));
     let err = fails(&ws, &[]);
     assert!(
-        err.contains(&format!("error: {}/exists:nope was not found", registry.addr)),
+        err.contains(&format!(
+            "error: {}/exists:nope was not found",
+            registry.addr
+        )),
         "{err}"
     );
     assert!(err.contains("hint:"), "{err}");
@@ -92,7 +101,9 @@ fn unreachable_registry_is_one_clear_error() {
     ));
     let err = fails(&ws, &[]);
     assert!(
-        err.contains(&format!("error: cannot reach the registry 127.0.0.1:{port}")),
+        err.contains(&format!(
+            "error: cannot reach the registry 127.0.0.1:{port}"
+        )),
         "{err}"
     );
 }
@@ -109,5 +120,8 @@ fn missing_platform_lists_the_platforms() {
         registry.addr
     ));
     let err = fails(&ws, &[]);
-    assert!(err.contains("has no linux/amd64 image (it has linux/arm64)"), "{err}");
+    assert!(
+        err.contains("has no linux/amd64 image (it has linux/arm64)"),
+        "{err}"
+    );
 }

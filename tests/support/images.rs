@@ -128,9 +128,19 @@ impl Pusher {
     }
 
     /// Pushes manifest bytes as they are, under `reference` (a tag or the digest).
-    pub fn manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: Vec<u8>) -> Pushed {
+    pub fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Pushed {
         let digest = sha256(&bytes);
-        let reference = if reference.is_empty() { digest.as_str() } else { reference };
+        let reference = if reference.is_empty() {
+            digest.as_str()
+        } else {
+            reference
+        };
         let put = self
             .client
             .put(format!("{}/v2/{repo}/manifests/{reference}", self.base))
@@ -139,7 +149,12 @@ impl Pusher {
             .send()
             .unwrap();
         let status = put.status().as_u16();
-        assert_eq!(status, 201, "push manifest {repo}:{reference}: {}", put.text().unwrap_or_default());
+        assert_eq!(
+            status,
+            201,
+            "push manifest {repo}:{reference}: {}",
+            put.text().unwrap_or_default()
+        );
         Pushed {
             media_type: media_type.into(),
             digest,
@@ -148,7 +163,14 @@ impl Pusher {
     }
 
     /// A container image: a config naming the layers' diff IDs, and the layers.
-    pub fn image(&self, repo: &str, tag: &str, docker: bool, arch: &str, layers: &[Vec<u8>]) -> Image {
+    pub fn image(
+        &self,
+        repo: &str,
+        tag: &str,
+        docker: bool,
+        arch: &str,
+        layers: &[Vec<u8>],
+    ) -> Image {
         let (manifest_type, config_type, layer_type) = if docker {
             (DOCKER_MANIFEST, DOCKER_CONFIG, DOCKER_LAYER_GZIP)
         } else {
@@ -190,7 +212,13 @@ impl Pusher {
     }
 
     /// An index over `children`, each with its platform (`os/arch[/variant]`).
-    pub fn index(&self, repo: &str, tag: &str, docker: bool, children: &[(&str, &Image)]) -> Pushed {
+    pub fn index(
+        &self,
+        repo: &str,
+        tag: &str,
+        docker: bool,
+        children: &[(&str, &Image)],
+    ) -> Pushed {
         let media_type = if docker { DOCKER_LIST } else { OCI_INDEX };
         let manifests: Vec<serde_json::Value> = children
             .iter()
@@ -227,7 +255,8 @@ impl Pusher {
         let config = self.blob(
             repo,
             HELM_CONFIG,
-            format!("{{\"name\":\"demo\",\"version\":\"{version}\",\"apiVersion\":\"v2\"}}").into_bytes(),
+            format!("{{\"name\":\"demo\",\"version\":\"{version}\",\"apiVersion\":\"v2\"}}")
+                .into_bytes(),
         );
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
@@ -257,7 +286,12 @@ impl Pusher {
         }))
         .unwrap();
         let layer = self.blob(repo, COSIGN_LAYER, payload);
-        let config = self.blob(repo, OCI_CONFIG, br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec());
+        let config = self.blob(
+            repo,
+            OCI_CONFIG,
+            br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec(),
+        );
         let mut layer_desc = layer.descriptor();
         layer_desc["annotations"] = serde_json::json!({
             "dev.cosignproject.cosign/signature": "MEUCIQDfake+signature+for+tests==",

@@ -29,7 +29,10 @@ impl Package {
             let name = entry.path().unwrap().to_string_lossy().into_owned();
             let mut data = Vec::new();
             entry.read_to_end(&mut data).unwrap();
-            assert!(files.insert(name.clone(), data).is_none(), "duplicate entry {name}");
+            assert!(
+                files.insert(name.clone(), data).is_none(),
+                "duplicate entry {name}"
+            );
             order.push(name);
         }
         Self { order, files }

@@ -47,7 +47,10 @@ impl TestRegistry {
     }
 
     fn wait_ready(&self) {
-        let client = reqwest::blocking::Client::builder().no_proxy().build().unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if client
@@ -59,7 +62,10 @@ impl TestRegistry {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("docker-registry did not answer on {} within 15 s", self.addr);
+        panic!(
+            "docker-registry did not answer on {} within 15 s",
+            self.addr
+        );
     }
 }
 

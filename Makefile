@@ -1,0 +1,20 @@
+# The two commands of the quick start: `make demo` and `make test`.
+
+.PHONY: demo test deps lint bench
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	@scripts/demo.sh
+
+test: deps
+	cargo test --locked
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --locked -- -D warnings
+
+bench:
+	@PKGR_BENCH_DEPS=1 scripts/install-deps.sh
+	@bench/create.sh

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what pkgr's demo and tests need on Debian, if it is missing.
+set -euo pipefail
+
+missing=()
+command -v docker-registry >/dev/null || missing+=(docker-registry)
+command -v zstd >/dev/null || missing+=(zstd)
+if [ "${PKGR_BENCH_DEPS:-}" = 1 ]; then
+  command -v skopeo >/dev/null || missing+=(skopeo)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "error: cargo is missing; install Rust with your distribution's rustup or cargo package" >&2
+  exit 1
+fi
