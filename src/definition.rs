@@ -225,13 +225,15 @@ pub fn parse(
             }
             (meta, components, warnings)
         }
-        Some(other) => return Err(err_at(
-            line_of(text, "kind:"),
-            Some("kind"),
-            format!(
+        Some(other) => {
+            return Err(err_at(
+                line_of(text, "kind:"),
+                Some("kind"),
+                format!(
                 "unknown kind `{other}`; expected `PkgrPackage` (or a Zarf `ZarfPackageConfig`)"
             ),
-        )),
+            ))
+        }
         None => {
             return Err(err_at(
                 None,

@@ -5,3 +5,4 @@ mod support;
 
 mod create;
 mod create_errors;
+mod faults;

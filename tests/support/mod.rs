@@ -5,6 +5,7 @@
 
 pub mod images;
 pub mod package;
+pub mod proxy;
 pub mod registry;
 
 use std::path::{Path, PathBuf};

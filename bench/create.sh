@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Benchmark: `pkgr create` cold and warm against `skopeo copy` of the same images into
+# one OCI layout followed by `tar | zstd`, on a ~1 GiB corpus served by a local
+# docker-registry. Prints wall time and peak RSS for each; rerun with `make bench`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+addr=127.0.0.1:5556
+work=$(mktemp -d)
+registry_pid=""
+cleanup() {
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet --bin pkgr --example bench_corpus
+cat >"$work/registry.yml" <<YAML
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $work/data
+http:
+  addr: $addr
+YAML
+docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+registry_pid=$!
+sleep 1
+echo "seeding the corpus (not timed)..." >&2
+target/release/examples/bench_corpus "$addr"
+
+images=()
+for i in 0 1 2 3 4 5; do images+=("$addr/bench/img$i:1"); done
+mkdir -p "$work/def"
+{
+  printf 'kind: PkgrPackage\nmetadata:\n  name: bench\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n'
+  for image in "${images[@]}"; do printf '      - %s\n' "$image"; done
+} >"$work/def/pkgr.yaml"
+
+# measure NAME CMD...: runs CMD under /usr/bin/time, prints "NAME wall RSS".
+measure() {
+  local name=$1
+  shift
+  sync
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
+    cat "$work/stderr" >&2
+    exit 1
+  }
+  read -r wall rss <"$work/time"
+  printf '%-34s %8.2f s %8.0f MiB\n' "$name" "$wall" "$((rss / 1024))"
+}
+
+skopeo_then_zstd() {
+  rm -rf "$work/skopeo" && mkdir -p "$work/skopeo/layout"
+  for i in 0 1 2 3 4 5; do
+    skopeo copy --quiet --src-tls-verify=false "docker://$addr/bench/img$i:1" "oci:$work/skopeo/layout:img$i"
+  done
+  tar -C "$work/skopeo" -cf - layout | zstd -q -T0 -3 -o "$work/skopeo/package.tar.zst"
+}
+
+corpus=$(du -sb "$work/data" | cut -f1)
+echo
+echo "corpus: 6 images, $((corpus / 1048576)) MiB in the registry; $(nproc) cores"
+printf '%-34s %10s %12s\n' "run" "wall" "peak RSS"
+measure "pkgr create (cold cache)" target/release/pkgr create "$work/def" -o "$work/out1" --cache "$work/cache" --no-progress
+measure "pkgr create (warm cache)" target/release/pkgr create "$work/def" -o "$work/out2" --cache "$work/cache" --no-progress
+measure "pkgr create --no-cache" target/release/pkgr create "$work/def" -o "$work/out3" --no-cache --no-progress
+export -f skopeo_then_zstd
+export work addr
+measure "skopeo copy loop + tar | zstd" bash -c skopeo_then_zstd
+if command -v skopeo >/dev/null && [ -d "$work/skopeo/layout" ]; then
+  printf '\npackage sizes: pkgr %s MiB, skopeo+zstd %s MiB\n' \
+    "$(( $(stat -c %s "$work"/out1/*.tar.zst) / 1048576 ))" \
+    "$(( $(stat -c %s "$work/skopeo/package.tar.zst") / 1048576 ))"
+fi

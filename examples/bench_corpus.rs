@@ -1,0 +1,28 @@
+//! Seeds a registry with the benchmark corpus: six images of about 150 MiB each that
+//! share a 100 MiB base layer, about 1 GiB of unique, incompressible blobs in all.
+//!
+//! Usage: `cargo run --release --example bench_corpus -- 127.0.0.1:5556`
+
+#[path = "../tests/support/images.rs"]
+mod images;
+
+use images::{layer, noise, Pusher};
+
+pub const IMAGES: u64 = 6;
+
+fn main() {
+    let addr = std::env::args()
+        .nth(1)
+        .expect("usage: bench_corpus HOST:PORT");
+    let pusher = Pusher::new(&addr);
+    let base = layer(&[("base.bin", &noise(1, 100 << 20))]);
+    for i in 0..IMAGES {
+        let layers = [
+            base.clone(),
+            layer(&[("app.bin", &noise(10 + i, 100 << 20))]),
+            layer(&[("data.bin", &noise(20 + i, 40 << 20))]),
+        ];
+        pusher.image(&format!("bench/img{i}"), "1", i % 2 == 0, "amd64", &layers);
+        eprintln!("pushed bench/img{i}:1");
+    }
+}

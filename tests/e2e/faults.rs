@@ -1,0 +1,104 @@
+//! `pkgr create` through a fault-injecting proxy: cut bodies resume with a Range
+//! request, transient statuses are retried, and corrupt bytes never reach a package or
+//! the cache.
+
+use crate::support::images::{layer, noise, Pusher};
+use crate::support::package::Package;
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::registry::TestRegistry;
+use crate::support::{package_path, stderr, Workspace};
+
+fn single_image_definition(ws: &Workspace, addr: &str) {
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: faults\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
+    ));
+}
+
+#[test]
+fn a_cut_download_resumes_with_a_range_request() {
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("big", &noise(9, 3 << 20))])],
+    );
+    let big = &image.layers[0];
+    let cut = 1 << 20;
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![(big.digest.clone(), Fault::CutAfter(cut))],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let package = Package::read(&package_path(&ws.create(&[])));
+    assert_eq!(package.blob(&big.digest), Some(&big.bytes));
+
+    let ranges: Vec<Option<String>> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.ends_with(&big.digest))
+        .map(|s| s.range)
+        .collect();
+    assert_eq!(
+        ranges,
+        vec![Some("bytes=0-".to_owned()), Some(format!("bytes={cut}-"))],
+        "the second request must resume where the cut left off"
+    );
+}
+
+#[test]
+fn transient_statuses_are_retried() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", true, "amd64", &[layer(&[("a", b"a")])]);
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![
+            ("/manifests/1".to_owned(), Fault::Status(503)),
+            (image.layers[0].digest.clone(), Fault::Status(429)),
+            (image.config.digest.clone(), Fault::Status(502)),
+        ],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let package = Package::read(&package_path(&ws.create(&[])));
+    for blob in image.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+}
+
+#[test]
+fn corrupt_bytes_fail_the_build_and_stay_out_of_the_cache() {
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("data", &noise(5, 200_000))])],
+    );
+    let bad = image.layers[0].digest.clone();
+    // Every attempt gets the same flipped byte.
+    let rules = (0..10)
+        .map(|_| (bad.clone(), Fault::Corrupt(1000)))
+        .collect();
+    let proxy = FaultProxy::start(&registry.addr, rules);
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("blob {bad} for {}/app:1 is damaged", proxy.addr)),
+        "{err}"
+    );
+    assert!(err.contains("wrong content"), "{err}");
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+    let cached = ws
+        .path("cache")
+        .join("blobs-v1/sha256")
+        .join(bad.trim_start_matches("sha256:"));
+    assert!(!cached.exists(), "a corrupt blob reached the cache");
+}

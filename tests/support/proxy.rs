@@ -1,0 +1,190 @@
+//! A fault-injecting HTTP proxy in front of a real registry, for the failures a real
+//! server will not produce on demand: a body cut mid-way, a corrupted byte, or an
+//! error status. One request per connection; every response says `Connection: close`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Send the head and this many body bytes, then close the connection.
+    CutAfter(usize),
+    /// Flip the body byte at this offset.
+    Corrupt(usize),
+    /// Answer with this status and an empty body.
+    Status(u16),
+}
+
+/// One logged request: method, path and Range header.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+}
+
+pub struct FaultProxy {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+type Rules = Arc<Mutex<Vec<(String, Fault)>>>;
+
+impl FaultProxy {
+    /// Proxies to `upstream`. Each rule `(path substring, fault)` applies once, to the
+    /// first GET whose path contains the substring.
+    pub fn start(upstream: &str, rules: Vec<(String, Fault)>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rules: Rules = Arc::new(Mutex::new(rules));
+        let upstream = upstream.to_owned();
+        {
+            let (stop, seen) = (stop.clone(), seen.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let (upstream, rules, seen) =
+                                (upstream.clone(), rules.clone(), seen.clone());
+                            std::thread::spawn(move || {
+                                let _ = serve(client, &upstream, &rules, &seen);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Self { addr, stop, seen }
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Reads an HTTP head (up to the blank line) as lines.
+fn read_head(reader: &mut impl BufRead) -> std::io::Result<Vec<String>> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        lines.push(line);
+    }
+    Ok(lines)
+}
+
+fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// The head with its Connection header replaced by `Connection: close`.
+fn closing(head: &[String]) -> String {
+    let mut out = String::new();
+    for line in head {
+        if line.to_ascii_lowercase().starts_with("connection:") {
+            continue;
+        }
+        out.push_str(line);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    out
+}
+
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    rules: &Rules,
+    seen: &Mutex<Vec<Seen>>,
+) -> std::io::Result<()> {
+    client.set_nonblocking(false)?;
+    let mut client_reader = BufReader::new(client.try_clone()?);
+    let mut client = client;
+    let head = read_head(&mut client_reader)?;
+    let Some(request_line) = head.first() else {
+        return Ok(());
+    };
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        range: header(&head, "range").map(str::to_owned),
+    });
+    let fault = if method == "GET" {
+        let mut rules = rules.lock().unwrap();
+        rules
+            .iter()
+            .position(|(pattern, _)| path.contains(pattern.as_str()))
+            .map(|i| rules.remove(i).1)
+    } else {
+        None
+    };
+    if let Some(Fault::Status(code)) = fault {
+        write!(
+            client,
+            "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
+
+    let mut body = Vec::new();
+    if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        client_reader.read_exact(&mut body)?;
+    }
+    let mut server = TcpStream::connect(upstream)?;
+    server.write_all(closing(&head).as_bytes())?;
+    server.write_all(&body)?;
+    let mut server_reader = BufReader::new(server);
+    let response_head = read_head(&mut server_reader)?;
+    client.write_all(closing(&response_head).as_bytes())?;
+
+    let mut sent = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = server_reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let chunk = &mut buf[..n];
+        match fault {
+            Some(Fault::CutAfter(limit)) if sent + n >= limit => {
+                client.write_all(&chunk[..limit - sent])?;
+                client.flush()?;
+                return client.shutdown(std::net::Shutdown::Both);
+            }
+            Some(Fault::Corrupt(at)) if (sent..sent + n).contains(&at) => {
+                chunk[at - sent] ^= 0xff;
+            }
+            _ => {}
+        }
+        client.write_all(chunk)?;
+        sent += n;
+    }
+    Ok(())
+}
