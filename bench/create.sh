@@ -41,39 +41,50 @@ mkdir -p "$work/def"
   for image in "${images[@]}"; do printf '      - %s\n' "$image"; done
 } >"$work/def/pkgr.yaml"
 
-# measure NAME CMD...: runs CMD under /usr/bin/time, prints "NAME wall RSS".
+RUNS=${RUNS:-3}
+
+# measure NAME PREP CMD...: runs PREP (untimed) then CMD under /usr/bin/time, RUNS
+# times; prints the median wall time and the largest peak RSS.
 measure() {
-  local name=$1
-  shift
-  sync
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
-    cat "$work/stderr" >&2
-    exit 1
-  }
-  read -r wall rss <"$work/time"
-  printf '%-34s %8.2f s %8.0f MiB\n' "$name" "$wall" "$((rss / 1024))"
+  local name=$1 prep=$2
+  shift 2
+  : >"$work/times"
+  for _ in $(seq "$RUNS"); do
+    eval "$prep"
+    sync
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
+      cat "$work/stderr" >&2
+      exit 1
+    }
+    cat "$work/time" >>"$work/times"
+  done
+  local wall rss
+  wall=$(sort -n "$work/times" | awk '{ w[NR] = $1 } END { print w[int((NR + 1) / 2)] }')
+  rss=$(sort -n -k2 "$work/times" | tail -1 | awk '{ print int($2 / 1024) }')
+  printf '%-34s %8.2f s %8s MiB\n' "$name" "$wall" "$rss"
 }
 
 skopeo_then_zstd() {
-  rm -rf "$work/skopeo" && mkdir -p "$work/skopeo/layout"
+  mkdir -p "$work/skopeo/layout"
   for i in 0 1 2 3 4 5; do
     skopeo copy --quiet --src-tls-verify=false "docker://$addr/bench/img$i:1" "oci:$work/skopeo/layout:img$i"
   done
   tar -C "$work/skopeo" -cf - layout | zstd -q -T0 -3 -o "$work/skopeo/package.tar.zst"
 }
+export -f skopeo_then_zstd
+export work addr
 
 corpus=$(du -sb "$work/data" | cut -f1)
 echo
-echo "corpus: 6 images, $((corpus / 1048576)) MiB in the registry; $(nproc) cores"
+echo "corpus: 6 images, $((corpus / 1048576)) MiB in the registry; $(nproc) cores; median of $RUNS runs"
 printf '%-34s %10s %12s\n' "run" "wall" "peak RSS"
-measure "pkgr create (cold cache)" target/release/pkgr create "$work/def" -o "$work/out1" --cache "$work/cache" --no-progress
-measure "pkgr create (warm cache)" target/release/pkgr create "$work/def" -o "$work/out2" --cache "$work/cache" --no-progress
-measure "pkgr create --no-cache" target/release/pkgr create "$work/def" -o "$work/out3" --no-cache --no-progress
-export -f skopeo_then_zstd
-export work addr
-measure "skopeo copy loop + tar | zstd" bash -c skopeo_then_zstd
-if command -v skopeo >/dev/null && [ -d "$work/skopeo/layout" ]; then
-  printf '\npackage sizes: pkgr %s MiB, skopeo+zstd %s MiB\n' \
-    "$(( $(stat -c %s "$work"/out1/*.tar.zst) / 1048576 ))" \
-    "$(( $(stat -c %s "$work/skopeo/package.tar.zst") / 1048576 ))"
-fi
+measure "pkgr create (cold cache)" 'rm -rf "$work/cache" "$work/out"' \
+  target/release/pkgr create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
+measure "pkgr create (warm cache)" 'rm -rf "$work/out"' \
+  target/release/pkgr create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
+measure "pkgr create --no-cache" 'rm -rf "$work/out"' \
+  target/release/pkgr create "$work/def" -o "$work/out" --no-cache --no-progress
+measure "skopeo copy loop + tar | zstd" 'rm -rf "$work/skopeo"' bash -c skopeo_then_zstd
+printf '\npackage sizes: pkgr %s MiB, skopeo+zstd %s MiB\n' \
+  "$(($(stat -c %s "$work"/out/*.tar.zst) / 1048576))" \
+  "$(($(stat -c %s "$work/skopeo/package.tar.zst") / 1048576))"

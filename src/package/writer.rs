@@ -4,6 +4,8 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+#[cfg(unix)]
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +37,12 @@ pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<()
         path: out.to_owned(),
         source,
     };
-    let temp = tempfile::Builder::new()
-        .prefix(".pkgr-package-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(io_err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".pkgr-package-").suffix(".partial");
+    // tempfile creates 0600 files; a package is an ordinary file for the umask to shape.
+    #[cfg(unix)]
+    builder.permissions(std::fs::Permissions::from_mode(0o666));
+    let temp = builder.tempfile_in(dir).map_err(io_err)?;
     let file = temp.as_file().try_clone().map_err(io_err)?;
     let buffered = BufWriter::with_capacity(1 << 20, file);
     let buffered = if compress {

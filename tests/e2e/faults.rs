@@ -102,3 +102,66 @@ fn corrupt_bytes_fail_the_build_and_stay_out_of_the_cache() {
         .join(bad.trim_start_matches("sha256:"));
     assert!(!cached.exists(), "a corrupt blob reached the cache");
 }
+
+#[test]
+fn ctrl_c_leaves_no_package_and_no_staging() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![(
+            image.layers[0].digest.clone(),
+            Fault::Stall(std::time::Duration::from_secs(30)),
+        )],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let child = ws
+        .pkgr()
+        .args(["create", "--no-progress", "--output"])
+        .arg(ws.path("out"))
+        .arg(ws.path("def"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the download is under way (the stalled layer has been asked for).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !proxy
+        .seen()
+        .iter()
+        .any(|s| s.path.ends_with(&image.layers[0].digest))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("error: interrupted"), "{err}");
+    assert!(
+        ws.output_files().is_empty(),
+        "left behind: {:?}",
+        ws.output_files()
+    );
+    let cached = ws.path("cache").join("blobs-v1/sha256");
+    let names: Vec<_> = std::fs::read_dir(cached)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !names
+            .iter()
+            .any(|n| image.layers[0].digest.ends_with(n.to_str().unwrap())),
+        "an unfinished blob reached the cache"
+    );
+}

@@ -16,6 +16,8 @@ pub enum Fault {
     Corrupt(usize),
     /// Answer with this status and an empty body.
     Status(u16),
+    /// Send the head, then hold the body back for this long.
+    Stall(Duration),
 }
 
 /// One logged request: method, path and Range header.
@@ -163,6 +165,10 @@ fn serve(
     let mut server_reader = BufReader::new(server);
     let response_head = read_head(&mut server_reader)?;
     client.write_all(closing(&response_head).as_bytes())?;
+    if let Some(Fault::Stall(pause)) = fault {
+        client.flush()?;
+        std::thread::sleep(pause);
+    }
 
     let mut sent = 0usize;
     let mut buf = vec![0u8; 64 * 1024];
