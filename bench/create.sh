@@ -6,30 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 addr=127.0.0.1:5556
-work=$(mktemp -d)
-registry_pid=""
-cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/registry.sh
+. scripts/registry.sh
 
 cargo build --release --quiet --bin pkgr --example bench_corpus
-cat >"$work/registry.yml" <<YAML
-version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $work/data
-http:
-  addr: $addr
-YAML
-docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
-registry_pid=$!
-sleep 1
+work=$(mktemp -d)
+start_registry "$addr" "$work"
 echo "seeding the corpus (not timed)..." >&2
 target/release/examples/bench_corpus "$addr"
 

@@ -6,7 +6,7 @@
 #[path = "../tests/support/images.rs"]
 mod images;
 
-use images::{layer, noise, Pusher};
+use images::{layer, noise, wait_for_registry, Pusher};
 
 pub const IMAGES: u64 = 6;
 
@@ -14,6 +14,7 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .expect("usage: bench_corpus HOST:PORT");
+    wait_for_registry(&addr);
     let pusher = Pusher::new(&addr);
     let base = layer(&[("base.bin", &noise(1, 100 << 20))]);
     for i in 0..IMAGES {

@@ -6,15 +6,13 @@
 #[path = "../tests/support/images.rs"]
 mod images;
 
-use std::time::{Duration, Instant};
-
-use images::{layer, noise, Pusher};
+use images::{layer, noise, wait_for_registry, Pusher};
 
 fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:5555".to_owned());
-    wait_for(&addr);
+    wait_for_registry(&addr);
     let pusher = Pusher::new(&addr);
 
     let base = layer(&[("usr/lib/base.bin", &noise(1, 8 << 20))]);
@@ -53,23 +51,4 @@ fn main() {
         br#"{"spdxVersion":"SPDX-2.3","name":"web"}"#,
     );
     println!("seeded {addr} with demo/web:1.0, demo/api:2.0 (amd64+arm64), demo/charts/web:0.1.0, a signature and an SBOM");
-}
-
-fn wait_for(addr: &str) {
-    let client = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if client
-            .get(format!("http://{addr}/v2/"))
-            .send()
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no registry answered on {addr} within 15 s");
 }

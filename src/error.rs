@@ -37,6 +37,13 @@ pub enum Error {
         second: u64,
         reference: String,
     },
+    #[error(
+        "blob {digest} of {reference} was damaged in the cache (its bytes do not match its name)"
+    )]
+    DamagedCache {
+        reference: String,
+        digest: crate::store::Digest,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -46,8 +53,8 @@ impl Error {
         match self {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
-            Self::Seal(_) => {
-                Some("damaged cache entries were removed: build again, or pass --no-cache".into())
+            Self::DamagedCache { .. } => {
+                Some("the damaged entry was removed from the cache: build again".into())
             }
             _ => None,
         }

@@ -15,7 +15,7 @@ use crate::registry::{Credentials, Registry};
 use crate::store::cas::link_or_copy;
 use crate::store::digest::hash_file;
 use crate::store::layout::{annotations_for, IndexEntry, Layout};
-use crate::store::seal::{seal, Sealed};
+use crate::store::seal::{seal, SealError, Sealed};
 use crate::store::{Digest, Store, StoreError};
 use crate::Error;
 
@@ -114,15 +114,17 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         .await
         .expect("the seal task does not panic");
     let sealed = match sealed {
-        Ok(sealed) if sealed.misnamed.is_empty() => sealed,
-        Ok(sealed) => {
+        Ok(sealed) => sealed,
+        Err(SealError::Misnamed { misnamed }) => {
             // A misnamed blob came from a damaged cache entry: evict it and name it.
-            evict(&store, &sealed.misnamed);
-            let digest = sealed.misnamed[0].clone();
-            return Err(Error::Seal(crate::store::seal::SealError::Missing {
+            for digest in &misnamed {
+                store.evict(digest);
+            }
+            let digest = misnamed[0].clone();
+            return Err(Error::DamagedCache {
                 reference: owner_of(&images, &digest),
                 digest,
-            }));
+            });
         }
         Err(err) => return Err(err.into()),
     };
@@ -230,12 +232,6 @@ fn index_entry(image: &ResolvedImage) -> IndexEntry {
         size: image.size,
         annotations: annotations_for(&image.reference.whole()),
         platform: image.platform.clone(),
-    }
-}
-
-fn evict(store: &Store, digests: &[Digest]) {
-    for digest in digests {
-        store.evict(digest);
     }
 }
 

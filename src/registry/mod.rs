@@ -8,13 +8,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bytes_stream::BlobStream;
 use oci_client::client::{
     BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
 };
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+
+/// A blob body as it arrives.
+pub type BlobStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
 pub use auth::{AuthError, Credentials};
 pub use retry::{backoff, MAX_ATTEMPTS};
@@ -308,9 +311,4 @@ fn error_chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -
         current = e.source();
     }
     false
-}
-
-mod bytes_stream {
-    pub type BlobStream =
-        futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 }

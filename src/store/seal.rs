@@ -36,6 +36,8 @@ pub enum SealError {
         digest: Digest,
         message: String,
     },
+    #[error("blob {} does not hold the bytes its name says", misnamed[0])]
+    Misnamed { misnamed: Vec<Digest> },
     #[error("{} has a file whose name is not a sha256 digest", path.display())]
     StrayFile { path: PathBuf },
 }
@@ -46,15 +48,15 @@ pub enum SealError {
 pub struct Sealed {
     pub blobs: BTreeMap<Digest, u64>,
     pub metadata: BTreeSet<Digest>,
-    /// Files whose bytes did not match their names (renamed, and reported so a
-    /// cache can evict them).
-    pub misnamed: Vec<Digest>,
 }
 
 /// Seals the layout rooted at `root` (holding `index.json` and `blobs/sha256`).
+/// Misnamed files are renamed to their true digest and reported with their old names,
+/// so that whoever supplied them (a cache) can evict them.
 pub fn seal(root: &Path) -> Result<Sealed, SealError> {
     let blobs_dir = root.join("blobs").join("sha256");
     let mut sealed = Sealed::default();
+    let mut misnamed = Vec::new();
     let hashed = hash_all(&blobs_dir)?;
     for (name, (digest, size)) in hashed {
         if name != digest.hex() {
@@ -66,10 +68,13 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
                 fs::rename(&from, &to).map_err(|source| SealError::Io { path: from, source })?;
             }
             if let Ok(named) = Digest::from_hex(&name) {
-                sealed.misnamed.push(named);
+                misnamed.push(named);
             }
         }
         sealed.blobs.insert(digest, size);
+    }
+    if !misnamed.is_empty() {
+        return Err(SealError::Misnamed { misnamed });
     }
 
     let index_path = root.join("index.json");

@@ -165,3 +165,49 @@ fn ctrl_c_leaves_no_package_and_no_staging() {
         "an unfinished blob reached the cache"
     );
 }
+
+#[test]
+fn a_damaged_cache_entry_is_caught_by_the_seal_and_evicted() {
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("data", &noise(11, 100_000))])],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &registry.addr);
+    let first = package_path(&ws.create(&[]));
+    std::fs::remove_file(&first).unwrap();
+
+    // Same length, different bytes: only re-hashing can tell.
+    let digest = &image.layers[0].digest;
+    let cached = ws
+        .path("cache")
+        .join("blobs-v1/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&cached).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&cached, &bytes).unwrap();
+
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "blob {digest} of {}/app:1 was damaged in the cache",
+            registry.addr
+        )),
+        "{err}"
+    );
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+    assert!(
+        err.contains("hint: the damaged entry was removed from the cache"),
+        "{err}"
+    );
+    assert!(!cached.exists(), "the damaged entry must be evicted");
+
+    let package = Package::read(&package_path(&ws.create(&[])));
+    assert_eq!(package.blob(digest), Some(&image.layers[0].bytes));
+}

@@ -349,3 +349,23 @@ impl Image {
         all
     }
 }
+
+/// Waits up to 15 s for a registry to answer `GET /v2/`.
+pub fn wait_for_registry(addr: &str) {
+    let client = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if client
+            .get(format!("http://{addr}/v2/"))
+            .send()
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no registry answered on {addr} within 15 s");
+}

@@ -4,7 +4,6 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub const REGISTRY_BIN: &str = "docker-registry";
 
@@ -47,25 +46,7 @@ impl TestRegistry {
     }
 
     fn wait_ready(&self) {
-        let client = reqwest::blocking::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if client
-                .get(format!("http://{}/v2/", self.addr))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "docker-registry did not answer on {} within 15 s",
-            self.addr
-        );
+        super::images::wait_for_registry(&self.addr);
     }
 }
 
