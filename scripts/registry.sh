@@ -16,5 +16,7 @@ http:
 YAML
   docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
   registry_pid=$!
-  trap 'kill "$registry_pid" 2>/dev/null || true; rm -rf "$dir"' EXIT
+  # Expanded now: the function's locals are gone by the time the trap runs.
+  # shellcheck disable=SC2064
+  trap "kill $registry_pid 2>/dev/null || true; rm -rf '$dir'" EXIT
 }
