@@ -22,6 +22,12 @@ pub enum Error {
     Seal(#[from] SealError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Read(#[from] crate::package::reader::ReadError),
+    #[error("the package cannot be read: {message}")]
+    BadPackage { message: String },
+    #[error("the package failed verification: {} problem(s), the first: {}", problems.len(), problems[0])]
+    Verification { problems: Vec<String> },
     #[error("cannot use the output directory {}", path.display())]
     Output {
         path: std::path::PathBuf,

@@ -1,6 +1,7 @@
 //! The command line: clap's view of the arguments, and one module per command.
 
 pub mod create;
+pub mod inspect;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,22 @@ pub struct Cli {
 pub enum Command {
     /// Build a package from DIR/pkgr.yaml
     Create(CreateArgs),
+    /// Show what a package holds
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The package (.tar.zst or .tar; pkgr or Zarf)
+    pub package: PathBuf,
+
+    /// Print one JSON object instead of a table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also re-hash every file against checksums.txt and every blob against its name
+    #[arg(long)]
+    pub verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -95,5 +112,20 @@ impl TransportArgs {
 pub async fn run(cli: Cli) -> Result<(), crate::Error> {
     match cli.command {
         Command::Create(args) => create::run(args).await,
+        Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
+            .await
+            .expect("inspect does not panic"),
+    }
+}
+
+/// A closed pipe (`pkgr inspect … | head`) is not an error worth a message.
+pub fn ignore_broken_pipe(result: std::io::Result<()>) -> Result<(), crate::Error> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(crate::Error::Output {
+            path: "stdout".into(),
+            source: e,
+        }),
+        Ok(()) => Ok(()),
     }
 }

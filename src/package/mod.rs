@@ -1,6 +1,10 @@
-//! The package file: what its `pkgr.yaml` records, and the deterministic tar writer.
+//! The package file: what its `pkgr.yaml` records, the deterministic writer, and the
+//! safe streaming reader behind `inspect` and `push`.
 
 pub mod built;
+pub mod reader;
+pub mod scan;
+pub mod summary;
 pub mod writer;
 
 /// Paths inside a package.

@@ -1,0 +1,112 @@
+//! `pkgr inspect`: what a package holds, from its head; `--verify` reads it all.
+
+use std::io::Write;
+
+use super::InspectArgs;
+use crate::package::scan::scan;
+use crate::package::summary::{summarize, Summary};
+use crate::progress::human_bytes;
+use crate::Error;
+
+pub fn run(args: InspectArgs) -> Result<(), Error> {
+    let summary = summarize(&args.package)?;
+    let verification = if args.verify {
+        Some(scan(&args.package, None)?)
+    } else {
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        let mut value = serde_json::to_value(&summary).expect("the summary serializes");
+        if let Some(scan) = &verification {
+            value["verification"] = serde_json::json!({
+                "ok": scan.problems.is_empty(),
+                "files": scan.files.len(),
+                "problems": scan.problems,
+            });
+        }
+        serde_json::to_writer_pretty(&mut out, &value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out))
+    } else {
+        print_human(&mut out, &summary).and_then(|()| match &verification {
+            Some(scan) if scan.problems.is_empty() => writeln!(
+                out,
+                "\nverified: {} files; every checksum and every blob digest matches",
+                scan.files.len()
+            ),
+            Some(scan) => {
+                writeln!(out, "\nverification failed:")?;
+                for problem in &scan.problems {
+                    writeln!(out, "  {problem}")?;
+                }
+                Ok(())
+            }
+            None => Ok(()),
+        })
+    };
+    super::ignore_broken_pipe(written)?;
+    match verification {
+        Some(scan) if !scan.problems.is_empty() => Err(Error::Verification {
+            problems: scan.problems,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn print_human(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+    let meta = &summary.metadata;
+    write!(out, "{} package {}", summary.format, meta.name)?;
+    if let Some(version) = &meta.version {
+        write!(out, " {version}")?;
+    }
+    if let Some(arch) = &meta.architecture {
+        write!(out, " ({arch})")?;
+    }
+    writeln!(out)?;
+    if let Some(description) = &meta.description {
+        writeln!(out, "  {description}")?;
+    }
+    writeln!(out, "\ncomponents:")?;
+    for component in &summary.components {
+        let n = component.images.len();
+        writeln!(
+            out,
+            "  {} ({n} image{})",
+            component.name,
+            if n == 1 { "" } else { "s" }
+        )?;
+    }
+    let width = summary
+        .images
+        .iter()
+        .map(|i| i.reference.len())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    writeln!(
+        out,
+        "\n{:<width$}  {:<15}  {:<14}  {:>10}  DIGEST",
+        "REFERENCE", "KIND", "PLATFORM", "SIZE"
+    )?;
+    for image in &summary.images {
+        writeln!(
+            out,
+            "{:<width$}  {:<15}  {:<14}  {:>10}  {}",
+            image.reference,
+            image.kind.to_string(),
+            image.platform.as_deref().unwrap_or("-"),
+            human_bytes(image.size),
+            image.digest
+        )?;
+    }
+    let totals = &summary.totals;
+    writeln!(
+        out,
+        "\n{} images, {} blobs, {}; {} shared between images",
+        totals.images,
+        totals.blobs,
+        human_bytes(totals.bytes),
+        human_bytes(totals.shared_bytes)
+    )
+}

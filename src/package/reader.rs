@@ -1,0 +1,233 @@
+//! Reading a package as a stream, safely: every tar entry is checked before its bytes
+//! are used. Only regular files at known paths are accepted; absolute paths, `..`,
+//! links, devices, duplicates and oversized metadata are refused with the entry named.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use crate::store::Digest;
+
+/// pkgr.yaml, zarf.yaml, index.json and checksums.txt larger than this are refused.
+pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read the package {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the package holds an unsafe entry `{name}`: {reason}")]
+    Unsafe { name: String, reason: &'static str },
+    #[error("the package holds `{name}` twice")]
+    Duplicate { name: String },
+    #[error("`{name}` in the package is {size} bytes, over the {MAX_METADATA_BYTES}-byte limit for metadata")]
+    TooLarge { name: String, size: u64 },
+    #[error("`{name}` in the package is not where a package keeps files")]
+    Unknown { name: String },
+}
+
+/// What a package entry is, by its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    PkgrDefinition,
+    ZarfDefinition,
+    Checksums,
+    OciLayout,
+    Index,
+    Blob(Digest),
+    /// Zarf files pkgr carries but does not use (component tarballs, SBOMs, signatures).
+    ZarfExtra,
+}
+
+impl Known {
+    fn is_metadata(&self) -> bool {
+        matches!(
+            self,
+            Self::PkgrDefinition
+                | Self::ZarfDefinition
+                | Self::Checksums
+                | Self::OciLayout
+                | Self::Index
+        )
+    }
+}
+
+/// Classifies a normalized entry name, or says why it does not belong.
+pub fn classify(name: &str) -> Result<Known, ReadError> {
+    let known = match name {
+        "pkgr.yaml" => Known::PkgrDefinition,
+        "zarf.yaml" => Known::ZarfDefinition,
+        "checksums.txt" => Known::Checksums,
+        "images/oci-layout" => Known::OciLayout,
+        "images/index.json" => Known::Index,
+        "zarf.yaml.sig" | "sboms.tar" => Known::ZarfExtra,
+        _ => {
+            if let Some(hex) = name.strip_prefix("images/blobs/sha256/") {
+                let digest = Digest::from_hex(hex).map_err(|_| ReadError::Unknown {
+                    name: name.to_owned(),
+                })?;
+                Known::Blob(digest)
+            } else if name.starts_with("components/") && !name[11..].contains('/') {
+                Known::ZarfExtra
+            } else {
+                return Err(ReadError::Unknown {
+                    name: name.to_owned(),
+                });
+            }
+        }
+    };
+    Ok(known)
+}
+
+/// Checks a raw entry name and returns it without a leading `./`.
+fn normalize(raw: &[u8]) -> Result<String, ReadError> {
+    let name = std::str::from_utf8(raw).map_err(|_| ReadError::Unsafe {
+        name: String::from_utf8_lossy(raw).into_owned(),
+        reason: "its name is not UTF-8",
+    })?;
+    let unsafe_entry = |reason| ReadError::Unsafe {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.starts_with('/') {
+        return Err(unsafe_entry("its path is absolute"));
+    }
+    let trimmed = name.trim_start_matches("./");
+    if trimmed.split('/').any(|part| part == "..") {
+        return Err(unsafe_entry("its path climbs out with `..`"));
+    }
+    if trimmed.contains('\\') || trimmed.contains('\0') {
+        return Err(unsafe_entry("its path has a backslash or NUL"));
+    }
+    Ok(trimmed.trim_end_matches('/').to_owned())
+}
+
+/// Opens a package file, decompressing zstd when the file starts with its magic.
+pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    let mut magic = [0u8; 4];
+    let head = {
+        use std::io::BufRead;
+        let buf = file.fill_buf().map_err(io_err)?;
+        let n = buf.len().min(4);
+        magic[..n].copy_from_slice(&buf[..n]);
+        n
+    };
+    if head == 4 && magic == ZSTD_MAGIC {
+        let decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?;
+        Ok(Box::new(decoder))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+/// What the callback wants next.
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Walks the package's entries in order, refusing any unsafe one before the callback
+/// sees it. The callback gets the entry's kind, name, size and a reader of its bytes.
+pub fn for_each_entry(
+    path: &Path,
+    mut visit: impl FnMut(Known, &str, u64, &mut dyn Read) -> Result<Flow, crate::Error>,
+) -> Result<(), crate::Error> {
+    let io_err = |source| ReadError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut archive = tar::Archive::new(open(path)?);
+    let mut seen = HashSet::new();
+    for entry in archive.entries().map_err(io_err)? {
+        let mut entry = entry.map_err(io_err)?;
+        let name = normalize(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        let refuse = |reason| ReadError::Unsafe {
+            name: name.clone(),
+            reason,
+        };
+        match kind {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {}
+            tar::EntryType::Directory => continue,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
+            tar::EntryType::Symlink => return Err(refuse("it is a symbolic link").into()),
+            tar::EntryType::Link => return Err(refuse("it is a hard link").into()),
+            tar::EntryType::Char | tar::EntryType::Block => {
+                return Err(refuse("it is a device").into())
+            }
+            tar::EntryType::Fifo => return Err(refuse("it is a FIFO").into()),
+            _ => return Err(refuse("it is not a regular file").into()),
+        }
+        let known = classify(&name)?;
+        if !seen.insert(name.clone()) {
+            return Err(ReadError::Duplicate { name }.into());
+        }
+        let size = entry.header().size().map_err(io_err)?;
+        if known.is_metadata() && size > MAX_METADATA_BYTES {
+            return Err(ReadError::TooLarge { name, size }.into());
+        }
+        match visit(known, &name, size, &mut entry)? {
+            Flow::Continue => {}
+            Flow::Stop => break,
+        }
+    }
+    Ok(())
+}
+
+/// Reads a whole entry into memory, bounded by `limit`.
+pub fn read_bounded(
+    reader: &mut dyn Read,
+    name: &str,
+    size: u64,
+    limit: u64,
+) -> Result<Vec<u8>, ReadError> {
+    if size > limit {
+        return Err(ReadError::TooLarge {
+            name: name.to_owned(),
+            size,
+        });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    reader
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| ReadError::Io {
+            path: PathBuf::from(name),
+            source,
+        })?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(
+            normalize(b"./images/index.json").unwrap(),
+            "images/index.json"
+        );
+        for bad in [&b"/etc/passwd"[..], b"images/../../x", b"../x", b"a\\b"] {
+            assert!(normalize(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(classify("images/blobs/sha256/nothex").is_err());
+        assert!(classify("etc/cron.d/evil").is_err());
+        assert!(matches!(
+            classify("components/web.tar"),
+            Ok(Known::ZarfExtra)
+        ));
+        assert!(classify("components/a/b.tar").is_err());
+    }
+}

@@ -1,0 +1,318 @@
+//! What `inspect` shows, read from the head of a package: the definition, `index.json`
+//! and the manifests and configs it names. pkgr writes those first, so layers are never
+//! decompressed; a Zarf package may need a longer read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::built::BuiltDefinition;
+use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
+use crate::definition::parse_reference;
+use crate::manifest::{is_manifest_media_type, Kind, Manifest, MAX_MANIFEST_BYTES};
+use crate::store::layout::LayoutIndex;
+use crate::store::Digest;
+use crate::Error;
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub format: &'static str,
+    pub metadata: SummaryMetadata,
+    pub components: Vec<SummaryComponent>,
+    pub images: Vec<SummaryImage>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Serialize, Deserialize, Default)]
+pub struct SummaryMetadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SummaryComponent {
+    pub name: String,
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryImage {
+    pub reference: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub kind: Kind,
+    pub platform: Option<String>,
+    /// Manifest, children, configs and layers, each counted once.
+    pub size: u64,
+    pub component: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub images: usize,
+    pub blobs: usize,
+    pub bytes: u64,
+    /// Bytes of blobs that more than one image uses, counted once.
+    pub shared_bytes: u64,
+}
+
+#[derive(Deserialize)]
+struct ZarfDefinition {
+    metadata: SummaryMetadata,
+    #[serde(default)]
+    components: Vec<ZarfComponent>,
+}
+
+#[derive(Deserialize)]
+struct ZarfComponent {
+    name: String,
+    #[serde(default)]
+    images: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct ConfigPlatform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    variant: Option<String>,
+}
+
+/// JSON documents found so far, by digest.
+type Docs = BTreeMap<Digest, Vec<u8>>;
+
+pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
+    let mut definition: Option<(bool, Vec<u8>)> = None;
+    let mut index: Option<LayoutIndex> = None;
+    let mut docs = Docs::new();
+    for_each_entry(path, |known, name, size, reader| {
+        match known {
+            Known::PkgrDefinition | Known::ZarfDefinition => {
+                let zarf = known == Known::ZarfDefinition;
+                definition = Some((zarf, read_bounded(reader, name, size, MAX_METADATA_BYTES)?));
+            }
+            Known::Index => {
+                let bytes = read_bounded(reader, name, size, MAX_METADATA_BYTES)?;
+                index = Some(
+                    serde_json::from_slice(&bytes).map_err(|e| Error::BadPackage {
+                        message: format!("images/index.json cannot be read: {e}"),
+                    })?,
+                );
+            }
+            Known::Blob(digest)
+                if size <= MAX_MANIFEST_BYTES && wanted(index.as_ref(), &docs, &digest) =>
+            {
+                docs.insert(
+                    digest,
+                    read_bounded(reader, name, size, MAX_MANIFEST_BYTES)?,
+                );
+            }
+            _ => {}
+        }
+        let done = definition.is_some()
+            && index
+                .as_ref()
+                .is_some_and(|index| missing(index, &docs).is_empty());
+        Ok(if done { Flow::Stop } else { Flow::Continue })
+    })?;
+    let (zarf, definition) = definition.ok_or_else(|| Error::BadPackage {
+        message: "it has no pkgr.yaml or zarf.yaml".into(),
+    })?;
+    let index = index.ok_or_else(|| Error::BadPackage {
+        message: "it has no images/index.json".into(),
+    })?;
+    build(zarf, &definition, &index, &docs)
+}
+
+/// Whether a blob may be a manifest or config that the summary needs. Before
+/// `index.json` is read every small blob might be.
+fn wanted(index: Option<&LayoutIndex>, docs: &Docs, digest: &Digest) -> bool {
+    match index {
+        None => true,
+        Some(index) => missing(index, docs).contains(digest),
+    }
+}
+
+/// Manifests and container configs reachable from the index but not yet read.
+fn missing(index: &LayoutIndex, docs: &Docs) -> BTreeSet<Digest> {
+    let mut missing = BTreeSet::new();
+    let mut queue: Vec<(Digest, String)> = index
+        .manifests
+        .iter()
+        .map(|e| (e.digest.clone(), e.media_type.clone()))
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some((digest, media_type)) = queue.pop() {
+        if !is_manifest_media_type(&media_type) || !seen.insert(digest.clone()) {
+            continue;
+        }
+        let Some(manifest) = docs.get(&digest).and_then(|b| Manifest::parse(b).ok()) else {
+            missing.insert(digest);
+            continue;
+        };
+        queue.extend(
+            manifest
+                .manifests
+                .iter()
+                .map(|m| (m.digest.clone(), m.media_type.clone())),
+        );
+        if manifest.kind() == Kind::ContainerImage {
+            if let Some(config) = &manifest.config {
+                if !docs.contains_key(&config.digest) {
+                    missing.insert(config.digest.clone());
+                }
+            }
+        }
+    }
+    missing
+}
+
+fn build(
+    zarf: bool,
+    definition: &[u8],
+    index: &LayoutIndex,
+    docs: &Docs,
+) -> Result<Summary, Error> {
+    let bad = |message: String| Error::BadPackage { message };
+    let (metadata, components) = if zarf {
+        let parsed: ZarfDefinition = serde_yaml_ng::from_slice(definition)
+            .map_err(|e| bad(format!("zarf.yaml cannot be read: {e}")))?;
+        let components: Vec<SummaryComponent> = parsed
+            .components
+            .into_iter()
+            .map(|c| SummaryComponent {
+                name: c.name,
+                images: c
+                    .images
+                    .iter()
+                    .map(|i| parse_reference(i).map_or_else(|_| i.clone(), |r| r.whole()))
+                    .collect(),
+            })
+            .collect();
+        (parsed.metadata, components)
+    } else {
+        let parsed: BuiltDefinition = serde_yaml_ng::from_slice(definition)
+            .map_err(|e| bad(format!("pkgr.yaml cannot be read: {e}")))?;
+        let components = parsed
+            .components
+            .into_iter()
+            .map(|c| SummaryComponent {
+                name: c.name,
+                images: c.images.into_iter().map(|i| i.reference).collect(),
+            })
+            .collect();
+        let m = parsed.metadata;
+        let metadata = SummaryMetadata {
+            name: m.name,
+            version: m.version,
+            architecture: Some(m.architecture),
+            description: m.description,
+        };
+        (metadata, components)
+    };
+
+    let mut users: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
+    let mut images = Vec::new();
+    for entry in &index.manifests {
+        let reference = entry.reference().unwrap_or("(unnamed)").to_owned();
+        let manifest = docs
+            .get(&entry.digest)
+            .and_then(|b| Manifest::parse(b).ok())
+            .ok_or_else(|| {
+                bad(format!(
+                    "the manifest {} of {reference} is missing",
+                    entry.digest
+                ))
+            })?;
+        let blobs = reachable(entry.digest.clone(), entry.size, &manifest, docs);
+        for (digest, size) in &blobs {
+            users.entry(digest.clone()).or_insert((*size, 0)).1 += 1;
+        }
+        let platform = entry
+            .platform
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| config_platform(&manifest, docs));
+        let component = components
+            .iter()
+            .find(|c| c.images.contains(&reference))
+            .map(|c| c.name.clone());
+        images.push(SummaryImage {
+            media_type: entry.media_type.clone(),
+            digest: entry.digest.clone(),
+            kind: manifest.kind(),
+            platform,
+            size: blobs.values().sum(),
+            component,
+            reference,
+        });
+    }
+    let totals = Totals {
+        images: images.len(),
+        blobs: users.len(),
+        bytes: users.values().map(|(size, _)| size).sum(),
+        shared_bytes: users
+            .values()
+            .filter(|(_, n)| *n > 1)
+            .map(|(size, _)| size)
+            .sum(),
+    };
+    Ok(Summary {
+        format: if zarf { "zarf" } else { "pkgr" },
+        metadata,
+        components,
+        images,
+        totals,
+    })
+}
+
+/// Every blob of an image (manifests, configs, layers) with its size, each once.
+fn reachable(
+    root: Digest,
+    root_size: u64,
+    manifest: &Manifest,
+    docs: &Docs,
+) -> BTreeMap<Digest, u64> {
+    let mut blobs = BTreeMap::from([(root, root_size)]);
+    let mut queue = vec![manifest.clone()];
+    while let Some(manifest) = queue.pop() {
+        for child in &manifest.manifests {
+            if blobs.insert(child.digest.clone(), child.size).is_none() {
+                if let Some(m) = docs
+                    .get(&child.digest)
+                    .and_then(|b| Manifest::parse(b).ok())
+                {
+                    queue.push(m);
+                }
+            }
+        }
+        for blob in manifest.blobs() {
+            blobs.insert(blob.digest.clone(), blob.size);
+        }
+    }
+    blobs
+}
+
+fn config_platform(manifest: &Manifest, docs: &Docs) -> Option<String> {
+    if manifest.kind() != Kind::ContainerImage {
+        return None;
+    }
+    let config = docs.get(&manifest.config.as_ref()?.digest)?;
+    let p: ConfigPlatform = serde_json::from_slice(config).ok()?;
+    if p.os.is_empty() || p.architecture.is_empty() {
+        return None;
+    }
+    Some(match p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    })
+}
