@@ -27,7 +27,11 @@ pub enum Error {
     #[error("the package cannot be read: {message}")]
     BadPackage { message: String },
     #[error("the package failed verification: {} problem(s), the first: {}", problems.len(), problems[0])]
-    Verification { problems: Vec<String> },
+    Verification {
+        problems: Vec<String>,
+        /// Whether push refused the package (so nothing was sent).
+        refused_push: bool,
+    },
     #[error("cannot use the output directory {}", path.display())]
     Output {
         path: std::path::PathBuf,
@@ -50,6 +54,13 @@ pub enum Error {
         reference: String,
         digest: crate::store::Digest,
     },
+    #[error(transparent)]
+    Target(#[from] crate::push::BadTarget),
+    #[error("{} image(s) failed to push: {}", failed.len(), failed.join(", "))]
+    PushFailed {
+        failed: Vec<String>,
+        hint: Option<String>,
+    },
     #[error("interrupted")]
     Interrupted,
 }
@@ -59,6 +70,12 @@ impl Error {
         match self {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
+            Self::PushFailed { hint, .. } => hint.clone(),
+            Self::Verification {
+                refused_push: true, ..
+            } => Some(
+                "the package was changed or damaged after it was built; nothing was pushed".into(),
+            ),
             Self::DamagedCache { .. } => {
                 Some("the damaged entry was removed from the cache: build again".into())
             }

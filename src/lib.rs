@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod package;
 pub mod progress;
 pub mod pull;
+pub mod push;
 pub mod registry;
 pub mod store;
 

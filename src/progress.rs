@@ -15,8 +15,9 @@ pub trait Reporter: Send + Sync {
     /// A step worth a line of its own ("resolving 4 images").
     fn step(&self, message: &str);
     fn warn(&self, message: &str);
-    /// The download is about to start: what must be fetched, and what the cache had.
-    fn plan(&self, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64);
+    /// Transfers are about to start (`action` is "downloading" or "pushing"): what must
+    /// move, and what was already in place.
+    fn plan(&self, action: &str, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64);
     fn blob_start(&self, digest: &Digest, size: u64);
     fn blob_progress(&self, digest: &Digest, bytes: u64);
     fn blob_done(&self, digest: &Digest);
@@ -69,7 +70,6 @@ impl Bars {
             .expect("valid template")
             .progress_chars("=> "),
         );
-        overall.set_prefix("pulling");
         Self {
             multi,
             overall,
@@ -87,7 +87,8 @@ impl Reporter for Bars {
         let _ = self.multi.println(format!("warning: {message}"));
     }
 
-    fn plan(&self, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64) {
+    fn plan(&self, action: &str, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64) {
+        self.overall.set_prefix(action.to_owned());
         self.overall.set_length(bytes);
         self.overall.set_message(format!(
             "({blobs} blobs; {cached_blobs} cached, {})",
@@ -159,13 +160,16 @@ impl Reporter for Lines {
         self.line(&format!("warning: {message}"));
     }
 
-    fn plan(&self, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64) {
+    fn plan(&self, action: &str, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64) {
         self.total.store(bytes, Ordering::Relaxed);
-        self.line(&format!(
-            "downloading {blobs} blobs ({}); {cached_blobs} blobs ({}) already cached",
-            human_bytes(bytes),
-            human_bytes(cached_bytes)
-        ));
+        let mut line = format!("{action} {blobs} blobs ({})", human_bytes(bytes));
+        if cached_blobs > 0 {
+            line.push_str(&format!(
+                "; {cached_blobs} blobs ({}) already cached",
+                human_bytes(cached_bytes)
+            ));
+        }
+        self.line(&line);
     }
 
     fn blob_start(&self, _digest: &Digest, _size: u64) {}
@@ -177,7 +181,7 @@ impl Reporter for Lines {
             *last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
             self.line(&format!(
-                "downloaded {} of {} ({}/s)",
+                "{} of {} ({}/s)",
                 human_bytes(done),
                 human_bytes(self.total.load(Ordering::Relaxed)),
                 human_bytes((done as f64 / secs) as u64)

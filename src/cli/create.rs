@@ -56,11 +56,12 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         .flat_map(|c| &c.images)
         .map(|i| i.reference.registry().to_owned())
         .collect();
-    let registry = Registry::new(
+    let registry = Registry::connect(
         &args.transport.transport(),
         &registries,
         Credentials::from_docker_config().map_err(crate::registry::RegistryError::from)?,
-    )?;
+    )
+    .await?;
 
     let options = ResolveOptions {
         architecture: definition.metadata.architecture.clone(),

@@ -49,6 +49,7 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
     match verification {
         Some(scan) if !scan.problems.is_empty() => Err(Error::Verification {
             problems: scan.problems,
+            refused_push: false,
         }),
         _ => Ok(()),
     }

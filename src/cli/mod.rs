@@ -2,6 +2,7 @@
 
 pub mod create;
 pub mod inspect;
+pub mod push;
 
 use std::path::PathBuf;
 
@@ -26,6 +27,36 @@ pub enum Command {
     Create(CreateArgs),
     /// Show what a package holds
     Inspect(InspectArgs),
+    /// Load every image of a package into a registry
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// The package (.tar.zst or .tar; pkgr or Zarf)
+    pub package: PathBuf,
+
+    /// Where to push: REGISTRY[/PREFIX], e.g. 127.0.0.1:5000 or registry.local/mirror
+    pub target: String,
+
+    /// Blob uploads in flight across all images
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Plain progress lines instead of progress bars
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Registry user name (with --password-stdin)
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+
+    /// Read the registry password from standard input
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +143,7 @@ impl TransportArgs {
 pub async fn run(cli: Cli) -> Result<(), crate::Error> {
     match cli.command {
         Command::Create(args) => create::run(args).await,
+        Command::Push(args) => push::run(args).await,
         Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
             .await
             .expect("inspect does not panic"),

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod retry;
+mod upload;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -69,6 +70,10 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{message}")]
+    BadReference { message: String },
+    #[error("blob {digest} could not be pushed")]
+    BlobFailed { digest: Digest },
     #[error("cannot set up the HTTP client")]
     Setup(#[source] OciDistributionError),
     #[error(transparent)]
@@ -119,7 +124,9 @@ pub fn is_loopback(registry: &str) -> bool {
 
 impl Registry {
     /// Builds one client for the given registries (as written in references).
-    pub fn new(
+    /// Loopback registries are probed: one that answers a TLS handshake gets HTTPS
+    /// (verified as usual), any other gets plain HTTP without a flag.
+    pub async fn connect(
         transport: &Transport,
         registries: &BTreeSet<String>,
         credentials: Credentials,
@@ -127,14 +134,14 @@ impl Registry {
         let protocol = if transport.plain_http {
             ClientProtocol::Http
         } else {
+            let mut plain = Vec::new();
+            for registry in registries.iter().filter(|r| is_loopback(r)) {
+                if !speaks_tls(registry).await {
+                    plain.push(registry.clone());
+                }
+            }
             // oci-client matches the exception list against `host:port` exactly.
-            ClientProtocol::HttpsExcept(
-                registries
-                    .iter()
-                    .filter(|r| is_loopback(r))
-                    .cloned()
-                    .collect(),
-            )
+            ClientProtocol::HttpsExcept(plain)
         };
         let mut extra_root_certificates = Vec::new();
         if let Some(path) = &transport.ca_file {
@@ -166,7 +173,10 @@ impl Registry {
         })
     }
 
-    async fn auth_for(&self, reference: &Reference) -> Result<RegistryAuth, RegistryError> {
+    pub(crate) async fn auth_for(
+        &self,
+        reference: &Reference,
+    ) -> Result<RegistryAuth, RegistryError> {
         let auth = self.credentials.for_registry(reference.registry())?;
         // oci-client only stores credentials on `pull_*` calls; blob calls need them too.
         self.client
@@ -300,6 +310,25 @@ impl Registry {
             },
         }
     }
+}
+
+/// Whether a loopback registry completes a TLS handshake. The probe accepts any
+/// certificate because it only asks which protocol the port speaks; it sends no
+/// credentials, and the real client verifies certificates as configured.
+async fn speaks_tls(registry: &str) -> bool {
+    let Ok(probe) = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        return false;
+    };
+    probe
+        .get(format!("https://{registry}/v2/"))
+        .send()
+        .await
+        .is_ok()
 }
 
 fn error_chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool {
