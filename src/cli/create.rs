@@ -75,6 +75,7 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
     let (jobs, cached_bytes) = split_cached(&store, &needed);
     let cached_blobs = needed.len() - jobs.len();
     reporter.plan(
+        "downloading",
         jobs.len(),
         jobs.iter().map(|j| j.size).sum(),
         cached_blobs,
