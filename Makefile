@@ -15,6 +15,5 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
 
-bench:
-	@PKGR_BENCH_DEPS=1 scripts/install-deps.sh
+bench: deps
 	@bench/create.sh

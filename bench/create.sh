@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `pkgr create` cold and warm against `skopeo copy` of the same images into
 # one OCI layout followed by `tar | zstd`, on a ~1 GiB corpus served by a local
-# docker-registry. Prints wall time and peak RSS for each; rerun with `make bench`.
+# docker-registry, then `pkgr inspect` of the package with and without --verify.
+# Prints wall time and peak RSS for each; rerun with `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,6 +68,9 @@ measure "pkgr create (warm cache)" 'rm -rf "$work/out"' \
 measure "pkgr create --no-cache" 'rm -rf "$work/out"' \
   target/release/pkgr create "$work/def" -o "$work/out" --no-cache --no-progress
 measure "skopeo copy loop + tar | zstd" 'rm -rf "$work/skopeo"' bash -c skopeo_then_zstd
+package=$(ls "$work"/out/*.tar.zst)
+measure "pkgr inspect (head only)" '' target/release/pkgr inspect "$package"
+measure "pkgr inspect --verify" '' target/release/pkgr inspect --verify "$package"
 printf '\npackage sizes: pkgr %s MiB, skopeo+zstd %s MiB\n' \
-  "$(($(stat -c %s "$work"/out/*.tar.zst) / 1048576))" \
+  "$(($(stat -c %s "$package") / 1048576))" \
   "$(($(stat -c %s "$work/skopeo/package.tar.zst") / 1048576))"

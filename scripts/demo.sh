@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job end to end: a throwaway registry seeded with images built here, then
-# `pkgr create` on examples/demo/pkgr.yaml.
+# The main job end to end: a throwaway registry seeded with images built here,
+# `pkgr create` on examples/demo/pkgr.yaml, `pkgr inspect --verify` of the package, and
+# `pkgr push` into a second throwaway registry (the far side of the air gap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 addr=127.0.0.1:5555
+far_side=127.0.0.1:5556
 # shellcheck source=scripts/registry.sh
 . scripts/registry.sh
 
@@ -18,4 +20,14 @@ target/release/examples/seed "$addr" >&2
 
 echo "==> pkgr create examples/demo" >&2
 mkdir -p demo-out
-target/release/pkgr create examples/demo --output demo-out
+package=$(target/release/pkgr create examples/demo --output demo-out | tail -n 1)
+
+echo "==> pkgr inspect --verify $package" >&2
+target/release/pkgr inspect --verify "$package"
+
+far=$(mktemp -d)
+start_registry "$far_side" "$far"
+echo "==> pkgr push $package $far_side" >&2
+target/release/pkgr push "$package" "$far_side"
+
+echo "$package"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Installs what pkgr's demo and tests need on Debian, if it is missing.
+# Installs what pkgr's demo, tests and benchmark need on Debian, if it is missing:
+# docker-registry (the real registry), skopeo (the round-trip check and the benchmark's
+# peer), openssl (certificates for the TLS test) and zstd.
 set -euo pipefail
 
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v zstd >/dev/null || missing+=(zstd)
-if [ "${PKGR_BENCH_DEPS:-}" = 1 ]; then
-  command -v skopeo >/dev/null || missing+=(skopeo)
-fi
+command -v skopeo >/dev/null || missing+=(skopeo)
+command -v openssl >/dev/null || missing+=(openssl)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -247,8 +247,9 @@ fn owner_of(images: &[ResolvedImage], digest: &Digest) -> String {
         .map_or_else(|| "(unknown image)".to_owned(), |i| i.reference.whole())
 }
 
-/// The tar's order: metadata first (so readers need only the head), then the small
-/// manifests and configs, then layers; each group sorted by name.
+/// The tar's order: metadata first, then manifests, then configs, then layers, each
+/// group sorted by name, so that a reader finds every manifest before the configs it
+/// names and needs only the head of the package.
 fn package_entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, Error> {
     let meta_files = [
         DEFINITION.to_owned(),
@@ -280,15 +281,17 @@ fn package_entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, Error>
     };
     let mut entries = vec![entry(DEFINITION.to_owned()), entry(CHECKSUMS.to_owned())];
     entries.extend(meta_files[1..].iter().cloned().map(entry));
-    let (metadata, layers): (Vec<&Digest>, Vec<&Digest>) = sealed
-        .blobs
-        .keys()
-        .partition(|d| sealed.metadata.contains(*d));
-    entries.extend(
-        metadata
-            .into_iter()
-            .chain(layers)
-            .map(|d| entry(blob_name(d))),
-    );
+    let group = |d: &Digest| {
+        if sealed.manifests.contains(d) {
+            0
+        } else if sealed.configs.contains(d) {
+            1
+        } else {
+            2
+        }
+    };
+    let mut blobs: Vec<&Digest> = sealed.blobs.keys().collect();
+    blobs.sort_by_key(|d| (group(d), *d));
+    entries.extend(blobs.into_iter().map(|d| entry(blob_name(d))));
     Ok(entries)
 }

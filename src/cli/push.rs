@@ -44,10 +44,8 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     let sizes = scanned
         .files
         .iter()
-        .filter_map(|(name, (digest, size))| {
-            name.starts_with("images/blobs/")
-                .then(|| (digest.clone(), *size))
-        })
+        .filter(|(name, _)| name.starts_with("images/blobs/"))
+        .map(|(_, (digest, size))| (digest.clone(), *size))
         .collect::<BTreeMap<_, _>>();
 
     let registry = Registry::connect(

@@ -94,6 +94,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
     let mut definition: Option<(bool, Vec<u8>)> = None;
     let mut index: Option<LayoutIndex> = None;
     let mut docs = Docs::new();
+    let mut speculative_bytes = 0u64;
     for_each_entry(path, |known, name, size, reader| {
         match known {
             Known::PkgrDefinition | Known::ZarfDefinition => {
@@ -108,20 +109,34 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
                     })?,
                 );
             }
-            Known::Blob(digest)
-                if size <= MAX_MANIFEST_BYTES && wanted(index.as_ref(), &docs, &digest) =>
-            {
-                docs.insert(
-                    digest,
-                    read_bounded(reader, name, size, MAX_MANIFEST_BYTES)?,
-                );
+            Known::Blob(digest) if size <= MAX_MANIFEST_BYTES => {
+                let need = index.as_ref().map(|index| missing(index, &docs));
+                let certain = need.as_ref().is_some_and(|(manifests, configs)| {
+                    manifests.contains(&digest) || configs.contains(&digest)
+                });
+                // Until every manifest is read, any small blob may be a config that one
+                // of them names (other writers than pkgr order blobs freely).
+                let speculative = need
+                    .as_ref()
+                    .is_none_or(|(manifests, _)| !manifests.is_empty())
+                    && speculative_bytes + size <= SPECULATIVE_BUDGET;
+                if certain || speculative {
+                    if !certain {
+                        speculative_bytes += size;
+                    }
+                    docs.insert(
+                        digest,
+                        read_bounded(reader, name, size, MAX_MANIFEST_BYTES)?,
+                    );
+                }
             }
             _ => {}
         }
         let done = definition.is_some()
-            && index
-                .as_ref()
-                .is_some_and(|index| missing(index, &docs).is_empty());
+            && index.as_ref().is_some_and(|index| {
+                let (manifests, configs) = missing(index, &docs);
+                manifests.is_empty() && configs.is_empty()
+            });
         Ok(if done { Flow::Stop } else { Flow::Continue })
     })?;
     let (zarf, definition) = definition.ok_or_else(|| Error::BadPackage {
@@ -133,18 +148,14 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
     build(zarf, &definition, &index, &docs)
 }
 
-/// Whether a blob may be a manifest or config that the summary needs. Before
-/// `index.json` is read every small blob might be.
-fn wanted(index: Option<&LayoutIndex>, docs: &Docs, digest: &Digest) -> bool {
-    match index {
-        None => true,
-        Some(index) => missing(index, docs).contains(digest),
-    }
-}
+/// Small blobs kept in memory on the chance that they are configs.
+const SPECULATIVE_BUDGET: u64 = 64 * 1024 * 1024;
 
-/// Manifests and container configs reachable from the index but not yet read.
-fn missing(index: &LayoutIndex, docs: &Docs) -> BTreeSet<Digest> {
-    let mut missing = BTreeSet::new();
+/// Manifests, and configs of container images, reachable from the index but not yet
+/// read.
+fn missing(index: &LayoutIndex, docs: &Docs) -> (BTreeSet<Digest>, BTreeSet<Digest>) {
+    let mut manifests = BTreeSet::new();
+    let mut configs = BTreeSet::new();
     let mut queue: Vec<(Digest, String)> = index
         .manifests
         .iter()
@@ -156,7 +167,7 @@ fn missing(index: &LayoutIndex, docs: &Docs) -> BTreeSet<Digest> {
             continue;
         }
         let Some(manifest) = docs.get(&digest).and_then(|b| Manifest::parse(b).ok()) else {
-            missing.insert(digest);
+            manifests.insert(digest);
             continue;
         };
         queue.extend(
@@ -168,12 +179,12 @@ fn missing(index: &LayoutIndex, docs: &Docs) -> BTreeSet<Digest> {
         if manifest.kind() == Kind::ContainerImage {
             if let Some(config) = &manifest.config {
                 if !docs.contains_key(&config.digest) {
-                    missing.insert(config.digest.clone());
+                    configs.insert(config.digest.clone());
                 }
             }
         }
     }
-    missing
+    (manifests, configs)
 }
 
 fn build(

@@ -46,6 +46,12 @@ pub enum RegistryError {
         #[source]
         source: OciDistributionError,
     },
+    #[error("the TLS certificate of {registry} is not trusted")]
+    UntrustedCertificate {
+        registry: String,
+        #[source]
+        source: OciDistributionError,
+    },
     #[error("{registry} does not speak TLS on that port")]
     PlainHttpPort {
         registry: String,
@@ -93,6 +99,9 @@ impl RegistryError {
             Self::Unreachable { .. } => {
                 Some("check the host and port, and that the registry is running".into())
             }
+            Self::UntrustedCertificate { .. } => Some(
+                "pass --ca-file with the CA that signed it, or --insecure-skip-tls-verify".into(),
+            ),
             Self::PlainHttpPort { .. } => {
                 Some("the registry speaks plain HTTP: pass --plain-http".into())
             }
@@ -291,6 +300,15 @@ impl Registry {
                 registry,
                 reference: reference.whole(),
             },
+            OciDistributionError::RequestError(e)
+                if e.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                RegistryError::Unauthorized {
+                    registry,
+                    reference: reference.whole(),
+                }
+            }
             OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
                 if error_chain_mentions(&err, "InvalidContentType") {
                     RegistryError::PlainHttpPort {

@@ -42,12 +42,15 @@ pub enum SealError {
     StrayFile { path: PathBuf },
 }
 
-/// What the seal proved: each blob's digest and size, and which blobs are metadata
-/// (manifests, indexes and configs) rather than layers.
+/// What the seal proved: each blob's digest and size, and which blobs are manifests
+/// or configs rather than layers.
 #[derive(Debug, Default)]
 pub struct Sealed {
     pub blobs: BTreeMap<Digest, u64>,
-    pub metadata: BTreeSet<Digest>,
+    /// Manifests and indexes.
+    pub manifests: BTreeSet<Digest>,
+    /// Configs.
+    pub configs: BTreeSet<Digest>,
 }
 
 /// Seals the layout rooted at `root` (holding `index.json` and `blobs/sha256`).
@@ -122,7 +125,7 @@ fn walk(
             actual,
         });
     }
-    if !is_manifest_media_type(media_type) || !sealed.metadata.insert(digest.clone()) {
+    if !is_manifest_media_type(media_type) || !sealed.manifests.insert(digest.clone()) {
         return Ok(());
     }
     let path = blobs_dir.join(digest.hex());
@@ -133,7 +136,7 @@ fn walk(
         message: e.to_string(),
     })?;
     if let Some(config) = &manifest.config {
-        sealed.metadata.insert(config.digest.clone());
+        sealed.configs.insert(config.digest.clone());
     }
     for child in manifest.manifests.iter().chain(manifest.blobs()) {
         walk(

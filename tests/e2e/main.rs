@@ -6,3 +6,5 @@ mod support;
 mod create;
 mod create_errors;
 mod faults;
+mod inspect;
+mod push;

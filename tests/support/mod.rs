@@ -7,6 +7,7 @@ pub mod images;
 pub mod package;
 pub mod proxy;
 pub mod registry;
+pub mod tarfix;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

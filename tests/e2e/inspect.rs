@@ -1,0 +1,323 @@
+//! `pkgr inspect` and the package reader: stable output, tamper detection (which also
+//! stops push before it sends anything), hostile tars, and Zarf packages.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::images::{layer, sha256, Pusher};
+use crate::support::registry::TestRegistry;
+use crate::support::tarfix::{read_entries, write_raw_tar, RawEntry};
+use crate::support::{package_path, stderr, stdout, Workspace};
+
+fn small_package(ws: &Workspace, registry: &TestRegistry) -> PathBuf {
+    let pusher = Pusher::new(&registry.addr);
+    pusher.image("app", "1", false, "amd64", &[layer(&[("a", b"app")])]);
+    pusher.helm_chart("chart", "0.2.0");
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: small\n  version: 0.1.0\n  architecture: amd64\n  description: two things\ncomponents:\n  - name: app\n    images:\n      - {0}/app:1\n  - name: chart\n    images:\n      - {0}/chart:0.2.0\n",
+        registry.addr
+    ));
+    package_path(&ws.create(&["--uncompressed"]))
+}
+
+fn inspect(ws: &Workspace, package: &Path, extra: &[&str]) -> std::process::Output {
+    ws.pkgr()
+        .arg("inspect")
+        .arg(package)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_output_is_stable_and_complete() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let one = inspect(&ws, &package, &["--json"]);
+    let two = inspect(&ws, &package, &["--json"]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert_eq!(one.stdout, two.stdout, "inspect --json must be stable");
+    let value: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
+    assert_eq!(value["metadata"]["name"], "small");
+    assert_eq!(value["components"][1]["name"], "chart");
+    let images = value["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2);
+    assert_eq!(images[0]["reference"], format!("{}/app:1", registry.addr));
+    assert_eq!(images[0]["kind"], "container-image");
+    assert_eq!(images[0]["platform"], "linux/amd64");
+    assert_eq!(
+        images[0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(images[1]["kind"], "helm-chart");
+    for image in images {
+        assert!(image["digest"].as_str().unwrap().starts_with("sha256:"));
+        assert!(image["size"].as_u64().unwrap() > 0);
+    }
+
+    let human = inspect(&ws, &package, &["--verify"]);
+    let text = stdout(&human);
+    assert!(human.status.success(), "{}", stderr(&human));
+    assert!(text.contains("pkgr package small 0.1.0 (amd64)"), "{text}");
+    assert!(text.contains("Helm chart"), "{text}");
+    assert!(text.contains("verified: "), "{text}");
+}
+
+/// Tampered copies of a good package: (what was done, what --verify must say).
+fn tampered(package: &Path, dir: &Path) -> Vec<(PathBuf, String)> {
+    let entries = read_entries(package);
+    let blob = entries
+        .iter()
+        .position(|e| e.name.starts_with(b"images/blobs/") && e.data.len() > 100)
+        .unwrap();
+    let blob_name = String::from_utf8(entries[blob].name.clone()).unwrap();
+    let mut cases = Vec::new();
+
+    let mut flipped = read_entries(package);
+    flipped[blob].data[50] ^= 1;
+    let path = dir.join("flipped.tar");
+    write_raw_tar(&path, &flipped);
+    cases.push((path, format!("{blob_name} holds bytes whose digest is")));
+
+    let mut added = read_entries(package);
+    let extra = b"not part of the package";
+    let extra_name = format!("images/blobs/sha256/{}", &sha256(extra)[7..]);
+    added.push(RawEntry::file(&extra_name, extra));
+    let path = dir.join("added.tar");
+    write_raw_tar(&path, &added);
+    cases.push((path, format!("{extra_name} is not listed in checksums.txt")));
+
+    let mut edited = read_entries(package);
+    let sums = edited
+        .iter_mut()
+        .find(|e| e.name == b"checksums.txt")
+        .unwrap();
+    let text = String::from_utf8(sums.data.clone()).unwrap();
+    let first = text.lines().next().unwrap().to_owned();
+    let (_, name) = first.split_once(' ').unwrap();
+    sums.data = text
+        .replacen(&first, &format!("{} {name}", "0".repeat(64)), 1)
+        .into_bytes();
+    let path = dir.join("edited.tar");
+    write_raw_tar(&path, &edited);
+    cases.push((
+        path,
+        format!("{name} does not match its checksum in checksums.txt"),
+    ));
+    cases
+}
+
+#[test]
+fn tampered_packages_fail_verify_and_push_sends_nothing() {
+    let registry = TestRegistry::start();
+    let target = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    for (path, expected) in tampered(&package, ws.dir.path()) {
+        let out = inspect(&ws, &path, &["--verify"]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            path.display(),
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains(&expected),
+            "{}:\n{}",
+            path.display(),
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("failed verification"),
+            "{}",
+            stderr(&out)
+        );
+
+        let out = ws
+            .pkgr()
+            .args(["push", "--no-progress"])
+            .arg(&path)
+            .arg(&target.addr)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("nothing was pushed"), "{err}");
+        assert!(
+            target.catalog().is_empty(),
+            "push sent something from {}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn hostile_tars_are_refused_and_nothing_escapes() {
+    let ws = Workspace::new();
+    let sandbox = ws.path("sandbox");
+    std::fs::create_dir_all(sandbox.join("deep/er")).unwrap();
+    let target = TestRegistry::start();
+    let cases: Vec<(&str, RawEntry, &str)> = vec![
+        (
+            "traversal",
+            RawEntry::file("../../escaped", b"x"),
+            "climbs out with `..`",
+        ),
+        (
+            "absolute",
+            RawEntry::file("/tmp/pkgr-absolute-escape", b"x"),
+            "its path is absolute",
+        ),
+        (
+            "symlink",
+            RawEntry {
+                name: format!("images/blobs/sha256/{}", "a".repeat(64)).into_bytes(),
+                kind: tar::EntryType::Symlink,
+                data: Vec::new(),
+                link: Some(b"/etc/passwd".to_vec()),
+            },
+            "is a symbolic link",
+        ),
+        (
+            "device",
+            RawEntry {
+                name: b"images/oci-layout".to_vec(),
+                kind: tar::EntryType::Char,
+                data: Vec::new(),
+                link: None,
+            },
+            "is a device",
+        ),
+        (
+            "oversized",
+            RawEntry::file("images/index.json", &vec![b' '; 17 << 20]),
+            "over the 16777216-byte limit",
+        ),
+        (
+            "unknown",
+            RawEntry::file("etc/cron.d/evil", b"x"),
+            "is not where a package keeps files",
+        ),
+    ];
+    for (label, entry, expected) in cases {
+        let path = sandbox.join("deep/er").join(format!("{label}.tar"));
+        write_raw_tar(
+            &path,
+            &[RawEntry::file("pkgr.yaml", b"kind: PkgrPackage\n"), entry],
+        );
+        for args in [
+            vec!["inspect"],
+            vec!["inspect", "--verify"],
+            vec!["push", "--no-progress"],
+        ] {
+            let mut cmd = ws.pkgr();
+            cmd.args(&args).arg(&path);
+            if args[0] == "push" {
+                cmd.arg(&target.addr);
+            }
+            let out = cmd
+                .current_dir(sandbox.join("deep/er"))
+                .env("TMPDIR", &sandbox)
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{label} {args:?}: {err}");
+            assert!(err.contains(expected), "{label} {args:?}: {err}");
+        }
+    }
+    assert!(!sandbox.join("escaped").exists() && !ws.dir.path().join("escaped").exists());
+    assert!(!Path::new("/tmp/pkgr-absolute-escape").exists());
+    assert!(target.catalog().is_empty());
+}
+
+#[test]
+fn zarf_packages_are_inspected_and_pushed() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    // Rebuild the same layout the way Zarf lays it out: zarf.yaml, not in checksums.txt.
+    let mut entries: Vec<RawEntry> = read_entries(&package)
+        .into_iter()
+        .filter(|e| e.name != b"pkgr.yaml")
+        .collect();
+    let zarf_yaml = format!(
+        "kind: ZarfPackageConfig\nmetadata:\n  name: small-zarf\n  version: 0.0.1\n  architecture: amd64\ncomponents:\n  - name: app\n    images:\n      - {}/app:1\n",
+        registry.addr
+    );
+    for entry in &mut entries {
+        if entry.name == b"checksums.txt" {
+            let text = String::from_utf8(entry.data.clone()).unwrap();
+            entry.data = text
+                .lines()
+                .filter(|l| !l.ends_with(" pkgr.yaml"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+                .into_bytes();
+        }
+    }
+    entries.insert(0, RawEntry::file("zarf.yaml", zarf_yaml.as_bytes()));
+    let path = ws
+        .path("out")
+        .join("zarf-package-small-zarf-amd64-0.0.1.tar");
+    write_raw_tar(&path, &entries);
+
+    let out = inspect(&ws, &path, &["--json", "--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["format"], "zarf");
+    assert_eq!(value["metadata"]["name"], "small-zarf");
+    assert_eq!(value["images"][0]["component"], "app");
+    assert_eq!(value["verification"]["ok"], true);
+
+    let target = TestRegistry::start();
+    let out = ws
+        .pkgr()
+        .args(["push", "--no-progress"])
+        .arg(&path)
+        .arg(&target.addr)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("pushed 2 of 2 images"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn inspect_reads_only_the_head() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let pusher = Pusher::new(&registry.addr);
+    pusher.image(
+        "big",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[(
+            "data",
+            &crate::support::images::noise(77, 2 << 20),
+        )])],
+    );
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: head\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/big:1\n",
+        registry.addr
+    ));
+    let package = package_path(&ws.create(&[]));
+    // Cut the compressed package in half: only the layer's bytes are lost.
+    let bytes = std::fs::read(&package).unwrap();
+    let cut = ws.path("out").join("cut.tar.zst");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = inspect(&ws, &cut, &[]);
+    assert!(
+        out.status.success(),
+        "inspect must not read past the metadata: {}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains(&format!("{}/big:1", registry.addr)));
+    let out = inspect(&ws, &cut, &["--verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}

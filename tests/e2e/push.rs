@@ -1,0 +1,280 @@
+//! `pkgr push`: round trips through real registries, skips and mounts, auth and TLS.
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use crate::support::images::{layer, noise, Image, Pusher};
+use crate::support::package::Package;
+use crate::support::registry::{Options, TestRegistry};
+use crate::support::{package_path, stderr, stdout, Workspace};
+
+/// A source registry with two images sharing a base layer in different repositories,
+/// a Helm chart and a multi-platform tag; and a package of them.
+struct Fixture {
+    source: TestRegistry,
+    ws: Workspace,
+    package: std::path::PathBuf,
+    images: Vec<(String, Image)>,
+}
+
+fn fixture() -> Fixture {
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    let base = layer(&[("base", &noise(42, 2 << 20))]);
+    let mut images = vec![
+        (
+            "team/web:1.0".to_owned(),
+            pusher.image(
+                "team/web",
+                "1.0",
+                true,
+                "amd64",
+                &[base.clone(), layer(&[("w", b"web")])],
+            ),
+        ),
+        (
+            "team/api:2.0".to_owned(),
+            pusher.image(
+                "team/api",
+                "2.0",
+                false,
+                "amd64",
+                &[base, layer(&[("a", b"api")])],
+            ),
+        ),
+        (
+            "charts/web:0.1.0".to_owned(),
+            pusher.helm_chart("charts/web", "0.1.0"),
+        ),
+    ];
+    let amd = pusher.image("multi", "", false, "amd64", &[layer(&[("m", b"amd")])]);
+    let arm = pusher.image("multi", "", false, "arm64", &[layer(&[("m", b"arm")])]);
+    pusher.index(
+        "multi",
+        "3",
+        false,
+        &[("linux/amd64", &amd), ("linux/arm64", &arm)],
+    );
+    images.push(("multi:3".to_owned(), amd));
+
+    let ws = Workspace::new();
+    let mut text = "kind: PkgrPackage\nmetadata:\n  name: roundtrip\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n".to_owned();
+    for (reference, _) in &images {
+        text.push_str(&format!("      - {}/{reference}\n", source.addr));
+    }
+    ws.write_definition(&text);
+    let package = package_path(&ws.create(&[]));
+    Fixture {
+        source,
+        ws,
+        package,
+        images,
+    }
+}
+
+fn push(ws: &Workspace, package: &std::path::Path, target: &str, extra: &[&str]) -> Output {
+    ws.pkgr()
+        .args(["push", "--no-progress"])
+        .arg(package)
+        .arg(target)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "push failed\nstdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// The manifest bytes a registry serves for `repo:reference`.
+fn manifest(addr: &str, path: &str) -> Vec<u8> {
+    let (repo, reference) = path.rsplit_once(':').unwrap();
+    let url = format!("http://{addr}/v2/{repo}/manifests/{reference}");
+    let response = reqwest::blocking::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(url)
+        .header(
+            "accept",
+            "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json",
+        )
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.bytes().unwrap().to_vec()
+}
+
+#[test]
+fn round_trip_keeps_every_digest_and_tag() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let out = push(&f.ws, &f.package, &target.addr, &[]);
+    assert_ok(&out);
+    let summary = stdout(&out);
+    assert!(
+        summary.starts_with(&format!("pushed 4 of 4 images to {}", target.addr)),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("1 mounted"),
+        "the shared base must be mounted, not uploaded: {summary}"
+    );
+
+    for (path, image) in &f.images {
+        assert_eq!(manifest(&target.addr, path), image.manifest.bytes, "{path}");
+        let raw = std::process::Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{}/{path}", target.addr))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run skopeo ({e}): install it with `apt-get install skopeo`")
+            });
+        assert!(raw.status.success(), "{}", stderr(&raw));
+        assert_eq!(
+            raw.stdout, image.manifest.bytes,
+            "skopeo sees other bytes for {path}"
+        );
+    }
+
+    // A package made from the pushed copy has the same manifests and blobs.
+    let again = Workspace::new();
+    let mut text = "kind: PkgrPackage\nmetadata:\n  name: roundtrip\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n".to_owned();
+    for (reference, _) in &f.images {
+        text.push_str(&format!("      - {}/{reference}\n", target.addr));
+    }
+    again.write_definition(&text);
+    let first = Package::read(&f.package);
+    let second = Package::read(&package_path(&again.create(&[])));
+    let digests = |p: &Package| {
+        p.index()
+            .iter()
+            .map(|e| e["digest"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(digests(&first), digests(&second));
+    assert_eq!(first.blob_names(), second.blob_names());
+    drop(f.source);
+}
+
+#[test]
+fn pushing_twice_uploads_nothing_and_a_prefix_is_honoured() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let dest = format!("{}/mirror", target.addr);
+    assert_ok(&push(&f.ws, &f.package, &dest, &[]));
+    let out = push(&f.ws, &f.package, &dest, &[]);
+    assert_ok(&out);
+    let summary = stdout(&out);
+    assert!(summary.contains("blobs: 0 uploaded (0 B)"), "{summary}");
+    assert!(summary.contains("0 mounted"), "{summary}");
+    let mut catalog = target.catalog();
+    catalog.sort();
+    assert_eq!(
+        catalog,
+        [
+            "mirror/charts/web",
+            "mirror/multi",
+            "mirror/team/api",
+            "mirror/team/web"
+        ]
+    );
+    assert_eq!(
+        manifest(&target.addr, "mirror/team/web:1.0"),
+        f.images[0].1.manifest.bytes
+    );
+}
+
+#[test]
+fn htpasswd_registry_needs_credentials() {
+    let f = fixture();
+    let target = TestRegistry::start_with(Options {
+        htpasswd: Some(("ci".into(), "s3cret".into())),
+        tls: false,
+    });
+
+    let out = push(&f.ws, &f.package, &target.addr, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{} refused the credentials", target.addr)),
+        "{err}"
+    );
+    assert!(err.contains("4 image(s) failed to push"), "{err}");
+
+    // Docker's config.json.
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"ci:s3cret");
+    std::fs::write(
+        f.ws.path("docker").join("config.json"),
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.addr),
+    )
+    .unwrap();
+    assert_ok(&push(&f.ws, &f.package, &target.addr, &[]));
+    std::fs::remove_file(f.ws.path("docker").join("config.json")).unwrap();
+
+    // --username with --password-stdin, into another prefix so blobs move again.
+    let mut child =
+        f.ws.pkgr()
+            .args([
+                "push",
+                "--no-progress",
+                "--username",
+                "ci",
+                "--password-stdin",
+            ])
+            .arg(&f.package)
+            .arg(format!("{}/second", target.addr))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    assert_ok(&child.wait_with_output().unwrap());
+}
+
+#[test]
+fn tls_registry_with_a_self_signed_ca() {
+    let f = fixture();
+    let target = TestRegistry::start_with(Options {
+        htpasswd: None,
+        tls: true,
+    });
+    let out = push(&f.ws, &f.package, &target.addr, &[]);
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an untrusted certificate must be refused: {err}"
+    );
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+
+    let ca = target.ca_file();
+    assert_ok(&push(
+        &f.ws,
+        &f.package,
+        &target.addr,
+        &["--ca-file", ca.to_str().unwrap()],
+    ));
+    let out = push(
+        &f.ws,
+        &f.package,
+        &format!("{}/other", target.addr),
+        &["--insecure-skip-tls-verify"],
+    );
+    assert_ok(&out);
+    assert!(
+        stdout(&out).starts_with("pushed 4 of 4 images"),
+        "{}",
+        stdout(&out)
+    );
+}
