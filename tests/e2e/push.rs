@@ -92,8 +92,11 @@ fn assert_ok(out: &Output) {
 }
 
 /// The manifest bytes a registry serves for `repo:reference`.
+/// `path` is `repo:tag` or `repo@digest`.
 fn manifest(addr: &str, path: &str) -> Vec<u8> {
-    let (repo, reference) = path.rsplit_once(':').unwrap();
+    let (repo, reference) = path
+        .split_once('@')
+        .unwrap_or_else(|| path.rsplit_once(':').unwrap());
     let url = format!("http://{addr}/v2/{repo}/manifests/{reference}");
     let response = reqwest::blocking::Client::builder()
         .no_proxy()
@@ -277,4 +280,34 @@ fn tls_registry_with_a_self_signed_ca() {
         "{}",
         stdout(&out)
     );
+}
+
+#[test]
+fn a_whole_index_is_pushed_children_first() {
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    let amd = pusher.image("multi", "", true, "amd64", &[layer(&[("m", b"amd")])]);
+    let arm = pusher.image("multi", "", true, "arm64", &[layer(&[("m", b"arm")])]);
+    let index = pusher.index(
+        "multi",
+        "4",
+        true,
+        &[("linux/amd64", &amd), ("linux/arm64", &arm)],
+    );
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: whole\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/multi:4\n",
+        source.addr
+    ));
+    let package = package_path(&ws.create(&["--allow-index"]));
+    let target = TestRegistry::start();
+    assert_ok(&push(&ws, &package, &target.addr, &[]));
+    assert_eq!(manifest(&target.addr, "multi:4"), index.bytes);
+    for child in [&amd, &arm] {
+        let hex = child.manifest.digest.clone();
+        assert_eq!(
+            manifest(&target.addr, &format!("multi@{hex}")),
+            child.manifest.bytes
+        );
+    }
 }
