@@ -9,11 +9,31 @@ use crate::progress::human_bytes;
 use crate::Error;
 
 pub fn run(args: InspectArgs) -> Result<(), Error> {
-    let summary = summarize(&args.package)?;
     let verification = if args.verify {
         Some(scan(&args.package, None)?)
     } else {
         None
+    };
+    let summary = match summarize(&args.package) {
+        Ok(summary) => summary,
+        // A package too damaged to summarize still gets its list of problems.
+        Err(_)
+            if verification
+                .as_ref()
+                .is_some_and(|s| !s.problems.is_empty()) =>
+        {
+            let problems = verification.map(|s| s.problems).unwrap_or_default();
+            let mut out = std::io::stdout().lock();
+            let written = problems
+                .iter()
+                .try_for_each(|problem| writeln!(out, "{problem}"));
+            super::ignore_broken_pipe(written)?;
+            return Err(Error::Verification {
+                problems,
+                refused_push: false,
+            });
+        }
+        Err(err) => return Err(err),
     };
     let mut out = std::io::stdout().lock();
     let written = if args.json {

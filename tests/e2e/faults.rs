@@ -56,7 +56,7 @@ fn transient_statuses_are_retried() {
     let proxy = FaultProxy::start(
         &registry.addr,
         vec![
-            ("/manifests/1".to_owned(), Fault::Status(503)),
+            ("GET /v2/app/manifests/1".to_owned(), Fault::Status(503)),
             (image.layers[0].digest.clone(), Fault::Status(429)),
             (image.config.digest.clone(), Fault::Status(502)),
         ],

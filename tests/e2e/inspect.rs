@@ -87,6 +87,15 @@ fn tampered(package: &Path, dir: &Path) -> Vec<(PathBuf, String)> {
     write_raw_tar(&path, &added);
     cases.push((path, format!("{extra_name} is not listed in checksums.txt")));
 
+    let mut removed = read_entries(package);
+    let gone = String::from_utf8(removed.remove(blob).name).unwrap();
+    let path = dir.join("removed.tar");
+    write_raw_tar(&path, &removed);
+    cases.push((
+        path,
+        format!("{gone} is listed in checksums.txt but missing"),
+    ));
+
     let mut edited = read_entries(package);
     let sums = edited
         .iter_mut()

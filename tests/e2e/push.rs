@@ -222,6 +222,40 @@ fn htpasswd_registry_needs_credentials() {
     )
     .unwrap();
     assert_ok(&push(&f.ws, &f.package, &target.addr, &[]));
+
+    // A credential helper named by credHelpers, found on PATH.
+    let bin = f.ws.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-pkgrtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"s3cret\"}' \"$server\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &helper,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        f.ws.path("docker").join("config.json"),
+        format!(r#"{{"credHelpers":{{"{}":"pkgrtest"}}}}"#, target.addr),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out =
+        f.ws.pkgr()
+            .env("PATH", path)
+            .args(["push", "--no-progress"])
+            .arg(&f.package)
+            .arg(format!("{}/helper", target.addr))
+            .output()
+            .unwrap();
+    assert_ok(&out);
     std::fs::remove_file(f.ws.path("docker").join("config.json")).unwrap();
 
     // --username with --password-stdin, into another prefix so blobs move again.
@@ -310,4 +344,40 @@ fn a_whole_index_is_pushed_children_first() {
             child.manifest.bytes
         );
     }
+}
+
+#[test]
+fn one_failing_image_does_not_stop_the_others() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let proxy = crate::support::proxy::FaultProxy::start(
+        &target.addr,
+        vec![(
+            "PUT /v2/team/api/manifests/".to_owned(),
+            crate::support::proxy::Fault::Status(400),
+        )],
+    );
+    let out = push(&f.ws, &f.package, &proxy.addr, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        stdout(&out).starts_with("pushed 3 of 4 images"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains(&format!(
+            "1 image(s) failed to push: {}/team/api:2.0",
+            f.source.addr
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        manifest(&target.addr, "team/web:1.0"),
+        f.images[0].1.manifest.bytes
+    );
+    assert_eq!(
+        manifest(&target.addr, "charts/web:0.1.0"),
+        f.images[2].1.manifest.bytes
+    );
 }

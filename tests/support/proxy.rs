@@ -37,8 +37,8 @@ pub struct FaultProxy {
 type Rules = Arc<Mutex<Vec<(String, Fault)>>>;
 
 impl FaultProxy {
-    /// Proxies to `upstream`. Each rule `(path substring, fault)` applies once, to the
-    /// first GET whose path contains the substring.
+    /// Proxies to `upstream`. Each rule `(pattern, fault)` applies once, to the first
+    /// request whose line (`METHOD /path`) contains the pattern.
     pub fn start(upstream: &str, rules: Vec<(String, Fault)>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -137,14 +137,13 @@ fn serve(
         path: path.clone(),
         range: header(&head, "range").map(str::to_owned),
     });
-    let fault = if method == "GET" {
+    let line = format!("{method} {path}");
+    let fault = {
         let mut rules = rules.lock().unwrap();
         rules
             .iter()
-            .position(|(pattern, _)| path.contains(pattern.as_str()))
+            .position(|(pattern, _)| line.contains(pattern.as_str()))
             .map(|i| rules.remove(i).1)
-    } else {
-        None
     };
     if let Some(Fault::Status(code)) = fault {
         write!(
