@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark: `pkgr create` cold and warm against `skopeo copy` of the same images into
 # one OCI layout followed by `tar | zstd`, on a ~1 GiB corpus served by a local
-# docker-registry, then `pkgr inspect` of the package with and without --verify.
+# docker-registry, then `pkgr inspect` of the package with and without --verify, and
+# `pkgr push` of it into an empty registry and again into the same one.
 # Prints wall time and peak RSS for each; rerun with `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -71,6 +72,25 @@ measure "skopeo copy loop + tar | zstd" 'rm -rf "$work/skopeo"' bash -c skopeo_t
 package=$(ls "$work"/out/*.tar.zst)
 measure "pkgr inspect (head only)" '' target/release/pkgr inspect "$package"
 measure "pkgr inspect --verify" '' target/release/pkgr inspect --verify "$package"
+# Push into an empty registry (a fresh one for every run), then again into the same one.
+target_addr=127.0.0.1:5558
+target_pid=""
+runs=0
+fresh_target() {
+  if [ -n "$target_pid" ]; then
+    kill "$target_pid"
+    wait "$target_pid" 2>/dev/null || true
+  fi
+  runs=$((runs + 1))
+  mkdir -p "$work/target$runs"
+  start_registry "$target_addr" "$work/target$runs"
+  target_pid=$registry_pid
+}
+measure "pkgr push (empty registry)" fresh_target \
+  target/release/pkgr push "$package" "$target_addr" --no-progress
+measure "pkgr push (again: all present)" '' \
+  target/release/pkgr push "$package" "$target_addr" --no-progress
+
 printf '\npackage sizes: pkgr %s MiB, skopeo+zstd %s MiB\n' \
   "$(($(stat -c %s "$package") / 1048576))" \
   "$(($(stat -c %s "$work/skopeo/package.tar.zst") / 1048576))"

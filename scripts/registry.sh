@@ -1,6 +1,7 @@
 # Sourced by the demo and the benchmark: start_registry ADDR DIR starts a throwaway
 # docker-registry on ADDR with its storage and config in DIR, and stops every one
-# started this way (and removes its DIR) on exit.
+# started this way (and removes its DIR) on exit. The new registry's pid is left in
+# $registry_pid.
 registry_cleanup=""
 start_registry() {
   local addr=$1 dir=$2
@@ -17,8 +18,9 @@ http:
   addr: $addr
 YAML
   docker-registry serve "$dir/registry.yml" >"$dir/registry.log" 2>&1 &
+  registry_pid=$!
   # Expanded now: the function's locals are gone by the time the trap runs.
-  registry_cleanup="$registry_cleanup kill $! 2>/dev/null || true; rm -rf '$dir';"
+  registry_cleanup="$registry_cleanup kill $registry_pid 2>/dev/null || true; rm -rf '$dir';"
   # shellcheck disable=SC2064
   trap "$registry_cleanup" EXIT
   local host=${addr%:*} port=${addr##*:}

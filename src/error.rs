@@ -83,3 +83,20 @@ impl Error {
         }
     }
 }
+
+/// The distinct messages below an error's own: wrappers that repeat their inner
+/// message (`#[error(transparent)]`, or a message ending with the cause) add nothing.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut last = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text != last && !last.ends_with(&text) {
+            causes.push(text.clone());
+        }
+        last = text;
+        source = cause.source();
+    }
+    causes
+}

@@ -42,16 +42,8 @@ fn main() -> ExitCode {
 fn report(err: &pkgr::Error) {
     let mut stderr = std::io::stderr().lock();
     let _ = writeln!(stderr, "error: {err}");
-    let mut source = std::error::Error::source(err);
-    // Transparent wrappers repeat their inner message; print each distinct cause once.
-    let mut last = err.to_string();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if text != last && !last.ends_with(&text) {
-            let _ = writeln!(stderr, "  caused by: {text}");
-        }
-        last = text;
-        source = cause.source();
+    for cause in pkgr::error::causes(err) {
+        let _ = writeln!(stderr, "  caused by: {cause}");
     }
     if let Some(hint) = err.hint() {
         let _ = writeln!(stderr, "hint: {hint}");

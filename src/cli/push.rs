@@ -73,7 +73,12 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
         Ok(())
     } else {
         for (image, err) in &report.failed {
-            reporter.warn(&format!("{image} was not pushed: {}", chain(err)));
+            let mut message = format!("{image} was not pushed: {err}");
+            for cause in crate::error::causes(err) {
+                message.push_str(": ");
+                message.push_str(&cause);
+            }
+            reporter.warn(&message);
         }
         let hint = report.failed.iter().find_map(|(_, e)| e.hint());
         Err(Error::PushFailed {
@@ -99,20 +104,6 @@ fn credentials(args: &PushArgs) -> Result<Credentials, Error> {
         }
         _ => Ok(from_config),
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {
