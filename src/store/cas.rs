@@ -55,15 +55,19 @@ impl StoreError {
 pub struct Store {
     blobs: PathBuf,
     ingest: PathBuf,
+    /// Whether blobs are synced to disk before they are renamed into place: worth it for
+    /// the shared cache, which outlives a crash; not for a run's throwaway directories.
+    durable: bool,
 }
 
 impl Store {
     /// Opens (creating if needed) the shared cache rooted at `root`.
     pub fn open_cache(root: &Path) -> Result<Self, StoreError> {
-        let store = Self::at(
+        let mut store = Self::at(
             root.join(format!("blobs-{CACHE_LAYOUT}")).join("sha256"),
             root.join(format!("ingest-{CACHE_LAYOUT}")),
         )?;
+        store.durable = true;
         let tag = root.join("CACHEDIR.TAG");
         if !tag.exists() {
             // Backup tools skip directories with this signature (https://bford.info/cachedir/).
@@ -76,12 +80,16 @@ impl Store {
     }
 
     /// A store whose blobs live in `blobs` (a `blobs/sha256` directory) and whose partial
-    /// downloads live in `ingest`.
+    /// downloads live in `ingest`; for a run's own directories, so writes are not synced.
     pub fn at(blobs: PathBuf, ingest: PathBuf) -> Result<Self, StoreError> {
         for dir in [&blobs, &ingest] {
             fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
         }
-        Ok(Self { blobs, ingest })
+        Ok(Self {
+            blobs,
+            ingest,
+            durable: false,
+        })
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -163,6 +171,7 @@ impl Store {
             digest: digest.clone(),
             size,
             hasher,
+            durable: self.durable,
         }))
     }
 }
@@ -184,6 +193,7 @@ pub struct BlobWriter {
     digest: Digest,
     size: u64,
     hasher: Hasher,
+    durable: bool,
 }
 
 impl BlobWriter {
@@ -220,7 +230,8 @@ impl BlobWriter {
             .map_err(|e| StoreError::io("write", &self.partial_path, e))
     }
 
-    /// Verifies size and digest, makes the bytes durable and renames them into place.
+    /// Verifies size and digest, makes the bytes durable (in a durable store) and renames
+    /// them into place.
     /// On a digest mismatch the partial is emptied so that no resume builds on bad bytes;
     /// a short blob is kept so that the next attempt resumes it.
     pub fn commit(&mut self) -> Result<(), StoreError> {
@@ -240,9 +251,11 @@ impl BlobWriter {
                 actual,
             });
         }
-        self.file
-            .sync_data()
-            .map_err(|e| StoreError::io("sync", &self.partial_path, e))?;
+        if self.durable {
+            self.file
+                .sync_data()
+                .map_err(|e| StoreError::io("sync", &self.partial_path, e))?;
+        }
         // A rename over a peer's copy of the same digest replaces equal bytes: harmless.
         fs::rename(&self.partial_path, &self.final_path)
             .map_err(|e| StoreError::io("rename into place", &self.final_path, e))
