@@ -143,13 +143,7 @@ fn tampered_packages_fail_verify_and_push_sends_nothing() {
             stderr(&out)
         );
 
-        let out = ws
-            .pkgr()
-            .args(["push", "--no-progress"])
-            .arg(&path)
-            .arg(&target.addr)
-            .output()
-            .unwrap();
+        let out = ws.push(&path, &target.addr, &[]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("nothing was pushed"), "{err}");
@@ -280,13 +274,7 @@ fn zarf_packages_are_inspected_and_pushed() {
     assert_eq!(value["verification"]["ok"], true);
 
     let target = TestRegistry::start();
-    let out = ws
-        .pkgr()
-        .args(["push", "--no-progress"])
-        .arg(&path)
-        .arg(&target.addr)
-        .output()
-        .unwrap();
+    let out = ws.push(&path, &target.addr, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).starts_with("pushed 2 of 2 images"),

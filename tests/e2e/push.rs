@@ -72,16 +72,6 @@ fn fixture() -> Fixture {
     }
 }
 
-fn push(ws: &Workspace, package: &std::path::Path, target: &str, extra: &[&str]) -> Output {
-    ws.pkgr()
-        .args(["push", "--no-progress"])
-        .arg(package)
-        .arg(target)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
 fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),
@@ -121,7 +111,7 @@ fn manifest(addr: &str, path: &str) -> Vec<u8> {
 fn round_trip_keeps_every_digest_and_tag() {
     let f = fixture();
     let target = TestRegistry::start();
-    let out = push(&f.ws, &f.package, &target.addr, &[]);
+    let out = f.ws.push(&f.package, &target.addr, &[]);
     assert_ok(&out);
     let summary = stdout(&out);
     assert!(
@@ -174,8 +164,8 @@ fn pushing_twice_uploads_nothing_and_a_prefix_is_honoured() {
     let f = fixture();
     let target = TestRegistry::start();
     let dest = format!("{}/mirror", target.addr);
-    assert_ok(&push(&f.ws, &f.package, &dest, &[]));
-    let out = push(&f.ws, &f.package, &dest, &[]);
+    assert_ok(&f.ws.push(&f.package, &dest, &[]));
+    let out = f.ws.push(&f.package, &dest, &[]);
     assert_ok(&out);
     let summary = stdout(&out);
     assert!(summary.contains("blobs: 0 uploaded (0 B)"), "{summary}");
@@ -205,7 +195,7 @@ fn htpasswd_registry_needs_credentials() {
         tls: false,
     });
 
-    let out = push(&f.ws, &f.package, &target.addr, &[]);
+    let out = f.ws.push(&f.package, &target.addr, &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -221,7 +211,7 @@ fn htpasswd_registry_needs_credentials() {
         format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, target.addr),
     )
     .unwrap();
-    assert_ok(&push(&f.ws, &f.package, &target.addr, &[]));
+    assert_ok(&f.ws.push(&f.package, &target.addr, &[]));
 
     // A credential helper named by credHelpers, found on PATH.
     let bin = f.ws.path("bin");
@@ -286,7 +276,7 @@ fn tls_registry_with_a_self_signed_ca() {
         htpasswd: None,
         tls: true,
     });
-    let out = push(&f.ws, &f.package, &target.addr, &[]);
+    let out = f.ws.push(&f.package, &target.addr, &[]);
     let err = stderr(&out);
     assert_eq!(
         out.status.code(),
@@ -296,14 +286,12 @@ fn tls_registry_with_a_self_signed_ca() {
     assert!(err.to_lowercase().contains("certificate"), "{err}");
 
     let ca = target.ca_file();
-    assert_ok(&push(
-        &f.ws,
+    assert_ok(&f.ws.push(
         &f.package,
         &target.addr,
         &["--ca-file", ca.to_str().unwrap()],
     ));
-    let out = push(
-        &f.ws,
+    let out = f.ws.push(
         &f.package,
         &format!("{}/other", target.addr),
         &["--insecure-skip-tls-verify"],
@@ -335,7 +323,7 @@ fn a_whole_index_is_pushed_children_first() {
     ));
     let package = package_path(&ws.create(&["--allow-index"]));
     let target = TestRegistry::start();
-    assert_ok(&push(&ws, &package, &target.addr, &[]));
+    assert_ok(&ws.push(&package, &target.addr, &[]));
     assert_eq!(manifest(&target.addr, "multi:4"), index.bytes);
     for child in [&amd, &arm] {
         let hex = child.manifest.digest.clone();
@@ -357,7 +345,7 @@ fn one_failing_image_does_not_stop_the_others() {
             crate::support::proxy::Fault::Status(400),
         )],
     );
-    let out = push(&f.ws, &f.package, &proxy.addr, &[]);
+    let out = f.ws.push(&f.package, &proxy.addr, &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

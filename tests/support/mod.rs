@@ -63,6 +63,17 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Runs `pkgr push --no-progress PACKAGE TARGET` plus `extra`.
+    pub fn push(&self, package: &Path, target: &str, extra: &[&str]) -> Output {
+        self.pkgr()
+            .args(["push", "--no-progress"])
+            .arg(package)
+            .arg(target)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
     /// Files left in the output directory (packages, and anything half-written).
     pub fn output_files(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path("out"))
