@@ -1,7 +1,6 @@
 //! Reading manifests and indexes without ever re-serializing them: the registry's bytes
 //! are kept as they are, and this model only looks inside.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -19,8 +18,9 @@ pub const ACCEPTED: &[&str] = &[OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MAN
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
 const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
+const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 const IN_TOTO: &str = "application/vnd.dsse.envelope.v1+json";
 
 #[derive(Debug, Clone, Deserialize)]
@@ -32,8 +32,6 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default)]
     pub platform: Option<Platform>,
-    #[serde(default)]
-    pub artifact_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -82,8 +80,6 @@ pub struct Manifest {
     pub layers: Vec<Descriptor>,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
-    #[serde(default)]
-    pub annotations: BTreeMap<String, String>,
 }
 
 impl Manifest {
@@ -124,10 +120,13 @@ impl Manifest {
             Kind::Signature
         } else if self.layers.iter().any(|l| l.media_type == IN_TOTO) {
             Kind::Attestation
-        } else if self.artifact_type.is_some() || config == Some(EMPTY_CONFIG) {
-            Kind::Artifact
-        } else {
+        } else if self.artifact_type.is_none()
+            && matches!(config, Some(OCI_IMAGE_CONFIG | DOCKER_IMAGE_CONFIG))
+        {
             Kind::ContainerImage
+        } else {
+            // An artifactType, the empty config, or any config type pkgr does not know.
+            Kind::Artifact
         }
     }
 }

@@ -96,10 +96,6 @@ impl Store {
         self.blobs.join(digest.hex())
     }
 
-    pub fn blobs_dir(&self) -> &Path {
-        &self.blobs
-    }
-
     /// Whether a complete blob of this digest and size is in place.
     pub fn contains(&self, digest: &Digest, size: u64) -> bool {
         fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
@@ -122,9 +118,23 @@ impl Store {
         }
     }
 
-    /// Starts (or resumes) writing a blob. Blocks while another process holds the same
-    /// partial, then reports `Present` if that process finished it.
+    /// Starts (or resumes) writing a blob. Blocks while another process writes the same
+    /// digest, then reports `Present` if that process finished it.
     pub fn begin(&self, digest: &Digest, size: u64) -> Result<Ingest, StoreError> {
+        if self.contains(digest, size) {
+            return Ok(Ingest::Present);
+        }
+        // The lock lives on its own file, never renamed: locking the partial itself
+        // would leave a waiter holding the published blob after its peer's rename.
+        let lock_path = self.ingest.join(format!("{}.lock", digest.hex()));
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io("open", &lock_path, e))?;
+        lock.lock()
+            .map_err(|e| StoreError::io("lock", &lock_path, e))?;
         if self.contains(digest, size) {
             return Ok(Ingest::Present);
         }
@@ -136,11 +146,6 @@ impl Store {
             .truncate(false)
             .open(&partial_path)
             .map_err(|e| StoreError::io("open", &partial_path, e))?;
-        file.lock()
-            .map_err(|e| StoreError::io("lock", &partial_path, e))?;
-        if self.contains(digest, size) {
-            return Ok(Ingest::Present);
-        }
         let mut hasher = Hasher::default();
         let on_disk = file
             .metadata()
@@ -165,6 +170,7 @@ impl Store {
         file.seek(SeekFrom::End(0))
             .map_err(|e| StoreError::io("seek", &partial_path, e))?;
         Ok(Ingest::Writer(BlobWriter {
+            _lock: lock,
             file,
             partial_path,
             final_path: self.blob_path(digest),
@@ -187,6 +193,8 @@ pub enum Ingest {
 /// A locked partial blob being written. Dropping it without `commit` keeps the partial
 /// for a later resume.
 pub struct BlobWriter {
+    /// Held until the writer is dropped; closing the file releases the lock.
+    _lock: File,
     file: File,
     partial_path: PathBuf,
     final_path: PathBuf,
@@ -200,10 +208,6 @@ impl BlobWriter {
     /// Bytes already on disk; a download resumes from here.
     pub fn offset(&self) -> u64 {
         self.hasher.bytes_hashed()
-    }
-
-    pub fn digest(&self) -> &Digest {
-        &self.digest
     }
 
     /// Throws away what is on disk and starts from zero (the server ignored a Range

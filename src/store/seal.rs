@@ -89,66 +89,53 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
         path: index_path,
         source: e.into(),
     })?;
+    // A worklist rather than recursion: a hostile chain of nested indexes cannot
+    // overflow the stack.
+    let mut reached = BTreeSet::new();
     for entry in &index.manifests {
-        let reference = entry.reference().unwrap_or("(unnamed)").to_owned();
-        walk(
-            &blobs_dir,
-            &mut sealed,
-            &reference,
-            &entry.digest,
-            entry.size,
-            &entry.media_type,
-        )?;
+        let reference = entry.reference().unwrap_or("(unnamed)");
+        let mut queue = vec![(entry.digest.clone(), entry.size, entry.media_type.clone())];
+        while let Some((digest, size, media_type)) = queue.pop() {
+            let Some(&actual) = sealed.blobs.get(&digest) else {
+                return Err(SealError::Missing {
+                    reference: reference.to_owned(),
+                    digest,
+                });
+            };
+            if actual != size {
+                return Err(SealError::WrongSize {
+                    reference: reference.to_owned(),
+                    digest,
+                    expected: size,
+                    actual,
+                });
+            }
+            reached.insert(digest.clone());
+            if !is_manifest_media_type(&media_type) || !sealed.manifests.insert(digest.clone()) {
+                continue;
+            }
+            let path = blobs_dir.join(digest.hex());
+            let bytes = fs::read(&path).map_err(|source| SealError::Io { path, source })?;
+            let manifest = Manifest::parse(&bytes).map_err(|e| SealError::BadManifest {
+                reference: reference.to_owned(),
+                digest: digest.clone(),
+                message: e.to_string(),
+            })?;
+            if let Some(config) = &manifest.config {
+                sealed.configs.insert(config.digest.clone());
+            }
+            for child in manifest.manifests.iter().chain(manifest.blobs()) {
+                queue.push((child.digest.clone(), child.size, child.media_type.clone()));
+            }
+        }
     }
+    // Only what index.json reaches is packaged: a stored root index whose platform
+    // manifest was picked must not ride along.
+    for digest in sealed.blobs.keys().filter(|d| !reached.contains(*d)) {
+        let _ = fs::remove_file(blobs_dir.join(digest.hex()));
+    }
+    sealed.blobs.retain(|digest, _| reached.contains(digest));
     Ok(sealed)
-}
-
-fn walk(
-    blobs_dir: &Path,
-    sealed: &mut Sealed,
-    reference: &str,
-    digest: &Digest,
-    size: u64,
-    media_type: &str,
-) -> Result<(), SealError> {
-    let Some(&actual) = sealed.blobs.get(digest) else {
-        return Err(SealError::Missing {
-            reference: reference.to_owned(),
-            digest: digest.clone(),
-        });
-    };
-    if actual != size {
-        return Err(SealError::WrongSize {
-            reference: reference.to_owned(),
-            digest: digest.clone(),
-            expected: size,
-            actual,
-        });
-    }
-    if !is_manifest_media_type(media_type) || !sealed.manifests.insert(digest.clone()) {
-        return Ok(());
-    }
-    let path = blobs_dir.join(digest.hex());
-    let bytes = fs::read(&path).map_err(|source| SealError::Io { path, source })?;
-    let manifest = Manifest::parse(&bytes).map_err(|e| SealError::BadManifest {
-        reference: reference.to_owned(),
-        digest: digest.clone(),
-        message: e.to_string(),
-    })?;
-    if let Some(config) = &manifest.config {
-        sealed.configs.insert(config.digest.clone());
-    }
-    for child in manifest.manifests.iter().chain(manifest.blobs()) {
-        walk(
-            blobs_dir,
-            sealed,
-            reference,
-            &child.digest,
-            child.size,
-            &child.media_type,
-        )?;
-    }
-    Ok(())
 }
 
 /// Hashes every file of `dir` on all cores; returns name → (true digest, size).

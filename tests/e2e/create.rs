@@ -294,9 +294,12 @@ fn the_same_definition_gives_byte_identical_packages() {
         &[layer(&[("a", &noise(7, 1 << 20))])],
     );
     pusher.helm_chart("chart", "1.2.3");
+    // A tag on an index: the index itself is fetched but must not ride along.
+    let (_, _, index) = multi_arch(&pusher, "multi");
     let refs = [
         format!("{}/a:1", registry.addr),
         format!("{}/chart:1.2.3", registry.addr),
+        format!("{}/multi:3.0", registry.addr),
     ];
 
     let first = Workspace::new();
@@ -309,6 +312,12 @@ fn the_same_definition_gives_byte_identical_packages() {
         let two =
             package_path(&second.create(&[extra, &["--no-cache", "--concurrency", "1"]].concat()));
         assert_eq!(sha256_file(&one), sha256_file(&two), "{extra:?}");
+        let package = Package::read(&two);
+        assert_self_consistent(&package);
+        assert!(
+            package.blob(&index.digest).is_none(),
+            "an unreferenced index was packaged"
+        );
     }
 }
 
