@@ -169,7 +169,7 @@ impl Store {
         }
         file.seek(SeekFrom::End(0))
             .map_err(|e| StoreError::io("seek", &partial_path, e))?;
-        Ok(Ingest::Writer(BlobWriter {
+        Ok(Ingest::Writer(Box::new(BlobWriter {
             _lock: lock,
             file,
             partial_path,
@@ -178,7 +178,7 @@ impl Store {
             size,
             hasher,
             durable: self.durable,
-        }))
+        })))
     }
 }
 
@@ -187,7 +187,7 @@ pub enum Ingest {
     /// The blob is already in place.
     Present,
     /// The caller should write the remaining bytes.
-    Writer(BlobWriter),
+    Writer(Box<BlobWriter>),
 }
 
 /// A locked partial blob being written. Dropping it without `commit` keeps the partial
@@ -289,7 +289,7 @@ mod tests {
 
     fn writer(ingest: Ingest) -> BlobWriter {
         match ingest {
-            Ingest::Writer(w) => w,
+            Ingest::Writer(w) => *w,
             Ingest::Present => panic!("blob unexpectedly present"),
         }
     }
