@@ -54,8 +54,6 @@ pub enum Error {
         reference: String,
         digest: crate::store::Digest,
     },
-    #[error(transparent)]
-    Target(#[from] crate::push::BadTarget),
     #[error("{} image(s) failed to push: {}", failed.len(), failed.join(", "))]
     PushFailed {
         failed: Vec<String>,

@@ -3,6 +3,7 @@
 //! The pipeline is `definition → pull (resolve, plan, fetch) → store (seal) → package`;
 //! each stage is a module, and `cli` only wires them together.
 
+pub mod cancel;
 pub mod cli;
 pub mod definition;
 pub mod error;

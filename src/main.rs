@@ -21,10 +21,14 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         tokio::select! {
             result = pkgr::cli::run(cli) => result,
-            _ = tokio::signal::ctrl_c() => Err(pkgr::Error::Interrupted),
+            _ = tokio::signal::ctrl_c() => {
+                pkgr::cancel::cancel();
+                Err(pkgr::Error::Interrupted)
+            }
         }
     });
-    // Dropping the runtime here lets the staging directory's guard clean up first.
+    // Dropping the runtime waits for blocking tasks; after Ctrl-C they stop at their
+    // next read and remove their temporary files on the way out.
     drop(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,15 @@ pub struct Target {
 #[error("`{0}` is not a registry target (expected REGISTRY[/PREFIX], like 127.0.0.1:5000/mirror)")]
 pub struct BadTarget(pub String);
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.prefix {
+            Some(prefix) => write!(f, "{}/{prefix}", self.registry),
+            None => f.write_str(&self.registry),
+        }
+    }
+}
+
 impl Target {
     pub fn parse(text: &str) -> Result<Self, BadTarget> {
         let text = text.trim_end_matches('/');
@@ -133,7 +142,7 @@ pub async fn push(
             manifests: Vec::new(),
             blobs: BTreeSet::new(),
         };
-        collect(layout, &entry.digest, &entry.media_type, &mut image);
+        collect(layout, &entry.digest, &entry.media_type, &mut image, 0);
         images.push(image);
     }
 
@@ -209,30 +218,40 @@ pub async fn push(
     report
 }
 
-/// Walks an image's graph, recording manifests children-first and every blob.
-fn collect(layout: &Layout<'_>, digest: &Digest, media_type: &str, image: &mut PlannedImage) {
-    if image.manifests.iter().any(|(d, _)| d == digest) {
+/// Nesting deeper than this (an index of indexes of …) is not followed.
+const MAX_NESTING: usize = 8;
+
+/// Walks an image's graph, recording manifests children-first and every blob. An
+/// index's children are manifests whatever media type their descriptor claims; each
+/// manifest is pushed with the media type its own bytes declare.
+fn collect(
+    layout: &Layout<'_>,
+    digest: &Digest,
+    descriptor_type: &str,
+    image: &mut PlannedImage,
+    depth: usize,
+) {
+    if depth > MAX_NESTING || image.manifests.iter().any(|(d, _)| d == digest) {
         return;
     }
-    if let Some(manifest) = layout
+    let manifest = layout
         .manifests
         .get(digest)
-        .and_then(|b| Manifest::parse(b).ok())
-    {
+        .and_then(|b| Manifest::parse(b).ok());
+    let media_type = match &manifest {
+        Some(m) if m.media_type.is_some() => m.effective_media_type().to_owned(),
+        Some(m) if !is_manifest_media_type(descriptor_type) => m.effective_media_type().to_owned(),
+        _ => descriptor_type.to_owned(),
+    };
+    if let Some(manifest) = manifest {
         for child in &manifest.manifests {
-            collect(layout, &child.digest, &child.media_type, image);
+            collect(layout, &child.digest, &child.media_type, image, depth + 1);
         }
         for blob in manifest.blobs() {
-            if is_manifest_media_type(&blob.media_type) {
-                collect(layout, &blob.digest, &blob.media_type, image);
-            } else {
-                image.blobs.insert(blob.digest.clone());
-            }
+            image.blobs.insert(blob.digest.clone());
         }
     }
-    image
-        .manifests
-        .push((digest.clone(), media_type.to_owned()));
+    image.manifests.push((digest.clone(), media_type));
 }
 
 enum Outcome {

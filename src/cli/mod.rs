@@ -37,7 +37,8 @@ pub struct PushArgs {
     pub package: PathBuf,
 
     /// Where to push: REGISTRY[/PREFIX], e.g. 127.0.0.1:5000 or registry.local/mirror
-    pub target: String,
+    #[arg(value_parser = crate::push::Target::parse)]
+    pub target: crate::push::Target,
 
     /// Blob uploads in flight across all images
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]

@@ -7,13 +7,13 @@ use std::io::{Read, Write};
 use super::PushArgs;
 use crate::package::scan::scan;
 use crate::progress::{self, human_bytes};
-use crate::push::{push, Layout, PushReport, Target};
+use crate::push::{push, Layout, PushReport};
 use crate::registry::{Credentials, Registry, RegistryError};
 use crate::store::Store;
 use crate::Error;
 
 pub async fn run(args: PushArgs) -> Result<(), Error> {
-    let target = Target::parse(&args.target)?;
+    let target = &args.target;
     let credentials = credentials(&args)?;
     let reporter = progress::reporter(args.no_progress);
 
@@ -63,12 +63,12 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     let report = push(
         &registry,
         &layout,
-        &target,
+        target,
         usize::from(args.concurrency),
         reporter.as_ref(),
     )
     .await;
-    print_summary(&report, &args.target)?;
+    print_summary(&report, &target.to_string())?;
     if report.failed.is_empty() {
         Ok(())
     } else {

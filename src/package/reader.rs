@@ -114,7 +114,8 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
         path: path.to_owned(),
         source,
     };
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err)?);
+    let file = crate::cancel::Cancellable(File::open(path).map_err(io_err)?);
+    let mut file = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 4];
     let head = {
         use std::io::BufRead;
@@ -173,7 +174,8 @@ pub fn for_each_entry(
         if !seen.insert(name.clone()) {
             return Err(ReadError::Duplicate { name }.into());
         }
-        let size = entry.header().size().map_err(io_err)?;
+        // The entry's size, not the header's: a PAX record may override the header.
+        let size = entry.size();
         if known.is_metadata() && size > MAX_METADATA_BYTES {
             return Err(ReadError::TooLarge { name, size }.into());
         }
@@ -200,12 +202,18 @@ pub fn read_bounded(
     }
     let mut bytes = Vec::with_capacity(size as usize);
     reader
-        .take(limit + 1)
+        .take(size)
         .read_to_end(&mut bytes)
         .map_err(|source| ReadError::Io {
             path: PathBuf::from(name),
             source,
         })?;
+    if bytes.len() as u64 != size {
+        return Err(ReadError::Io {
+            path: PathBuf::from(name),
+            source: io::Error::new(io::ErrorKind::UnexpectedEof, "the entry ends early"),
+        });
+    }
     Ok(bytes)
 }
 

@@ -14,6 +14,10 @@ use crate::store::layout::LayoutIndex;
 use crate::store::{Digest, Ingest, Store, StoreError};
 use crate::Error;
 
+/// Manifests and configs kept in memory to walk the graph, in all: a package that
+/// needs more is refused rather than allowed to exhaust memory.
+const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
+
 /// What a full pass found.
 #[derive(Debug, Default)]
 pub struct Scan {
@@ -32,6 +36,7 @@ pub struct Scan {
 pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
     let mut scan = Scan::default();
     let mut buf = vec![0u8; 1 << 20];
+    let mut kept_bytes = 0u64;
     for_each_entry(path, |known, name, size, reader| {
         match &known {
             Known::PkgrDefinition
@@ -63,7 +68,7 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
             Known::Blob(digest) => {
                 let keep = size <= MAX_MANIFEST_BYTES;
                 let mut kept = Vec::new();
-                let actual = match extract_into {
+                let (actual, read) = match extract_into {
                     Some(store) => extract_blob(
                         store,
                         digest,
@@ -79,13 +84,19 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
                         .push(format!("{name} holds bytes whose digest is {actual}"));
                 }
                 if keep && kept.first() == Some(&b'{') {
+                    kept_bytes += kept.len() as u64;
+                    if kept_bytes > MAX_KEPT_BYTES {
+                        return Err(Error::BadPackage {
+                            message: format!("its JSON blobs exceed {MAX_KEPT_BYTES} bytes in all"),
+                        });
+                    }
                     scan.manifests.insert(digest.clone(), kept);
                 }
-                scan.files.insert(name.to_owned(), (actual, size));
+                scan.files.insert(name.to_owned(), (actual, read));
             }
             Known::ZarfExtra => {
-                let actual = hash_stream(reader, &mut buf, None, name)?;
-                scan.files.insert(name.to_owned(), (actual, size));
+                let (actual, read) = hash_stream(reader, &mut buf, None, name)?;
+                scan.files.insert(name.to_owned(), (actual, read));
             }
         }
         Ok(Flow::Continue)
@@ -95,12 +106,13 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
     Ok(scan)
 }
 
+/// Hashes an entry to its end; returns its digest and how many bytes it really had.
 fn hash_stream(
     reader: &mut dyn Read,
     buf: &mut [u8],
     mut keep: Option<&mut Vec<u8>>,
     name: &str,
-) -> Result<Digest, Error> {
+) -> Result<(Digest, u64), Error> {
     let mut hasher = Hasher::default();
     loop {
         let n = reader
@@ -114,11 +126,13 @@ fn hash_stream(
             kept.extend_from_slice(&buf[..n]);
         }
     }
-    Ok(hasher.finish())
+    let read = hasher.bytes_hashed();
+    Ok((hasher.finish(), read))
 }
 
-/// Writes a blob into the store, returning its true digest (a mismatch is a problem
-/// for the caller to report, and nothing is left in the store).
+/// Writes a blob into the store, which verifies it; returns its true digest and
+/// length (a mismatch is a problem for the caller to report, and nothing is left in
+/// the store).
 fn extract_blob(
     store: &Store,
     digest: &Digest,
@@ -126,16 +140,12 @@ fn extract_blob(
     reader: &mut dyn Read,
     buf: &mut [u8],
     mut keep: Option<&mut Vec<u8>>,
-) -> Result<Digest, Error> {
+) -> Result<(Digest, u64), Error> {
     let mut writer = match store.begin(digest, size)? {
-        Ingest::Present => {
-            // Already extracted by an earlier run: hash what the package holds anyway.
-            return hash_stream(reader, buf, keep, &format!("blob {digest}"));
-        }
+        Ingest::Present => return hash_stream(reader, buf, keep, &format!("blob {digest}")),
         Ingest::Writer(writer) => writer,
     };
-    writer.restart()?;
-    let mut hasher = Hasher::default();
+    let mut read = 0u64;
     loop {
         let n = reader
             .read(buf)
@@ -143,19 +153,17 @@ fn extract_blob(
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        read += n as u64;
         writer.write(&buf[..n])?;
         if let Some(kept) = keep.as_deref_mut() {
             kept.extend_from_slice(&buf[..n]);
         }
     }
-    let actual = hasher.finish();
-    if &actual == digest {
-        writer.commit()?;
-    } else {
-        writer.restart()?;
+    match writer.commit() {
+        Ok(()) => Ok((digest.clone(), read)),
+        Err(StoreError::DigestMismatch { actual, .. }) => Ok((actual, read)),
+        Err(err) => Err(err.into()),
     }
-    Ok(actual)
 }
 
 impl Scan {
@@ -215,65 +223,48 @@ impl Scan {
             }
             return;
         };
+        // A worklist, so a hostile chain of nested indexes cannot overflow the stack.
+        // An index's children are manifests whatever media type they claim.
         let mut problems = Vec::new();
         let mut visited = BTreeSet::new();
         for entry in &index.manifests {
             let reference = entry.reference().unwrap_or("(unnamed)");
-            self.walk(
-                reference,
-                &entry.digest,
-                entry.size,
-                &entry.media_type,
-                &mut visited,
-                &mut problems,
-            );
+            let root_is_manifest = is_manifest_media_type(&entry.media_type);
+            let mut queue = vec![(entry.digest.clone(), entry.size, root_is_manifest)];
+            while let Some((digest, size, is_manifest)) = queue.pop() {
+                let name = format!("images/blobs/sha256/{}", digest.hex());
+                match self.files.get(&name) {
+                    None => {
+                        problems.push(format!("{reference}: blob {digest} is missing"));
+                        continue;
+                    }
+                    Some((_, actual)) if *actual != size => {
+                        problems.push(format!(
+                            "{reference}: blob {digest} is {actual} bytes, but its descriptor says {size}"
+                        ));
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+                if !is_manifest || !visited.insert(digest.clone()) {
+                    continue;
+                }
+                let Some(manifest) = self
+                    .manifests
+                    .get(&digest)
+                    .and_then(|b| Manifest::parse(b).ok())
+                else {
+                    problems.push(format!("{reference}: manifest {digest} cannot be read"));
+                    continue;
+                };
+                for child in &manifest.manifests {
+                    queue.push((child.digest.clone(), child.size, true));
+                }
+                for blob in manifest.blobs() {
+                    queue.push((blob.digest.clone(), blob.size, false));
+                }
+            }
         }
         self.problems.extend(problems);
-    }
-
-    fn walk(
-        &self,
-        reference: &str,
-        digest: &Digest,
-        size: u64,
-        media_type: &str,
-        visited: &mut BTreeSet<Digest>,
-        problems: &mut Vec<String>,
-    ) {
-        let name = format!("images/blobs/sha256/{}", digest.hex());
-        match self.files.get(&name) {
-            None => {
-                problems.push(format!("{reference}: blob {digest} is missing"));
-                return;
-            }
-            Some((_, actual)) if *actual != size => {
-                problems.push(format!(
-                    "{reference}: blob {digest} is {actual} bytes, but its descriptor says {size}"
-                ));
-                return;
-            }
-            Some(_) => {}
-        }
-        if !is_manifest_media_type(media_type) || !visited.insert(digest.clone()) {
-            return;
-        }
-        let Some(manifest) = self
-            .manifests
-            .get(digest)
-            .and_then(|b| Manifest::parse(b).ok())
-        else {
-            problems.push(format!("{reference}: manifest {digest} cannot be read"));
-            return;
-        };
-        for child in manifest.manifests.iter().chain(manifest.blobs()) {
-            self.walk(
-                reference,
-                &child.digest,
-                child.size,
-                &child.media_type,
-                visited,
-                problems,
-            );
-        }
     }
 }

@@ -95,6 +95,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
     let mut index: Option<LayoutIndex> = None;
     let mut docs = Docs::new();
     let mut speculative_bytes = 0u64;
+    let mut kept_bytes = 0u64;
     for_each_entry(path, |known, name, size, reader| {
         match known {
             Known::PkgrDefinition | Known::ZarfDefinition => {
@@ -124,6 +125,14 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
                     if !certain {
                         speculative_bytes += size;
                     }
+                    kept_bytes += size;
+                    if kept_bytes > MAX_KEPT_BYTES {
+                        return Err(Error::BadPackage {
+                            message: format!(
+                                "its manifests and configs exceed {MAX_KEPT_BYTES} bytes in all"
+                            ),
+                        });
+                    }
                     docs.insert(
                         digest,
                         read_bounded(reader, name, size, MAX_MANIFEST_BYTES)?,
@@ -147,6 +156,9 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
     })?;
     build(zarf, &definition, &index, &docs)
 }
+
+/// Manifests and configs held in memory in all; a package that needs more is refused.
+const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Small blobs kept in memory on the chance that they are configs.
 const SPECULATIVE_BUDGET: u64 = 64 * 1024 * 1024;

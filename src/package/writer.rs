@@ -58,6 +58,9 @@ pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<()
     };
     let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
+    if crate::cancel::is_cancelled() {
+        return Err(io_err(io::Error::other("interrupted")));
+    }
     temp.persist(out).map_err(|e| io_err(e.error))?;
     Ok(())
 }
@@ -80,7 +83,7 @@ fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
         builder.append_data(
             &mut header,
             &entry.name,
-            io::BufReader::with_capacity(1 << 20, file).take(len),
+            io::BufReader::with_capacity(1 << 20, crate::cancel::Cancellable(file)).take(len),
         )?;
     }
     // `finish` explicitly: dropping the builder would swallow a write error.

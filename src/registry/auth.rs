@@ -53,12 +53,14 @@ pub enum AuthError {
     },
 }
 
-/// Looks up credentials per registry host.
+/// Looks up credentials per registry host, once: a credential helper is a process to
+/// spawn, and every request of a run needs the answer.
 #[derive(Debug, Default)]
 pub struct Credentials {
     config: DockerConfig,
     /// Credentials given on the command line win over the config file.
     explicit: Option<(String, String)>,
+    resolved: std::sync::Mutex<HashMap<String, RegistryAuth>>,
 }
 
 impl Credentials {
@@ -87,7 +89,7 @@ impl Credentials {
         })?;
         Ok(Self {
             config,
-            explicit: None,
+            ..Self::default()
         })
     }
 
@@ -98,6 +100,16 @@ impl Credentials {
 
     /// The credentials for `registry` (a `host[:port]` as written in references).
     pub fn for_registry(&self, registry: &str) -> Result<RegistryAuth, AuthError> {
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(auth) = resolved.get(registry) {
+            return Ok(auth.clone());
+        }
+        let auth = self.look_up(registry)?;
+        resolved.insert(registry.to_owned(), auth.clone());
+        Ok(auth)
+    }
+
+    fn look_up(&self, registry: &str) -> Result<RegistryAuth, AuthError> {
         if let Some((user, pass)) = &self.explicit {
             return Ok(RegistryAuth::Basic(user.clone(), pass.clone()));
         }
@@ -199,7 +211,7 @@ mod tests {
                 r#"{"auths":{"https://reg.example:5000/v1/":{"auth":"dXNlcjpwYXNz"}}}"#,
             )
             .unwrap(),
-            explicit: None,
+            ..Credentials::default()
         };
         match creds.for_registry("reg.example:5000").unwrap() {
             RegistryAuth::Basic(u, p) => assert_eq!((u.as_str(), p.as_str()), ("user", "pass")),

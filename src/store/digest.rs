@@ -111,7 +111,7 @@ impl Hasher {
 /// Hashes a whole file with a large buffer, returning its digest and length.
 pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, u64)> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    let mut file = crate::cancel::Cancellable(std::fs::File::open(path)?);
     let mut hasher = Hasher::default();
     let mut buf = vec![0u8; 1 << 20];
     loop {

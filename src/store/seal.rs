@@ -94,8 +94,9 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
     let mut reached = BTreeSet::new();
     for entry in &index.manifests {
         let reference = entry.reference().unwrap_or("(unnamed)");
-        let mut queue = vec![(entry.digest.clone(), entry.size, entry.media_type.clone())];
-        while let Some((digest, size, media_type)) = queue.pop() {
+        let root_is_manifest = is_manifest_media_type(&entry.media_type);
+        let mut queue = vec![(entry.digest.clone(), entry.size, root_is_manifest)];
+        while let Some((digest, size, is_manifest)) = queue.pop() {
             let Some(&actual) = sealed.blobs.get(&digest) else {
                 return Err(SealError::Missing {
                     reference: reference.to_owned(),
@@ -111,7 +112,7 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
                 });
             }
             reached.insert(digest.clone());
-            if !is_manifest_media_type(&media_type) || !sealed.manifests.insert(digest.clone()) {
+            if !is_manifest || !sealed.manifests.insert(digest.clone()) {
                 continue;
             }
             let path = blobs_dir.join(digest.hex());
@@ -124,8 +125,12 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
             if let Some(config) = &manifest.config {
                 sealed.configs.insert(config.digest.clone());
             }
-            for child in manifest.manifests.iter().chain(manifest.blobs()) {
-                queue.push((child.digest.clone(), child.size, child.media_type.clone()));
+            // An index's children are manifests whatever media type they claim.
+            for child in &manifest.manifests {
+                queue.push((child.digest.clone(), child.size, true));
+            }
+            for blob in manifest.blobs() {
+                queue.push((blob.digest.clone(), blob.size, false));
             }
         }
     }
