@@ -276,9 +276,19 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> Result<(), StoreError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(_) => {
-            let tmp = dst.with_extension("copying");
-            fs::copy(src, &tmp).map_err(|e| StoreError::io("copy", src, e))?;
-            fs::rename(&tmp, dst).map_err(|e| StoreError::io("rename into place", dst, e))
+            // The copy is made beside `blobs/sha256`, not in it, so nothing half-copied
+            // ever sits under a digest's name; the temp file is removed on failure.
+            let dir = dst
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(Path::new("."));
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)
+                .map_err(|e| StoreError::io("create a file in", dir, e))?;
+            let mut from = File::open(src).map_err(|e| StoreError::io("open", src, e))?;
+            io::copy(&mut from, tmp.as_file_mut()).map_err(|e| StoreError::io("copy", src, e))?;
+            tmp.persist(dst)
+                .map(drop)
+                .map_err(|e| StoreError::io("rename into place", dst, e.error))
         }
     }
 }

@@ -375,3 +375,35 @@ fn two_processes_sharing_one_cache_both_succeed() {
     // 4 manifests, 4 configs, 1 shared base and 4 top layers.
     assert_eq!(count, 13);
 }
+
+#[test]
+fn a_cache_on_another_filesystem_is_copied_not_linked() {
+    // Hard links cannot cross filesystems; /dev/shm is a tmpfs, the output is not.
+    let shm = std::path::Path::new("/dev/shm");
+    assert!(
+        shm.is_dir(),
+        "this test needs /dev/shm (a tmpfs) to put the cache on"
+    );
+    let cache = tempfile::tempdir_in(shm).unwrap();
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("a", &noise(3, 300_000))])],
+    );
+    let ws = Workspace::new();
+    let reference = format!("{}/app:1", registry.addr);
+    ws.write_definition(&definition(
+        "copied",
+        "amd64",
+        std::slice::from_ref(&reference),
+    ));
+    let path = package_path(&ws.create(&["--cache", cache.path().to_str().unwrap()]));
+    let package = Package::read(&path);
+    assert_self_consistent(&package);
+    for blob in image.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+}
