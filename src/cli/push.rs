@@ -17,11 +17,13 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     let credentials = credentials(&args)?;
     let reporter = progress::reporter(args.no_progress);
 
+    // The verified copy needs as much room as the package's blobs.
+    let work_root = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("pkgr-push-")
-        .tempdir()
+        .tempdir_in(&work_root)
         .map_err(|source| Error::Output {
-            path: std::env::temp_dir(),
+            path: work_root.clone(),
             source,
         })?;
     let store = Store::at(work.path().join("blobs"), work.path().join("ingest"))?;
