@@ -277,6 +277,31 @@ fn htpasswd_registry_needs_credentials() {
             .unwrap();
     child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
     assert_ok(&child.wait_with_output().unwrap());
+
+    // create pulls from the guarded registry with config.json credentials too.
+    let pull = Workspace::new();
+    pull.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: guarded\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/team/web:1.0\n",
+        target.addr
+    ));
+    let out = pull.create(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused the credentials"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(
+        pull.path("docker").join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"username":"ci","password":"s3cret"}}}}}}"#,
+            target.addr
+        ),
+    )
+    .unwrap();
+    let package = Package::read(&package_path(&pull.create(&[])));
+    let entry = package.entry(&format!("{}/team/web:1.0", target.addr));
+    assert_eq!(entry["digest"], f.images[0].1.manifest.digest);
 }
 
 #[test]
