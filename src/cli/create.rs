@@ -91,12 +91,10 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
     .await?;
     reporter.finish();
 
-    for image in &images {
-        for (digest, _) in &image.manifests {
-            link_or_copy(&store.blob_path(digest), &layout.store().blob_path(digest))?;
-        }
-    }
-    for digest in needed.keys() {
+    let manifests = images
+        .iter()
+        .flat_map(|i| i.manifests.iter().map(|(d, _)| d));
+    for digest in manifests.chain(needed.keys()) {
         link_or_copy(&store.blob_path(digest), &layout.store().blob_path(digest))?;
     }
     layout.write_index(images.iter().map(index_entry).collect())?;

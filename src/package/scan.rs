@@ -114,18 +114,13 @@ fn hash_stream(
     name: &str,
 ) -> Result<(Digest, u64), Error> {
     let mut hasher = Hasher::default();
-    loop {
-        let n = reader
-            .read(buf)
-            .map_err(|e| StoreError::io("read", Path::new(name), e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        if let Some(kept) = keep.as_deref_mut() {
-            kept.extend_from_slice(&buf[..n]);
-        }
-    }
+    hasher
+        .update_from(reader, buf, |chunk| {
+            if let Some(kept) = keep.as_deref_mut() {
+                kept.extend_from_slice(chunk);
+            }
+        })
+        .map_err(|e| StoreError::io("read", Path::new(name), e))?;
     let read = hasher.bytes_hashed();
     Ok((hasher.finish(), read))
 }

@@ -6,7 +6,7 @@
 //! interrupted partial is resumed rather than thrown away.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::digest::{Digest, Hasher};
@@ -156,16 +156,9 @@ impl Store {
                 .map_err(|e| StoreError::io("truncate", &partial_path, e))?;
         } else if on_disk > 0 {
             // Resume: the bytes already on disk count toward the digest.
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .map_err(|e| StoreError::io("read", &partial_path, e))?;
-                if n == 0 {
-                    break;
-                }
-                hasher.update(&buf[..n]);
-            }
+            hasher
+                .update_from(&mut file, &mut vec![0u8; 1 << 20], |_| {})
+                .map_err(|e| StoreError::io("read", &partial_path, e))?;
         }
         file.seek(SeekFrom::End(0))
             .map_err(|e| StoreError::io("seek", &partial_path, e))?;

@@ -93,6 +93,24 @@ impl Hasher {
         self.len += bytes.len() as u64;
     }
 
+    /// Hashes everything `reader` yields through `buf`, handing each chunk to `each`
+    /// as well (to keep or copy it).
+    pub fn update_from(
+        &mut self,
+        reader: &mut dyn std::io::Read,
+        buf: &mut [u8],
+        mut each: impl FnMut(&[u8]),
+    ) -> std::io::Result<()> {
+        loop {
+            let n = reader.read(buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.update(&buf[..n]);
+            each(&buf[..n]);
+        }
+    }
+
     pub fn bytes_hashed(&self) -> u64 {
         self.len
     }
@@ -110,17 +128,9 @@ impl Hasher {
 
 /// Hashes a whole file with a large buffer, returning its digest and length.
 pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, u64)> {
-    use std::io::Read;
     let mut file = crate::cancel::Cancellable(std::fs::File::open(path)?);
     let mut hasher = Hasher::default();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    hasher.update_from(&mut file, &mut vec![0u8; 1 << 20], |_| {})?;
     let len = hasher.bytes_hashed();
     Ok((hasher.finish(), len))
 }
