@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use oci_client::Reference;
 use serde::Deserialize;
 
+use crate::reference::parse_reference;
+
 /// A validated package definition.
 #[derive(Debug, Clone)]
 pub struct Definition {
@@ -39,6 +41,17 @@ pub struct ImageRef {
     pub reference: Reference,
 }
 
+impl Definition {
+    /// Every registry host the definition pulls from.
+    pub fn registries(&self) -> std::collections::BTreeSet<String> {
+        self.components
+            .iter()
+            .flat_map(|c| &c.images)
+            .map(|i| i.reference.registry().to_owned())
+            .collect()
+    }
+}
+
 impl ImageRef {
     /// The fully qualified reference, e.g. `docker.io/library/nginx:1.25`.
     pub fn full(&self) -> String {
@@ -54,6 +67,8 @@ pub struct DefinitionError {
     pub field: Option<String>,
     pub message: String,
 }
+
+impl crate::hint::Hint for DefinitionError {}
 
 impl fmt::Display for DefinitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -304,7 +319,7 @@ pub fn parse(
         for (image_index, written) in images.into_iter().enumerate() {
             let field = format!("components[{index}].images[{image_index}]");
             let reference = parse_reference(&written)
-                .map_err(|message| err_at(line_of(text, &written), Some(&field), message))?;
+                .map_err(|e| err_at(line_of(text, &written), Some(&field), e.to_string()))?;
             refs.push(ImageRef { written, reference });
         }
         validated.push(Component {
@@ -330,22 +345,6 @@ pub fn parse(
         components: validated,
         warnings,
     })
-}
-
-/// Parses an image reference strictly: a digest must be a valid sha256 digest.
-pub fn parse_reference(written: &str) -> Result<Reference, String> {
-    let trimmed = written.trim();
-    if trimmed.is_empty() {
-        return Err("an image reference is empty".into());
-    }
-    let reference = Reference::try_from(trimmed)
-        .map_err(|err| format!("`{written}` is not a valid image reference ({err})"))?;
-    if let Some(digest) = reference.digest() {
-        digest.parse::<crate::store::Digest>().map_err(|_| {
-            format!("`{written}` has an invalid digest `{digest}` (pkgr needs sha256)")
-        })?;
-    }
-    Ok(reference)
 }
 
 fn is_valid_name(name: &str) -> bool {

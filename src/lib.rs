@@ -1,18 +1,21 @@
 //! pkgr: package OCI content for air-gapped networks.
 //!
-//! The pipeline is `definition → pull (resolve, plan, fetch) → store (seal) → package`;
-//! each stage is a module, and `cli` only wires them together.
+//! The pipeline is `definition → pull (resolve, plan, fetch) → package (seal, write)`,
+//! and back: `package (read, scan) → inspect / push`. Each stage is a module of this
+//! library; `cli` is the edge that parses arguments, wires the stages together and
+//! decides exit codes. Imports run down: `digest` and `hint` are the ground floor,
+//! then `manifest`, `reference`, `store`, `registry`, `pull`, `package`, `push`.
 
 pub mod cancel;
 pub mod cli;
 pub mod definition;
-pub mod error;
+pub mod digest;
+pub mod hint;
 pub mod manifest;
 pub mod package;
 pub mod progress;
 pub mod pull;
 pub mod push;
+pub mod reference;
 pub mod registry;
 pub mod store;
-
-pub use error::Error;

@@ -1,13 +1,13 @@
 //! The `pkgr` binary: parse arguments, run the command, print any error once and map
-//! it to the exit status (0 success, 1 failure, 2 usage).
+//! it to the exit status (see `cli::error` for the codes).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+use pkgr::cli::{self, Error};
 
 fn main() -> ExitCode {
-    let cli = pkgr::cli::Cli::parse();
+    let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -15,15 +15,15 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(cli::error::EXIT_FAILURE);
         }
     };
     let result = runtime.block_on(async {
         tokio::select! {
-            result = pkgr::cli::run(cli) => result,
+            result = cli::run(args) => result,
             _ = tokio::signal::ctrl_c() => {
                 pkgr::cancel::cancel();
-                Err(pkgr::Error::Interrupted)
+                Err(Error::Interrupted)
             }
         }
     });
@@ -33,23 +33,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            report(&err);
-            if matches!(err, pkgr::Error::Interrupted) {
-                ExitCode::from(130)
-            } else {
-                ExitCode::FAILURE
-            }
+            cli::error::report(&err);
+            ExitCode::from(err.exit_code())
         }
-    }
-}
-
-fn report(err: &pkgr::Error) {
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
-    for cause in pkgr::error::causes(err) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
-    }
-    if let Some(hint) = err.hint() {
-        let _ = writeln!(stderr, "hint: {hint}");
     }
 }

@@ -9,15 +9,17 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::store::Digest;
+use crate::digest::Digest;
 
 pub trait Reporter: Send + Sync {
     /// A step worth a line of its own ("resolving 4 images").
     fn step(&self, message: &str);
     fn warn(&self, message: &str);
-    /// Transfers are about to start (`action` is "downloading" or "pushing"): what must
-    /// move, and what was already in place.
-    fn plan(&self, action: &str, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64);
+    /// More blobs must move (`action` is "downloading" or "pushing"); called as the
+    /// work is discovered, so totals grow while transfers run.
+    fn blobs_planned(&self, action: &str, blobs: usize, bytes: u64);
+    /// A planned blob was already in place.
+    fn blob_cached(&self, bytes: u64);
     fn blob_start(&self, digest: &Digest, size: u64);
     fn blob_progress(&self, digest: &Digest, bytes: u64);
     fn blob_done(&self, digest: &Digest);
@@ -53,10 +55,53 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Blobs planned and found cached, for the summary of a transfer.
+#[derive(Default)]
+struct Tally {
+    inner: Mutex<TallyCounts>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct TallyCounts {
+    blobs: usize,
+    bytes: u64,
+    cached_blobs: usize,
+    cached_bytes: u64,
+}
+
+impl Tally {
+    fn planned(&self, blobs: usize, bytes: u64) {
+        let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        counts.blobs += blobs;
+        counts.bytes = counts.bytes.saturating_add(bytes);
+    }
+
+    fn cached(&self, bytes: u64) {
+        let mut counts = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        counts.cached_blobs += 1;
+        counts.cached_bytes = counts.cached_bytes.saturating_add(bytes);
+    }
+
+    fn counts(&self) -> TallyCounts {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn message(&self) -> String {
+        let c = self.counts();
+        format!(
+            "({} blobs; {} cached, {})",
+            c.blobs,
+            c.cached_blobs,
+            human_bytes(c.cached_bytes)
+        )
+    }
+}
+
 struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     active: Mutex<HashMap<Digest, ProgressBar>>,
+    tally: Tally,
 }
 
 impl Bars {
@@ -74,6 +119,7 @@ impl Bars {
             multi,
             overall,
             active: Mutex::new(HashMap::new()),
+            tally: Tally::default(),
         }
     }
 }
@@ -87,13 +133,18 @@ impl Reporter for Bars {
         let _ = self.multi.println(format!("warning: {message}"));
     }
 
-    fn plan(&self, action: &str, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64) {
+    fn blobs_planned(&self, action: &str, blobs: usize, bytes: u64) {
         self.overall.set_prefix(action.to_owned());
-        self.overall.set_length(bytes);
-        self.overall.set_message(format!(
-            "({blobs} blobs; {cached_blobs} cached, {})",
-            human_bytes(cached_bytes)
-        ));
+        self.overall.inc_length(bytes);
+        self.tally.planned(blobs, bytes);
+        self.overall.set_message(self.tally.message());
+    }
+
+    fn blob_cached(&self, bytes: u64) {
+        // Cached bytes were counted as planned: they are done at once.
+        self.overall.inc(bytes);
+        self.tally.cached(bytes);
+        self.overall.set_message(self.tally.message());
     }
 
     fn blob_start(&self, digest: &Digest, size: u64) {
@@ -104,18 +155,31 @@ impl Reporter for Bars {
                 .progress_chars("=> "),
         );
         bar.set_prefix(short(digest).to_owned());
-        self.active.lock().unwrap().insert(digest.clone(), bar);
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), bar);
     }
 
     fn blob_progress(&self, digest: &Digest, bytes: u64) {
         self.overall.inc(bytes);
-        if let Some(bar) = self.active.lock().unwrap().get(digest) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
             bar.inc(bytes);
         }
     }
 
     fn blob_done(&self, digest: &Digest) {
-        if let Some(bar) = self.active.lock().unwrap().remove(digest) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest)
+        {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }
@@ -129,9 +193,11 @@ impl Reporter for Bars {
 /// Plain lines for logs and CI: one every few seconds at most while downloading.
 struct Lines {
     started: Instant,
+    action: Mutex<String>,
     total: AtomicU64,
     done: AtomicU64,
     last_line: Mutex<Instant>,
+    tally: Tally,
 }
 
 const LINE_INTERVAL: Duration = Duration::from_secs(2);
@@ -140,9 +206,11 @@ impl Lines {
     fn new() -> Self {
         Self {
             started: Instant::now(),
+            action: Mutex::new(String::new()),
             total: AtomicU64::new(0),
             done: AtomicU64::new(0),
             last_line: Mutex::new(Instant::now()),
+            tally: Tally::default(),
         }
     }
 
@@ -160,23 +228,22 @@ impl Reporter for Lines {
         self.line(&format!("warning: {message}"));
     }
 
-    fn plan(&self, action: &str, blobs: usize, bytes: u64, cached_blobs: usize, cached_bytes: u64) {
-        self.total.store(bytes, Ordering::Relaxed);
-        let mut line = format!("{action} {blobs} blobs ({})", human_bytes(bytes));
-        if cached_blobs > 0 {
-            line.push_str(&format!(
-                "; {cached_blobs} blobs ({}) already cached",
-                human_bytes(cached_bytes)
-            ));
-        }
-        self.line(&line);
+    fn blobs_planned(&self, action: &str, blobs: usize, bytes: u64) {
+        action.clone_into(&mut self.action.lock().unwrap_or_else(|e| e.into_inner()));
+        self.total.fetch_add(bytes, Ordering::Relaxed);
+        self.tally.planned(blobs, bytes);
+    }
+
+    fn blob_cached(&self, bytes: u64) {
+        self.done.fetch_add(bytes, Ordering::Relaxed);
+        self.tally.cached(bytes);
     }
 
     fn blob_start(&self, _digest: &Digest, _size: u64) {}
 
     fn blob_progress(&self, _digest: &Digest, bytes: u64) {
         let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let mut last = self.last_line.lock().unwrap();
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
         if last.elapsed() >= LINE_INTERVAL {
             *last = Instant::now();
             let secs = self.started.elapsed().as_secs_f64().max(0.001);
@@ -191,5 +258,29 @@ impl Reporter for Lines {
 
     fn blob_done(&self, _digest: &Digest) {}
 
-    fn finish(&self) {}
+    fn finish(&self) {
+        let c = self.tally.counts();
+        if c.blobs == 0 {
+            return;
+        }
+        let action = self
+            .action
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut line = format!(
+            "{action}: {} blobs ({}) in {:.1} s",
+            c.blobs - c.cached_blobs.min(c.blobs),
+            human_bytes(c.bytes.saturating_sub(c.cached_bytes)),
+            self.started.elapsed().as_secs_f64()
+        );
+        if c.cached_blobs > 0 {
+            line.push_str(&format!(
+                "; {} blobs ({}) were already in place",
+                c.cached_blobs,
+                human_bytes(c.cached_bytes)
+            ));
+        }
+        self.line(&line);
+    }
 }

@@ -3,76 +3,41 @@
 //! images (HEAD, then mount from a repository that has it, then streamed upload);
 //! manifests follow byte-exact, children before their index, by digest then by tag.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use futures_util::stream::{self, StreamExt};
 use oci_client::Reference;
 
-use crate::definition::parse_reference;
-use crate::manifest::{is_manifest_media_type, Manifest};
+use crate::digest::Digest;
+use crate::hint::Hint;
+use crate::manifest::walk::{Role, Walk, WalkError};
+use crate::manifest::{is_manifest_media_type, Descriptor, Manifest};
 use crate::progress::Reporter;
+use crate::reference::{parse_reference, ReferenceError, Target};
 use crate::registry::{Registry, RegistryError};
 use crate::store::layout::LayoutIndex;
-use crate::store::{Digest, Store};
+use crate::store::Store;
 
-/// Where images go: a registry host and an optional repository prefix.
-#[derive(Debug, Clone)]
-pub struct Target {
-    pub registry: String,
-    pub prefix: Option<String>,
-}
-
+/// Why one image was not pushed.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a registry target (expected REGISTRY[/PREFIX], like 127.0.0.1:5000/mirror)")]
-pub struct BadTarget(pub String);
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.prefix {
-            Some(prefix) => write!(f, "{}/{prefix}", self.registry),
-            None => f.write_str(&self.registry),
-        }
-    }
+pub enum PushError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("its manifests cannot be followed")]
+    Walk(#[from] WalkError),
+    #[error("blob {digest} could not be pushed")]
+    BlobFailed { digest: Digest },
+    #[error("its manifest {digest} is not in the package")]
+    MissingManifest { digest: Digest },
 }
 
-impl Target {
-    pub fn parse(text: &str) -> Result<Self, BadTarget> {
-        let text = text.trim_end_matches('/');
-        let (registry, prefix) = match text.split_once('/') {
-            Some((registry, prefix)) => (registry, Some(prefix.to_owned())),
-            None => (text, None),
-        };
-        let valid_prefix = prefix.as_deref().is_none_or(|p| {
-            !p.is_empty()
-                && p.split('/').all(|part| {
-                    !part.is_empty()
-                        && part.chars().all(|c| {
-                            c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)
-                        })
-                })
-        });
-        if registry.is_empty() || registry.contains("://") || !valid_prefix {
-            return Err(BadTarget(text.to_owned()));
-        }
-        Ok(Self {
-            registry: registry.to_owned(),
-            prefix,
-        })
-    }
-
-    /// `ghcr.io/org/app:1.2` → `<registry>/[<prefix>/]org/app:1.2`.
-    pub fn map(&self, source: &Reference) -> Reference {
-        let repository = match &self.prefix {
-            Some(prefix) => format!("{prefix}/{}", source.repository()),
-            None => source.repository().to_owned(),
-        };
-        match source.tag() {
-            Some(tag) => Reference::with_tag(self.registry.clone(), repository, tag.to_owned()),
-            None => Reference::with_digest(
-                self.registry.clone(),
-                repository,
-                source.digest().unwrap_or_default().to_owned(),
-            ),
+impl Hint for PushError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Registry(e) => e.hint(),
+            _ => None,
         }
     }
 }
@@ -94,7 +59,7 @@ impl Tally {
 #[derive(Debug, Default)]
 pub struct PushReport {
     pub pushed: Vec<String>,
-    pub failed: Vec<(String, RegistryError)>,
+    pub failed: Vec<(String, PushError)>,
     pub uploaded: Tally,
     pub skipped: Tally,
     pub mounted: Tally,
@@ -129,21 +94,20 @@ pub async fn push(
         let source = entry.reference().unwrap_or("(unnamed)").to_owned();
         let source_ref = match parse_reference(&source) {
             Ok(reference) => reference,
-            Err(message) => {
-                report
-                    .failed
-                    .push((source, RegistryError::BadReference { message }));
+            Err(err) => {
+                report.failed.push((source, err.into()));
                 continue;
             }
         };
-        let mut image = PlannedImage {
-            target: target.map(&source_ref),
-            source,
-            manifests: Vec::new(),
-            blobs: BTreeSet::new(),
-        };
-        collect(layout, &entry.digest, &entry.media_type, &mut image, 0);
-        images.push(image);
+        match collect(layout, entry.descriptor()) {
+            Ok((manifests, blobs)) => images.push(PlannedImage {
+                target: target.map(&source_ref),
+                source,
+                manifests,
+                blobs,
+            }),
+            Err(err) => report.failed.push((source, err.into())),
+        }
     }
 
     // Each digest once: the repositories that need it, in a fixed order.
@@ -163,7 +127,7 @@ pub async fn push(
         .keys()
         .map(|d| layout.sizes.get(d).copied().unwrap_or(0))
         .sum();
-    reporter.plan("pushing", needed.len(), total, 0, 0);
+    reporter.blobs_planned("pushing", needed.len(), total);
     let outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)> = stream::iter(needed)
         .map(|(digest, repos)| async move {
             let result = push_blob(registry, layout, &digest, &repos, reporter).await;
@@ -195,11 +159,12 @@ pub async fn push(
 
     for image in images {
         if let Some(digest) = image.blobs.iter().find(|d| failed_blobs.contains_key(*d)) {
-            let err = failed_blobs
-                .remove(digest)
-                .unwrap_or_else(|| RegistryError::BlobFailed {
+            let err = failed_blobs.remove(digest).map_or_else(
+                || PushError::BlobFailed {
                     digest: digest.clone(),
-                });
+                },
+                PushError::from,
+            );
             report.failed.push((image.source, err));
             continue;
         }
@@ -218,40 +183,47 @@ pub async fn push(
     report
 }
 
-/// Nesting deeper than this (an index of indexes of …) is not followed.
-const MAX_NESTING: usize = 8;
+/// An image's manifests in push order, each with its media type, and its blobs.
+type Collected = (Vec<(Digest, String)>, BTreeSet<Digest>);
 
-/// Walks an image's graph, recording manifests children-first and every blob. An
-/// index's children are manifests whatever media type their descriptor claims; each
-/// manifest is pushed with the media type its own bytes declare.
-fn collect(
-    layout: &Layout<'_>,
-    digest: &Digest,
-    descriptor_type: &str,
-    image: &mut PlannedImage,
-    depth: usize,
-) {
-    if depth > MAX_NESTING || image.manifests.iter().any(|(d, _)| d == digest) {
-        return;
-    }
-    let manifest = layout
-        .manifests
-        .get(digest)
-        .and_then(|b| Manifest::parse(b).ok());
-    let media_type = match &manifest {
-        Some(m) if m.media_type.is_some() => m.effective_media_type().to_owned(),
-        Some(m) if !is_manifest_media_type(descriptor_type) => m.effective_media_type().to_owned(),
-        _ => descriptor_type.to_owned(),
-    };
-    if let Some(manifest) = manifest {
-        for child in &manifest.manifests {
-            collect(layout, &child.digest, &child.media_type, image, depth + 1);
+/// Walks an image's graph: its manifests children-first, each with the media type to
+/// push it with, and every config and layer. An index's children are manifests
+/// whatever media type their descriptor claims; each manifest is pushed with the media
+/// type its own bytes declare.
+fn collect(layout: &Layout<'_>, root: Descriptor) -> Result<Collected, WalkError> {
+    let root_digest = root.digest.clone();
+    let mut walk = Walk::from_root(root)?;
+    let mut media_types: HashMap<Digest, String> = HashMap::new();
+    let mut blobs = BTreeSet::new();
+    while let Some(node) = walk.next_node() {
+        if node.role != Role::Manifest {
+            blobs.insert(node.digest().clone());
+            continue;
         }
-        for blob in manifest.blobs() {
-            image.blobs.insert(blob.digest.clone());
+        let manifest = layout
+            .manifests
+            .get(node.digest())
+            .and_then(|b| Manifest::parse(b).ok());
+        let declared = &node.descriptor.media_type;
+        let media_type = match &manifest {
+            Some(m) if m.media_type.is_some() => m.effective_media_type().to_owned(),
+            Some(m) if !is_manifest_media_type(declared) => m.effective_media_type().to_owned(),
+            _ => declared.clone(),
+        };
+        if let Some(manifest) = &manifest {
+            walk.descend(&node, manifest)?;
         }
+        media_types.insert(node.digest().clone(), media_type);
     }
-    image.manifests.push((digest.clone(), media_type));
+    let manifests = walk
+        .children_first(&root_digest)
+        .into_iter()
+        .map(|digest| {
+            let media_type = media_types.get(&digest).cloned().unwrap_or_default();
+            (digest, media_type)
+        })
+        .collect();
+    Ok((manifests, blobs))
 }
 
 enum Outcome {
@@ -308,12 +280,12 @@ async fn push_manifests(
     registry: &Registry,
     layout: &Layout<'_>,
     image: &PlannedImage,
-) -> Result<(), RegistryError> {
+) -> Result<(), PushError> {
     for (digest, media_type) in &image.manifests {
         let bytes = layout
             .manifests
             .get(digest)
-            .ok_or_else(|| RegistryError::BlobFailed {
+            .ok_or_else(|| PushError::MissingManifest {
                 digest: digest.clone(),
             })?;
         let by_digest = Reference::with_digest(
@@ -323,33 +295,17 @@ async fn push_manifests(
         );
         registry.put_manifest(&by_digest, bytes, media_type).await?;
     }
-    if image.target.tag().is_some() {
-        let (digest, media_type) = image
+    // The root comes last in children-first order.
+    if let (Some(_), Some((digest, media_type))) = (image.target.tag(), image.manifests.last()) {
+        let bytes = layout
             .manifests
-            .last()
-            .expect("an image has a root manifest");
+            .get(digest)
+            .ok_or_else(|| PushError::MissingManifest {
+                digest: digest.clone(),
+            })?;
         registry
-            .put_manifest(&image.target, &layout.manifests[digest], media_type)
+            .put_manifest(&image.target, bytes, media_type)
             .await?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_references_onto_the_target() {
-        let target = Target::parse("127.0.0.1:5000").unwrap();
-        let mapped = target.map(&parse_reference("ghcr.io/org/app:1.2").unwrap());
-        assert_eq!(mapped.whole(), "127.0.0.1:5000/org/app:1.2");
-        let mapped = target.map(&parse_reference("nginx:1.25").unwrap());
-        assert_eq!(mapped.whole(), "127.0.0.1:5000/library/nginx:1.25");
-        let target = Target::parse("reg.local/mirror/team").unwrap();
-        let mapped = target.map(&parse_reference("ghcr.io/org/app:1.2").unwrap());
-        assert_eq!(mapped.whole(), "reg.local/mirror/team/org/app:1.2");
-        assert!(Target::parse("https://reg.local").is_err());
-        assert!(Target::parse("reg.local/UPPER").is_err());
-    }
 }

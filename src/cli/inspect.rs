@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use super::InspectArgs;
+use super::error::ignore_broken_pipe;
+use super::{Error, InspectArgs};
 use crate::package::scan::scan;
 use crate::package::summary::{summarize, Summary};
 use crate::progress::human_bytes;
-use crate::Error;
 
 pub fn run(args: InspectArgs) -> Result<(), Error> {
     let verification = if args.verify {
@@ -27,13 +27,13 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
             let written = problems
                 .iter()
                 .try_for_each(|problem| writeln!(out, "{problem}"));
-            super::ignore_broken_pipe(written)?;
+            ignore_broken_pipe(written)?;
             return Err(Error::Verification {
                 problems,
                 refused_push: false,
             });
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(err.into()),
     };
     let mut out = std::io::stdout().lock();
     let written = if args.json {
@@ -42,7 +42,7 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
             value["verification"] = serde_json::json!({
                 "ok": scan.problems.is_empty(),
                 "files": scan.files.len(),
-                "problems": scan.problems,
+                "problems": scan.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
         }
         serde_json::to_writer_pretty(&mut out, &value)
@@ -65,7 +65,7 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
             None => Ok(()),
         })
     };
-    super::ignore_broken_pipe(written)?;
+    ignore_broken_pipe(written)?;
     match verification {
         Some(scan) if !scan.problems.is_empty() => Err(Error::Verification {
             problems: scan.problems,

@@ -1,14 +1,18 @@
-//! The command line: clap's view of the arguments, and one module per command.
+//! The command line, the edge of the program: clap's view of the arguments (first
+//! stage), the settings built from them (second stage), the top-level error with its
+//! exit codes, and one module per command.
 
 pub mod create;
+pub mod error;
 pub mod inspect;
 pub mod push;
+pub mod settings;
+
+pub use error::Error;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::registry::Transport;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,8 +41,8 @@ pub struct PushArgs {
     pub package: PathBuf,
 
     /// Where to push: REGISTRY[/PREFIX], e.g. 127.0.0.1:5000 or registry.local/mirror
-    #[arg(value_parser = crate::push::Target::parse)]
-    pub target: crate::push::Target,
+    #[arg(value_parser = crate::reference::Target::parse)]
+    pub target: crate::reference::Target,
 
     /// Blob uploads in flight across all images
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -136,34 +140,12 @@ pub struct TransportArgs {
     pub ca_file: Option<PathBuf>,
 }
 
-impl TransportArgs {
-    pub fn transport(&self) -> Transport {
-        Transport {
-            plain_http: self.plain_http,
-            insecure_skip_tls_verify: self.insecure_skip_tls_verify,
-            ca_file: self.ca_file.clone(),
-        }
-    }
-}
-
-pub async fn run(cli: Cli) -> Result<(), crate::Error> {
+pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,
         Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
             .await
-            .expect("inspect does not panic"),
-    }
-}
-
-/// A closed pipe (`pkgr inspect … | head`) is not an error worth a message.
-pub fn ignore_broken_pipe(result: std::io::Result<()>) -> Result<(), crate::Error> {
-    match result {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(crate::Error::Output {
-            path: "stdout".into(),
-            source: e,
-        }),
-        Ok(()) => Ok(()),
+            .unwrap_or(Err(Error::Interrupted)),
     }
 }

@@ -2,37 +2,39 @@
 //! is wrong, then push every image and print a summary.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
+use std::io::Write;
 
-use super::PushArgs;
+use super::error::{causes, ignore_broken_pipe};
+use super::settings::PushSettings;
+use super::{Error, PushArgs};
+use crate::hint::Hint;
 use crate::package::scan::scan;
-use crate::progress::{self, human_bytes};
+use crate::package::PackageError;
+use crate::progress::human_bytes;
 use crate::push::{push, Layout, PushReport};
-use crate::registry::{Credentials, Registry, RegistryError};
+use crate::registry::Registry;
 use crate::store::Store;
-use crate::Error;
 
 pub async fn run(args: PushArgs) -> Result<(), Error> {
-    let target = &args.target;
-    let credentials = credentials(&args)?;
-    let reporter = progress::reporter(args.no_progress);
+    let settings = PushSettings::new(args)?;
+    let target = &settings.target;
+    let reporter = settings.reporter.as_ref();
 
     // The verified copy needs as much room as the package's blobs.
-    let work_root = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let work = tempfile::Builder::new()
         .prefix("pkgr-push-")
-        .tempdir_in(&work_root)
-        .map_err(|source| Error::Output {
-            path: work_root.clone(),
+        .tempdir_in(&settings.work_dir)
+        .map_err(|source| Error::Io {
+            path: settings.work_dir.clone(),
             source,
         })?;
     let store = Store::at(work.path().join("blobs"), work.path().join("ingest"))?;
-    reporter.step(&format!("verifying {}", args.package.display()));
+    reporter.step(&format!("verifying {}", settings.package.display()));
     let scanned = {
-        let (package, store) = (args.package.clone(), store.clone());
+        let (package, store) = (settings.package.clone(), store.clone());
         tokio::task::spawn_blocking(move || scan(&package, Some(&store)))
             .await
-            .expect("the scan does not panic")?
+            .map_err(|_| Error::Interrupted)??
     };
     if !scanned.problems.is_empty() {
         return Err(Error::Verification {
@@ -40,9 +42,7 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
             refused_push: true,
         });
     }
-    let index = scanned.index.as_ref().ok_or_else(|| Error::BadPackage {
-        message: "it has no images/index.json".into(),
-    })?;
+    let index = scanned.index.as_ref().ok_or(PackageError::NoIndex)?;
     let sizes = scanned
         .files
         .iter()
@@ -51,9 +51,9 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
         .collect::<BTreeMap<_, _>>();
 
     let registry = Registry::connect(
-        &args.transport.transport(),
+        &settings.transport,
         &BTreeSet::from([target.registry.clone()]),
-        credentials,
+        settings.credentials,
     )
     .await?;
     let layout = Layout {
@@ -62,50 +62,24 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
         blobs: &store,
         sizes: &sizes,
     };
-    let report = push(
-        &registry,
-        &layout,
-        target,
-        usize::from(args.concurrency),
-        reporter.as_ref(),
-    )
-    .await;
+    let report = push(&registry, &layout, target, settings.concurrency, reporter).await;
     print_summary(&report, &target.to_string())?;
     if report.failed.is_empty() {
-        Ok(())
-    } else {
-        for (image, err) in &report.failed {
-            let mut message = format!("{image} was not pushed: {err}");
-            for cause in crate::error::causes(err) {
-                message.push_str(": ");
-                message.push_str(&cause);
-            }
-            reporter.warn(&message);
-        }
-        let hint = report.failed.iter().find_map(|(_, e)| e.hint());
-        Err(Error::PushFailed {
-            failed: report.failed.into_iter().map(|(image, _)| image).collect(),
-            hint,
-        })
+        return Ok(());
     }
-}
-
-fn credentials(args: &PushArgs) -> Result<Credentials, Error> {
-    let from_config = Credentials::from_docker_config().map_err(RegistryError::from)?;
-    match (&args.username, args.password_stdin) {
-        (Some(user), true) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .map_err(|source| Error::Output {
-                    path: "stdin".into(),
-                    source,
-                })?;
-            let password = password.trim_end_matches(['\n', '\r']).to_owned();
-            Ok(from_config.with_explicit(user.clone(), password))
+    for (image, err) in &report.failed {
+        let mut message = format!("{image} was not pushed: {err}");
+        for cause in causes(err) {
+            message.push_str(": ");
+            message.push_str(&cause);
         }
-        _ => Ok(from_config),
+        reporter.warn(&message);
     }
+    let hint = report.failed.iter().find_map(|(_, e)| e.hint());
+    Err(Error::PushFailed {
+        failed: report.failed.into_iter().map(|(image, _)| image).collect(),
+        hint,
+    })
 }
 
 fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {
@@ -122,5 +96,5 @@ fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {
         report.mounted.count,
         human_bytes(report.mounted.bytes),
     );
-    super::ignore_broken_pipe(written)
+    ignore_broken_pipe(written)
 }

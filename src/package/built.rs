@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::definition::Metadata;
+use crate::digest::Digest;
 use crate::pull::ResolvedImage;
-use crate::store::Digest;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct BuiltDefinition {

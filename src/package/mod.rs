@@ -1,13 +1,80 @@
-//! The package file: what its `pkgr.yaml` records, the deterministic writer, and the
-//! safe streaming reader behind `inspect` and `push`.
+//! The package file: assembling it from a pull (staging, seal, heal, checksums, the
+//! deterministic writer) and reading it back safely for `inspect` and `push`.
 
+pub mod assemble;
 pub mod built;
+mod contents;
 pub mod reader;
 pub mod scan;
 pub mod summary;
 pub mod writer;
 
+use std::path::PathBuf;
+
+pub use assemble::{file_name, Output, Staging};
+
+use crate::digest::Digest;
+use crate::hint::Hint;
+use crate::manifest::walk::WalkError;
+
 /// Paths inside a package.
 pub const DEFINITION: &str = "pkgr.yaml";
 pub const CHECKSUMS: &str = "checksums.txt";
 pub const LAYOUT_DIR: &str = "images";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error(transparent)]
+    Read(#[from] reader::ReadError),
+    #[error(transparent)]
+    Write(#[from] writer::WriteError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("the package failed its seal")]
+    Seal(#[from] crate::store::seal::SealError),
+    #[error("cannot fetch the damaged blob again")]
+    Heal(#[source] crate::pull::PullError),
+    #[error("blob {digest} of {reference} was damaged, and again after it was fetched anew")]
+    DamagedAgain { reference: String, digest: Digest },
+    #[error("cannot use the output directory {}", path.display())]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the package has no pkgr.yaml or zarf.yaml")]
+    NoDefinition,
+    #[error("the package has no images/index.json")]
+    NoIndex,
+    #[error("images/index.json cannot be read")]
+    BadIndex(#[source] serde_json::Error),
+    #[error("{name} cannot be read")]
+    BadDefinition {
+        name: &'static str,
+        #[source]
+        source: serde_yaml_ng::Error,
+    },
+    #[error("the package's manifests and configs exceed {limit} bytes in all")]
+    TooMuchMetadata { limit: u64 },
+    #[error("the manifest {digest} of {reference} is missing")]
+    MissingManifest { reference: String, digest: Digest },
+    #[error("the manifests of {reference} cannot be followed")]
+    Walk {
+        reference: String,
+        #[source]
+        source: WalkError,
+    },
+}
+
+impl Hint for PackageError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Heal(e) => e.hint(),
+            Self::DamagedAgain { .. } => Some(
+                "the source serves bytes that do not match their digest; the damaged copy was not kept"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
+}

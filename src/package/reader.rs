@@ -7,7 +7,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::store::Digest;
+use super::PackageError;
+use crate::digest::Digest;
 
 /// pkgr.yaml, zarf.yaml, index.json and checksums.txt larger than this are refused.
 pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
@@ -142,8 +143,8 @@ pub enum Flow {
 /// sees it. The callback gets the entry's kind, name, size and a reader of its bytes.
 pub fn for_each_entry(
     path: &Path,
-    mut visit: impl FnMut(Known, &str, u64, &mut dyn Read) -> Result<Flow, crate::Error>,
-) -> Result<(), crate::Error> {
+    mut visit: impl FnMut(Known, &str, u64, &mut dyn Read) -> Result<Flow, PackageError>,
+) -> Result<(), PackageError> {
     let io_err = |source| ReadError::Io {
         path: path.to_owned(),
         source,

@@ -1,22 +1,115 @@
 //! A full pass over a package: every file hashed, every blob checked against its name,
 //! `checksums.txt` compared both ways, and every descriptor reachable from
-//! `index.json` found with its size. Optionally extracts the blobs into a store on the
-//! way, which is how `push` gets a verified copy before it sends anything.
+//! `index.json` found with its size. What is wrong is a typed list of [`Problem`]s.
+//! Optionally extracts the blobs into a store on the way, which is how `push` gets a
+//! verified copy before it sends anything.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
 use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
-use crate::manifest::{is_manifest_media_type, Manifest, MAX_MANIFEST_BYTES};
-use crate::store::digest::Hasher;
+use super::PackageError;
+use crate::digest::{Digest, Hasher};
+use crate::manifest::walk::{Role, Walk, LIMITS};
+use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::store::layout::LayoutIndex;
-use crate::store::{Digest, Ingest, Store, StoreError};
-use crate::Error;
+use crate::store::{Ingest, Store, StoreError};
 
 /// Manifests and configs kept in memory to walk the graph, in all: a package that
 /// needs more is refused rather than allowed to exhaust memory.
 const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
+
+/// One thing wrong with a package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    NoDefinition,
+    IndexMissing,
+    IndexUnreadable {
+        message: String,
+    },
+    ChecksumsMissing,
+    ChecksumLineUnreadable {
+        line: usize,
+    },
+    ListedButMissing {
+        name: String,
+    },
+    ChecksumMismatch {
+        name: String,
+    },
+    NotListed {
+        name: String,
+    },
+    /// A blob whose bytes do not hash to its name.
+    BlobMismatch {
+        name: String,
+        actual: Digest,
+    },
+    BlobMissing {
+        reference: String,
+        digest: Digest,
+    },
+    BlobWrongSize {
+        reference: String,
+        digest: Digest,
+        actual: u64,
+        declared: u64,
+    },
+    ManifestUnreadable {
+        reference: String,
+        digest: Digest,
+    },
+    GraphUnfollowable {
+        reference: String,
+        message: String,
+    },
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoDefinition => write!(f, "the package has no pkgr.yaml or zarf.yaml"),
+            Self::IndexMissing => write!(f, "images/index.json is missing"),
+            Self::IndexUnreadable { message } => {
+                write!(f, "images/index.json cannot be read: {message}")
+            }
+            Self::ChecksumsMissing => write!(f, "checksums.txt is missing"),
+            Self::ChecksumLineUnreadable { line } => {
+                write!(f, "checksums.txt line {line} cannot be read")
+            }
+            Self::ListedButMissing { name } => {
+                write!(f, "{name} is listed in checksums.txt but missing")
+            }
+            Self::ChecksumMismatch { name } => {
+                write!(f, "{name} does not match its checksum in checksums.txt")
+            }
+            Self::NotListed { name } => write!(f, "{name} is not listed in checksums.txt"),
+            Self::BlobMismatch { name, actual } => {
+                write!(f, "{name} holds bytes whose digest is {actual}")
+            }
+            Self::BlobMissing { reference, digest } => {
+                write!(f, "{reference}: blob {digest} is missing")
+            }
+            Self::BlobWrongSize {
+                reference,
+                digest,
+                actual,
+                declared,
+            } => write!(
+                f,
+                "{reference}: blob {digest} is {actual} bytes, but its descriptor says {declared}"
+            ),
+            Self::ManifestUnreadable { reference, digest } => {
+                write!(f, "{reference}: manifest {digest} cannot be read")
+            }
+            Self::GraphUnfollowable { reference, message } => {
+                write!(f, "{reference}: {message}")
+            }
+        }
+    }
+}
 
 /// What a full pass found.
 #[derive(Debug, Default)]
@@ -28,12 +121,12 @@ pub struct Scan {
     pub files: BTreeMap<String, (Digest, u64)>,
     /// Blobs small enough to be manifests, kept to walk the graph.
     pub manifests: BTreeMap<Digest, Vec<u8>>,
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
     checksums: Option<String>,
 }
 
 /// Reads the whole package. With `extract_into`, blobs are written (verified) into it.
-pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
+pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, PackageError> {
     let mut scan = Scan::default();
     let mut buf = vec![0u8; 1 << 20];
     let mut kept_bytes = 0u64;
@@ -58,9 +151,9 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
                     }
                     Known::Index => match serde_json::from_slice(&bytes) {
                         Ok(index) => scan.index = Some(index),
-                        Err(e) => scan
-                            .problems
-                            .push(format!("images/index.json cannot be read: {e}")),
+                        Err(e) => scan.problems.push(Problem::IndexUnreadable {
+                            message: e.to_string(),
+                        }),
                     },
                     _ => {}
                 }
@@ -80,14 +173,16 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, Error> {
                     None => hash_stream(reader, &mut buf, keep.then_some(&mut kept), name)?,
                 };
                 if &actual != digest {
-                    scan.problems
-                        .push(format!("{name} holds bytes whose digest is {actual}"));
+                    scan.problems.push(Problem::BlobMismatch {
+                        name: name.to_owned(),
+                        actual: actual.clone(),
+                    });
                 }
                 if keep && kept.first() == Some(&b'{') {
                     kept_bytes += kept.len() as u64;
                     if kept_bytes > MAX_KEPT_BYTES {
-                        return Err(Error::BadPackage {
-                            message: format!("its JSON blobs exceed {MAX_KEPT_BYTES} bytes in all"),
+                        return Err(PackageError::TooMuchMetadata {
+                            limit: MAX_KEPT_BYTES,
                         });
                     }
                     scan.manifests.insert(digest.clone(), kept);
@@ -112,7 +207,7 @@ fn hash_stream(
     buf: &mut [u8],
     mut keep: Option<&mut Vec<u8>>,
     name: &str,
-) -> Result<(Digest, u64), Error> {
+) -> Result<(Digest, u64), PackageError> {
     let mut hasher = Hasher::default();
     hasher
         .update_from(reader, buf, |chunk| {
@@ -135,7 +230,7 @@ fn extract_blob(
     reader: &mut dyn Read,
     buf: &mut [u8],
     mut keep: Option<&mut Vec<u8>>,
-) -> Result<(Digest, u64), Error> {
+) -> Result<(Digest, u64), PackageError> {
     let mut writer = match store.begin(digest, size)? {
         Ingest::Present => return hash_stream(reader, buf, keep, &format!("blob {digest}")),
         Ingest::Writer(writer) => writer,
@@ -164,7 +259,7 @@ fn extract_blob(
 impl Scan {
     fn check_checksums(&mut self) {
         let Some(text) = self.checksums.clone() else {
-            self.problems.push("checksums.txt is missing".into());
+            self.problems.push(Problem::ChecksumsMissing);
             return;
         };
         let mut listed = BTreeSet::new();
@@ -174,18 +269,20 @@ impl Scan {
             }
             let Some((hex, name)) = line.split_once(' ') else {
                 self.problems
-                    .push(format!("checksums.txt line {} cannot be read", number + 1));
+                    .push(Problem::ChecksumLineUnreadable { line: number + 1 });
                 continue;
             };
             let name = name.trim();
             listed.insert(name.to_owned());
             match self.files.get(name) {
-                None => self
-                    .problems
-                    .push(format!("{name} is listed in checksums.txt but missing")),
-                Some((digest, _)) if digest.hex() != hex => self.problems.push(format!(
-                    "{name} does not match its checksum in checksums.txt"
-                )),
+                None => self.problems.push(Problem::ListedButMissing {
+                    name: name.to_owned(),
+                }),
+                Some((digest, _)) if digest.hex() != hex => {
+                    self.problems.push(Problem::ChecksumMismatch {
+                        name: name.to_owned(),
+                    })
+                }
                 Some(_) => {}
             }
         }
@@ -198,66 +295,84 @@ impl Scan {
         for name in self.files.keys() {
             if !listed.contains(name) && !exempt.contains(&name.as_str()) {
                 self.problems
-                    .push(format!("{name} is not listed in checksums.txt"));
+                    .push(Problem::NotListed { name: name.clone() });
             }
         }
     }
 
     fn check_graph(&mut self) {
         if self.definition.is_none() {
-            self.problems
-                .push("the package has no pkgr.yaml or zarf.yaml".into());
+            self.problems.push(Problem::NoDefinition);
         }
         let Some(index) = &self.index else {
-            if !self
+            let unreadable = self
                 .problems
                 .iter()
-                .any(|p| p.starts_with("images/index.json"))
-            {
-                self.problems.push("images/index.json is missing".into());
+                .any(|p| matches!(p, Problem::IndexUnreadable { .. }));
+            if !unreadable {
+                self.problems.push(Problem::IndexMissing);
             }
             return;
         };
-        // A worklist, so a hostile chain of nested indexes cannot overflow the stack.
-        // An index's children are manifests whatever media type they claim.
+        let reference_of = |root: usize| {
+            index
+                .manifests
+                .get(root)
+                .and_then(|e| e.reference())
+                .unwrap_or("(unnamed)")
+                .to_owned()
+        };
         let mut problems = Vec::new();
-        let mut visited = BTreeSet::new();
-        for entry in &index.manifests {
-            let reference = entry.reference().unwrap_or("(unnamed)");
-            let root_is_manifest = is_manifest_media_type(&entry.media_type);
-            let mut queue = vec![(entry.digest.clone(), entry.size, root_is_manifest)];
-            while let Some((digest, size, is_manifest)) = queue.pop() {
-                let name = format!("images/blobs/sha256/{}", digest.hex());
-                match self.files.get(&name) {
-                    None => {
-                        problems.push(format!("{reference}: blob {digest} is missing"));
-                        continue;
-                    }
-                    Some((_, actual)) if *actual != size => {
-                        problems.push(format!(
-                            "{reference}: blob {digest} is {actual} bytes, but its descriptor says {size}"
-                        ));
-                        continue;
-                    }
-                    Some(_) => {}
-                }
-                if !is_manifest || !visited.insert(digest.clone()) {
+        let mut walk = Walk::new(LIMITS);
+        let unfollowable =
+            |root: usize, e: crate::manifest::walk::WalkError| Problem::GraphUnfollowable {
+                reference: reference_of(root),
+                message: e.to_string(),
+            };
+        for (n, entry) in index.manifests.iter().enumerate() {
+            if let Err(e) = walk.add_root(entry.descriptor(), n) {
+                problems.push(unfollowable(n, e));
+            }
+        }
+        while let Some(node) = walk.next_node() {
+            let digest = node.digest();
+            let name = format!("images/blobs/sha256/{}", digest.hex());
+            match self.files.get(&name) {
+                None => {
+                    problems.push(Problem::BlobMissing {
+                        reference: reference_of(node.root),
+                        digest: digest.clone(),
+                    });
                     continue;
                 }
-                let Some(manifest) = self
-                    .manifests
-                    .get(&digest)
-                    .and_then(|b| Manifest::parse(b).ok())
-                else {
-                    problems.push(format!("{reference}: manifest {digest} cannot be read"));
+                Some((_, actual)) if *actual != node.descriptor.size => {
+                    problems.push(Problem::BlobWrongSize {
+                        reference: reference_of(node.root),
+                        digest: digest.clone(),
+                        actual: *actual,
+                        declared: node.descriptor.size,
+                    });
                     continue;
-                };
-                for child in &manifest.manifests {
-                    queue.push((child.digest.clone(), child.size, true));
                 }
-                for blob in manifest.blobs() {
-                    queue.push((blob.digest.clone(), blob.size, false));
-                }
+                Some(_) => {}
+            }
+            if node.role != Role::Manifest {
+                continue;
+            }
+            let Some(manifest) = self
+                .manifests
+                .get(digest)
+                .and_then(|b| Manifest::parse(b).ok())
+            else {
+                problems.push(Problem::ManifestUnreadable {
+                    reference: reference_of(node.root),
+                    digest: digest.clone(),
+                });
+                continue;
+            };
+            if let Err(e) = walk.descend(&node, &manifest) {
+                problems.push(unfollowable(node.root, e));
+                break;
             }
         }
         self.problems.extend(problems);

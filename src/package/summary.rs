@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use super::built::BuiltDefinition;
 use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
-use crate::definition::parse_reference;
-use crate::manifest::{is_manifest_media_type, Kind, Manifest, MAX_MANIFEST_BYTES};
+use super::PackageError;
+use crate::digest::Digest;
+use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
+use crate::manifest::{Descriptor, Kind, Manifest, MAX_MANIFEST_BYTES};
+use crate::reference::parse_reference;
 use crate::store::layout::LayoutIndex;
-use crate::store::Digest;
-use crate::Error;
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -90,7 +91,7 @@ struct ConfigPlatform {
 /// JSON documents found so far, by digest.
 type Docs = BTreeMap<Digest, Vec<u8>>;
 
-pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
+pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut definition: Option<(bool, Vec<u8>)> = None;
     let mut index: Option<LayoutIndex> = None;
     let mut docs = Docs::new();
@@ -104,11 +105,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
             }
             Known::Index => {
                 let bytes = read_bounded(reader, name, size, MAX_METADATA_BYTES)?;
-                index = Some(
-                    serde_json::from_slice(&bytes).map_err(|e| Error::BadPackage {
-                        message: format!("images/index.json cannot be read: {e}"),
-                    })?,
-                );
+                index = Some(serde_json::from_slice(&bytes).map_err(PackageError::BadIndex)?);
             }
             Known::Blob(digest) if size <= MAX_MANIFEST_BYTES => {
                 let need = index.as_ref().map(|index| missing(index, &docs));
@@ -127,10 +124,8 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
                     }
                     kept_bytes += size;
                     if kept_bytes > MAX_KEPT_BYTES {
-                        return Err(Error::BadPackage {
-                            message: format!(
-                                "its manifests and configs exceed {MAX_KEPT_BYTES} bytes in all"
-                            ),
+                        return Err(PackageError::TooMuchMetadata {
+                            limit: MAX_KEPT_BYTES,
                         });
                     }
                     docs.insert(
@@ -148,12 +143,8 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, Error> {
             });
         Ok(if done { Flow::Stop } else { Flow::Continue })
     })?;
-    let (zarf, definition) = definition.ok_or_else(|| Error::BadPackage {
-        message: "it has no pkgr.yaml or zarf.yaml".into(),
-    })?;
-    let index = index.ok_or_else(|| Error::BadPackage {
-        message: "it has no images/index.json".into(),
-    })?;
+    let (zarf, definition) = definition.ok_or(PackageError::NoDefinition)?;
+    let index = index.ok_or(PackageError::NoIndex)?;
     build(zarf, &definition, &index, &docs)
 }
 
@@ -164,36 +155,36 @@ const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 const SPECULATIVE_BUDGET: u64 = 64 * 1024 * 1024;
 
 /// Manifests, and configs of container images, reachable from the index but not yet
-/// read.
+/// read. A graph that cannot be followed is reported by `build`, not here.
 fn missing(index: &LayoutIndex, docs: &Docs) -> (BTreeSet<Digest>, BTreeSet<Digest>) {
     let mut manifests = BTreeSet::new();
     let mut configs = BTreeSet::new();
-    let mut queue: Vec<(Digest, String)> = index
-        .manifests
-        .iter()
-        .map(|e| (e.digest.clone(), e.media_type.clone()))
-        .collect();
-    let mut seen = BTreeSet::new();
-    while let Some((digest, media_type)) = queue.pop() {
-        if !is_manifest_media_type(&media_type) || !seen.insert(digest.clone()) {
+    let mut walk = Walk::new(LIMITS);
+    for (n, entry) in index.manifests.iter().enumerate() {
+        if walk.add_root(entry.descriptor(), n).is_err() {
+            return (manifests, configs);
+        }
+    }
+    while let Some(node) = walk.next_node() {
+        if node.role != Role::Manifest {
             continue;
         }
-        let Some(manifest) = docs.get(&digest).and_then(|b| Manifest::parse(b).ok()) else {
-            manifests.insert(digest);
+        let Some(manifest) = docs
+            .get(node.digest())
+            .and_then(|b| Manifest::parse(b).ok())
+        else {
+            manifests.insert(node.digest().clone());
             continue;
         };
-        queue.extend(
-            manifest
-                .manifests
-                .iter()
-                .map(|m| (m.digest.clone(), m.media_type.clone())),
-        );
         if manifest.kind() == Kind::ContainerImage {
             if let Some(config) = &manifest.config {
                 if !docs.contains_key(&config.digest) {
                     configs.insert(config.digest.clone());
                 }
             }
+        }
+        if walk.descend(&node, &manifest).is_err() {
+            break;
         }
     }
     (manifests, configs)
@@ -204,11 +195,14 @@ fn build(
     definition: &[u8],
     index: &LayoutIndex,
     docs: &Docs,
-) -> Result<Summary, Error> {
-    let bad = |message: String| Error::BadPackage { message };
+) -> Result<Summary, PackageError> {
     let (metadata, components) = if zarf {
-        let parsed: ZarfDefinition = serde_yaml_ng::from_slice(definition)
-            .map_err(|e| bad(format!("zarf.yaml cannot be read: {e}")))?;
+        let parsed: ZarfDefinition = serde_yaml_ng::from_slice(definition).map_err(|source| {
+            PackageError::BadDefinition {
+                name: "zarf.yaml",
+                source,
+            }
+        })?;
         let components: Vec<SummaryComponent> = parsed
             .components
             .into_iter()
@@ -223,8 +217,12 @@ fn build(
             .collect();
         (parsed.metadata, components)
     } else {
-        let parsed: BuiltDefinition = serde_yaml_ng::from_slice(definition)
-            .map_err(|e| bad(format!("pkgr.yaml cannot be read: {e}")))?;
+        let parsed: BuiltDefinition = serde_yaml_ng::from_slice(definition).map_err(|source| {
+            PackageError::BadDefinition {
+                name: "pkgr.yaml",
+                source,
+            }
+        })?;
         let components = parsed
             .components
             .into_iter()
@@ -250,13 +248,14 @@ fn build(
         let manifest = docs
             .get(&entry.digest)
             .and_then(|b| Manifest::parse(b).ok())
-            .ok_or_else(|| {
-                bad(format!(
-                    "the manifest {} of {reference} is missing",
-                    entry.digest
-                ))
+            .ok_or_else(|| PackageError::MissingManifest {
+                reference: reference.clone(),
+                digest: entry.digest.clone(),
             })?;
-        let blobs = reachable(entry.digest.clone(), entry.size, &manifest, docs);
+        let blobs = reachable(entry.descriptor(), docs).map_err(|source| PackageError::Walk {
+            reference: reference.clone(),
+            source,
+        })?;
         for (digest, size) in &blobs {
             users.entry(digest.clone()).or_insert((*size, 0)).1 += 1;
         }
@@ -299,30 +298,22 @@ fn build(
 }
 
 /// Every blob of an image (manifests, configs, layers) with its size, each once.
-fn reachable(
-    root: Digest,
-    root_size: u64,
-    manifest: &Manifest,
-    docs: &Docs,
-) -> BTreeMap<Digest, u64> {
-    let mut blobs = BTreeMap::from([(root, root_size)]);
-    let mut queue = vec![manifest.clone()];
-    while let Some(manifest) = queue.pop() {
-        for child in &manifest.manifests {
-            if blobs.insert(child.digest.clone(), child.size).is_none() {
-                if let Some(m) = docs
-                    .get(&child.digest)
-                    .and_then(|b| Manifest::parse(b).ok())
-                {
-                    queue.push(m);
-                }
-            }
+fn reachable(root: Descriptor, docs: &Docs) -> Result<BTreeMap<Digest, u64>, WalkError> {
+    let mut blobs = BTreeMap::new();
+    let mut walk = Walk::from_root(root)?;
+    while let Some(node) = walk.next_node() {
+        blobs.insert(node.digest().clone(), node.descriptor.size);
+        if node.role != Role::Manifest {
+            continue;
         }
-        for blob in manifest.blobs() {
-            blobs.insert(blob.digest.clone(), blob.size);
+        if let Some(manifest) = docs
+            .get(node.digest())
+            .and_then(|b| Manifest::parse(b).ok())
+        {
+            walk.descend(&node, &manifest)?;
         }
     }
-    blobs
+    Ok(blobs)
 }
 
 fn config_platform(manifest: &Manifest, docs: &Docs) -> Option<String> {

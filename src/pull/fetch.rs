@@ -1,47 +1,93 @@
-//! Fetch: one bounded pool of downloads across all images, each digest once, streamed
-//! through the store's verified writer and resumed with a Range request after a cut.
+//! Fetch: every blob download of a run goes through one [`Fetcher`], which holds the
+//! per-digest table. A second asker for a digest in flight awaits the first one's
+//! result and never starts its own download; across processes, the store's file lock
+//! and atomic rename do the same job. Downloads are bounded by one semaphore, stream
+//! through the store's verified writer, and resume with a Range request after a cut.
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use oci_client::Reference;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use super::PullError;
+use futures_util::StreamExt;
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::{BlobJob, PullError};
+use crate::digest::Digest;
 use crate::progress::Reporter;
-use crate::registry::{backoff, Registry, MAX_ATTEMPTS};
-use crate::store::{Digest, Ingest, Store, StoreError};
+use crate::registry::{backoff, MAX_ATTEMPTS};
+use crate::store::{Ingest, Store, StoreError};
 
-/// One unique blob to download, and a repository that has it.
-#[derive(Debug, Clone)]
-pub struct BlobJob {
-    pub digest: Digest,
-    pub size: u64,
-    pub source: Reference,
+/// The shared outcome of one digest's download.
+type Outcome = Arc<OnceCell<Result<(), Arc<PullError>>>>;
+
+pub struct Fetcher<'r> {
+    store: Store,
+    downloads: Semaphore,
+    table: Mutex<HashMap<Digest, Outcome>>,
+    reporter: &'r dyn Reporter,
 }
 
-/// Downloads every job into `store`, `concurrency` at a time, largest first so the
-/// long downloads overlap the short ones. Stops at the first failure.
-pub async fn fetch_all(
-    registry: &Registry,
-    store: &Store,
-    mut jobs: Vec<BlobJob>,
-    concurrency: usize,
-    reporter: &dyn Reporter,
-) -> Result<(), PullError> {
-    jobs.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
-    stream::iter(jobs.into_iter().map(Ok))
-        .try_for_each_concurrent(concurrency.max(1), |job| async move {
-            fetch_one(registry, store, &job, reporter).await
-        })
-        .await
+impl<'r> Fetcher<'r> {
+    /// A fetcher writing into `store`, with at most `concurrency` downloads in flight.
+    pub fn new(store: Store, concurrency: usize, reporter: &'r dyn Reporter) -> Self {
+        Self {
+            store,
+            downloads: Semaphore::new(concurrency.max(1)),
+            table: Mutex::new(HashMap::new()),
+            reporter,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn reporter(&self) -> &'r dyn Reporter {
+        self.reporter
+    }
+
+    /// Makes sure the job's blob is in the store, downloading it at most once per run.
+    pub async fn fetch(&self, job: &BlobJob) -> Result<(), PullError> {
+        let outcome = self.outcome(&job.digest, false);
+        let result = outcome.get_or_init(|| self.download(job)).await;
+        result.clone().map_err(PullError::Shared)
+    }
+
+    /// Downloads the job's blob again, whatever an earlier fetch in this run found:
+    /// for a blob that turned out damaged after it was stored.
+    pub async fn refetch(&self, job: &BlobJob) -> Result<(), PullError> {
+        self.store.evict(&job.digest);
+        let outcome = self.outcome(&job.digest, true);
+        let result = outcome.get_or_init(|| self.download(job)).await;
+        result.clone().map_err(PullError::Shared)
+    }
+
+    fn outcome(&self, digest: &Digest, fresh: bool) -> Outcome {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if fresh {
+            table.remove(digest);
+        }
+        table.entry(digest.clone()).or_default().clone()
+    }
+
+    async fn download(&self, job: &BlobJob) -> Result<(), Arc<PullError>> {
+        if self.store.contains(&job.digest, job.size) {
+            self.reporter.blob_cached(job.size);
+            return Ok(());
+        }
+        let _permit = self
+            .downloads
+            .acquire()
+            .await
+            .map_err(|_| Arc::new(PullError::Cancelled))?;
+        fetch_one(&self.store, job, self.reporter)
+            .await
+            .map_err(Arc::new)
+    }
 }
 
-async fn fetch_one(
-    registry: &Registry,
-    store: &Store,
-    job: &BlobJob,
-    reporter: &dyn Reporter,
-) -> Result<(), PullError> {
+async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Result<(), PullError> {
     let store_error = |source: StoreError| PullError::Store {
-        what: format!("blob {} of {}", job.digest, job.source.whole()),
+        what: format!("blob {} of {}", job.digest, job.owner()),
         source,
     };
     // Taking the partial's lock can wait on another pkgr process: keep it off the runtime.
@@ -50,10 +96,13 @@ async fn fetch_one(
         let (digest, size) = (job.digest.clone(), job.size);
         tokio::task::spawn_blocking(move || store.begin(&digest, size))
             .await
-            .expect("the store task does not panic")
+            .map_err(|_| PullError::Cancelled)?
     };
     let mut writer = match begin.map_err(store_error)? {
-        Ingest::Present => return Ok(()),
+        Ingest::Present => {
+            reporter.blob_cached(job.size);
+            return Ok(());
+        }
         Ingest::Writer(writer) => writer,
     };
     reporter.blob_start(&job.digest, job.size);
@@ -63,7 +112,7 @@ async fn fetch_one(
     loop {
         let offset = writer.offset();
         let failure = if offset < job.size {
-            let (mut body, from_offset) = registry.blob(&job.source, &job.digest, offset).await?;
+            let (mut body, from_offset) = job.source.blob(&job.digest, offset).await?;
             if !from_offset {
                 writer.restart().map_err(store_error)?;
             }
@@ -105,7 +154,7 @@ async fn fetch_one(
         };
         if attempt >= MAX_ATTEMPTS {
             return Err(PullError::Interrupted {
-                reference: job.source.whole(),
+                reference: job.owner(),
                 digest: job.digest.clone(),
                 source: retry_reason,
             });
@@ -118,13 +167,13 @@ async fn fetch_one(
 fn damaged(job: &BlobJob, source: StoreError) -> PullError {
     if source.is_content_error() {
         PullError::Damaged {
-            reference: job.source.whole(),
+            reference: job.owner(),
             digest: job.digest.clone(),
             source,
         }
     } else {
         PullError::Store {
-            what: format!("blob {} of {}", job.digest, job.source.whole()),
+            what: format!("blob {} of {}", job.digest, job.owner()),
             source,
         }
     }

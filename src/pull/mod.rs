@@ -1,15 +1,29 @@
-//! The pull pipeline: resolve references to manifests, plan the unique blobs, fetch
-//! them into the content-addressed store.
+//! The pull pipeline: resolve each reference through its [`Source`], plan the unique
+//! blobs, and fetch them into the content-addressed store through one per-digest
+//! table. Fetching an image's blobs starts as soon as that image is resolved.
 
 mod fetch;
+mod plan;
 mod resolve;
+mod source;
 
-pub use fetch::{fetch_all, BlobJob};
-pub use resolve::{resolve_all, ResolveOptions, ResolvedImage};
+pub use fetch::Fetcher;
+pub use plan::{plan, BlobJob, Plan};
+pub use resolve::{resolve, IndexPlatform, ResolveOptions, ResolvedImage};
+pub use source::{RegistryImage, Source};
 
-use crate::manifest::Platform;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use futures_util::stream::{self, FuturesUnordered, StreamExt};
+use oci_client::Reference;
+
+use crate::definition::Definition;
+use crate::digest::Digest;
+use crate::hint::Hint;
+use crate::manifest::walk::WalkError;
 use crate::registry::RegistryError;
-use crate::store::{Digest, StoreError};
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -21,13 +35,20 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
-    #[error("{reference} is an image index of {} platforms, and pkgr packages one platform per reference", platforms.len())]
+    #[error(
+        "{reference} is an image index of {}, and pkgr packages one platform per reference",
+        count_platforms(platforms)
+    )]
     IndexRefused {
         reference: String,
         architecture: String,
-        platforms: Vec<(Option<Platform>, String)>,
+        /// Each platform with the reference that pins it.
+        platforms: Vec<(IndexPlatform, String)>,
     },
-    #[error("{reference} has no linux/{architecture} image (it has {})", available.join(", "))]
+    #[error(
+        "{reference} has no linux/{architecture} image (it has {})",
+        list_or_none(available)
+    )]
     PlatformMissing {
         reference: String,
         architecture: String,
@@ -45,6 +66,19 @@ pub enum PullError {
         digest: Digest,
         size: u64,
     },
+    #[error("the manifests of {reference} cannot be followed")]
+    Walk {
+        reference: String,
+        #[source]
+        source: WalkError,
+    },
+    #[error("blob {digest} is listed with two sizes ({first} and {second} bytes) by {reference}")]
+    ConflictingSizes {
+        digest: Digest,
+        first: u64,
+        second: u64,
+        reference: String,
+    },
     #[error("the download of blob {digest} for {reference} kept failing")]
     Interrupted {
         reference: String,
@@ -59,42 +93,47 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
+    /// Another asker's failure for the same digest, shared through the fetch table.
+    #[error(transparent)]
+    Shared(Arc<PullError>),
+    #[error("the download was cancelled")]
+    Cancelled,
 }
 
-impl PullError {
-    pub fn hint(&self) -> Option<String> {
+fn count_platforms(platforms: &[(IndexPlatform, String)]) -> String {
+    let attestations: usize = platforms.iter().map(|(p, _)| p.attestations.len()).sum();
+    let mut text = format!(
+        "{} platform{}",
+        platforms.len(),
+        if platforms.len() == 1 { "" } else { "s" }
+    );
+    if attestations > 0 {
+        text.push_str(&format!(
+            " (+{attestations} attestation{})",
+            if attestations == 1 { "" } else { "s" }
+        ));
+    }
+    text
+}
+
+fn list_or_none(items: &[String]) -> String {
+    if items.is_empty() {
+        "no platform images".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+impl Hint for PullError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Registry(e) => e.hint(),
+            Self::Shared(e) => e.hint(),
             Self::IndexRefused {
                 architecture,
                 platforms,
                 ..
-            } => {
-                let width = platforms
-                    .iter()
-                    .map(|(p, _)| p.as_ref().map_or(7, |p| p.to_string().len()))
-                    .max()
-                    .unwrap_or(0);
-                let mut text = String::from("pin one platform's manifest instead:\n");
-                for (platform, pinned) in platforms {
-                    let name = platform
-                        .as_ref()
-                        .map_or_else(|| "unknown".to_owned(), ToString::to_string);
-                    let marker = if platform
-                        .as_ref()
-                        .is_some_and(|p| p.matches_linux(architecture))
-                    {
-                        "   <- matches this package"
-                    } else {
-                        ""
-                    };
-                    text.push_str(&format!("    {name:<width$}  {pinned}{marker}\n"));
-                }
-                text.push_str(
-                    "or pass --allow-index to keep the whole index and every platform in it",
-                );
-                Some(text)
-            }
+            } => Some(index_listing(architecture, platforms)),
             Self::PlatformMissing { .. } => Some(
                 "set metadata.architecture (or --architecture) to one of the platforms listed"
                     .into(),
@@ -102,4 +141,114 @@ impl PullError {
             _ => None,
         }
     }
+}
+
+/// The refusal's help: each platform pinned, the matching one marked, attestations
+/// named beside the platform they describe.
+fn index_listing(architecture: &str, platforms: &[(IndexPlatform, String)]) -> String {
+    let name = |p: &IndexPlatform| {
+        p.platform
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), ToString::to_string)
+    };
+    let width = platforms
+        .iter()
+        .map(|(p, _)| name(p).len())
+        .max()
+        .unwrap_or(0);
+    let mut text = String::from("pin one platform's manifest instead:\n");
+    for (platform, pinned) in platforms {
+        let marker = if platform
+            .platform
+            .as_ref()
+            .is_some_and(|p| p.matches_linux(architecture))
+        {
+            "   <- matches this package"
+        } else {
+            ""
+        };
+        text.push_str(&format!(
+            "    {:<width$}  {pinned}{marker}\n",
+            name(platform)
+        ));
+        for attestation in &platform.attestations {
+            text.push_str(&format!(
+                "    {:<width$}    with its attestation {attestation}\n",
+                ""
+            ));
+        }
+    }
+    text.push_str("or pass --allow-index to keep the whole index and every platform in it");
+    text
+}
+
+/// What a pull produced: every image of the definition in definition order, and the
+/// plan of unique blobs (each now in the fetcher's store).
+#[derive(Debug)]
+pub struct Pulled {
+    pub images: Vec<ResolvedImage>,
+    pub plan: Plan,
+}
+
+/// Resolves every image of the definition, several at a time, and fetches each
+/// image's blobs as soon as it is resolved. `open` gives the source of a reference.
+pub async fn pull(
+    definition: &Definition,
+    open: impl Fn(&Reference) -> Arc<dyn Source>,
+    fetcher: &Fetcher<'_>,
+    options: &ResolveOptions,
+    resolve_concurrency: usize,
+) -> Result<Pulled, PullError> {
+    let reporter = fetcher.reporter();
+    let mut unique: BTreeMap<String, Reference> = BTreeMap::new();
+    for image in definition.components.iter().flat_map(|c| &c.images) {
+        unique
+            .entry(image.full())
+            .or_insert_with(|| image.reference.clone());
+    }
+    reporter.step(&format!("resolving {} image references", unique.len()));
+
+    let store = fetcher.store();
+    let mut resolving = stream::iter(unique.into_values())
+        .map(|reference| resolve(open(&reference), store, options))
+        .buffer_unordered(resolve_concurrency.max(1));
+    let mut fetching = FuturesUnordered::new();
+    let mut plan = Plan::default();
+    let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+    let mut resolving_done = false;
+    loop {
+        tokio::select! {
+            next = resolving.next(), if !resolving_done => match next {
+                Some(image) => {
+                    let image = image?;
+                    let jobs = plan.add(&image)?;
+                    reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
+                    for job in jobs {
+                        fetching.push(async move { fetcher.fetch(&job).await });
+                    }
+                    resolved.insert(image.reference.whole(), image);
+                }
+                None => resolving_done = true,
+            },
+            Some(fetched) = fetching.next(), if !fetching.is_empty() => fetched?,
+            else => break,
+        }
+    }
+    reporter.finish();
+
+    let mut images = Vec::new();
+    let mut seen = HashSet::new();
+    for component in &definition.components {
+        for image in &component.images {
+            // A reference listed twice is packaged once, under its first component.
+            if seen.insert(image.full()) {
+                if let Some(entry) = resolved.get(&image.full()) {
+                    let mut entry = entry.clone();
+                    entry.component = component.name.clone();
+                    images.push(entry);
+                }
+            }
+        }
+    }
+    Ok(Pulled { images, plan })
 }

@@ -1,204 +1,249 @@
-//! Resolve: each reference becomes its manifest's exact bytes, with the index policy
-//! applied, and the list of blobs it needs.
+//! Resolve: a reference becomes its manifest's exact bytes, with the index policy
+//! applied, and the list of blobs it needs. Indexes are followed with the manifest
+//! walker, so an index of indexes is descended like any other.
+//!
+//! The policy: a tag on an index takes the `linux/<arch>` image, searching nested
+//! indexes; a reference pinned to an index digest is refused with a listing of its
+//! platforms (buildx attestation manifests are named beside the platform they
+//! describe, never counted as platforms); `--allow-index` keeps everything.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use oci_client::Reference;
-
-use super::PullError;
-use crate::definition::Definition;
+use super::{PullError, Source};
+use crate::digest::Digest;
+use crate::manifest::walk::{Node, Role, Walk};
 use crate::manifest::{Descriptor, Kind, Manifest, Platform, MAX_MANIFEST_BYTES};
-use crate::progress::Reporter;
-use crate::registry::Registry;
-use crate::store::{Digest, Store};
+use crate::store::Store;
 
+#[derive(Debug, Clone)]
 pub struct ResolveOptions {
     pub architecture: String,
     pub allow_index: bool,
-    pub concurrency: usize,
 }
 
-/// One image line of the definition, resolved.
+/// One image reference, resolved.
 #[derive(Debug, Clone)]
 pub struct ResolvedImage {
     pub component: String,
-    pub reference: Reference,
+    pub reference: oci_client::Reference,
+    pub source: Arc<dyn Source>,
     pub media_type: String,
     pub digest: Digest,
     pub size: u64,
     pub platform: Option<Platform>,
     pub kind: Kind,
-    /// Every manifest and index reachable from the root, root included.
+    /// Every manifest and index kept, root included.
     pub manifests: Vec<(Digest, u64)>,
-    /// Configs and layers of every manifest.
+    /// Configs and layers of every manifest kept.
     pub blobs: Vec<Descriptor>,
 }
 
-/// Resolves every image of the definition, several at a time; manifests are written
-/// to `store` as they arrive.
-pub async fn resolve_all(
-    registry: &Registry,
-    store: &Store,
-    definition: &Definition,
-    options: &ResolveOptions,
-    reporter: &dyn Reporter,
-) -> Result<Vec<ResolvedImage>, PullError> {
-    let mut unique: BTreeMap<String, Reference> = BTreeMap::new();
-    for image in definition.components.iter().flat_map(|c| &c.images) {
-        unique
-            .entry(image.full())
-            .or_insert_with(|| image.reference.clone());
-    }
-    reporter.step(&format!("resolving {} image references", unique.len()));
-    let resolved: BTreeMap<String, ResolvedImage> = stream::iter(unique)
-        .map(|(full, reference)| async move {
-            let image = resolve_one(registry, store, reference, options).await?;
-            Ok::<_, PullError>((full, image))
-        })
-        .buffer_unordered(options.concurrency.max(1))
-        .try_collect()
-        .await?;
-
-    let mut images = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for component in &definition.components {
-        for image in &component.images {
-            // A reference listed twice is packaged once, under its first component.
-            if seen.insert(image.full()) {
-                let mut entry = resolved[&image.full()].clone();
-                entry.component = component.name.clone();
-                images.push(entry);
-            }
-        }
-    }
-    Ok(images)
+/// One platform of an index, for the refusal's listing.
+#[derive(Debug, Clone)]
+pub struct IndexPlatform {
+    pub platform: Option<Platform>,
+    pub digest: Digest,
+    /// Attestation manifests that describe this platform's manifest.
+    pub attestations: Vec<Digest>,
 }
 
-async fn resolve_one(
-    registry: &Registry,
+/// Resolves one reference; manifests are written to `store` as they arrive.
+pub async fn resolve(
+    source: Arc<dyn Source>,
     store: &Store,
-    reference: Reference,
     options: &ResolveOptions,
 ) -> Result<ResolvedImage, PullError> {
-    let (bytes, digest) = registry.manifest(&reference).await?;
-    let manifest = parse(&reference, &digest, &bytes)?;
-    put(store, &reference, &digest, &bytes)?;
+    let reference = source.reference().clone();
+    let (bytes, digest) = source.manifest(None).await?;
+    let manifest = parse(&source, &digest, &bytes)?;
+    put(store, &source, &digest, &bytes)?;
     let size = bytes.len() as u64;
+    let root = Descriptor::new(manifest.effective_media_type(), digest.clone(), size);
+    let mut image = ResolvedImage {
+        component: String::new(),
+        reference,
+        media_type: manifest.effective_media_type().to_owned(),
+        kind: manifest.kind(),
+        manifests: vec![(digest.clone(), size)],
+        blobs: Vec::new(),
+        digest,
+        size,
+        platform: None,
+        source: source.clone(),
+    };
 
     if !manifest.is_index() {
-        return Ok(ResolvedImage {
-            component: String::new(),
-            media_type: manifest.effective_media_type().to_owned(),
-            kind: manifest.kind(),
-            blobs: manifest.blobs().cloned().collect(),
-            manifests: vec![(digest.clone(), size)],
-            digest,
-            size,
-            platform: None,
-            reference,
-        });
-    }
-
-    if options.allow_index {
-        let mut image = ResolvedImage {
-            component: String::new(),
-            media_type: manifest.effective_media_type().to_owned(),
-            kind: Kind::Index,
-            blobs: Vec::new(),
-            manifests: vec![(digest.clone(), size)],
-            digest,
-            size,
-            platform: None,
-            reference: reference.clone(),
-        };
-        let mut queue: VecDeque<Descriptor> = manifest.manifests.into_iter().collect();
-        while let Some(child) = queue.pop_front() {
-            if image.manifests.iter().any(|(d, _)| *d == child.digest) {
-                continue;
-            }
-            let child_manifest = fetch_child(registry, store, &reference, &child).await?;
-            image.manifests.push((child.digest.clone(), child.size));
-            queue.extend(child_manifest.manifests.iter().cloned());
-            image.blobs.extend(child_manifest.blobs().cloned());
-        }
+        image.blobs = manifest.blobs().cloned().collect();
         return Ok(image);
     }
-
-    if reference.digest().is_some() {
+    if options.allow_index {
+        keep_whole_index(&source, store, root, &manifest, &mut image).await?;
+        return Ok(image);
+    }
+    let platforms = platforms(&source, store, root, &manifest).await?;
+    if image.reference.digest().is_some() {
+        let pinned = platforms
+            .into_iter()
+            .map(|p| {
+                let pin = crate::reference::Target::pinned(&image.reference, &p.digest).whole();
+                (p, pin)
+            })
+            .collect();
         return Err(PullError::IndexRefused {
-            reference: reference.whole(),
+            reference: image.reference.whole(),
             architecture: options.architecture.clone(),
-            platforms: manifest
-                .manifests
-                .iter()
-                .map(|m| {
-                    let pinned = Reference::with_digest(
-                        reference.registry().to_owned(),
-                        reference.repository().to_owned(),
-                        m.digest.to_string(),
-                    );
-                    (m.platform.clone(), pinned.whole())
-                })
-                .collect(),
+            platforms: pinned,
         });
     }
-
-    let Some(child) = manifest.manifests.iter().find(|m| {
-        m.platform
-            .as_ref()
-            .is_some_and(|p| p.matches_linux(&options.architecture))
-    }) else {
+    let Some((picked, picked_manifest)) = pick(&source, store, &platforms, options).await? else {
         return Err(PullError::PlatformMissing {
-            reference: reference.whole(),
+            reference: image.reference.whole(),
             architecture: options.architecture.clone(),
-            available: manifest
-                .manifests
+            available: platforms
                 .iter()
-                .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                .filter_map(|p| p.platform.as_ref().map(ToString::to_string))
                 .collect(),
         });
     };
-    let child_manifest = fetch_child(registry, store, &reference, child).await?;
-    if child_manifest.is_index() {
-        return Err(PullError::BadManifest {
-            reference: reference.whole(),
-            digest: child.digest.clone(),
-            message: "a platform entry points at another index".into(),
-        });
-    }
     Ok(ResolvedImage {
-        component: String::new(),
-        media_type: child_manifest.effective_media_type().to_owned(),
-        kind: child_manifest.kind(),
-        blobs: child_manifest.blobs().cloned().collect(),
-        manifests: vec![(child.digest.clone(), child.size)],
-        digest: child.digest.clone(),
-        size: child.size,
-        platform: child.platform.clone(),
-        reference,
+        media_type: picked_manifest.effective_media_type().to_owned(),
+        kind: picked_manifest.kind(),
+        blobs: picked_manifest.blobs().cloned().collect(),
+        manifests: vec![(picked.digest.clone(), picked.size)],
+        digest: picked.digest.clone(),
+        size: picked.size,
+        platform: picked.platform.clone(),
+        ..image
     })
 }
 
-/// Fetches a manifest named by a descriptor, holding it to the descriptor's size.
-async fn fetch_child(
-    registry: &Registry,
+/// Every manifest below an index, fetched, with the blobs of each.
+async fn keep_whole_index(
+    source: &Arc<dyn Source>,
     store: &Store,
-    parent: &Reference,
-    child: &Descriptor,
+    root: Descriptor,
+    manifest: &Manifest,
+    image: &mut ResolvedImage,
+) -> Result<(), PullError> {
+    let mut walk = Walk::from_root(root).map_err(|e| walk_error(source, e))?;
+    let Some(root_node) = walk.next_node() else {
+        return Ok(());
+    };
+    walk.descend(&root_node, manifest)
+        .map_err(|e| walk_error(source, e))?;
+    while let Some(node) = walk.next_node() {
+        match node.role {
+            Role::Manifest => {
+                let child = fetch_child(source, store, &node).await?;
+                image
+                    .manifests
+                    .push((node.digest().clone(), node.descriptor.size));
+                walk.descend(&node, &child)
+                    .map_err(|e| walk_error(source, e))?;
+            }
+            Role::Config | Role::Layer => image.blobs.push(node.descriptor),
+        }
+    }
+    Ok(())
+}
+
+/// The platform manifests of an index, nested indexes included (they are fetched and
+/// descended; image manifests are not fetched), each with its attestations.
+async fn platforms(
+    source: &Arc<dyn Source>,
+    store: &Store,
+    root: Descriptor,
+    manifest: &Manifest,
+) -> Result<Vec<IndexPlatform>, PullError> {
+    let mut found: Vec<IndexPlatform> = Vec::new();
+    let mut attestations: Vec<(String, Digest)> = Vec::new();
+    let mut walk = Walk::from_root(root).map_err(|e| walk_error(source, e))?;
+    let mut current = Some(manifest.clone());
+    while let Some(node) = walk.next_node() {
+        let index = match current.take() {
+            Some(root) => Some(root),
+            None if node.descriptor.names_index() => Some(fetch_child(source, store, &node).await?),
+            None => None,
+        };
+        match index {
+            Some(index) if index.is_index() => walk
+                .descend(&node, &index)
+                .map_err(|e| walk_error(source, e))?,
+            _ if node.descriptor.is_attestation() => {
+                if let Some(subject) = node.descriptor.attests() {
+                    attestations.push((subject.to_owned(), node.digest().clone()));
+                }
+            }
+            _ => found.push(IndexPlatform {
+                platform: node.descriptor.platform.clone(),
+                digest: node.digest().clone(),
+                attestations: Vec::new(),
+            }),
+        }
+    }
+    for (subject, attestation) in attestations {
+        if let Some(platform) = found.iter_mut().find(|p| p.digest.to_string() == subject) {
+            platform.attestations.push(attestation);
+        }
+    }
+    Ok(found)
+}
+
+/// The first platform that matches the package's architecture, fetched.
+async fn pick(
+    source: &Arc<dyn Source>,
+    store: &Store,
+    platforms: &[IndexPlatform],
+    options: &ResolveOptions,
+) -> Result<Option<(Descriptor, Manifest)>, PullError> {
+    let Some(platform) = platforms.iter().find(|p| {
+        p.platform
+            .as_ref()
+            .is_some_and(|p| p.matches_linux(&options.architecture))
+    }) else {
+        return Ok(None);
+    };
+    let (bytes, digest) = source.manifest(Some(&platform.digest)).await?;
+    let manifest = parse(source, &digest, &bytes)?;
+    if manifest.is_index() {
+        return Err(PullError::BadManifest {
+            reference: source.reference().whole(),
+            digest,
+            message: "a platform entry points at another index".into(),
+        });
+    }
+    put(store, source, &digest, &bytes)?;
+    let mut descriptor =
+        Descriptor::new(manifest.effective_media_type(), digest, bytes.len() as u64);
+    descriptor.platform = platform.platform.clone();
+    Ok(Some((descriptor, manifest)))
+}
+
+/// Fetches the manifest at a walker node, holding it to its descriptor's size. A
+/// manifest already in the store (pinned by digest, so it cannot have changed) is read
+/// from there instead of asked for again.
+async fn fetch_child(
+    source: &Arc<dyn Source>,
+    store: &Store,
+    node: &Node,
 ) -> Result<Manifest, PullError> {
+    let child = &node.descriptor;
     if child.size > MAX_MANIFEST_BYTES {
         return Err(PullError::ChildTooLarge {
-            reference: parent.whole(),
+            reference: source.reference().whole(),
             digest: child.digest.clone(),
             size: child.size,
         });
     }
-    let pinned = parent.clone_with_digest(child.digest.to_string());
-    let (bytes, digest) = registry.manifest(&pinned).await?;
+    if store.contains(&child.digest, child.size) {
+        if let Ok(bytes) = std::fs::read(store.blob_path(&child.digest)) {
+            return parse(source, &child.digest, &bytes);
+        }
+    }
+    let (bytes, digest) = source.manifest(Some(&child.digest)).await?;
     if bytes.len() as u64 != child.size {
         return Err(PullError::BadManifest {
-            reference: parent.whole(),
+            reference: source.reference().whole(),
             digest,
             message: format!(
                 "it is {} bytes, but its descriptor says {}",
@@ -207,14 +252,21 @@ async fn fetch_child(
             ),
         });
     }
-    let manifest = parse(parent, &digest, &bytes)?;
-    put(store, parent, &digest, &bytes)?;
+    let manifest = parse(source, &digest, &bytes)?;
+    put(store, source, &digest, &bytes)?;
     Ok(manifest)
 }
 
-fn parse(reference: &Reference, digest: &Digest, bytes: &[u8]) -> Result<Manifest, PullError> {
+fn walk_error(source: &Arc<dyn Source>, error: crate::manifest::walk::WalkError) -> PullError {
+    PullError::Walk {
+        reference: source.reference().whole(),
+        source: error,
+    }
+}
+
+fn parse(source: &Arc<dyn Source>, digest: &Digest, bytes: &[u8]) -> Result<Manifest, PullError> {
     Manifest::parse(bytes).map_err(|e| PullError::BadManifest {
-        reference: reference.whole(),
+        reference: source.reference().whole(),
         digest: digest.clone(),
         message: e.to_string(),
     })
@@ -222,14 +274,14 @@ fn parse(reference: &Reference, digest: &Digest, bytes: &[u8]) -> Result<Manifes
 
 fn put(
     store: &Store,
-    reference: &Reference,
+    source: &Arc<dyn Source>,
     digest: &Digest,
     bytes: &[u8],
 ) -> Result<(), PullError> {
     store
         .put_bytes(digest, bytes)
-        .map_err(|source| PullError::Store {
-            what: format!("the manifest {digest} of {}", reference.whole()),
-            source,
+        .map_err(|err| PullError::Store {
+            what: format!("the manifest {digest} of {}", source.reference().whole()),
+            source: err,
         })
 }

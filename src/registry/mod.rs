@@ -23,8 +23,8 @@ pub type BlobStream =
 pub use auth::{AuthError, Credentials};
 pub use retry::{backoff, MAX_ATTEMPTS};
 
+use crate::digest::Digest;
 use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
-use crate::store::Digest;
 
 /// How to reach registries, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -76,18 +76,14 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{message}")]
-    BadReference { message: String },
-    #[error("blob {digest} could not be pushed")]
-    BlobFailed { digest: Digest },
     #[error("cannot set up the HTTP client")]
     Setup(#[source] OciDistributionError),
     #[error(transparent)]
     Auth(#[from] AuthError),
 }
 
-impl RegistryError {
-    pub fn hint(&self) -> Option<String> {
+impl crate::hint::Hint for RegistryError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::NotFound { .. } => {
                 Some("check the repository name and tag, and that the registry holds it".into())

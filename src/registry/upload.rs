@@ -10,7 +10,7 @@ use reqwest::header::HeaderValue;
 use tokio::io::AsyncReadExt;
 
 use super::{retry, Registry, RegistryError};
-use crate::store::Digest;
+use crate::digest::Digest;
 
 /// Upload chunk size: large enough that a 1 GB layer is a thousand reads, small enough
 /// that memory stays flat whatever the blob size.

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::digest::{Digest, Hasher};
+use crate::digest::{Digest, Hasher};
 
 /// Names the cache layout; a format change gets a new directory rather than a migration.
 const CACHE_LAYOUT: &str = "v1";

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Digest, Store, StoreError};
-use crate::manifest::{Platform, OCI_INDEX};
+use super::{Store, StoreError};
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, Platform, OCI_INDEX};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
@@ -34,6 +35,17 @@ impl IndexEntry {
             .get(BASE_NAME)
             .or_else(|| self.annotations.get(REF_NAME))
             .map(String::as_str)
+    }
+
+    /// The entry as a root for the manifest walker.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            platform: self.platform.clone(),
+            annotations: self.annotations.clone(),
+        }
     }
 }
 

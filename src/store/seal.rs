@@ -1,6 +1,10 @@
 //! Sealing a staged layout before it ships: every blob is re-hashed in parallel, a
 //! misnamed file is renamed to its true digest, and every descriptor reachable from
-//! `index.json` must then be present with the right size.
+//! `index.json` must then be present with the right size. Only reachable blobs stay.
+//!
+//! A misnamed file is not the end: [`SealError::Misnamed`] lists each one with its true
+//! digest, after the rename, so the caller can evict the bad source (a cache entry),
+//! fetch the named digest again and seal once more.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -8,10 +12,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::digest::hash_file;
 use super::layout::LayoutIndex;
-use super::Digest;
-use crate::manifest::{is_manifest_media_type, Manifest};
+use crate::digest::{hash_file, Digest};
+use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
+use crate::manifest::Manifest;
+
+/// A blob whose bytes did not match its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Misnamed {
+    /// The digest it was stored under, which the package still needs.
+    pub named: Digest,
+    /// The digest of the bytes it held; the file now has this name.
+    pub actual: Digest,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -36,10 +49,21 @@ pub enum SealError {
         digest: Digest,
         message: String,
     },
-    #[error("blob {} does not hold the bytes its name says", misnamed[0])]
-    Misnamed { misnamed: Vec<Digest> },
+    #[error("{reference}: the manifest graph cannot be followed")]
+    Walk {
+        reference: String,
+        #[source]
+        source: WalkError,
+    },
+    #[error("{} blob(s) did not hold the bytes their names say: {}", misnamed.len(), names(misnamed))]
+    Misnamed { misnamed: Vec<Misnamed> },
     #[error("{} has a file whose name is not a sha256 digest", path.display())]
     StrayFile { path: PathBuf },
+}
+
+fn names(misnamed: &[Misnamed]) -> String {
+    let names: Vec<String> = misnamed.iter().map(|m| m.named.to_string()).collect();
+    names.join(", ")
 }
 
 /// What the seal proved: each blob's digest and size, and which blobs are manifests
@@ -54,27 +78,29 @@ pub struct Sealed {
 }
 
 /// Seals the layout rooted at `root` (holding `index.json` and `blobs/sha256`).
-/// Misnamed files are renamed to their true digest and reported with their old names,
-/// so that whoever supplied them (a cache) can evict them.
 pub fn seal(root: &Path) -> Result<Sealed, SealError> {
     let blobs_dir = root.join("blobs").join("sha256");
     let mut sealed = Sealed::default();
     let mut misnamed = Vec::new();
-    let hashed = hash_all(&blobs_dir)?;
-    for (name, (digest, size)) in hashed {
-        if name != digest.hex() {
+    for (name, (actual, size)) in hash_all(&blobs_dir)? {
+        if name != actual.hex() {
             let from = blobs_dir.join(&name);
-            let to = blobs_dir.join(digest.hex());
+            let to = blobs_dir.join(actual.hex());
+            // The bytes are good content under the wrong name: keep them under the right
+            // one, where the package may need them, and free the name for a refetch.
             if to.exists() {
-                let _ = fs::remove_file(&from);
+                fs::remove_file(&from).map_err(|source| SealError::Io { path: from, source })?;
             } else {
                 fs::rename(&from, &to).map_err(|source| SealError::Io { path: from, source })?;
             }
             if let Ok(named) = Digest::from_hex(&name) {
-                misnamed.push(named);
+                misnamed.push(Misnamed {
+                    named,
+                    actual: actual.clone(),
+                });
             }
         }
-        sealed.blobs.insert(digest, size);
+        sealed.blobs.insert(actual, size);
     }
     if !misnamed.is_empty() {
         return Err(SealError::Misnamed { misnamed });
@@ -89,48 +115,59 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
         path: index_path,
         source: e.into(),
     })?;
-    // A worklist rather than recursion: a hostile chain of nested indexes cannot
-    // overflow the stack.
+    let reference_of = |root: usize| {
+        index
+            .manifests
+            .get(root)
+            .and_then(|e| e.reference())
+            .unwrap_or("(unnamed)")
+            .to_owned()
+    };
+    let walk_error = |root: usize| {
+        move |source| SealError::Walk {
+            reference: reference_of(root),
+            source,
+        }
+    };
+    let mut walk = Walk::new(LIMITS);
+    for (n, entry) in index.manifests.iter().enumerate() {
+        walk.add_root(entry.descriptor(), n)
+            .map_err(walk_error(n))?;
+    }
     let mut reached = BTreeSet::new();
-    for entry in &index.manifests {
-        let reference = entry.reference().unwrap_or("(unnamed)");
-        let root_is_manifest = is_manifest_media_type(&entry.media_type);
-        let mut queue = vec![(entry.digest.clone(), entry.size, root_is_manifest)];
-        while let Some((digest, size, is_manifest)) = queue.pop() {
-            let Some(&actual) = sealed.blobs.get(&digest) else {
-                return Err(SealError::Missing {
-                    reference: reference.to_owned(),
-                    digest,
-                });
-            };
-            if actual != size {
-                return Err(SealError::WrongSize {
-                    reference: reference.to_owned(),
-                    digest,
-                    expected: size,
-                    actual,
-                });
+    while let Some(node) = walk.next_node() {
+        let digest = node.digest().clone();
+        let Some(&actual) = sealed.blobs.get(&digest) else {
+            return Err(SealError::Missing {
+                reference: reference_of(node.root),
+                digest,
+            });
+        };
+        if actual != node.descriptor.size {
+            return Err(SealError::WrongSize {
+                reference: reference_of(node.root),
+                digest,
+                expected: node.descriptor.size,
+                actual,
+            });
+        }
+        reached.insert(digest.clone());
+        match node.role {
+            Role::Config => {
+                sealed.configs.insert(digest);
             }
-            reached.insert(digest.clone());
-            if !is_manifest || !sealed.manifests.insert(digest.clone()) {
-                continue;
-            }
-            let path = blobs_dir.join(digest.hex());
-            let bytes = fs::read(&path).map_err(|source| SealError::Io { path, source })?;
-            let manifest = Manifest::parse(&bytes).map_err(|e| SealError::BadManifest {
-                reference: reference.to_owned(),
-                digest: digest.clone(),
-                message: e.to_string(),
-            })?;
-            if let Some(config) = &manifest.config {
-                sealed.configs.insert(config.digest.clone());
-            }
-            // An index's children are manifests whatever media type they claim.
-            for child in &manifest.manifests {
-                queue.push((child.digest.clone(), child.size, true));
-            }
-            for blob in manifest.blobs() {
-                queue.push((blob.digest.clone(), blob.size, false));
+            Role::Layer => {}
+            Role::Manifest => {
+                let path = blobs_dir.join(digest.hex());
+                let bytes = fs::read(&path).map_err(|source| SealError::Io { path, source })?;
+                let manifest = Manifest::parse(&bytes).map_err(|e| SealError::BadManifest {
+                    reference: reference_of(node.root),
+                    digest: digest.clone(),
+                    message: e.to_string(),
+                })?;
+                walk.descend(&node, &manifest)
+                    .map_err(walk_error(node.root))?;
+                sealed.manifests.insert(digest);
             }
         }
     }
@@ -170,20 +207,23 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
                 let path = dir.join(name);
                 match hash_file(&path) {
                     Ok(hashed) => {
-                        results.lock().unwrap().insert(name.clone(), hashed);
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.clone(), hashed);
                     }
                     Err(source) => {
                         first_error
                             .lock()
-                            .unwrap()
+                            .unwrap_or_else(|e| e.into_inner())
                             .get_or_insert(SealError::Io { path, source });
                     }
                 }
             });
         }
     });
-    if let Some(err) = first_error.into_inner().unwrap() {
+    if let Some(err) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(err);
     }
-    Ok(results.into_inner().unwrap())
+    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }

@@ -67,6 +67,19 @@ fn transient_statuses_are_retried() {
     for blob in image.all() {
         assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
     }
+    // Each fault fired once, and the same request was then made again and served.
+    let seen = proxy.seen();
+    for pattern in [
+        "/v2/app/manifests/1".to_owned(),
+        image.layers[0].digest.clone(),
+        image.config.digest.clone(),
+    ] {
+        let gets = seen
+            .iter()
+            .filter(|s| s.method == "GET" && s.path.contains(&pattern))
+            .count();
+        assert_eq!(gets, 2, "{pattern}: one faulted request and one retry");
+    }
 }
 
 #[test]
@@ -166,8 +179,28 @@ fn ctrl_c_leaves_no_package_and_no_staging() {
     );
 }
 
+/// Builds once through `addr` so the cache holds every blob, then flips one byte of
+/// the cached layer in place (same length: only re-hashing can tell). Returns the
+/// layer's digest and its cache path.
+fn damage_cached_layer(
+    ws: &Workspace,
+    image: &crate::support::images::Image,
+) -> (String, std::path::PathBuf) {
+    let first = package_path(&ws.create(&[]));
+    std::fs::remove_file(&first).unwrap();
+    let digest = image.layers[0].digest.clone();
+    let cached = ws
+        .path("cache")
+        .join("blobs-v1/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&cached).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&cached, &bytes).unwrap();
+    (digest, cached)
+}
+
 #[test]
-fn a_damaged_cache_entry_is_caught_by_the_seal_and_evicted() {
+fn a_damaged_cache_blob_heals_in_one_run() {
     let registry = TestRegistry::start();
     let image = Pusher::new(&registry.addr).image(
         "app",
@@ -176,38 +209,73 @@ fn a_damaged_cache_entry_is_caught_by_the_seal_and_evicted() {
         "amd64",
         &[layer(&[("data", &noise(11, 100_000))])],
     );
+    let proxy = FaultProxy::start(&registry.addr, Vec::new());
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let (digest, cached) = damage_cached_layer(&ws, &image);
+    let before = proxy.seen().len();
+
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    let package = Package::read(&package_path(&out));
+    assert!(
+        err.contains(&format!(
+            "warning: blob {digest} of {}/app:1 was damaged in the cache",
+            proxy.addr
+        )),
+        "{err}"
+    );
+    assert_eq!(package.blob(&digest), Some(&image.layers[0].bytes));
+    assert_eq!(
+        std::fs::read(&cached).unwrap(),
+        image.layers[0].bytes,
+        "the cache entry must hold the right bytes again"
+    );
+    let refetched = proxy.seen()[before..]
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.ends_with(&digest))
+        .count();
+    assert_eq!(
+        refetched, 1,
+        "the damaged blob is fetched again exactly once"
+    );
+}
+
+#[test]
+fn a_damaged_cache_blob_whose_source_is_also_bad_stops_the_build() {
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("data", &noise(12, 100_000))])],
+    );
+    let bad = image.layers[0].digest.clone();
     let ws = Workspace::new();
     single_image_definition(&ws, &registry.addr);
-    let first = package_path(&ws.create(&[]));
-    std::fs::remove_file(&first).unwrap();
-
-    // Same length, different bytes: only re-hashing can tell.
-    let digest = &image.layers[0].digest;
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"));
-    let mut bytes = std::fs::read(&cached).unwrap();
-    bytes[10] ^= 0xff;
-    std::fs::write(&cached, &bytes).unwrap();
+    let (digest, cached) = damage_cached_layer(&ws, &image);
+    // From now on the source corrupts every download of that blob.
+    let rules = (0..10)
+        .map(|_| (bad.clone(), Fault::Corrupt(1000)))
+        .collect();
+    let proxy = FaultProxy::start(&registry.addr, rules);
+    single_image_definition(&ws, &proxy.addr);
 
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot fetch the damaged blob again"), "{err}");
     assert!(
         err.contains(&format!(
-            "blob {digest} of {}/app:1 was damaged in the cache",
-            registry.addr
+            "blob {digest} for {}/app:1 is damaged",
+            proxy.addr
         )),
         "{err}"
     );
     assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
     assert!(
-        err.contains("hint: the damaged entry was removed from the cache"),
-        "{err}"
+        !cached.exists(),
+        "neither the damaged nor a corrupt copy may stay"
     );
-    assert!(!cached.exists(), "the damaged entry must be evicted");
-
-    let package = Package::read(&package_path(&ws.create(&[])));
-    assert_eq!(package.blob(digest), Some(&image.layers[0].bytes));
 }

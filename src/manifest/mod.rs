@@ -1,11 +1,15 @@
 //! Reading manifests and indexes without ever re-serializing them: the registry's bytes
-//! are kept as they are, and this model only looks inside.
+//! are kept as they are, and this model only looks inside. [`walk`] is the one way to
+//! follow the graph they form.
 
+pub mod walk;
+
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Digest;
+use crate::digest::Digest;
 
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -23,6 +27,10 @@ const DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.container.image.v1+jso
 const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const IN_TOTO: &str = "application/vnd.dsse.envelope.v1+json";
 
+/// Marks the attestation manifests that buildx adds to an index beside each platform.
+const DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+const DOCKER_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
@@ -32,6 +40,40 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default)]
     pub platform: Option<Platform>,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    pub fn new(media_type: &str, digest: Digest, size: u64) -> Self {
+        Self {
+            media_type: media_type.to_owned(),
+            digest,
+            size,
+            platform: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// Whether this index entry is a buildx attestation manifest (platform
+    /// `unknown/unknown`), which describes a platform rather than being one.
+    pub fn is_attestation(&self) -> bool {
+        self.annotations
+            .get(DOCKER_REFERENCE_TYPE)
+            .is_some_and(|t| t == "attestation-manifest")
+    }
+
+    /// The manifest an attestation entry describes.
+    pub fn attests(&self) -> Option<&str> {
+        self.annotations
+            .get(DOCKER_REFERENCE_DIGEST)
+            .map(String::as_str)
+    }
+
+    /// Whether the descriptor itself says it names an index.
+    pub fn names_index(&self) -> bool {
+        matches!(self.media_type.as_str(), OCI_INDEX | DOCKER_LIST)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -80,6 +122,9 @@ pub struct Manifest {
     pub layers: Vec<Descriptor>,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    /// The manifest this one refers to (OCI 1.1 referrers); not a child.
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
 }
 
 impl Manifest {

@@ -1,0 +1,128 @@
+//! The error a command ends with, at the edge: each library error as it came, plus the
+//! failures only the command line knows (verification refused, images not pushed,
+//! Ctrl-C). Here alone are exit codes decided and hints gathered for printing.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::definition::DefinitionError;
+use crate::hint::Hint;
+use crate::package::scan::Problem;
+use crate::package::PackageError;
+use crate::pull::PullError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+/// Exit statuses, in one place: clap exits with 2 on a usage error by itself.
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Definition(#[from] DefinitionError),
+    #[error(transparent)]
+    Pull(#[from] PullError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the package failed verification: {}", describe(problems))]
+    Verification {
+        problems: Vec<Problem>,
+        /// Whether push refused the package (so nothing was sent).
+        refused_push: bool,
+    },
+    #[error("cannot use {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no cache directory: set $PKGR_CACHE_DIR or $HOME, or pass --cache or --no-cache")]
+    NoCacheDir,
+    #[error("{} image(s) failed to push: {}", failed.len(), failed.join(", "))]
+    PushFailed {
+        failed: Vec<String>,
+        hint: Option<String>,
+    },
+    #[error("interrupted")]
+    Interrupted,
+}
+
+fn describe(problems: &[Problem]) -> String {
+    match problems {
+        [] => "no problem recorded".to_owned(),
+        [only] => only.to_string(),
+        [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Interrupted => EXIT_INTERRUPTED,
+            _ => EXIT_FAILURE,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Definition(e) => e.hint(),
+            Self::Pull(e) => e.hint(),
+            Self::Registry(e) => e.hint(),
+            Self::Package(e) => e.hint(),
+            Self::PushFailed { hint, .. } => hint.clone(),
+            Self::Verification {
+                refused_push: true, ..
+            } => Some(
+                "the package was changed or damaged after it was built; nothing was pushed".into(),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Prints an error once: its sentence, each distinct cause, and a hint.
+pub fn report(err: &Error) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {err}");
+    for cause in causes(err) {
+        let _ = writeln!(stderr, "  caused by: {cause}");
+    }
+    if let Some(hint) = err.hint() {
+        let _ = writeln!(stderr, "hint: {hint}");
+    }
+}
+
+/// The distinct messages below an error's own: wrappers that repeat their inner
+/// message (`#[error(transparent)]`, or a message ending with the cause) add nothing.
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut causes = Vec::new();
+    let mut last = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text != last && !last.ends_with(&text) {
+            causes.push(text.clone());
+        }
+        last = text;
+        source = cause.source();
+    }
+    causes
+}
+
+/// A closed pipe (`pkgr inspect … | head`) is not an error worth a message.
+pub fn ignore_broken_pipe(result: std::io::Result<()>) -> Result<(), Error> {
+    match result {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Error::Io {
+            path: "stdout".into(),
+            source: e,
+        }),
+        Ok(()) => Ok(()),
+    }
+}

@@ -1,0 +1,125 @@
+//! The second stage of argument handling: everything a command needs, built once from
+//! clap's arguments, with every setup step that can fail done here (reading the
+//! definition, choosing the cache, loading credentials, picking the reporter).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::{CreateArgs, Error, PushArgs, TransportArgs};
+use crate::definition::{self, Definition};
+use crate::package::Output;
+use crate::progress::{self, Reporter};
+use crate::pull::ResolveOptions;
+use crate::reference::Target;
+use crate::registry::{Credentials, RegistryError, Transport};
+
+/// What `pkgr create` runs with.
+pub struct CreateSettings {
+    pub definition: Definition,
+    pub output: Output,
+    /// The shared cache's root, or `None` for `--no-cache`.
+    pub cache: Option<PathBuf>,
+    pub transport: Transport,
+    pub credentials: Credentials,
+    pub resolve: ResolveOptions,
+    /// Blob downloads in flight across all images; also how many references resolve
+    /// at once.
+    pub concurrency: usize,
+    pub reporter: Box<dyn Reporter>,
+}
+
+impl CreateSettings {
+    pub fn new(args: CreateArgs) -> Result<Self, Error> {
+        let path = definition::find_in(&args.dir)?;
+        let definition = definition::load(&path, args.architecture.as_deref())?;
+        let reporter = progress::reporter(args.no_progress);
+        for warning in &definition.warnings {
+            reporter.warn(warning);
+        }
+        let cache = if args.no_cache {
+            None
+        } else {
+            Some(cache_root(args.cache.as_deref())?)
+        };
+        Ok(Self {
+            resolve: ResolveOptions {
+                architecture: definition.metadata.architecture.clone(),
+                allow_index: args.allow_index,
+            },
+            definition,
+            output: Output {
+                dir: args.output,
+                compressed: !args.uncompressed,
+            },
+            cache,
+            transport: transport(&args.transport),
+            credentials: Credentials::from_docker_config().map_err(RegistryError::from)?,
+            concurrency: usize::from(args.concurrency),
+            reporter,
+        })
+    }
+}
+
+/// What `pkgr push` runs with.
+pub struct PushSettings {
+    pub package: PathBuf,
+    pub target: Target,
+    pub work_dir: PathBuf,
+    pub transport: Transport,
+    pub credentials: Credentials,
+    pub concurrency: usize,
+    pub reporter: Box<dyn Reporter>,
+}
+
+impl PushSettings {
+    pub fn new(args: PushArgs) -> Result<Self, Error> {
+        let from_config = Credentials::from_docker_config().map_err(RegistryError::from)?;
+        let credentials = match (&args.username, args.password_stdin) {
+            (Some(user), true) => {
+                let mut password = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut password)
+                    .map_err(|source| Error::Io {
+                        path: "stdin".into(),
+                        source,
+                    })?;
+                let password = password.trim_end_matches(['\n', '\r']).to_owned();
+                from_config.with_explicit(user.clone(), password)
+            }
+            _ => from_config,
+        };
+        Ok(Self {
+            work_dir: args.work_dir.unwrap_or_else(std::env::temp_dir),
+            transport: transport(&args.transport),
+            concurrency: usize::from(args.concurrency),
+            reporter: progress::reporter(args.no_progress),
+            package: args.package,
+            target: args.target,
+            credentials,
+        })
+    }
+}
+
+fn transport(args: &TransportArgs) -> Transport {
+    Transport {
+        plain_http: args.plain_http,
+        insecure_skip_tls_verify: args.insecure_skip_tls_verify,
+        ca_file: args.ca_file.clone(),
+    }
+}
+
+/// `--cache`, else `$PKGR_CACHE_DIR`, else `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
+fn cache_root(flag: Option<&Path>) -> Result<PathBuf, Error> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_owned());
+    }
+    let env = |name| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("PKGR_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("pkgr")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("pkgr")))
+        .ok_or(Error::NoCacheDir)
+}

@@ -1,0 +1,60 @@
+//! What a package holds and in which order: `checksums.txt` over every other file, and
+//! the tar order (metadata, then manifests, configs and layers, each sorted by name),
+//! so that a reader finds every manifest before the configs it names and needs only
+//! the head of the package.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::writer::Entry;
+use super::{PackageError, CHECKSUMS, DEFINITION, LAYOUT_DIR};
+use crate::digest::{hash_file, Digest};
+use crate::store::seal::Sealed;
+use crate::store::StoreError;
+
+/// Writes `checksums.txt` into `staging` and returns every entry in tar order.
+pub fn entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, PackageError> {
+    let meta_files = [
+        DEFINITION.to_owned(),
+        format!("{LAYOUT_DIR}/oci-layout"),
+        format!("{LAYOUT_DIR}/index.json"),
+    ];
+    let blob_name = |digest: &Digest| format!("{LAYOUT_DIR}/blobs/sha256/{}", digest.hex());
+
+    let mut checksums: BTreeMap<String, String> = BTreeMap::new();
+    for name in &meta_files {
+        let path = staging.join(name);
+        let (digest, _) = hash_file(&path).map_err(|e| StoreError::io("read", &path, e))?;
+        checksums.insert(name.clone(), digest.hex().to_owned());
+    }
+    for digest in sealed.blobs.keys() {
+        checksums.insert(blob_name(digest), digest.hex().to_owned());
+    }
+    let checksums_path = staging.join(CHECKSUMS);
+    let text: String = checksums
+        .iter()
+        .map(|(name, hex)| format!("{hex} {name}\n"))
+        .collect();
+    std::fs::write(&checksums_path, text)
+        .map_err(|e| StoreError::io("write", &checksums_path, e))?;
+
+    let entry = |name: String| Entry {
+        source: staging.join(&name),
+        name,
+    };
+    let mut entries = vec![entry(DEFINITION.to_owned()), entry(CHECKSUMS.to_owned())];
+    entries.extend(meta_files[1..].iter().cloned().map(entry));
+    let group = |d: &Digest| {
+        if sealed.manifests.contains(d) {
+            0
+        } else if sealed.configs.contains(d) {
+            1
+        } else {
+            2
+        }
+    };
+    let mut blobs: Vec<&Digest> = sealed.blobs.keys().collect();
+    blobs.sort_by_key(|d| (group(d), *d));
+    entries.extend(blobs.into_iter().map(|d| entry(blob_name(d))));
+    Ok(entries)
+}
