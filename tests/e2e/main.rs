@@ -6,5 +6,6 @@ mod support;
 mod create;
 mod create_errors;
 mod faults;
+mod index;
 mod inspect;
 mod push;

@@ -162,6 +162,25 @@ impl Pusher {
         }
     }
 
+    /// The manifest bytes the registry serves for `repo` at a tag or digest.
+    pub fn get_manifest(&self, repo: &str, reference: &str) -> Vec<u8> {
+        let response = self
+            .client
+            .get(format!("{}/v2/{repo}/manifests/{reference}", self.base))
+            .header(
+                "accept",
+                [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST].join(", "),
+            )
+            .send()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{repo}:{reference}: {}",
+            response.status()
+        );
+        response.bytes().unwrap().to_vec()
+    }
+
     /// A container image: a config naming the layers' diff IDs, and the layers.
     pub fn image(
         &self,
@@ -243,6 +262,79 @@ impl Pusher {
         }))
         .unwrap();
         self.manifest(repo, tag, media_type, bytes)
+    }
+
+    /// A buildx-style index: each platform image followed by its attestation manifest
+    /// (platform `unknown/unknown`, annotated with the image it describes), the way
+    /// `docker buildx build --provenance` publishes most images today.
+    pub fn buildx_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        children: &[(&str, &Image)],
+    ) -> (Pushed, Vec<Image>) {
+        let mut entries = Vec::new();
+        let mut attestations = Vec::new();
+        for (platform, image) in children {
+            let (os, arch) = platform.split_once('/').unwrap();
+            let mut desc = image.manifest.descriptor();
+            desc["platform"] = serde_json::json!({"os": os, "architecture": arch});
+            entries.push(desc);
+            let attestation = self.attestation(repo, &image.manifest);
+            let mut desc = attestation.manifest.descriptor();
+            desc["platform"] = serde_json::json!({"os": "unknown", "architecture": "unknown"});
+            desc["annotations"] = serde_json::json!({
+                "vnd.docker.reference.digest": image.manifest.digest,
+                "vnd.docker.reference.type": "attestation-manifest",
+            });
+            entries.push(desc);
+            attestations.push(attestation);
+        }
+        (self.raw_index(repo, tag, entries), attestations)
+    }
+
+    /// An attestation manifest for `subject`: an in-toto statement layer.
+    pub fn attestation(&self, repo: &str, subject: &Pushed) -> Image {
+        let statement = serde_json::to_vec(&serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": "https://slsa.dev/provenance/v0.2",
+            "subject": [{"name": repo, "digest": {"sha256": subject.digest.trim_start_matches("sha256:")}}],
+            "predicate": {"builder": {"id": "pkgr-tests"}},
+        }))
+        .unwrap();
+        let layer = self.blob(repo, "application/vnd.in-toto+json", statement);
+        let config = self.blob(
+            repo,
+            OCI_CONFIG,
+            br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec(),
+        );
+        let mut layer_desc = layer.descriptor();
+        layer_desc["annotations"] =
+            serde_json::json!({"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"});
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": [layer_desc],
+        }))
+        .unwrap();
+        let manifest = self.manifest(repo, "", OCI_MANIFEST, manifest);
+        Image {
+            manifest,
+            config,
+            layers: vec![layer],
+        }
+    }
+
+    /// An OCI index over descriptors given as they are (nested indexes, annotations).
+    pub fn raw_index(&self, repo: &str, tag: &str, entries: Vec<serde_json::Value>) -> Pushed {
+        let bytes = serde_json::to_vec_pretty(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": entries,
+        }))
+        .unwrap();
+        self.manifest(repo, tag, OCI_INDEX, bytes)
     }
 
     /// A Helm chart as `helm push` stores it: helm config, one chart layer, no diff IDs.
