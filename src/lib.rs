@@ -19,3 +19,5 @@ pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;
+#[cfg(test)]
+mod testing;

@@ -3,7 +3,7 @@
 
 pub mod assemble;
 pub mod built;
-mod contents;
+pub mod contents;
 pub mod reader;
 pub mod scan;
 pub mod summary;

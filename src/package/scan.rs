@@ -378,3 +378,51 @@ impl Scan {
         self.problems.extend(problems);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{blob_path, digests, fixture_dir, write_fixture_package};
+
+    #[test]
+    fn a_sound_package_has_no_problems() {
+        let dir = fixture_dir();
+        let package = write_fixture_package(dir.path(), false);
+        let scan = scan(&package, None).unwrap();
+        assert_eq!(scan.problems, Vec::new());
+        // 13 blobs, pkgr.yaml, checksums.txt, oci-layout and index.json.
+        assert_eq!(scan.files.len(), 17);
+    }
+
+    #[test]
+    fn a_changed_blob_is_reported_as_typed_problems() {
+        let dir = fixture_dir();
+        let sealed = crate::store::seal::seal(&dir.path().join("images")).unwrap();
+        let entries = crate::package::contents::entries(dir.path(), &sealed).unwrap();
+        // Changed after the checksums were taken, as a tampered package would be.
+        let chart = blob_path(dir.path(), digests::CHART);
+        let mut bytes = std::fs::read(&chart).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&chart, &bytes).unwrap();
+        let package = dir.path().join("tampered.tar");
+        crate::package::writer::write_package(&entries, &package, false).unwrap();
+
+        let scan = scan(&package, None).unwrap();
+        let name = format!("images/blobs/sha256/{}", &digests::CHART[7..]);
+        assert_eq!(
+            scan.problems,
+            vec![
+                Problem::BlobMismatch {
+                    name: name.clone(),
+                    actual: Digest::of(&bytes),
+                },
+                Problem::ChecksumMismatch { name },
+                // The chart's manifest no longer parses, so its graph stops there.
+                Problem::ManifestUnreadable {
+                    reference: "registry.test/charts/demo:0.1.0".into(),
+                    digest: crate::testing::digest(digests::CHART),
+                },
+            ]
+        );
+    }
+}

@@ -330,3 +330,69 @@ fn config_platform(manifest: &Manifest, docs: &Docs) -> Option<String> {
         None => format!("{}/{}", p.os, p.architecture),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{digests, fixture_dir, write_fixture_package};
+
+    #[test]
+    fn summarizes_kinds_platforms_sizes_and_sharing() {
+        let dir = fixture_dir();
+        let package = write_fixture_package(dir.path(), true);
+        let summary = summarize(&package).unwrap();
+        assert_eq!(summary.format, "pkgr");
+        assert_eq!(summary.metadata.name, "fixture");
+        let images: Vec<(&str, Kind, Option<&str>, Option<&str>)> = summary
+            .images
+            .iter()
+            .map(|i| {
+                (
+                    i.reference.as_str(),
+                    i.kind,
+                    i.platform.as_deref(),
+                    i.component.as_deref(),
+                )
+            })
+            .collect();
+        let multi = format!("registry.test/multi@{}", digests::MULTI);
+        assert_eq!(
+            images,
+            vec![
+                (
+                    "registry.test/team/web:1.0",
+                    Kind::ContainerImage,
+                    Some("linux/amd64"),
+                    Some("web")
+                ),
+                (
+                    "registry.test/charts/demo:0.1.0",
+                    Kind::HelmChart,
+                    None,
+                    Some("tools")
+                ),
+                (multi.as_str(), Kind::Index, None, Some("tools")),
+            ]
+        );
+        // Sizes: every blob an image reaches, each once; the totals count each blob
+        // once across images, and the base layer and config shared by web and the
+        // index's amd64 image are the shared bytes.
+        let on_disk = |d: &Digest| {
+            std::fs::metadata(crate::testing::blob_path(dir.path(), &d.to_string()))
+                .unwrap()
+                .len()
+        };
+        let files: Vec<Digest> = std::fs::read_dir(dir.path().join("images/blobs/sha256"))
+            .unwrap()
+            .map(|e| Digest::from_hex(&e.unwrap().file_name().to_string_lossy()).unwrap())
+            .collect();
+        assert_eq!(summary.totals.blobs, 13);
+        assert_eq!(summary.totals.bytes, files.iter().map(on_disk).sum::<u64>());
+        let web = &summary.images[0];
+        let multi = &summary.images[2];
+        assert_eq!(
+            summary.totals.shared_bytes,
+            web.size + multi.size + summary.images[1].size - summary.totals.bytes
+        );
+    }
+}

@@ -94,3 +94,61 @@ fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
 fn with_path(err: io::Error, path: &Path) -> io::Error {
     io::Error::new(err.kind(), format!("{}: {err}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use crate::testing::{fixture_dir, write_fixture_package};
+
+    #[test]
+    fn the_same_contents_give_the_same_bytes_in_a_fixed_order() {
+        let (one, two) = (fixture_dir(), fixture_dir());
+        let first = std::fs::read(write_fixture_package(one.path(), true)).unwrap();
+        let second = std::fs::read(write_fixture_package(two.path(), true)).unwrap();
+        assert_eq!(first, second, "two writes of the same contents differ");
+
+        let tar = zstd::decode_all(&first[..]).unwrap();
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let header = entry.header();
+            assert_eq!(header.mtime().unwrap(), 0);
+            assert_eq!(header.uid().unwrap(), 0);
+            assert_eq!(header.gid().unwrap(), 0);
+            assert_eq!(header.mode().unwrap(), 0o644);
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            names.push((name, bytes));
+        }
+        let head: Vec<&str> = names.iter().take(4).map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            head,
+            [
+                "pkgr.yaml",
+                "checksums.txt",
+                "images/oci-layout",
+                "images/index.json"
+            ]
+        );
+        // Then 5 manifests, 3 configs and 5 layers: manifests parse as manifests with a
+        // schemaVersion, configs are the JSON that the manifests name, layers are last.
+        let kinds: Vec<&str> = names[4..]
+            .iter()
+            .map(|(_, bytes)| {
+                let value: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
+                match value {
+                    Some(v) if v.get("schemaVersion").is_some() => "manifest",
+                    Some(_) => "config",
+                    None => "layer",
+                }
+            })
+            .collect();
+        let mut expected = vec!["manifest"; 5];
+        expected.extend(["config"; 3]);
+        expected.extend(["layer"; 5]);
+        assert_eq!(kinds, expected);
+    }
+}

@@ -74,3 +74,79 @@ pub fn plan(images: &[ResolvedImage]) -> Result<Plan, PullError> {
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::future::BoxFuture;
+    use oci_client::Reference;
+
+    use super::*;
+    use crate::manifest::{Descriptor, Kind};
+    use crate::registry::BlobStream;
+
+    /// A source that is never asked for anything: planning only reads descriptors.
+    struct Unused(Reference);
+
+    impl Source for Unused {
+        fn reference(&self) -> &Reference {
+            &self.0
+        }
+        fn manifest<'a>(
+            &'a self,
+            _: Option<&'a Digest>,
+        ) -> BoxFuture<'a, Result<(Vec<u8>, Digest), PullError>> {
+            Box::pin(async { Err(PullError::Cancelled) })
+        }
+        fn blob<'a>(
+            &'a self,
+            _: &'a Digest,
+            _: u64,
+        ) -> BoxFuture<'a, Result<(BlobStream, bool), PullError>> {
+            Box::pin(async { Err(PullError::Cancelled) })
+        }
+    }
+
+    fn image(name: &str, blobs: &[(&[u8], u64)]) -> ResolvedImage {
+        let reference: Reference = format!("registry.test/{name}:1").parse().unwrap();
+        ResolvedImage {
+            component: "c".into(),
+            source: Arc::new(Unused(reference.clone())),
+            reference,
+            media_type: crate::manifest::OCI_MANIFEST.into(),
+            digest: Digest::of(name.as_bytes()),
+            size: 1,
+            platform: None,
+            kind: Kind::ContainerImage,
+            manifests: Vec::new(),
+            blobs: blobs
+                .iter()
+                .map(|(bytes, size)| Descriptor::new("x", Digest::of(bytes), *size))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_digest_is_planned_once_with_its_first_source() {
+        let mut plan = Plan::default();
+        let first = plan.add(&image("a", &[(b"base", 4), (b"a", 1)])).unwrap();
+        let second = plan.add(&image("b", &[(b"base", 4), (b"b", 1)])).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(second.len(), 1, "the shared base is not planned again");
+        assert_eq!(second[0].digest, Digest::of(b"b"));
+        let base = plan.job(&Digest::of(b"base")).unwrap();
+        assert_eq!(base.owner(), "registry.test/a:1");
+        assert_eq!(plan.jobs().count(), 3);
+    }
+
+    #[test]
+    fn one_digest_with_two_sizes_is_refused() {
+        let err = plan(&[image("a", &[(b"base", 4)]), image("b", &[(b"base", 5)])]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "blob {} is listed with two sizes (4 and 5 bytes) by registry.test/b:1",
+                Digest::of(b"base")
+            )
+        );
+    }
+}

@@ -319,6 +319,67 @@ mod tests {
         ));
     }
 
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A layout's `blobs/sha256` in a fresh temp dir on the default filesystem.
+    fn blobs_dir() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs/sha256");
+        fs::create_dir_all(&blobs).unwrap();
+        (dir, blobs)
+    }
+
+    #[test]
+    fn link_or_copy_links_on_one_filesystem() {
+        use std::os::unix::fs::MetadataExt;
+        let (_dir, blobs) = blobs_dir();
+        let src = blobs.parent().unwrap().join("source");
+        fs::write(&src, b"bytes").unwrap();
+        let dst = blobs.join("a");
+        link_or_copy(&src, &dst).unwrap();
+        assert_eq!(
+            fs::metadata(&src).unwrap().ino(),
+            fs::metadata(&dst).unwrap().ino()
+        );
+    }
+
+    #[test]
+    fn link_or_copy_copies_across_filesystems_and_never_leaves_a_partial() {
+        use std::os::unix::fs::MetadataExt;
+        // /dev/shm is a tmpfs: a hard link from there to the temp dir must fail.
+        let shm = tempfile::tempdir_in("/dev/shm").expect("this test needs /dev/shm");
+        let (_dir, blobs) = blobs_dir();
+        let src = shm.path().join("source");
+        fs::write(&src, b"bytes across filesystems").unwrap();
+        assert_ne!(
+            fs::metadata(&src).unwrap().dev(),
+            fs::metadata(&blobs).unwrap().dev(),
+            "the test needs two filesystems"
+        );
+        let dst = blobs.join("a");
+        link_or_copy(&src, &dst).unwrap();
+        assert_eq!(fs::read(&dst).unwrap(), b"bytes across filesystems");
+        assert_ne!(
+            fs::metadata(&src).unwrap().ino(),
+            fs::metadata(&dst).unwrap().ino()
+        );
+        assert_eq!(names_in(&blobs), ["a"]);
+        assert_eq!(names_in(blobs.parent().unwrap()), ["sha256"]);
+
+        // A copy that fails (its source cannot be read) leaves no file behind.
+        let missing = blobs.join("b");
+        assert!(link_or_copy(&shm.path().join("gone"), &missing).is_err());
+        assert_eq!(names_in(&blobs), ["a"]);
+        assert_eq!(names_in(blobs.parent().unwrap()), ["sha256"]);
+    }
+
     #[test]
     fn wrong_bytes_never_reach_blobs() {
         let dir = tempfile::tempdir().unwrap();

@@ -227,3 +227,100 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
     }
     Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{blob_path, digest, digests, fixture_dir};
+
+    #[test]
+    fn seals_the_fixture_and_sorts_its_blobs() {
+        let dir = fixture_dir();
+        let sealed = seal(&dir.path().join("images")).unwrap();
+        assert_eq!(sealed.blobs.len(), 13);
+        // web, chart, the index and its two platform manifests.
+        assert_eq!(sealed.manifests.len(), 5);
+        assert!(sealed.manifests.contains(&digest(digests::MULTI)));
+        // web and multi/amd64 share one config; arm64 and the chart have their own.
+        assert_eq!(sealed.configs.len(), 3);
+    }
+
+    #[test]
+    fn only_reachable_blobs_stay() {
+        let dir = fixture_dir();
+        let stray = Digest::of(b"not reachable from index.json");
+        std::fs::write(
+            blob_path(dir.path(), &stray.to_string()),
+            b"not reachable from index.json",
+        )
+        .unwrap();
+        let sealed = seal(&dir.path().join("images")).unwrap();
+        assert!(!sealed.blobs.contains_key(&stray));
+        assert!(!blob_path(dir.path(), &stray.to_string()).exists());
+    }
+
+    #[test]
+    fn a_misnamed_blob_is_renamed_to_its_true_digest_and_reported() {
+        let dir = fixture_dir();
+        // The chart's manifest file now holds the web manifest's bytes, and the web
+        // manifest's own file is gone: only the rename can bring it back.
+        let web = blob_path(dir.path(), digests::WEB);
+        let chart = blob_path(dir.path(), digests::CHART);
+        std::fs::rename(&web, &chart).unwrap();
+        let err = seal(&dir.path().join("images")).unwrap_err();
+        let SealError::Misnamed { misnamed } = err else {
+            panic!("expected Misnamed, got {err}");
+        };
+        assert_eq!(
+            misnamed,
+            vec![Misnamed {
+                named: digest(digests::CHART),
+                actual: digest(digests::WEB),
+            }]
+        );
+        assert_eq!(
+            Digest::of(&std::fs::read(&web).unwrap()),
+            digest(digests::WEB),
+            "the bytes are kept under their true name"
+        );
+        assert!(!chart.exists(), "the wrong name is freed for a fetch");
+    }
+
+    #[test]
+    fn a_missing_blob_names_its_image() {
+        let dir = fixture_dir();
+        std::fs::remove_file(blob_path(dir.path(), digests::CHART)).unwrap();
+        let err = seal(&dir.path().join("images")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "registry.test/charts/demo:0.1.0: blob {} is missing from the package",
+                digests::CHART
+            )
+        );
+    }
+
+    #[test]
+    fn a_blob_of_the_wrong_size_is_refused() {
+        let dir = fixture_dir();
+        let index_path = dir.path().join("images/index.json");
+        let index = std::fs::read_to_string(&index_path).unwrap();
+        // The web entry declares one byte more than its manifest has.
+        let web = std::fs::metadata(blob_path(dir.path(), digests::WEB))
+            .unwrap()
+            .len();
+        let needle = format!("\"digest\": \"{}\",\n      \"size\": {web}", digests::WEB);
+        assert!(index.contains(&needle), "fixture layout changed");
+        let wrong = format!(
+            "\"digest\": \"{}\",\n      \"size\": {}",
+            digests::WEB,
+            web + 1
+        );
+        std::fs::write(&index_path, index.replace(&needle, &wrong)).unwrap();
+        let err = seal(&dir.path().join("images")).unwrap_err();
+        assert!(
+            matches!(err, SealError::WrongSize { expected, actual, .. } if expected == web + 1 && actual == web),
+            "{err}"
+        );
+    }
+}

@@ -377,7 +377,7 @@ fn two_processes_sharing_one_cache_both_succeed() {
 }
 
 #[test]
-fn a_cache_on_another_filesystem_is_copied_not_linked() {
+fn a_cache_on_another_filesystem_still_gives_a_whole_package() {
     // Hard links cannot cross filesystems; /dev/shm is a tmpfs, the output is not.
     let shm = std::path::Path::new("/dev/shm");
     assert!(

@@ -29,14 +29,13 @@ fn inspect(ws: &Workspace, package: &Path, extra: &[&str]) -> std::process::Outp
 }
 
 #[test]
-fn json_output_is_stable_and_complete() {
+fn json_output_of_a_created_package_is_complete() {
+    // Exact output is pinned by the snapshots; this checks a package create wrote.
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     let package = small_package(&ws, &registry);
     let one = inspect(&ws, &package, &["--json"]);
-    let two = inspect(&ws, &package, &["--json"]);
     assert!(one.status.success(), "{}", stderr(&one));
-    assert_eq!(one.stdout, two.stdout, "inspect --json must be stable");
     let value: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
     assert_eq!(value["metadata"]["name"], "small");
     assert_eq!(value["components"][1]["name"], "chart");

@@ -9,3 +9,4 @@ mod faults;
 mod index;
 mod inspect;
 mod push;
+mod snapshots;
