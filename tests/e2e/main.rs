@@ -6,6 +6,7 @@ mod support;
 mod create;
 mod create_errors;
 mod faults;
+mod fetch;
 mod index;
 mod inspect;
 mod push;
