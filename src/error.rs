@@ -6,7 +6,7 @@ use crate::package::writer::WriteError;
 use crate::pull::PullError;
 use crate::registry::RegistryError;
 use crate::store::seal::SealError;
-use crate::store::StoreError;
+use crate::store::{CacheError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,6 +18,8 @@ pub enum Error {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("the package failed its seal: {0}")]
     Seal(#[from] SealError),
     #[error(transparent)]
@@ -38,8 +40,11 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("no cache directory: set $PKGR_CACHE_DIR or $HOME, or pass --cache or --no-cache")]
-    NoCacheDir,
+    #[error("{} damaged blob(s) in the cache {} were removed", damaged.len(), root.display())]
+    DamagedBlobs {
+        root: std::path::PathBuf,
+        damaged: Vec<crate::store::Digest>,
+    },
     #[error("blob {digest} is listed with two sizes ({first} and {second} bytes) by {reference}")]
     ConflictingSizes {
         digest: crate::store::Digest,
@@ -68,12 +73,16 @@ impl Error {
         match self {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
+            Self::Cache(e) => e.hint(),
             Self::PushFailed { hint, .. } => hint.clone(),
             Self::Verification {
                 refused_push: true, ..
             } => Some(
                 "the package was changed or damaged after it was built; nothing was pushed".into(),
             ),
+            Self::DamagedBlobs { .. } => {
+                Some("the next pkgr create fetches them again from their registries".into())
+            }
             Self::DamagedCache { .. } => {
                 Some("the damaged entry was removed from the cache: build again".into())
             }

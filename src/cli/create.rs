@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::CreateArgs;
 use crate::definition::{self, Definition};
@@ -44,11 +44,15 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
             source,
         })?;
     let layout = Layout::create(&staging.path().join(LAYOUT_DIR))?;
-    let store = if args.no_cache {
-        layout.store().clone()
+    // Held until the package is written, so that a prune waits for this build.
+    let cache = if args.no_cache {
+        None
     } else {
-        Store::open_cache(&cache_dir(args.cache.as_deref())?)?
+        Some(super::cache::open_shared(args.cache.as_deref(), reporter.as_ref()).await?)
     };
+    let store = cache
+        .as_ref()
+        .map_or_else(|| layout.store().clone(), |c| c.store().clone());
 
     let registries: BTreeSet<String> = definition
         .components
@@ -96,6 +100,9 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         .flat_map(|i| i.manifests.iter().map(|(d, _)| d));
     for digest in manifests.chain(needed.keys()) {
         link_or_copy(&store.blob_path(digest), &layout.store().blob_path(digest))?;
+        if let Some(cache) = &cache {
+            cache.mark_used(digest);
+        }
     }
     layout.write_index(images.iter().map(index_entry).collect())?;
     let component_order: Vec<String> = definition
@@ -142,6 +149,7 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         .await
         .expect("the writer task does not panic")?;
     drop(staging);
+    drop(cache);
 
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", package_path.display());
@@ -162,22 +170,6 @@ fn package_file_name(definition: &Definition, compressed: bool) -> String {
     }
     name.push_str(if compressed { ".tar.zst" } else { ".tar" });
     name
-}
-
-/// `--cache`, else `$PKGR_CACHE_DIR`, else `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
-fn cache_dir(flag: Option<&Path>) -> Result<PathBuf, Error> {
-    if let Some(dir) = flag {
-        return Ok(dir.to_owned());
-    }
-    let env = |name| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("PKGR_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("pkgr")))
-        .or_else(|| env("HOME").map(|d| d.join(".cache").join("pkgr")))
-        .ok_or(Error::NoCacheDir)
 }
 
 /// The unique blobs (configs and layers) of all images, each with one repository that

@@ -1,5 +1,6 @@
 //! The command line: clap's view of the arguments, and one module per command.
 
+pub mod cache;
 pub mod create;
 pub mod inspect;
 pub mod push;
@@ -29,6 +30,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Load every image of a package into a registry
     Push(PushArgs),
+    /// Look after the shared blob cache
+    Cache(cache::CacheArgs),
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<(), crate::Error> {
     match cli.command {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,
+        Command::Cache(args) => cache::run(args).await,
         Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
             .await
             .expect("inspect does not panic"),

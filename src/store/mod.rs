@@ -1,9 +1,12 @@
-//! Content addressing: digests, the verified blob store, the OCI layout and its seal.
+//! Content addressing: digests, the verified blob store, the shared cache around it,
+//! the OCI layout and its seal.
 
+pub mod cache;
 pub mod cas;
 pub mod digest;
 pub mod layout;
 pub mod seal;
 
+pub use cache::{Cache, CacheError};
 pub use cas::{Ingest, Store, StoreError};
 pub use digest::Digest;
