@@ -260,6 +260,9 @@ impl Cache {
             }
         }
 
+        if matches!(blobs, PruneBlobs::None) {
+            return Ok(pruned);
+        }
         let now = SystemTime::now();
         let goes = |blob: &BlobEntry| match blobs {
             PruneBlobs::None => false,
@@ -269,9 +272,6 @@ impl Cache {
                 .duration_since(blob.last_used)
                 .is_ok_and(|idle| idle >= age),
         };
-        if matches!(blobs, PruneBlobs::None) {
-            return Ok(pruned);
-        }
         for blob in list_blobs(&blobs_dir(&self.root))? {
             if !goes(&blob) {
                 continue;

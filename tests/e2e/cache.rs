@@ -173,20 +173,9 @@ fn ls_counts_exactly_what_a_create_stored() {
     let ws = Workspace::new();
 
     let empty = ls_json(&ws);
-    assert_eq!(
-        (
-            &empty["blobs"],
-            &empty["bytes"],
-            &empty["partials"],
-            &empty["partialBytes"]
-        ),
-        (
-            &serde_json::json!(0),
-            &serde_json::json!(0),
-            &serde_json::json!(0),
-            &serde_json::json!(0)
-        )
-    );
+    for key in ["blobs", "bytes", "partials", "partialBytes"] {
+        assert_eq!(empty[key], 0, "{key} of an empty cache");
+    }
 
     definition(&ws, "listed", &refs);
     let package = Package::read(&package_path(&ws.create(&[])));
