@@ -510,9 +510,14 @@ fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A `--older-than` value that is not a number and a unit.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an age: write a whole number and a unit, s, m, h, d or w (e.g. 30d)")]
+pub struct InvalidAge(pub String);
+
 /// Parses an age such as `30d`, `12h`, `90m`, `45s` or `2w`.
-pub fn parse_age(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
+pub fn parse_age(text: &str) -> Result<Duration, InvalidAge> {
+    let invalid = || InvalidAge(text.to_owned());
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -523,19 +528,13 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
         "h" => 60 * 60,
         "d" => 24 * 60 * 60,
         "w" => 7 * 24 * 60 * 60,
-        _ => {
-            return Err(format!(
-                "`{text}` is not an age: write a number and a unit, s, m, h, d or w (e.g. 30d)"
-            ))
-        }
+        _ => return Err(invalid()),
     };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not an age: it needs a number before its unit"))?;
+    let number: u64 = number.parse().map_err(|_| invalid())?;
     number
         .checked_mul(seconds_per_unit)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("`{text}` is too long an age"))
+        .ok_or_else(invalid)
 }
 
 #[cfg(test)]
