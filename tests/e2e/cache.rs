@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -504,7 +505,7 @@ fn a_prune_racing_a_create_waits_and_the_create_succeeds() {
     let layer_digest = image.layers[0].digest.clone();
     let proxy = FaultProxy::start(
         &registry.addr,
-        vec![(layer_digest.clone(), Fault::Stall(Duration::from_secs(3)))],
+        vec![(layer_digest.clone(), Fault::Stall(Duration::from_secs(5)))],
     );
     let ws = Workspace::new();
     definition(&ws, "raced", &[format!("{}/app:1", proxy.addr)]);
@@ -515,23 +516,17 @@ fn a_prune_racing_a_create_waits_and_the_create_succeeds() {
     wait_until("the layer download to start", || {
         proxy.seen().iter().any(|s| s.path.ends_with(&layer_digest))
     });
-    let mut prune = ws
+    let prune = ws
         .pkgr()
         .args(["cache", "prune", "--all"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let prune_finished_early = prune.try_wait().unwrap().is_some();
 
     let created = create.wait_with_output().unwrap();
     let package = Package::read(&package_path(&created));
     assert!(!stderr(&created).contains(WAITING), "{}", stderr(&created));
-    assert!(
-        !prune_finished_early,
-        "the prune must wait while a create uses the cache"
-    );
     for blob in image.all() {
         assert_eq!(
             package.blob(&blob.digest),
@@ -543,6 +538,7 @@ fn a_prune_racing_a_create_waits_and_the_create_succeeds() {
     let pruned = prune.wait_with_output().unwrap();
     let err = stderr(&pruned);
     assert_eq!(pruned.status.code(), Some(0), "{err}");
+    // Only the create held the lock: the prune found it busy and waited.
     assert_eq!(
         err,
         format!("{WAITING} {}\n", ws.path("cache").join("lock").display())
@@ -569,29 +565,34 @@ fn a_create_waits_for_a_maintainer_holding_the_cache() {
     let lock_path: &Path = &ws.path("cache").join("lock");
     let maintainer = File::create(lock_path).unwrap();
     maintainer.lock().unwrap();
-    let create = spawn_create(&ws);
-    std::thread::sleep(Duration::from_millis(700));
-    assert!(
-        ws.output_files()
-            .iter()
-            .all(|n| n.starts_with(".pkgr-staging-")),
-        "{:?}",
-        ws.output_files()
-    );
+    let mut create = spawn_create(&ws);
+    // Read the create's log up to the line that says it is waiting; a create that
+    // ended instead shows its whole log here.
+    let mut log = BufReader::new(create.stderr.take().unwrap());
+    let mut seen = String::new();
+    let expected = format!("{WAITING} {}\n", lock_path.display());
+    while !seen.ends_with(&expected) {
+        let mut line = String::new();
+        let read = log.read_line(&mut line).unwrap();
+        assert!(read > 0, "the create never waited:\n{seen}");
+        seen.push_str(&line);
+    }
     assert!(
         !ws.path("cache").join("blobs-v1").exists(),
         "the create must not touch the cache before it has the lock"
     );
     drop(maintainer);
 
+    let mut rest = String::new();
+    log.read_to_string(&mut rest).unwrap();
     let out = create.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{seen}{rest}");
     let package = Package::read(&package_path(&out));
     for blob in image.all() {
         assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
     }
     assert!(
-        stderr(&out).contains(&format!("{WAITING} {}\n", lock_path.display())),
-        "{}",
-        stderr(&out)
+        !rest.contains(WAITING),
+        "said it was waiting twice:\n{rest}"
     );
 }
