@@ -269,7 +269,7 @@ impl Reporter for Lines {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut line = format!(
-            "{action}: {} blobs ({}) in {:.1} s",
+            "{action} finished: {} blobs ({}) in {:.1} s",
             c.blobs - c.cached_blobs.min(c.blobs),
             human_bytes(c.bytes.saturating_sub(c.cached_bytes)),
             self.started.elapsed().as_secs_f64()

@@ -6,12 +6,13 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use crate::definition::DefinitionError;
+use crate::digest::Digest;
 use crate::hint::Hint;
 use crate::package::scan::Problem;
 use crate::package::PackageError;
 use crate::pull::PullError;
 use crate::registry::RegistryError;
-use crate::store::StoreError;
+use crate::store::{CacheError, StoreError};
 
 /// Exit statuses, in one place: clap exits with 2 on a usage error by itself.
 pub const EXIT_FAILURE: u8 = 1;
@@ -30,6 +31,10 @@ pub enum Error {
     Package(#[from] PackageError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("{} damaged blob(s) in the cache {} were removed", damaged.len(), root.display())]
+    DamagedBlobs { root: PathBuf, damaged: Vec<Digest> },
     #[error("the package failed verification: {}", describe(problems))]
     Verification {
         problems: Vec<Problem>,
@@ -42,8 +47,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("no cache directory: set $PKGR_CACHE_DIR or $HOME, or pass --cache or --no-cache")]
-    NoCacheDir,
     #[error("{} image(s) failed to push: {}", failed.len(), failed.join(", "))]
     PushFailed {
         failed: Vec<String>,
@@ -75,6 +78,10 @@ impl Error {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
             Self::Package(e) => e.hint(),
+            Self::Cache(e) => e.hint(),
+            Self::DamagedBlobs { .. } => {
+                Some("the next pkgr create fetches them again from their registries".into())
+            }
             Self::PushFailed { hint, .. } => hint.clone(),
             Self::Verification {
                 refused_push: true, ..

@@ -2,6 +2,7 @@
 //! stage), the settings built from them (second stage), the top-level error with its
 //! exit codes, and one module per command.
 
+pub mod cache;
 pub mod create;
 pub mod error;
 pub mod inspect;
@@ -33,6 +34,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Load every image of a package into a registry
     Push(PushArgs),
+    /// Look after the shared blob cache
+    Cache(cache::CacheArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +147,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,
+        Command::Cache(args) => cache::run(args).await,
         Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
             .await
             .unwrap_or(Err(Error::Interrupted)),

@@ -3,7 +3,7 @@
 //! definition, choosing the cache, loading credentials, picking the reporter).
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{CreateArgs, Error, PushArgs, TransportArgs};
 use crate::definition::{self, Definition};
@@ -12,6 +12,7 @@ use crate::progress::{self, Reporter};
 use crate::pull::ResolveOptions;
 use crate::reference::Target;
 use crate::registry::{Credentials, RegistryError, Transport};
+use crate::store::Cache;
 
 /// What `pkgr create` runs with.
 pub struct CreateSettings {
@@ -39,7 +40,7 @@ impl CreateSettings {
         let cache = if args.no_cache {
             None
         } else {
-            Some(cache_root(args.cache.as_deref())?)
+            Some(Cache::default_root(args.cache.as_deref())?)
         };
         Ok(Self {
             resolve: ResolveOptions {
@@ -106,20 +107,4 @@ fn transport(args: &TransportArgs) -> Transport {
         insecure_skip_tls_verify: args.insecure_skip_tls_verify,
         ca_file: args.ca_file.clone(),
     }
-}
-
-/// `--cache`, else `$PKGR_CACHE_DIR`, else `$XDG_CACHE_HOME/pkgr`, else `~/.cache/pkgr`.
-fn cache_root(flag: Option<&Path>) -> Result<PathBuf, Error> {
-    if let Some(dir) = flag {
-        return Ok(dir.to_owned());
-    }
-    let env = |name| {
-        std::env::var_os(name)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    env("PKGR_CACHE_DIR")
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("pkgr")))
-        .or_else(|| env("HOME").map(|d| d.join(".cache").join("pkgr")))
-        .ok_or(Error::NoCacheDir)
 }

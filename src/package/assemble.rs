@@ -123,14 +123,7 @@ impl Staging {
 
     /// Places every manifest and planned blob from `from` into the staging layout.
     async fn link_all(&self, from: &Store, pulled: &Pulled) -> Result<(), PackageError> {
-        let manifests = pulled
-            .images
-            .iter()
-            .flat_map(|i| i.manifests.iter().map(|(d, _)| d));
-        let digests: Vec<Digest> = manifests
-            .chain(pulled.plan.jobs().map(|j| &j.digest))
-            .cloned()
-            .collect();
+        let digests: Vec<Digest> = pulled.digests().cloned().collect();
         let (from, to) = (from.clone(), self.layout.store().clone());
         run_blocking(move || {
             digests

@@ -190,6 +190,16 @@ pub struct Pulled {
     pub plan: Plan,
 }
 
+impl Pulled {
+    /// Every manifest and blob the images need.
+    pub fn digests(&self) -> impl Iterator<Item = &Digest> {
+        self.images
+            .iter()
+            .flat_map(|i| i.manifests.iter().map(|(d, _)| d))
+            .chain(self.plan.jobs().map(|j| &j.digest))
+    }
+}
+
 /// Resolves every image of the definition, several at a time, and fetches each
 /// image's blobs as soon as it is resolved. `open` gives the source of a reference.
 pub async fn pull(

@@ -11,9 +11,6 @@ use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, Hasher};
 
-/// Names the cache layout; a format change gets a new directory rather than a migration.
-const CACHE_LAYOUT: &str = "v1";
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot {action} {}", path.display())]
@@ -61,24 +58,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the shared cache rooted at `root`.
-    pub fn open_cache(root: &Path) -> Result<Self, StoreError> {
-        let mut store = Self::at(
-            root.join(format!("blobs-{CACHE_LAYOUT}")).join("sha256"),
-            root.join(format!("ingest-{CACHE_LAYOUT}")),
-        )?;
-        store.durable = true;
-        let tag = root.join("CACHEDIR.TAG");
-        if !tag.exists() {
-            // Backup tools skip directories with this signature (https://bford.info/cachedir/).
-            let _ = fs::write(
-                &tag,
-                "Signature: 8a477f597d28d172789f06886806bc55\n# This directory is the pkgr blob cache.\n",
-            );
-        }
-        Ok(store)
-    }
-
     /// A store whose blobs live in `blobs` (a `blobs/sha256` directory) and whose partial
     /// downloads live in `ingest`; for a run's own directories, so writes are not synced.
     pub fn at(blobs: PathBuf, ingest: PathBuf) -> Result<Self, StoreError> {
@@ -90,6 +69,13 @@ impl Store {
             ingest,
             durable: false,
         })
+    }
+
+    /// The same store, with each blob synced to disk before it is renamed into place
+    /// (for the shared cache).
+    pub fn durable(mut self) -> Self {
+        self.durable = true;
+        self
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -300,7 +286,9 @@ mod tests {
     #[test]
     fn verified_write_and_resume() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_cache(dir.path()).unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest"))
+            .unwrap()
+            .durable();
         let data = b"hello, air gap";
         let digest = Digest::of(data);
 
@@ -383,7 +371,9 @@ mod tests {
     #[test]
     fn wrong_bytes_never_reach_blobs() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_cache(dir.path()).unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest"))
+            .unwrap()
+            .durable();
         let digest = Digest::of(b"right");
         let mut w = writer(store.begin(&digest, 5).unwrap());
         w.write(b"wrong").unwrap();

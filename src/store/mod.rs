@@ -1,7 +1,10 @@
-//! Content addressing: the verified blob store, the OCI layout and its seal.
+//! Content addressing: the verified blob store, the shared cache around it, the OCI
+//! layout and its seal.
 
+pub mod cache;
 pub mod cas;
 pub mod layout;
 pub mod seal;
 
+pub use cache::{Cache, CacheError};
 pub use cas::{link_or_copy, Ingest, Store, StoreError};
