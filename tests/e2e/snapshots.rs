@@ -1,7 +1,8 @@
 //! Exact output of `pkgr inspect` (text, `--json`, `--verify`) on the fixture package
 //! in `testdata/package`, compared whole against snapshots in `snapshots/`. The package
 //! is written by pkgr's own writer, so these need no registry. After an intended
-//! change of output, review and accept with `cargo insta review`.
+//! change of output, rewrite them with `INSTA_UPDATE=always cargo test --test e2e
+//! snapshots` and review the diff.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
