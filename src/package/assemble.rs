@@ -95,7 +95,7 @@ impl Staging {
                 self.heal(&misnamed, pulled, fetcher).await?;
                 match self.seal().await {
                     Err(SealError::Misnamed { misnamed }) => {
-                        return Err(damaged_again(&misnamed, pulled))
+                        return Err(damaged_again(misnamed, pulled))
                     }
                     other => other?,
                 }
@@ -175,6 +175,9 @@ impl Staging {
                     .await
                     .map_err(PackageError::Heal)?;
                 store.put_bytes(&blob.named, &bytes)?;
+            } else {
+                // Nothing this package needs: the second seal drops it or names it missing.
+                continue;
             }
             link_or_copy(
                 &store.blob_path(&blob.named),
@@ -196,15 +199,13 @@ async fn run_blocking<T: Send + 'static>(
     })
 }
 
-fn damaged_again(misnamed: &[Misnamed], pulled: &Pulled) -> PackageError {
-    // The seal reports at least one misnamed blob whenever it returns this error.
-    let digest = misnamed
-        .first()
-        .map(|m| m.named.clone())
-        .unwrap_or_else(|| Digest::of(b""));
-    PackageError::DamagedAgain {
-        reference: owner_of(&pulled.images, &digest),
-        digest,
+fn damaged_again(misnamed: Vec<Misnamed>, pulled: &Pulled) -> PackageError {
+    match misnamed.first() {
+        Some(blob) => PackageError::DamagedAgain {
+            reference: owner_of(&pulled.images, &blob.named),
+            digest: blob.named.clone(),
+        },
+        None => PackageError::Seal(SealError::Misnamed { misnamed }),
     }
 }
 
