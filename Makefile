@@ -17,3 +17,4 @@ lint:
 
 bench: deps
 	@bench/create.sh
+	@bench/small.sh

@@ -11,11 +11,12 @@ addr=127.0.0.1:5556
 # shellcheck source=scripts/registry.sh
 . scripts/registry.sh
 
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release --quiet --bin pkgr --example bench_corpus
 work=$(mktemp -d)
 start_registry "$addr" "$work"
 echo "seeding the corpus (not timed)..." >&2
-target/release/examples/bench_corpus "$addr"
+"$target"/release/examples/bench_corpus "$addr"
 
 images=()
 for i in 0 1 2 3 4 5; do images+=("$addr/bench/img$i:1"); done
@@ -63,15 +64,15 @@ echo
 echo "corpus: 6 images, $((corpus / 1048576)) MiB in the registry; $(nproc) cores; median of $RUNS runs"
 printf '%-34s %10s %12s\n' "run" "wall" "peak RSS"
 measure "pkgr create (cold cache)" 'rm -rf "$work/cache" "$work/out"' \
-  target/release/pkgr create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
+  "$target"/release/pkgr create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
 measure "pkgr create (warm cache)" 'rm -rf "$work/out"' \
-  target/release/pkgr create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
+  "$target"/release/pkgr create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
 measure "pkgr create --no-cache" 'rm -rf "$work/out"' \
-  target/release/pkgr create "$work/def" -o "$work/out" --no-cache --no-progress
+  "$target"/release/pkgr create "$work/def" -o "$work/out" --no-cache --no-progress
 measure "skopeo copy loop + tar | zstd" 'rm -rf "$work/skopeo"' bash -c skopeo_then_zstd
 package=$(ls "$work"/out/*.tar.zst)
-measure "pkgr inspect (head only)" '' target/release/pkgr inspect "$package"
-measure "pkgr inspect --verify" '' target/release/pkgr inspect --verify "$package"
+measure "pkgr inspect (head only)" '' "$target"/release/pkgr inspect "$package"
+measure "pkgr inspect --verify" '' "$target"/release/pkgr inspect --verify "$package"
 # Push into an empty registry (a fresh one for every run), then again into the same one.
 target_addr=127.0.0.1:5558
 target_pid=""
@@ -87,9 +88,9 @@ fresh_target() {
   target_pid=$registry_pid
 }
 measure "pkgr push (empty registry)" fresh_target \
-  target/release/pkgr push "$package" "$target_addr" --no-progress
+  "$target"/release/pkgr push "$package" "$target_addr" --no-progress
 measure "pkgr push (again: all present)" '' \
-  target/release/pkgr push "$package" "$target_addr" --no-progress
+  "$target"/release/pkgr push "$package" "$target_addr" --no-progress
 
 printf '\npackage sizes: pkgr %s MiB, skopeo+zstd %s MiB\n' \
   "$(($(stat -c %s "$package") / 1048576))" \

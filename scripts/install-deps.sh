@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pkgr's demo, tests and benchmark need on Debian, if it is missing:
 # docker-registry (the real registry), skopeo (the round-trip check and the benchmark's
-# peer), openssl (certificates for the TLS test) and zstd.
+# peer), openssl (certificates for the TLS test), zstd, and curl (the small-images
+# benchmark's floor).
 set -euo pipefail
 
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)
 command -v zstd >/dev/null || missing+=(zstd)
+command -v curl >/dev/null || missing+=(curl)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v openssl >/dev/null || missing+=(openssl)
 

@@ -109,6 +109,14 @@ impl crate::hint::Hint for RegistryError {
 /// A registry client shared by every download of one run.
 pub struct Registry {
     client: Client,
+    /// Never given credentials: blob downloads from `open` registries. oci-client
+    /// re-reads `/v2/` before every request to a registry it holds credentials for
+    /// (anonymous ones included) whenever that answer carries no challenge, which
+    /// doubles the requests of a run against a registry that asks for none.
+    anonymous: Client,
+    /// Registries whose `/v2/` answered without a `WWW-Authenticate` challenge, as
+    /// written in references: oci-client would send them no credentials anyway.
+    open: BTreeSet<String>,
     credentials: Credentials,
 }
 
@@ -148,32 +156,38 @@ impl Registry {
             // oci-client matches the exception list against `host:port` exactly.
             ClientProtocol::HttpsExcept(plain)
         };
-        let mut extra_root_certificates = Vec::new();
-        if let Some(path) = &transport.ca_file {
-            let data = std::fs::read(path).map_err(|source| RegistryError::CaFile {
+        let ca = match &transport.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|source| RegistryError::CaFile {
                 path: path.clone(),
                 source,
-            })?;
-            extra_root_certificates.push(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data,
-            });
-        }
-        let config = ClientConfig {
-            protocol,
+            })?),
+            None => None,
+        };
+        let open = open_registries(&protocol, registries).await;
+        let config = || ClientConfig {
+            protocol: protocol.clone(),
             accept_invalid_certificates: transport.insecure_skip_tls_verify,
             use_monolithic_push: true,
-            extra_root_certificates,
+            extra_root_certificates: ca
+                .iter()
+                .map(|data| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: data.clone(),
+                })
+                .collect(),
             platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(15)),
             read_timeout: Some(Duration::from_secs(60)),
-            user_agent: concat!("pkgr/", env!("CARGO_PKG_VERSION")),
+            user_agent: USER_AGENT,
             ..ClientConfig::default()
         };
         // `Client::new` would silently fall back to defaults if this failed.
-        let client = Client::try_from(config).map_err(RegistryError::Setup)?;
+        let client = Client::try_from(config()).map_err(RegistryError::Setup)?;
+        let anonymous = Client::try_from(config()).map_err(RegistryError::Setup)?;
         Ok(Self {
             client,
+            anonymous,
+            open,
             credentials,
         })
     }
@@ -232,12 +246,17 @@ impl Registry {
         digest: &Digest,
         offset: u64,
     ) -> Result<(BlobStream, bool), RegistryError> {
-        self.auth_for(reference).await?;
+        let client = if self.open.contains(reference.registry()) {
+            &self.anonymous
+        } else {
+            self.auth_for(reference).await?;
+            &self.client
+        };
         let digest_text = digest.to_string();
         // Passing the bare digest (no `urls`) keeps foreign-layer URLs from ever being
         // followed: only the registry itself is asked.
         let response = retry::with_retry(|| async {
-            self.client
+            client
                 .pull_blob_stream_partial(reference, &digest_text.as_str(), offset, None)
                 .await
         })
@@ -324,6 +343,52 @@ impl Registry {
             },
         }
     }
+}
+
+const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));
+
+/// The registries (as written in references) whose `/v2/` answers without a
+/// `WWW-Authenticate` challenge, asked concurrently, once each. The probe accepts any
+/// certificate: it sends no credentials, and its answer can only withhold them.
+async fn open_registries(
+    protocol: &ClientProtocol,
+    registries: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let Ok(probe) = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .timeout(Duration::from_secs(5))
+        .user_agent(USER_AGENT)
+        .build()
+    else {
+        return BTreeSet::new();
+    };
+    let asks = registries.iter().map(|registry| {
+        let probe = &probe;
+        async move {
+            let scheme = match protocol {
+                ClientProtocol::Http => "http",
+                ClientProtocol::HttpsExcept(plain) if plain.contains(registry) => "http",
+                _ => "https",
+            };
+            // As oci-client's `Reference::resolve_registry`.
+            let host = if registry == "docker.io" {
+                "index.docker.io"
+            } else {
+                registry
+            };
+            let open = probe
+                .get(format!("{scheme}://{host}/v2/"))
+                .send()
+                .await
+                .is_ok_and(|r| !r.headers().contains_key(reqwest::header::WWW_AUTHENTICATE));
+            open.then(|| registry.clone())
+        }
+    });
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// Whether a loopback registry completes a TLS handshake. The probe accepts any
