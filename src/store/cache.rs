@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! <root>/blobs-v1/sha256/<hex>   verified blobs (written only through [`Store`])
-//! <root>/ingest-v1/<hex>.partial downloads in progress, resumable
-//! <root>/ingest-v1/<hex>.lock    one writer per digest
+//! <root>/ingest-v1/<hex>.partial downloads in progress, resumable; each is locked by
+//!                                 its one writer
 //! <root>/lock                    one maintainer, or any number of users
 //! <root>/CACHEDIR.TAG            keeps backup tools out
 //! ```
@@ -32,6 +32,7 @@ use crate::progress::Reporter;
 pub const LAYOUT_VERSION: &str = "v1";
 
 const LOCK_FILE: &str = "lock";
+
 const TAG_FILE: &str = "CACHEDIR.TAG";
 /// Backup tools skip directories with this signature (https://bford.info/cachedir/).
 const TAG: &str =
@@ -83,6 +84,8 @@ impl crate::hint::Hint for CacheError {
 pub struct Cache {
     root: PathBuf,
     store: Store,
+    /// When this run took the lock: a blob changed since needs no "used" mark.
+    opened_at: SystemTime,
     _lock: File,
 }
 
@@ -169,6 +172,7 @@ impl Cache {
         Ok(Self {
             root: root.to_owned(),
             store,
+            opened_at: SystemTime::now(),
             _lock: lock,
         })
     }
@@ -188,6 +192,7 @@ impl Cache {
         Ok(Some(Self {
             root: root.to_owned(),
             store,
+            opened_at: SystemTime::now(),
             _lock: lock,
         }))
     }
@@ -202,9 +207,18 @@ impl Cache {
     }
 
     /// Records that a blob was just used, so `prune --older-than` keeps it. Best
-    /// effort: a failure only makes the blob look older than it is.
+    /// effort: a blob that cannot be touched is only at risk of an early prune. One
+    /// written since the cache was opened (downloaded by this run, most often) is
+    /// left as it is: opening each file again is most of a small blob's cost.
     pub fn mark_used(&self, digest: &Digest) {
-        if let Ok(file) = File::open(self.store.blob_path(digest)) {
+        let path = self.store.blob_path(digest);
+        let fresh = fs::metadata(&path)
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|at| at >= self.opened_at);
+        if fresh {
+            return;
+        }
+        if let Ok(file) = File::open(&path) {
             let _ = file.set_modified(SystemTime::now());
         }
     }
@@ -224,39 +238,34 @@ impl Cache {
         Ok(usage)
     }
 
-    /// Removes partial downloads and digest locks that no writer holds, and the blobs
+    /// Removes partial downloads (and old lock files) that no writer holds, and the blobs
     /// that `blobs` selects.
     pub fn prune(&self, blobs: PruneBlobs) -> Result<Pruned, CacheError> {
         let mut pruned = Pruned::default();
         let ingest = ingest_dir(&self.root);
         for file in list_ingest(&ingest)? {
             match file {
-                IngestFile::Lock { hex } => {
-                    let lock_path = ingest.join(format!("{hex}.lock"));
+                IngestFile::Partial { hex, size } => {
                     let partial_path = ingest.join(format!("{hex}.partial"));
-                    let Some(_held) = try_hold(&lock_path)? else {
-                        // A writer is at work (a pkgr too old to take the cache lock).
+                    // Under the exclusive cache lock no create should be writing, but a
+                    // partial still locked has a writer: it stays.
+                    let Some(_held) = try_hold(&partial_path)? else {
                         continue;
                     };
-                    // Removed while the digest's lock is held, so no writer is halfway.
-                    if let Some(size) = remove_if_present(&partial_path)? {
+                    if remove_if_present(&partial_path)?.is_some() {
                         pruned.partials += 1;
                         pruned.partial_bytes += size;
                     }
+                }
+                IngestFile::Lock { hex } => {
+                    // Builds before partials locked themselves left one lock file per
+                    // blob; one still held belongs to such a build at work.
+                    let lock_path = ingest.join(format!("{hex}.lock"));
+                    let Some(_held) = try_hold(&lock_path)? else {
+                        continue;
+                    };
                     if remove_if_present(&lock_path)?.is_some() {
                         pruned.locks += 1;
-                    }
-                }
-                IngestFile::Partial { hex, .. } => {
-                    // A partial with its lock is handled with the lock; one without
-                    // has no writer.
-                    let lock_path = ingest.join(format!("{hex}.lock"));
-                    let partial_path = ingest.join(format!("{hex}.partial"));
-                    if !lock_path.exists() {
-                        if let Some(size) = remove_if_present(&partial_path)? {
-                            pruned.partials += 1;
-                            pruned.partial_bytes += size;
-                        }
                     }
                 }
             }
@@ -385,8 +394,8 @@ fn acquire(path: &Path, mode: Mode, on_wait: impl FnOnce(&Path)) -> Result<File,
     }
 }
 
-/// Takes a digest's ingest lock if no writer holds it; `None` if one does, or if the
-/// lock file is already gone.
+/// Locks an ingest file (a partial, or an old lock file) if no writer holds it; `None`
+/// if one does, or if the file is already gone.
 fn try_hold(path: &Path) -> Result<Option<File>, CacheError> {
     let file = match OpenOptions::new().write(true).open(path) {
         Ok(file) => file,
@@ -616,6 +625,8 @@ mod tests {
         let orphan = Digest::of(b"orphan");
         fs::write(ingest.join(format!("{}.partial", orphan.hex())), b"123").unwrap();
         fs::write(ingest.join("not-ours.txt"), b"x").unwrap();
+        // Left by a build from before partials locked themselves.
+        fs::write(ingest.join(format!("{}.lock", orphan.hex())), b"").unwrap();
         drop(cache);
 
         let cache = Cache::open_exclusive(dir.path(), |_| {}).unwrap().unwrap();
@@ -634,11 +645,7 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        let mut expected = vec![
-            format!("{}.lock", busy.hex()),
-            format!("{}.partial", busy.hex()),
-            "not-ours.txt".to_owned(),
-        ];
+        let mut expected = vec![format!("{}.partial", busy.hex()), "not-ours.txt".to_owned()];
         expected.sort();
         assert_eq!(left, expected);
     }

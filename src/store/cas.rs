@@ -1,6 +1,6 @@
 //! The content-addressed blob store: the only code that writes into a `blobs/` directory.
 //!
-//! Every write streams into `ingest/<hex>.partial` under an advisory lock, is hashed on
+//! Every write streams into `ingest/<hex>.partial`, locked (advisory) on itself, is hashed on
 //! the way, and is renamed to `blobs/sha256/<hex>` only once its digest and size match.
 //! A peer (thread or process) that already placed the same digest is a success, and an
 //! interrupted partial is resumed rather than thrown away.
@@ -107,31 +107,34 @@ impl Store {
     /// Starts (or resumes) writing a blob. Blocks while another process writes the same
     /// digest, then reports `Present` if that process finished it.
     pub fn begin(&self, digest: &Digest, size: u64) -> Result<Ingest, StoreError> {
-        if self.contains(digest, size) {
-            return Ok(Ingest::Present);
-        }
-        // The lock lives on its own file, never renamed: locking the partial itself
-        // would leave a waiter holding the published blob after its peer's rename.
-        let lock_path = self.ingest.join(format!("{}.lock", digest.hex()));
-        let lock = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| StoreError::io("open", &lock_path, e))?;
-        lock.lock()
-            .map_err(|e| StoreError::io("lock", &lock_path, e))?;
-        if self.contains(digest, size) {
-            return Ok(Ingest::Present);
-        }
         let partial_path = self.ingest.join(format!("{}.partial", digest.hex()));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&partial_path)
-            .map_err(|e| StoreError::io("open", &partial_path, e))?;
+        // The partial is its own lock, so a blob costs one new file, not two. A peer
+        // that held the lock may have renamed the file into place (or a prune removed
+        // it) before this process got the lock: the lock counts only while the path
+        // still names the file it is held on.
+        let mut file = loop {
+            if self.contains(digest, size) {
+                return Ok(Ingest::Present);
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&partial_path)
+                .map_err(|e| StoreError::io("open", &partial_path, e))?;
+            file.lock()
+                .map_err(|e| StoreError::io("lock", &partial_path, e))?;
+            if names_file(&partial_path, &file)? {
+                break file;
+            }
+        };
+        if self.contains(digest, size) {
+            // A peer finished between the first look and the open, which then created
+            // an empty partial: nothing will resume it.
+            let _ = fs::remove_file(&partial_path);
+            return Ok(Ingest::Present);
+        }
         let mut hasher = Hasher::default();
         let on_disk = file
             .metadata()
@@ -149,7 +152,6 @@ impl Store {
         file.seek(SeekFrom::End(0))
             .map_err(|e| StoreError::io("seek", &partial_path, e))?;
         Ok(Ingest::Writer(Box::new(BlobWriter {
-            _lock: lock,
             file,
             partial_path,
             final_path: self.blob_path(digest),
@@ -172,8 +174,7 @@ pub enum Ingest {
 /// A locked partial blob being written. Dropping it without `commit` keeps the partial
 /// for a later resume.
 pub struct BlobWriter {
-    /// Held until the writer is dropped; closing the file releases the lock.
-    _lock: File,
+    /// Locked until the writer is dropped: closing the file releases the lock.
     file: File,
     partial_path: PathBuf,
     final_path: PathBuf,
@@ -245,6 +246,19 @@ impl BlobWriter {
     }
 }
 
+/// Whether `path` still names `file` (same device and inode).
+fn names_file(path: &Path, file: &File) -> Result<bool, StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file
+        .metadata()
+        .map_err(|e| StoreError::io("read", path, e))?;
+    match fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(StoreError::io("read", path, e)),
+    }
+}
+
 /// Places `src` at `dst` by hard link, or by copy where linking is not possible
 /// (another filesystem). An existing `dst` is left as it is.
 pub fn link_or_copy(src: &Path, dst: &Path) -> Result<(), StoreError> {
@@ -305,6 +319,37 @@ mod tests {
             store.begin(&digest, data.len() as u64).unwrap(),
             Ingest::Present
         ));
+    }
+
+    #[test]
+    fn a_waiter_for_a_digest_finds_it_present_once_the_writer_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let data = b"written once";
+        let digest = Digest::of(data);
+        let mut first = writer(store.begin(&digest, data.len() as u64).unwrap());
+
+        let waiter = {
+            let (store, digest) = (store.clone(), digest.clone());
+            std::thread::spawn(move || store.begin(&digest, data.len() as u64))
+        };
+        // The waiter blocks on the partial's lock; give it time to get there, so that
+        // it holds the very file that is about to be renamed into place.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !waiter.is_finished(),
+            "a second writer must wait for the first"
+        );
+        first.write(data).unwrap();
+        first.commit().unwrap();
+        drop(first);
+
+        assert!(matches!(waiter.join().unwrap().unwrap(), Ingest::Present));
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), data);
+        assert!(
+            names_in(&dir.path().join("ingest")).is_empty(),
+            "nothing is left in ingest"
+        );
     }
 
     fn names_in(dir: &Path) -> Vec<String> {
