@@ -2,6 +2,7 @@
 //! backoff, and the error sentences users see.
 
 pub mod auth;
+mod open;
 mod retry;
 mod upload;
 
@@ -25,6 +26,7 @@ pub use retry::{backoff, MAX_ATTEMPTS};
 
 use crate::digest::Digest;
 use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
+use open::{ManifestBody, OpenRegistries};
 
 /// How to reach registries, from the command line.
 #[derive(Debug, Clone, Default)]
@@ -59,7 +61,7 @@ pub enum RegistryError {
         source: OciDistributionError,
     },
     #[error(
-        "the manifest of {reference} is {size} bytes, over the {MAX_MANIFEST_BYTES}-byte limit"
+        "the manifest of {reference} is over the {MAX_MANIFEST_BYTES}-byte limit (at least {size} bytes)"
     )]
     ManifestTooLarge { reference: String, size: u64 },
     #[error("the registry answered {reference} with content whose digest is not {expected}")]
@@ -109,14 +111,12 @@ impl crate::hint::Hint for RegistryError {
 /// A registry client shared by every download of one run.
 pub struct Registry {
     client: Client,
-    /// Never given credentials: blob downloads from `open` registries. oci-client
-    /// re-reads `/v2/` before every request to a registry it holds credentials for
-    /// (anonymous ones included) whenever that answer carries no challenge, which
-    /// doubles the requests of a run against a registry that asks for none.
+    /// Never given credentials: blob downloads from `open` registries (see
+    /// [`open`] for why).
     anonymous: Client,
-    /// Registries whose `/v2/` answered without a `WWW-Authenticate` challenge, as
-    /// written in references: oci-client would send them no credentials anyway.
-    open: BTreeSet<String>,
+    /// Registries whose `/v2/` answered without a `WWW-Authenticate` challenge:
+    /// oci-client would send them no credentials anyway.
+    open: OpenRegistries,
     credentials: Credentials,
 }
 
@@ -163,7 +163,13 @@ impl Registry {
             })?),
             None => None,
         };
-        let open = open_registries(&protocol, registries).await;
+        let open = OpenRegistries::probe(
+            &protocol,
+            registries,
+            manifest_client(transport, ca.as_deref())?,
+            USER_AGENT,
+        )
+        .await;
         let config = || ClientConfig {
             protocol: protocol.clone(),
             accept_invalid_certificates: transport.insecure_skip_tls_verify,
@@ -209,19 +215,31 @@ impl Registry {
         &self,
         reference: &Reference,
     ) -> Result<(Vec<u8>, Digest), RegistryError> {
-        let auth = self.auth_for(reference).await?;
-        let (bytes, _) = retry::with_retry(|| async {
-            self.client
-                .pull_manifest_raw(reference, &auth, ACCEPTED)
+        let too_large = |size| RegistryError::ManifestTooLarge {
+            reference: reference.whole(),
+            size,
+        };
+        let bytes = if self.open.contains(reference.registry()) {
+            let body = retry::with_retry(|| self.open.manifest(reference))
                 .await
-        })
-        .await
-        .map_err(|e| self.classify(reference, &reference.whole(), e))?;
+                .map_err(|e| self.classify(reference, &reference.whole(), e))?;
+            match body {
+                ManifestBody::Whole(bytes) => bytes,
+                ManifestBody::TooLarge { read } => return Err(too_large(read)),
+            }
+        } else {
+            let auth = self.auth_for(reference).await?;
+            let (bytes, _) = retry::with_retry(|| async {
+                self.client
+                    .pull_manifest_raw(reference, &auth, ACCEPTED)
+                    .await
+            })
+            .await
+            .map_err(|e| self.classify(reference, &reference.whole(), e))?;
+            bytes.to_vec()
+        };
         if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(RegistryError::ManifestTooLarge {
-                reference: reference.whole(),
-                size: bytes.len() as u64,
-            });
+            return Err(too_large(bytes.len() as u64));
         }
         let digest = Digest::of(&bytes);
         if let Some(pinned) = reference.digest() {
@@ -232,7 +250,7 @@ impl Registry {
                 });
             }
         }
-        Ok((bytes.to_vec(), digest))
+        Ok((bytes, digest))
     }
 
     /// Streams a blob from `offset`. The second value says whether the stream starts at
@@ -347,48 +365,28 @@ impl Registry {
 
 const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));
 
-/// The registries (as written in references) whose `/v2/` answers without a
-/// `WWW-Authenticate` challenge, asked concurrently, once each. The probe accepts any
-/// certificate: it sends no credentials, and its answer can only withhold them.
-async fn open_registries(
-    protocol: &ClientProtocol,
-    registries: &BTreeSet<String>,
-) -> BTreeSet<String> {
-    let Ok(probe) = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .timeout(Duration::from_secs(5))
-        .user_agent(USER_AGENT)
+/// A plain HTTP client with the TLS settings of the run, for what pkgr reads without
+/// oci-client.
+fn manifest_client(
+    transport: &Transport,
+    ca: Option<&[u8]>,
+) -> Result<reqwest::Client, RegistryError> {
+    let mut builder = reqwest::Client::builder()
+        .danger_accept_invalid_certs(transport.insecure_skip_tls_verify)
+        .connect_timeout(Duration::from_secs(15))
+        .read_timeout(Duration::from_secs(60))
+        .user_agent(USER_AGENT);
+    if let Some(pem) = ca {
+        let certificate =
+            reqwest::Certificate::from_pem(pem).map_err(|source| RegistryError::CaFile {
+                path: transport.ca_file.clone().unwrap_or_default(),
+                source: std::io::Error::other(source),
+            })?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
         .build()
-    else {
-        return BTreeSet::new();
-    };
-    let asks = registries.iter().map(|registry| {
-        let probe = &probe;
-        async move {
-            let scheme = match protocol {
-                ClientProtocol::Http => "http",
-                ClientProtocol::HttpsExcept(plain) if plain.contains(registry) => "http",
-                _ => "https",
-            };
-            // As oci-client's `Reference::resolve_registry`.
-            let host = if registry == "docker.io" {
-                "index.docker.io"
-            } else {
-                registry
-            };
-            let open = probe
-                .get(format!("{scheme}://{host}/v2/"))
-                .send()
-                .await
-                .is_ok_and(|r| !r.headers().contains_key(reqwest::header::WWW_AUTHENTICATE));
-            open.then(|| registry.clone())
-        }
-    });
-    futures_util::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+        .map_err(|e| RegistryError::Setup(OciDistributionError::RequestError(e)))
 }
 
 /// Whether a loopback registry completes a TLS handshake. The probe accepts any

@@ -1,6 +1,7 @@
-//! `pkgr create` through a fault-injecting proxy: cut bodies resume with a Range
-//! request, transient statuses are retried, and corrupt bytes never reach a package or
-//! the cache.
+//! `pkgr create` through a fault-injecting (and request-logging) proxy: cut bodies
+//! resume with a Range request, transient statuses are retried, endless manifests are
+//! cut off, corrupt bytes never reach a package or the cache, and no request is made
+//! twice.
 
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::package::Package;
@@ -80,6 +81,62 @@ fn transient_statuses_are_retried() {
             .count();
         assert_eq!(gets, 2, "{pattern}: one faulted request and one retry");
     }
+}
+
+#[test]
+fn a_registry_without_credentials_is_asked_each_thing_once() {
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("a", b"a")]), layer(&[("b", b"b")])],
+    );
+    let proxy = FaultProxy::start(&registry.addr, Vec::new());
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    package_path(&ws.create(&[]));
+
+    let mut gets: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET")
+        .map(|s| s.path)
+        .collect();
+    gets.sort();
+    let mut expected: Vec<String> = image
+        .layers
+        .iter()
+        .chain([&image.config])
+        .map(|blob| format!("/v2/app/blobs/{}", blob.digest))
+        .chain(["/v2/".to_owned(), "/v2/app/manifests/1".to_owned()])
+        .collect();
+    expected.sort();
+    assert_eq!(gets, expected, "one probe of /v2/, then each object once");
+}
+
+#[test]
+fn a_manifest_body_that_never_ends_is_refused_at_the_limit() {
+    let registry = TestRegistry::start();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![("GET /v2/app/manifests/1".to_owned(), Fault::EndlessBody)],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the manifest of {}/app:1 is over the 4194304-byte limit",
+            proxy.addr
+        )),
+        "{err}"
+    );
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
 }
 
 #[test]

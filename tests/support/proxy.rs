@@ -18,6 +18,9 @@ pub enum Fault {
     Status(u16),
     /// Send the head, then hold the body back for this long.
     Stall(Duration),
+    /// Answer 200 with a manifest body that goes on (up to 1 GiB) until the client
+    /// hangs up.
+    EndlessBody,
 }
 
 /// One logged request: method, path and Range header.
@@ -150,6 +153,17 @@ fn serve(
             client,
             "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )?;
+        return Ok(());
+    }
+    if let Some(Fault::EndlessBody) = fault {
+        write!(
+            client,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n{{\"schemaVersion\":2,\"padding\":\""
+        )?;
+        let padding = vec![b'x'; 64 * 1024];
+        for _ in 0..(1 << 14) {
+            client.write_all(&padding)?;
+        }
         return Ok(());
     }
 
