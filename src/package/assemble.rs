@@ -90,10 +90,10 @@ impl Staging {
             .map_err(|e| StoreError::io("write", &built_path, e))?;
 
         reporter.step("sealing: re-hashing every blob");
-        let sealed = match self.seal().await {
+        let sealed = match self.seal().await? {
             Err(SealError::Misnamed { misnamed }) => {
                 self.heal(&misnamed, pulled, fetcher).await?;
-                match self.seal().await {
+                match self.seal().await? {
                     Err(SealError::Misnamed { misnamed }) => {
                         return Err(damaged_again(misnamed, pulled))
                     }
@@ -111,12 +111,10 @@ impl Staging {
             human_bytes(sealed.blobs.values().sum())
         ));
         let (out, compressed) = (path.clone(), self.output.compressed);
-        tokio::task::spawn_blocking(move || write_package(&entries, &out, compressed))
-            .await
-            .map_err(|e| PackageError::Output {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })??;
+        run_blocking("writing the package", move || {
+            write_package(&entries, &out, compressed).map_err(PackageError::from)
+        })
+        .await?;
         drop(self);
         Ok(path)
     }
@@ -125,7 +123,7 @@ impl Staging {
     async fn link_all(&self, from: &Store, pulled: &Pulled) -> Result<(), PackageError> {
         let digests: Vec<Digest> = pulled.digests().cloned().collect();
         let (from, to) = (from.clone(), self.layout.store().clone());
-        run_blocking(move || {
+        run_blocking("placing blobs in the staging directory", move || {
             digests
                 .iter()
                 .try_for_each(|d| link_or_copy(&from.blob_path(d), &to.blob_path(d)))
@@ -134,16 +132,10 @@ impl Staging {
         .await
     }
 
-    async fn seal(&self) -> Result<Sealed, SealError> {
+    /// The seal's own verdict, inside the failure of the thread that ran it.
+    async fn seal(&self) -> Result<Result<Sealed, SealError>, PackageError> {
         let root = self.layout.root().to_owned();
-        tokio::task::spawn_blocking(move || seal(&root))
-            .await
-            .unwrap_or_else(|e| {
-                Err(SealError::Io {
-                    path: PathBuf::from("(seal)"),
-                    source: std::io::Error::other(e),
-                })
-            })
+        run_blocking("sealing the package", move || Ok(seal(&root))).await
     }
 
     /// Fetches each misnamed digest again, once, and places it in the layout.
@@ -189,14 +181,12 @@ impl Staging {
 }
 
 async fn run_blocking<T: Send + 'static>(
+    what: &'static str,
     work: impl FnOnce() -> Result<T, PackageError> + Send + 'static,
 ) -> Result<T, PackageError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(PackageError::Output {
-            path: PathBuf::from("(staging)"),
-            source: std::io::Error::other(e),
-        })
-    })
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|source| Err(PackageError::Internal { what, source }))
 }
 
 fn damaged_again(misnamed: Vec<Misnamed>, pulled: &Pulled) -> PackageError {

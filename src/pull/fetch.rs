@@ -78,7 +78,7 @@ impl<'r> Fetcher<'r> {
             .downloads
             .acquire()
             .await
-            .map_err(|_| Arc::new(PullError::Cancelled))?;
+            .expect("the download semaphore is never closed");
         fetch_one(&self.store, job, self.reporter)
             .await
             .map_err(Arc::new)
@@ -96,7 +96,10 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
         let (digest, size) = (job.digest.clone(), job.size);
         tokio::task::spawn_blocking(move || store.begin(&digest, size))
             .await
-            .map_err(|_| PullError::Cancelled)?
+            .map_err(|source| PullError::Internal {
+                what: format!("storing blob {}", job.digest),
+                source,
+            })?
     };
     let mut writer = match begin.map_err(store_error)? {
         Ingest::Present => {
