@@ -3,10 +3,10 @@
 //! built, the seal and what happens when it fails, `checksums.txt`, the entry order
 //! and the file name.
 //!
-//! A seal that finds a blob whose bytes do not match its name heals once: the damaged
-//! copy is evicted from its store, the digest is fetched again from its source in the
-//! same run with a warning, and the layout is sealed again. Only a second failure
-//! stops the build.
+//! A seal that finds a blob whose bytes do not match its name heals once, with a
+//! warning naming the blob and where it was damaged: the fetcher evicts its store's
+//! copy if it is still bad, fetches the digest again from its source in the same run,
+//! and the layout is sealed again. Only a second failure stops the build.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ use super::{PackageError, DEFINITION, LAYOUT_DIR};
 use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
 use crate::progress::human_bytes;
-use crate::pull::{Fetcher, Pulled, ResolvedImage};
+use crate::pull::{BlobJob, Fetcher, Pulled, ResolvedImage};
 use crate::store::layout::{annotations_for, IndexEntry, Layout};
 use crate::store::seal::{seal, Misnamed, SealError, Sealed};
 use crate::store::{link_or_copy, Store, StoreError};
@@ -138,7 +138,8 @@ impl Staging {
         run_blocking("sealing the package", move || Ok(seal(&root))).await
     }
 
-    /// Fetches each misnamed digest again, once, and places it in the layout.
+    /// Fetches each misnamed digest the package needs again, once, and places it in
+    /// the layout. The fetcher evicts its store's copy only if that is still bad.
     async fn heal(
         &self,
         misnamed: &[Misnamed],
@@ -147,36 +148,63 @@ impl Staging {
     ) -> Result<(), PackageError> {
         let store = fetcher.store();
         for blob in misnamed {
+            // Nothing this package needs: the second seal no longer sees it.
+            let Some(heal) = what_to_heal(pulled, &blob.named) else {
+                continue;
+            };
             fetcher.reporter().warn(&format!(
-                "blob {} of {} was damaged in the cache (its bytes hash to {}); fetching it again",
+                "blob {} of {} was damaged {} (its bytes hash to {}); fetching it again",
                 blob.named,
                 owner_of(&pulled.images, &blob.named),
+                damaged_where(store, self.layout.store(), &blob.named),
                 blob.actual
             ));
-            store.evict(&blob.named);
-            if let Some(job) = pulled.plan.job(&blob.named) {
-                fetcher.refetch(job).await.map_err(PackageError::Heal)?;
-            } else if let Some(image) = pulled
-                .images
-                .iter()
-                .find(|i| i.manifests.iter().any(|(d, _)| d == &blob.named))
-            {
-                let (bytes, _) = image
-                    .source
-                    .manifest(Some(&blob.named))
-                    .await
-                    .map_err(PackageError::Heal)?;
-                store.put_bytes(&blob.named, &bytes)?;
-            } else {
-                // Nothing this package needs: the second seal drops it or names it missing.
-                continue;
+            match heal {
+                Heal::Blob(job) => fetcher.refetch(job).await,
+                Heal::Manifest(image, size) => {
+                    fetcher
+                        .refetch_manifest(&image.source, &blob.named, size)
+                        .await
+                }
             }
+            .map_err(PackageError::Heal)?;
             link_or_copy(
                 &store.blob_path(&blob.named),
                 &self.layout.store().blob_path(&blob.named),
             )?;
         }
         Ok(())
+    }
+}
+
+/// How a damaged digest is fetched again.
+enum Heal<'p> {
+    Blob(&'p BlobJob),
+    /// A manifest of this image, with its size.
+    Manifest(&'p ResolvedImage, u64),
+}
+
+fn what_to_heal<'p>(pulled: &'p Pulled, digest: &Digest) -> Option<Heal<'p>> {
+    if let Some(job) = pulled.plan.job(digest) {
+        return Some(Heal::Blob(job));
+    }
+    pulled.images.iter().find_map(|image| {
+        image
+            .manifests
+            .iter()
+            .find(|(d, _)| d == digest)
+            .map(|&(_, size)| Heal::Manifest(image, size))
+    })
+}
+
+/// Where the damaged copy was, for the warning. Without a cache the fetcher's store
+/// is the staging layout itself, whose path means nothing once the run is over.
+fn damaged_where(store: &Store, staging: &Store, digest: &Digest) -> String {
+    let path = store.blob_path(digest);
+    if path == staging.blob_path(digest) {
+        "in this run's staging directory".to_owned()
+    } else {
+        format!("at {}", path.display())
     }
 }
 
@@ -232,4 +260,32 @@ fn owner_of(images: &[ResolvedImage], digest: &Digest) -> String {
                 || i.manifests.iter().any(|(d, _)| d == digest)
         })
         .map_or_else(|| "(unknown image)".to_owned(), |i| i.reference.whole())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heal_warning_says_where_the_damaged_copy_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = |name: &str| {
+            Store::at(
+                dir.path().join(name).join("blobs/sha256"),
+                dir.path().join(name).join("ingest"),
+            )
+            .unwrap()
+        };
+        let (cache, staging) = (store("cache"), store("staging"));
+        let digest = Digest::of(b"damaged");
+        assert_eq!(
+            damaged_where(&cache, &staging, &digest),
+            format!("at {}", cache.blob_path(&digest).display())
+        );
+        // Without a cache the fetcher writes straight into the staging layout.
+        assert_eq!(
+            damaged_where(&staging, &staging, &digest),
+            "in this run's staging directory"
+        );
+    }
 }

@@ -79,7 +79,7 @@ impl Hint for PackageError {
             Self::Heal(e) => e.hint(),
             Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::DamagedAgain { .. } => Some(
-                "the source serves bytes that do not match their digest; the damaged copy was not kept"
+                "the new copy was verified when it was stored and had changed by the seal, so check the disk and anything else that writes to the cache or the output directory"
                     .into(),
             ),
             _ => None,
