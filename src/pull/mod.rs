@@ -239,6 +239,8 @@ pub async fn pull(
                     let image = image?;
                     let jobs = plan.add(&image)?;
                     reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
+                    // In plan order, largest first: the download semaphore is fair, so
+                    // the big blobs of each image get the first slots.
                     for job in jobs {
                         fetching.push(async move { fetcher.fetch(&job).await });
                     }
