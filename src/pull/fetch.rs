@@ -1,8 +1,9 @@
-//! Fetch: every blob download of a run goes through one [`Fetcher`], which holds the
-//! per-digest table. A second asker for a digest in flight awaits the first one's
-//! result and never starts its own download; across processes, the store's file lock
-//! and atomic rename do the same job. Downloads are bounded by one semaphore, stream
-//! through the store's verified writer, and resume with a Range request after a cut.
+//! Fetch: every config and layer download of a run goes through one [`Fetcher`],
+//! which holds the per-digest table (manifests are fetched by resolve, outside it). A
+//! second asker for a digest in flight awaits the first one's result and never starts
+//! its own download; across processes, the store's file lock and atomic rename do the
+//! same job. Downloads are bounded by one semaphore, stream through the store's
+//! verified writer, and resume with a Range request after a cut.
 
 use std::collections::HashMap;
 use std::fs::File;
