@@ -126,11 +126,12 @@ impl Hasher {
     }
 }
 
-/// Hashes a whole file with a large buffer, returning its digest and length.
-pub fn hash_file(path: &std::path::Path) -> std::io::Result<(Digest, u64)> {
-    let mut file = crate::cancel::Cancellable(std::fs::File::open(path)?);
+/// Hashes everything `reader` yields with a large buffer, returning its digest and
+/// length. Callers that must stop on Ctrl-C pass a cancellable reader: this module sits
+/// below the one that knows about cancellation.
+pub fn hash_reader(mut reader: impl std::io::Read) -> std::io::Result<(Digest, u64)> {
     let mut hasher = Hasher::default();
-    hasher.update_from(&mut file, &mut vec![0u8; 1 << 20], |_| {})?;
+    hasher.update_from(&mut reader, &mut vec![0u8; 1 << 20], |_| {})?;
     let len = hasher.bytes_hashed();
     Ok((hasher.finish(), len))
 }

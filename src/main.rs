@@ -28,7 +28,8 @@ fn main() -> ExitCode {
         }
     });
     // Dropping the runtime waits for blocking tasks; after Ctrl-C they stop at their
-    // next read and remove their temporary files on the way out.
+    // next read and remove their temporary files on the way out. A thread waiting in
+    // Store::begin for another process's lock on a digest waits that out first.
     drop(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -55,7 +55,12 @@ pub async fn run(args: CacheArgs) -> Result<(), Error> {
     // Waiting for the lock and hashing are blocking work: keep them off the runtime.
     tokio::task::spawn_blocking(move || run_blocking(args))
         .await
-        .unwrap_or(Err(Error::Interrupted))
+        .unwrap_or_else(|source| {
+            Err(Error::Internal {
+                what: "looking after the cache",
+                source,
+            })
+        })
 }
 
 fn run_blocking(args: CacheArgs) -> Result<(), Error> {
@@ -130,7 +135,10 @@ pub async fn open_shared(root: &Path, reporter: &dyn Reporter) -> Result<Cache, 
     }
     opening
         .await
-        .map_err(|_| Error::Interrupted)?
+        .map_err(|source| Error::Internal {
+            what: "opening the cache",
+            source,
+        })?
         .map_err(Error::from)
 }
 

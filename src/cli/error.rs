@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crate::definition::DefinitionError;
 use crate::digest::Digest;
-use crate::hint::Hint;
+use crate::hint::{Hint, REPORT_BUG};
 use crate::package::scan::Problem;
 use crate::package::PackageError;
 use crate::pull::PullError;
@@ -54,6 +54,13 @@ pub enum Error {
     },
     #[error("interrupted")]
     Interrupted,
+    /// A worker thread panicked: a bug in pkgr, never the user's doing.
+    #[error("internal error while {what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 fn describe(problems: &[Problem]) -> String {
@@ -83,6 +90,7 @@ impl Error {
                 Some("the next pkgr create fetches them again from their registries".into())
             }
             Self::PushFailed { hint, .. } => hint.clone(),
+            Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::Verification {
                 refused_push: true, ..
             } => Some(
@@ -131,5 +139,50 @@ pub fn ignore_broken_pipe(result: std::io::Result<()>) -> Result<(), Error> {
             source: e,
         }),
         Ok(()) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error tokio gives for a blocking task that panicked.
+    fn panicked_task() -> tokio::task::JoinError {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(async {
+                tokio::task::spawn_blocking(|| panic!("a deliberate panic in a test worker")).await
+            })
+            .unwrap_err()
+    }
+
+    #[test]
+    fn a_panicked_worker_is_a_bug_to_report_not_an_interruption() {
+        let pulled = Error::Pull(PullError::Internal {
+            what: "storing blob sha256:0".into(),
+            source: panicked_task(),
+        });
+        let inspected = Error::Internal {
+            what: "inspecting the package",
+            source: panicked_task(),
+        };
+        for (err, message) in [
+            (&pulled, "internal error while storing blob sha256:0"),
+            (&inspected, "internal error while inspecting the package"),
+        ] {
+            assert_eq!(err.exit_code(), EXIT_FAILURE, "{err}");
+            assert_eq!(err.to_string(), message);
+            assert!(
+                causes(err).iter().any(|c| c.contains("panicked")),
+                "{:?}",
+                causes(err)
+            );
+            assert_eq!(
+                err.hint().as_deref(),
+                Some("this is a bug in pkgr: please report it with the command you ran and this output")
+            );
+        }
     }
 }

@@ -150,6 +150,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Cache(args) => cache::run(args).await,
         Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
             .await
-            .unwrap_or(Err(Error::Interrupted)),
+            .unwrap_or_else(|source| {
+                Err(Error::Internal {
+                    what: "inspecting the package",
+                    source,
+                })
+            }),
     }
 }

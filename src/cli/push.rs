@@ -34,7 +34,10 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
         let (package, store) = (settings.package.clone(), store.clone());
         tokio::task::spawn_blocking(move || scan(&package, Some(&store)))
             .await
-            .map_err(|_| Error::Interrupted)??
+            .map_err(|source| Error::Internal {
+                what: "verifying the package",
+                source,
+            })??
     };
     if !scanned.problems.is_empty() {
         return Err(Error::Verification {

@@ -149,11 +149,6 @@ impl Manifest {
         }
     }
 
-    /// Config and layers: the blobs an image manifest needs.
-    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
-        self.config.iter().chain(self.layers.iter())
-    }
-
     pub fn kind(&self) -> Kind {
         if self.is_index() {
             return Kind::Index;

@@ -3,10 +3,10 @@
 //! built, the seal and what happens when it fails, `checksums.txt`, the entry order
 //! and the file name.
 //!
-//! A seal that finds a blob whose bytes do not match its name heals once: the damaged
-//! copy is evicted from its store, the digest is fetched again from its source in the
-//! same run with a warning, and the layout is sealed again. Only a second failure
-//! stops the build.
+//! A seal that finds a blob whose bytes do not match its name heals once, with a
+//! warning naming the blob and where it was damaged: the fetcher evicts its store's
+//! copy if it is still bad, fetches the digest again from its source in the same run,
+//! and the layout is sealed again. Only a second failure stops the build.
 
 use std::path::PathBuf;
 
@@ -17,7 +17,7 @@ use super::{PackageError, DEFINITION, LAYOUT_DIR};
 use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
 use crate::progress::human_bytes;
-use crate::pull::{Fetcher, Pulled, ResolvedImage};
+use crate::pull::{BlobJob, Fetcher, Pulled, ResolvedImage};
 use crate::store::layout::{annotations_for, IndexEntry, Layout};
 use crate::store::seal::{seal, Misnamed, SealError, Sealed};
 use crate::store::{link_or_copy, Store, StoreError};
@@ -90,10 +90,10 @@ impl Staging {
             .map_err(|e| StoreError::io("write", &built_path, e))?;
 
         reporter.step("sealing: re-hashing every blob");
-        let sealed = match self.seal().await {
+        let sealed = match self.seal().await? {
             Err(SealError::Misnamed { misnamed }) => {
                 self.heal(&misnamed, pulled, fetcher).await?;
-                match self.seal().await {
+                match self.seal().await? {
                     Err(SealError::Misnamed { misnamed }) => {
                         return Err(damaged_again(misnamed, pulled))
                     }
@@ -111,12 +111,10 @@ impl Staging {
             human_bytes(sealed.blobs.values().sum())
         ));
         let (out, compressed) = (path.clone(), self.output.compressed);
-        tokio::task::spawn_blocking(move || write_package(&entries, &out, compressed))
-            .await
-            .map_err(|e| PackageError::Output {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })??;
+        run_blocking("writing the package", move || {
+            write_package(&entries, &out, compressed).map_err(PackageError::from)
+        })
+        .await?;
         drop(self);
         Ok(path)
     }
@@ -125,7 +123,7 @@ impl Staging {
     async fn link_all(&self, from: &Store, pulled: &Pulled) -> Result<(), PackageError> {
         let digests: Vec<Digest> = pulled.digests().cloned().collect();
         let (from, to) = (from.clone(), self.layout.store().clone());
-        run_blocking(move || {
+        run_blocking("placing blobs in the staging directory", move || {
             digests
                 .iter()
                 .try_for_each(|d| link_or_copy(&from.blob_path(d), &to.blob_path(d)))
@@ -134,19 +132,14 @@ impl Staging {
         .await
     }
 
-    async fn seal(&self) -> Result<Sealed, SealError> {
+    /// The seal's own verdict, inside the failure of the thread that ran it.
+    async fn seal(&self) -> Result<Result<Sealed, SealError>, PackageError> {
         let root = self.layout.root().to_owned();
-        tokio::task::spawn_blocking(move || seal(&root))
-            .await
-            .unwrap_or_else(|e| {
-                Err(SealError::Io {
-                    path: PathBuf::from("(seal)"),
-                    source: std::io::Error::other(e),
-                })
-            })
+        run_blocking("sealing the package", move || Ok(seal(&root))).await
     }
 
-    /// Fetches each misnamed digest again, once, and places it in the layout.
+    /// Fetches each misnamed digest the package needs again, once, and places it in
+    /// the layout. The fetcher evicts its store's copy only if that is still bad.
     async fn heal(
         &self,
         misnamed: &[Misnamed],
@@ -155,30 +148,26 @@ impl Staging {
     ) -> Result<(), PackageError> {
         let store = fetcher.store();
         for blob in misnamed {
+            // Nothing this package needs: the second seal no longer sees it.
+            let Some(heal) = what_to_heal(pulled, &blob.named) else {
+                continue;
+            };
             fetcher.reporter().warn(&format!(
-                "blob {} of {} was damaged in the cache (its bytes hash to {}); fetching it again",
+                "blob {} of {} was damaged {} (its bytes hash to {}); fetching it again",
                 blob.named,
                 owner_of(&pulled.images, &blob.named),
+                damaged_where(store, self.layout.store(), &blob.named),
                 blob.actual
             ));
-            store.evict(&blob.named);
-            if let Some(job) = pulled.plan.job(&blob.named) {
-                fetcher.refetch(job).await.map_err(PackageError::Heal)?;
-            } else if let Some(image) = pulled
-                .images
-                .iter()
-                .find(|i| i.manifests.iter().any(|(d, _)| d == &blob.named))
-            {
-                let (bytes, _) = image
-                    .source
-                    .manifest(Some(&blob.named))
-                    .await
-                    .map_err(PackageError::Heal)?;
-                store.put_bytes(&blob.named, &bytes)?;
-            } else {
-                // Nothing this package needs: the second seal drops it or names it missing.
-                continue;
+            match heal {
+                Heal::Blob(job) => fetcher.refetch(job).await,
+                Heal::Manifest(image, size) => {
+                    fetcher
+                        .refetch_manifest(&image.source, &blob.named, size)
+                        .await
+                }
             }
+            .map_err(PackageError::Heal)?;
             link_or_copy(
                 &store.blob_path(&blob.named),
                 &self.layout.store().blob_path(&blob.named),
@@ -188,15 +177,44 @@ impl Staging {
     }
 }
 
+/// How a damaged digest is fetched again.
+enum Heal<'p> {
+    Blob(&'p BlobJob),
+    /// A manifest of this image, with its size.
+    Manifest(&'p ResolvedImage, u64),
+}
+
+fn what_to_heal<'p>(pulled: &'p Pulled, digest: &Digest) -> Option<Heal<'p>> {
+    if let Some(job) = pulled.plan.job(digest) {
+        return Some(Heal::Blob(job));
+    }
+    pulled.images.iter().find_map(|image| {
+        image
+            .manifests
+            .iter()
+            .find(|(d, _)| d == digest)
+            .map(|&(_, size)| Heal::Manifest(image, size))
+    })
+}
+
+/// Where the damaged copy was, for the warning. Without a cache the fetcher's store
+/// is the staging layout itself, whose path means nothing once the run is over.
+fn damaged_where(store: &Store, staging: &Store, digest: &Digest) -> String {
+    let path = store.blob_path(digest);
+    if path == staging.blob_path(digest) {
+        "in this run's staging directory".to_owned()
+    } else {
+        format!("at {}", path.display())
+    }
+}
+
 async fn run_blocking<T: Send + 'static>(
+    what: &'static str,
     work: impl FnOnce() -> Result<T, PackageError> + Send + 'static,
 ) -> Result<T, PackageError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
-        Err(PackageError::Output {
-            path: PathBuf::from("(staging)"),
-            source: std::io::Error::other(e),
-        })
-    })
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|source| Err(PackageError::Internal { what, source }))
 }
 
 fn damaged_again(misnamed: Vec<Misnamed>, pulled: &Pulled) -> PackageError {
@@ -242,4 +260,32 @@ fn owner_of(images: &[ResolvedImage], digest: &Digest) -> String {
                 || i.manifests.iter().any(|(d, _)| d == digest)
         })
         .map_or_else(|| "(unknown image)".to_owned(), |i| i.reference.whole())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heal_warning_says_where_the_damaged_copy_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = |name: &str| {
+            Store::at(
+                dir.path().join(name).join("blobs/sha256"),
+                dir.path().join(name).join("ingest"),
+            )
+            .unwrap()
+        };
+        let (cache, staging) = (store("cache"), store("staging"));
+        let digest = Digest::of(b"damaged");
+        assert_eq!(
+            damaged_where(&cache, &staging, &digest),
+            format!("at {}", cache.blob_path(&digest).display())
+        );
+        // Without a cache the fetcher writes straight into the staging layout.
+        assert_eq!(
+            damaged_where(&staging, &staging, &digest),
+            "in this run's staging directory"
+        );
+    }
 }

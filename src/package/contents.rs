@@ -8,7 +8,8 @@ use std::path::Path;
 
 use super::writer::Entry;
 use super::{PackageError, CHECKSUMS, DEFINITION, LAYOUT_DIR};
-use crate::digest::{hash_file, Digest};
+use crate::cancel::Cancellable;
+use crate::digest::{hash_reader, Digest};
 use crate::store::seal::Sealed;
 use crate::store::StoreError;
 
@@ -24,7 +25,9 @@ pub fn entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, PackageErr
     let mut checksums: BTreeMap<String, String> = BTreeMap::new();
     for name in &meta_files {
         let path = staging.join(name);
-        let (digest, _) = hash_file(&path).map_err(|e| StoreError::io("read", &path, e))?;
+        let (digest, _) = std::fs::File::open(&path)
+            .and_then(|file| hash_reader(Cancellable(file)))
+            .map_err(|e| StoreError::io("read", &path, e))?;
         checksums.insert(name.clone(), digest.hex().to_owned());
     }
     for digest in sealed.blobs.keys() {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 pub use assemble::{file_name, Output, Staging};
 
 use crate::digest::Digest;
-use crate::hint::Hint;
+use crate::hint::{Hint, REPORT_BUG};
 use crate::manifest::walk::WalkError;
 
 /// Paths inside a package.
@@ -36,6 +36,13 @@ pub enum PackageError {
     Heal(#[source] crate::pull::PullError),
     #[error("blob {digest} of {reference} was damaged, and again after it was fetched anew")]
     DamagedAgain { reference: String, digest: Digest },
+    /// A worker thread panicked: a bug in pkgr, never the user's doing.
+    #[error("internal error while {what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        source: tokio::task::JoinError,
+    },
     #[error("cannot use the output directory {}", path.display())]
     Output {
         path: PathBuf,
@@ -70,8 +77,9 @@ impl Hint for PackageError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Heal(e) => e.hint(),
+            Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::DamagedAgain { .. } => Some(
-                "the source serves bytes that do not match their digest; the damaged copy was not kept"
+                "the new copy was verified when it was stored and had changed by the seal, so check the disk and anything else that writes to the cache or the output directory"
                     .into(),
             ),
             _ => None,

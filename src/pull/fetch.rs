@@ -1,17 +1,20 @@
-//! Fetch: every blob download of a run goes through one [`Fetcher`], which holds the
-//! per-digest table. A second asker for a digest in flight awaits the first one's
-//! result and never starts its own download; across processes, the store's file lock
-//! and atomic rename do the same job. Downloads are bounded by one semaphore, stream
-//! through the store's verified writer, and resume with a Range request after a cut.
+//! Fetch: every config and layer download of a run goes through one [`Fetcher`],
+//! which holds the per-digest table (manifests are fetched by resolve, outside it). A
+//! second asker for a digest in flight awaits the first one's result and never starts
+//! its own download; across processes, the store's file lock and atomic rename do the
+//! same job. Downloads are bounded by one semaphore, stream through the store's
+//! verified writer, and resume with a Range request after a cut.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 use tokio::sync::{OnceCell, Semaphore};
 
-use super::{BlobJob, PullError};
-use crate::digest::Digest;
+use super::{BlobJob, PullError, Source};
+use crate::cancel::Cancellable;
+use crate::digest::{hash_reader, Digest};
 use crate::progress::Reporter;
 use crate::registry::{backoff, MAX_ATTEMPTS};
 use crate::store::{Ingest, Store, StoreError};
@@ -52,13 +55,60 @@ impl<'r> Fetcher<'r> {
         result.clone().map_err(PullError::Shared)
     }
 
-    /// Downloads the job's blob again, whatever an earlier fetch in this run found:
-    /// for a blob that turned out damaged after it was stored.
+    /// Makes the job's blob good again after it turned out damaged once stored,
+    /// whatever an earlier fetch in this run found. The store's copy is evicted and
+    /// downloaded anew only if it is still bad: a peer process may have replaced it
+    /// with a good one since, and that one is kept.
     pub async fn refetch(&self, job: &BlobJob) -> Result<(), PullError> {
-        self.store.evict(&job.digest);
         let outcome = self.outcome(&job.digest, true);
-        let result = outcome.get_or_init(|| self.download(job)).await;
+        let result = outcome
+            .get_or_init(|| async {
+                self.evict_if_damaged(&job.digest, job.size)
+                    .await
+                    .map_err(Arc::new)?;
+                self.download(job).await
+            })
+            .await;
         result.clone().map_err(PullError::Shared)
+    }
+
+    /// [`Self::refetch`] for a manifest: fetched from `source` by digest, outside the
+    /// per-digest table (resolve fetches manifests the same way).
+    pub async fn refetch_manifest(
+        &self,
+        source: &Arc<dyn Source>,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), PullError> {
+        self.evict_if_damaged(digest, size).await?;
+        if self.store.contains(digest, size) {
+            return Ok(());
+        }
+        let (bytes, _) = source.manifest(Some(digest)).await?;
+        self.store
+            .put_bytes(digest, &bytes)
+            .map_err(|err| PullError::Store {
+                what: format!("the manifest {digest} of {}", source.reference().whole()),
+                source: err,
+            })
+    }
+
+    /// Removes the store's copy of `digest` if hashing it proves it wrong. A copy that
+    /// cannot be read is left alone: the seal judges it again.
+    async fn evict_if_damaged(&self, digest: &Digest, size: u64) -> Result<(), PullError> {
+        let (store, wanted) = (self.store.clone(), digest.clone());
+        tokio::task::spawn_blocking(move || {
+            let hashed = File::open(store.blob_path(&wanted))
+                .and_then(|file| hash_reader(Cancellable(file)));
+            if hashed.is_ok_and(|(found, len)| found != wanted || len != size) {
+                store.evict(&wanted);
+            }
+        })
+        .await
+        .map_err(|source| PullError::Internal {
+            what: format!("checking blob {digest}"),
+            source,
+        })
     }
 
     fn outcome(&self, digest: &Digest, fresh: bool) -> Outcome {
@@ -78,7 +128,7 @@ impl<'r> Fetcher<'r> {
             .downloads
             .acquire()
             .await
-            .map_err(|_| Arc::new(PullError::Cancelled))?;
+            .expect("the download semaphore is never closed");
         fetch_one(&self.store, job, self.reporter)
             .await
             .map_err(Arc::new)
@@ -96,7 +146,10 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
         let (digest, size) = (job.digest.clone(), job.size);
         tokio::task::spawn_blocking(move || store.begin(&digest, size))
             .await
-            .map_err(|_| PullError::Cancelled)?
+            .map_err(|source| PullError::Internal {
+                what: format!("storing blob {}", job.digest),
+                source,
+            })?
     };
     let mut writer = match begin.map_err(store_error)? {
         Ingest::Present => {

@@ -8,7 +8,7 @@ mod resolve;
 mod source;
 
 pub use fetch::Fetcher;
-pub use plan::{plan, BlobJob, Plan};
+pub use plan::{BlobJob, Plan};
 pub use resolve::{resolve, IndexPlatform, ResolveOptions, ResolvedImage};
 pub use source::{RegistryImage, Source};
 
@@ -20,7 +20,7 @@ use oci_client::Reference;
 
 use crate::definition::Definition;
 use crate::digest::Digest;
-use crate::hint::Hint;
+use crate::hint::{Hint, REPORT_BUG};
 use crate::manifest::walk::WalkError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
@@ -96,8 +96,13 @@ pub enum PullError {
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
-    #[error("the download was cancelled")]
-    Cancelled,
+    /// A worker thread panicked: a bug in pkgr, never the user's doing.
+    #[error("internal error while {what}")]
+    Internal {
+        what: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 fn count_platforms(platforms: &[(IndexPlatform, String)]) -> String {
@@ -129,6 +134,7 @@ impl Hint for PullError {
         match self {
             Self::Registry(e) => e.hint(),
             Self::Shared(e) => e.hint(),
+            Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::IndexRefused {
                 architecture,
                 platforms,
@@ -233,6 +239,8 @@ pub async fn pull(
                     let image = image?;
                     let jobs = plan.add(&image)?;
                     reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
+                    // In plan order, largest first: the download semaphore is fair, so
+                    // the big blobs of each image get the first slots.
                     for job in jobs {
                         fetching.push(async move { fetcher.fetch(&job).await });
                     }

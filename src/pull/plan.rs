@@ -29,7 +29,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Adds an image's blobs; returns the ones no earlier image needed.
+    /// Adds an image's blobs; returns the ones no earlier image needed, largest first,
+    /// so that the longest downloads start before the download slots fill up.
     pub fn add(&mut self, image: &ResolvedImage) -> Result<Vec<BlobJob>, PullError> {
         let mut new = Vec::new();
         for blob in &image.blobs {
@@ -54,6 +55,7 @@ impl Plan {
                 }
             }
         }
+        new.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
         Ok(new)
     }
 
@@ -64,15 +66,6 @@ impl Plan {
     pub fn jobs(&self) -> impl Iterator<Item = &BlobJob> {
         self.jobs.values()
     }
-}
-
-/// Plans every image at once.
-pub fn plan(images: &[ResolvedImage]) -> Result<Plan, PullError> {
-    let mut plan = Plan::default();
-    for image in images {
-        plan.add(image)?;
-    }
-    Ok(plan)
 }
 
 #[cfg(test)]
@@ -95,14 +88,14 @@ mod tests {
             &'a self,
             _: Option<&'a Digest>,
         ) -> BoxFuture<'a, Result<(Vec<u8>, Digest), PullError>> {
-            Box::pin(async { Err(PullError::Cancelled) })
+            unreachable!("planning never asks a source for anything")
         }
         fn blob<'a>(
             &'a self,
             _: &'a Digest,
             _: u64,
         ) -> BoxFuture<'a, Result<(BlobStream, bool), PullError>> {
-            Box::pin(async { Err(PullError::Cancelled) })
+            unreachable!("planning never asks a source for anything")
         }
     }
 
@@ -128,9 +121,14 @@ mod tests {
     #[test]
     fn each_digest_is_planned_once_with_its_first_source() {
         let mut plan = Plan::default();
-        let first = plan.add(&image("a", &[(b"base", 4), (b"a", 1)])).unwrap();
+        let first = plan.add(&image("a", &[(b"a", 1), (b"base", 4)])).unwrap();
         let second = plan.add(&image("b", &[(b"base", 4), (b"b", 1)])).unwrap();
-        assert_eq!(first.len(), 2);
+        let digests: Vec<Digest> = first.iter().map(|j| j.digest.clone()).collect();
+        assert_eq!(
+            digests,
+            [Digest::of(b"base"), Digest::of(b"a")],
+            "largest first"
+        );
         assert_eq!(second.len(), 1, "the shared base is not planned again");
         assert_eq!(second[0].digest, Digest::of(b"b"));
         let base = plan.job(&Digest::of(b"base")).unwrap();
@@ -140,7 +138,9 @@ mod tests {
 
     #[test]
     fn one_digest_with_two_sizes_is_refused() {
-        let err = plan(&[image("a", &[(b"base", 4)]), image("b", &[(b"base", 5)])]).unwrap_err();
+        let mut plan = Plan::default();
+        plan.add(&image("a", &[(b"base", 4)])).unwrap();
+        let err = plan.add(&image("b", &[(b"base", 5)])).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!(

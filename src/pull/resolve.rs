@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{PullError, Source};
 use crate::digest::Digest;
-use crate::manifest::walk::{Node, Role, Walk};
+use crate::manifest::walk::{Role, Walk};
 use crate::manifest::{Descriptor, Kind, Manifest, Platform, MAX_MANIFEST_BYTES};
 use crate::store::Store;
 
@@ -34,7 +34,7 @@ pub struct ResolvedImage {
     pub kind: Kind,
     /// Every manifest and index kept, root included.
     pub manifests: Vec<(Digest, u64)>,
-    /// Configs and layers of every manifest kept.
+    /// Configs and layers of every manifest kept, by the walker's rule.
     pub blobs: Vec<Descriptor>,
 }
 
@@ -43,6 +43,8 @@ pub struct ResolvedImage {
 pub struct IndexPlatform {
     pub platform: Option<Platform>,
     pub digest: Digest,
+    /// The size its index entry declares.
+    pub size: u64,
     /// Attestation manifests that describe this platform's manifest.
     pub attestations: Vec<Digest>,
 }
@@ -59,12 +61,12 @@ pub async fn resolve(
     put(store, &source, &digest, &bytes)?;
     let size = bytes.len() as u64;
     let root = Descriptor::new(manifest.effective_media_type(), digest.clone(), size);
-    let mut image = ResolvedImage {
+    let image = ResolvedImage {
         component: String::new(),
         reference,
         media_type: manifest.effective_media_type().to_owned(),
         kind: manifest.kind(),
-        manifests: vec![(digest.clone(), size)],
+        manifests: Vec::new(),
         blobs: Vec::new(),
         digest,
         size,
@@ -72,13 +74,13 @@ pub async fn resolve(
         source: source.clone(),
     };
 
-    if !manifest.is_index() {
-        image.blobs = manifest.blobs().cloned().collect();
-        return Ok(image);
-    }
-    if options.allow_index {
-        keep_whole_index(&source, store, root, &manifest, &mut image).await?;
-        return Ok(image);
+    if !manifest.is_index() || options.allow_index {
+        let (manifests, blobs) = keep_all(&source, store, root, &manifest).await?;
+        return Ok(ResolvedImage {
+            manifests,
+            blobs,
+            ..image
+        });
     }
     let platforms = platforms(&source, store, root, &manifest).await?;
     if image.reference.digest().is_some() {
@@ -105,46 +107,48 @@ pub async fn resolve(
                 .collect(),
         });
     };
+    let (manifests, blobs) = keep_all(&source, store, picked.clone(), &picked_manifest).await?;
     Ok(ResolvedImage {
         media_type: picked_manifest.effective_media_type().to_owned(),
         kind: picked_manifest.kind(),
-        blobs: picked_manifest.blobs().cloned().collect(),
-        manifests: vec![(picked.digest.clone(), picked.size)],
-        digest: picked.digest.clone(),
+        manifests,
+        blobs,
+        digest: picked.digest,
         size: picked.size,
-        platform: picked.platform.clone(),
+        platform: picked.platform,
         ..image
     })
 }
 
-/// Every manifest below an index, fetched, with the blobs of each.
-async fn keep_whole_index(
+/// Everything the walker reaches from `root` (whose manifest is already in hand): its
+/// manifests, root first, each fetched, and the configs and layers they name. What the
+/// seal will require is decided by the same walker, so nothing it needs is missed.
+async fn keep_all(
     source: &Arc<dyn Source>,
     store: &Store,
     root: Descriptor,
     manifest: &Manifest,
-    image: &mut ResolvedImage,
-) -> Result<(), PullError> {
+) -> Result<(Vec<(Digest, u64)>, Vec<Descriptor>), PullError> {
+    let mut manifests = vec![(root.digest.clone(), root.size)];
+    let mut blobs = Vec::new();
     let mut walk = Walk::from_root(root).map_err(|e| walk_error(source, e))?;
     let Some(root_node) = walk.next_node() else {
-        return Ok(());
+        return Ok((manifests, blobs));
     };
     walk.descend(&root_node, manifest)
         .map_err(|e| walk_error(source, e))?;
     while let Some(node) = walk.next_node() {
         match node.role {
             Role::Manifest => {
-                let child = fetch_child(source, store, &node).await?;
-                image
-                    .manifests
-                    .push((node.digest().clone(), node.descriptor.size));
+                let child = fetch_child(source, store, &node.descriptor).await?;
+                manifests.push((node.digest().clone(), node.descriptor.size));
                 walk.descend(&node, &child)
                     .map_err(|e| walk_error(source, e))?;
             }
-            Role::Config | Role::Layer => image.blobs.push(node.descriptor),
+            Role::Config | Role::Layer => blobs.push(node.descriptor),
         }
     }
-    Ok(())
+    Ok((manifests, blobs))
 }
 
 /// The platform manifests of an index, nested indexes included (they are fetched and
@@ -162,7 +166,9 @@ async fn platforms(
     while let Some(node) = walk.next_node() {
         let index = match current.take() {
             Some(root) => Some(root),
-            None if node.descriptor.names_index() => Some(fetch_child(source, store, &node).await?),
+            None if node.descriptor.names_index() => {
+                Some(fetch_child(source, store, &node.descriptor).await?)
+            }
             None => None,
         };
         match index {
@@ -177,6 +183,7 @@ async fn platforms(
             _ => found.push(IndexPlatform {
                 platform: node.descriptor.platform.clone(),
                 digest: node.digest().clone(),
+                size: node.descriptor.size,
                 attestations: Vec::new(),
             }),
         }
@@ -189,7 +196,8 @@ async fn platforms(
     Ok(found)
 }
 
-/// The first platform that matches the package's architecture, fetched.
+/// The first platform that matches the package's architecture, with its manifest
+/// (from the store when a good copy is there, else fetched).
 async fn pick(
     source: &Arc<dyn Source>,
     store: &Store,
@@ -203,31 +211,34 @@ async fn pick(
     }) else {
         return Ok(None);
     };
-    let (bytes, digest) = source.manifest(Some(&platform.digest)).await?;
-    let manifest = parse(source, &digest, &bytes)?;
+    // The entry's own media type may be wrong: the manifest's bytes say what it is.
+    let entry = Descriptor::new("", platform.digest.clone(), platform.size);
+    let manifest = fetch_child(source, store, &entry).await?;
     if manifest.is_index() {
         return Err(PullError::BadManifest {
             reference: source.reference().whole(),
-            digest,
+            digest: platform.digest.clone(),
             message: "a platform entry points at another index".into(),
         });
     }
-    put(store, source, &digest, &bytes)?;
-    let mut descriptor =
-        Descriptor::new(manifest.effective_media_type(), digest, bytes.len() as u64);
+    let mut descriptor = Descriptor::new(
+        manifest.effective_media_type(),
+        platform.digest.clone(),
+        platform.size,
+    );
     descriptor.platform = platform.platform.clone();
     Ok(Some((descriptor, manifest)))
 }
 
-/// Fetches the manifest at a walker node, holding it to its descriptor's size. A
-/// manifest already in the store (pinned by digest, so it cannot have changed) is read
-/// from there instead of asked for again.
+/// The manifest a descriptor names, held to the descriptor's size. A copy already in
+/// the store is used instead of asking the source again, but only once its bytes hash
+/// to the digest: a file of the right size can still be damaged, and a damaged copy is
+/// evicted so that the source's bytes replace it.
 async fn fetch_child(
     source: &Arc<dyn Source>,
     store: &Store,
-    node: &Node,
+    child: &Descriptor,
 ) -> Result<Manifest, PullError> {
-    let child = &node.descriptor;
     if child.size > MAX_MANIFEST_BYTES {
         return Err(PullError::ChildTooLarge {
             reference: source.reference().whole(),
@@ -236,8 +247,13 @@ async fn fetch_child(
         });
     }
     if store.contains(&child.digest, child.size) {
-        if let Ok(bytes) = std::fs::read(store.blob_path(&child.digest)) {
-            return parse(source, &child.digest, &bytes);
+        match std::fs::read(store.blob_path(&child.digest)) {
+            Ok(bytes) if Digest::of(&bytes) == child.digest => {
+                return parse(source, &child.digest, &bytes)
+            }
+            Ok(_) => store.evict(&child.digest),
+            // Unreadable: let the source's answer decide.
+            Err(_) => {}
         }
     }
     let (bytes, digest) = source.manifest(Some(&child.digest)).await?;
@@ -284,4 +300,119 @@ fn put(
             what: format!("the manifest {digest} of {}", source.reference().whole()),
             source: err,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use futures_util::future::BoxFuture;
+    use oci_client::Reference;
+
+    use super::*;
+    use crate::manifest::walk::LIMITS;
+    use crate::registry::BlobStream;
+
+    /// Manifests held in memory: the tag's, and others by digest.
+    struct Memory {
+        reference: Reference,
+        tagged: Vec<u8>,
+        by_digest: HashMap<Digest, Vec<u8>>,
+    }
+
+    impl Source for Memory {
+        fn reference(&self) -> &Reference {
+            &self.reference
+        }
+        fn manifest<'a>(
+            &'a self,
+            digest: Option<&'a Digest>,
+        ) -> BoxFuture<'a, Result<(Vec<u8>, Digest), PullError>> {
+            let bytes = match digest {
+                None => self.tagged.clone(),
+                Some(d) => self.by_digest[d].clone(),
+            };
+            Box::pin(async move {
+                let digest = Digest::of(&bytes);
+                Ok((bytes, digest))
+            })
+        }
+        fn blob<'a>(
+            &'a self,
+            _: &'a Digest,
+            _: u64,
+        ) -> BoxFuture<'a, Result<(BlobStream, bool), PullError>> {
+            unreachable!("resolving never asks for a blob")
+        }
+    }
+
+    fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
+        serde_json::json!({
+            "mediaType": media_type,
+            "digest": Digest::of(bytes).to_string(),
+            "size": bytes.len(),
+        })
+    }
+
+    #[tokio::test]
+    async fn resolve_keeps_what_the_walker_reaches() {
+        // Outside the spec but inside the walker's rule (registries refuse to store it):
+        // an image manifest that also lists a manifest. The seal walks into the child,
+        // so resolve must fetch it and plan its blobs.
+        let oci = crate::manifest::OCI_MANIFEST;
+        let child = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": oci,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", b"child config"),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", b"child layer")],
+        }))
+        .unwrap();
+        let parent = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": oci,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", b"config"),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", b"layer")],
+            "manifests": [descriptor(oci, &child)],
+        }))
+        .unwrap();
+        let source: Arc<dyn Source> = Arc::new(Memory {
+            reference: "registry.test/odd:1".parse().unwrap(),
+            tagged: parent.clone(),
+            by_digest: HashMap::from([(Digest::of(&child), child.clone())]),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let options = ResolveOptions {
+            architecture: "amd64".into(),
+            allow_index: false,
+        };
+        let image = resolve(source, &store, &options).await.unwrap();
+
+        // What the walker reaches from the same root, from the bytes resolve stored.
+        let mut walk = Walk::new(LIMITS);
+        walk.add_root(Descriptor::new(oci, image.digest.clone(), image.size), 0)
+            .unwrap();
+        let (mut manifests, mut blobs) = (Vec::new(), Vec::new());
+        while let Some(node) = walk.next_node() {
+            if node.role == Role::Manifest {
+                let bytes = std::fs::read(store.blob_path(node.digest())).unwrap();
+                walk.descend(&node, &Manifest::parse(&bytes).unwrap())
+                    .unwrap();
+                manifests.push((node.digest().clone(), node.descriptor.size));
+            } else {
+                blobs.push(node.digest().clone());
+            }
+        }
+        assert_eq!(
+            manifests,
+            vec![
+                (Digest::of(&parent), parent.len() as u64),
+                (Digest::of(&child), child.len() as u64)
+            ]
+        );
+        assert_eq!(image.manifests, manifests);
+        let planned: Vec<Digest> = image.blobs.iter().map(|b| b.digest.clone()).collect();
+        assert_eq!(planned, blobs);
+        assert_eq!(planned.len(), 4, "both configs and both layers");
+    }
 }

@@ -1,4 +1,4 @@
-//! The content-addressed blob store: the only code that writes into a `blobs/` directory.
+//! The content-addressed blob store: the only code that puts bytes under a digest's name.
 //!
 //! Every write streams into `ingest/<hex>.partial`, locked (advisory) on itself, is hashed on
 //! the way, and is renamed to `blobs/sha256/<hex>` only once its digest and size match.

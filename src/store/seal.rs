@@ -13,7 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::layout::LayoutIndex;
-use crate::digest::{hash_file, Digest};
+use crate::cancel::Cancellable;
+use crate::digest::{hash_reader, Digest};
 use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
 use crate::manifest::Manifest;
 
@@ -205,7 +206,7 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(name) = names.get(i) else { break };
                 let path = dir.join(name);
-                match hash_file(&path) {
+                match fs::File::open(&path).and_then(|file| hash_reader(Cancellable(file))) {
                     Ok(hashed) => {
                         results
                             .lock()

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use crate::support::images::{layer, noise, sha256, Pusher};
 use crate::support::package::Package;
+use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, sha256_file, stderr, Workspace};
 
@@ -406,4 +407,37 @@ fn a_cache_on_another_filesystem_still_gives_a_whole_package() {
     for blob in image.all() {
         assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
     }
+}
+
+#[test]
+fn an_images_blobs_are_downloaded_largest_first() {
+    let registry = TestRegistry::start();
+    // Layers listed smallest first, and a config smaller than all of them.
+    let sizes = [20_000, 300_000, 80_000, 1_000_000];
+    let layers: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(n, &size)| layer(&[("data", &noise(40 + n as u64, size))]))
+        .collect();
+    let image = Pusher::new(&registry.addr).image("app", "1", false, "amd64", &layers);
+    let proxy = FaultProxy::start(&registry.addr, Vec::new());
+    let ws = Workspace::new();
+    ws.write_definition(&definition(
+        "order",
+        "amd64",
+        &[format!("{}/app:1", proxy.addr)],
+    ));
+    package_path(&ws.create(&["--no-cache", "--concurrency", "1"]));
+
+    let mut expected: Vec<&crate::support::images::Pushed> =
+        image.layers.iter().chain([&image.config]).collect();
+    expected.sort_by_key(|b| std::cmp::Reverse(b.bytes.len()));
+    let expected: Vec<&str> = expected.iter().map(|b| b.digest.as_str()).collect();
+    let requested: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/"))
+        .map(|s| s.path.rsplit('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(requested, expected, "one download at a time, largest first");
 }

@@ -275,13 +275,13 @@ fn a_damaged_cache_blob_heals_in_one_run() {
     let out = ws.create(&[]);
     let err = stderr(&out);
     let package = Package::read(&package_path(&out));
-    assert!(
-        err.contains(&format!(
-            "warning: blob {digest} of {}/app:1 was damaged in the cache",
-            proxy.addr
-        )),
-        "{err}"
+    let warning = format!(
+        "warning: blob {digest} of {}/app:1 was damaged at {} (its bytes hash to sha256:",
+        proxy.addr,
+        cached.display()
     );
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    assert_eq!(err.matches("warning:").count(), 1, "{err}");
     assert_eq!(package.blob(&digest), Some(&image.layers[0].bytes));
     assert_eq!(
         std::fs::read(&cached).unwrap(),
@@ -335,4 +335,43 @@ fn a_damaged_cache_blob_whose_source_is_also_bad_stops_the_build() {
         !cached.exists(),
         "neither the damaged nor a corrupt copy may stay"
     );
+}
+
+#[test]
+fn a_damaged_cached_manifest_heals_from_its_source_in_one_run() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("m", b"m")])]);
+    let proxy = FaultProxy::start(&registry.addr, Vec::new());
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    std::fs::remove_file(package_path(&ws.create(&[]))).unwrap();
+    // The tag's manifest is fetched every run, but a same-size copy already in the
+    // cache is not rewritten: only the seal can tell it is damaged.
+    let digest = image.manifest.digest.clone();
+    let cached = ws
+        .path("cache")
+        .join("blobs-v1/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&cached).unwrap();
+    bytes[0] ^= 0x01;
+    std::fs::write(&cached, &bytes).unwrap();
+    let before = proxy.seen().len();
+
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    let package = Package::read(&package_path(&out));
+    let warning = format!(
+        "warning: blob {digest} of {}/app:1 was damaged at {} (its bytes hash to sha256:",
+        proxy.addr,
+        cached.display()
+    );
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    assert_eq!(package.blob(&digest), Some(&image.manifest.bytes));
+    assert_eq!(std::fs::read(&cached).unwrap(), image.manifest.bytes);
+    let by_digest = proxy.seen()[before..]
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.ends_with(&format!("/manifests/{digest}")))
+        .count();
+    assert_eq!(by_digest, 1, "the manifest is fetched again by digest once");
 }

@@ -1,6 +1,6 @@
 //! The per-digest fetch table, driven through pkgr's library against a real registry
 //! behind the counting proxy: however many askers want a digest at once, it is
-//! downloaded once; a refetch downloads it again.
+//! downloaded once; a refetch downloads it again only if the stored copy is bad.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -48,7 +48,7 @@ fn gets_of(proxy: &FaultProxy, digest: &str) -> usize {
 }
 
 #[test]
-fn concurrent_askers_share_one_download_and_a_refetch_downloads_again() {
+fn concurrent_askers_share_one_download_and_a_refetch_replaces_only_a_bad_copy() {
     // The test content is pushed with a blocking client, outside the runtime.
     let registry = TestRegistry::start();
     let image = Pusher::new(&registry.addr).image(
@@ -110,8 +110,23 @@ async fn fetch_through(proxy: &FaultProxy, image: &crate::support::images::Image
         1,
         "a done digest is not fetched again"
     );
+
+    // A refetch after damage was seen, when a peer has already put a good copy back:
+    // that copy is kept, not thrown away and downloaded again.
     fetcher.refetch(&job).await.unwrap();
-    assert_eq!(gets_of(proxy, &layer.digest), 2, "a refetch downloads anew");
+    assert_eq!(gets_of(proxy, &layer.digest), 1, "a good copy is kept");
+    assert_eq!(counts.started.load(Ordering::SeqCst), 1);
+
+    // Damaged in place (same size): the refetch evicts it and downloads anew.
+    let mut damaged = layer.bytes.clone();
+    damaged[100] ^= 0xff;
+    std::fs::write(store.blob_path(&job.digest), &damaged).unwrap();
+    fetcher.refetch(&job).await.unwrap();
+    assert_eq!(
+        gets_of(proxy, &layer.digest),
+        2,
+        "a bad copy is downloaded anew"
+    );
     assert_eq!(
         std::fs::read(store.blob_path(&job.digest)).unwrap(),
         layer.bytes

@@ -3,6 +3,7 @@
 
 use crate::support::images::{layer, Image, Pushed, Pusher};
 use crate::support::package::Package;
+use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, stderr, Workspace};
 
@@ -132,4 +133,84 @@ fn an_index_of_indexes_round_trips_children_first() {
     for pushed in [&inner, &amd.manifest, &arm.manifest] {
         assert_eq!(pusher.get_manifest("nest", &pushed.digest), pushed.bytes);
     }
+}
+
+/// The cache file of `digest` in the workspace's cache.
+fn cached(ws: &Workspace, digest: &str) -> std::path::PathBuf {
+    ws.path("cache")
+        .join("blobs-v1/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// Rewrites the cached copy of `digest` with `change`, which must keep its size.
+fn damage_in_place(ws: &Workspace, digest: &str, change: impl FnOnce(&str) -> String) {
+    let path = cached(ws, digest);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let damaged = change(&text);
+    assert_ne!(damaged, text, "no damage done");
+    assert_eq!(damaged.len(), text.len(), "the damage must keep the size");
+    std::fs::write(&path, damaged).unwrap();
+}
+
+#[test]
+fn cached_child_manifests_are_used_only_when_their_bytes_match_their_digest() {
+    let registry = TestRegistry::start();
+    let (_, inner, amd, arm) = nested(&Pusher::new(&registry.addr));
+    let proxy = FaultProxy::start(&registry.addr, Vec::new());
+    let reference = format!("{}/nest:1", proxy.addr);
+    let ws = Workspace::new();
+    definition(&ws, &reference);
+    let manifest_gets = |from: usize, digest: &str| {
+        proxy.seen()[from..]
+            .iter()
+            .filter(|s| s.method == "GET" && s.path.ends_with(&format!("/manifests/{digest}")))
+            .count()
+    };
+    std::fs::remove_file(package_path(&ws.create(&[]))).unwrap();
+
+    // A good cache answers for the pinned child manifests: only the tag is asked for.
+    let before = proxy.seen().len();
+    std::fs::remove_file(package_path(&ws.create(&[]))).unwrap();
+    assert_eq!(manifest_gets(before, &inner.digest), 0);
+    assert_eq!(manifest_gets(before, &amd.manifest.digest), 0);
+
+    // Same sizes, still valid JSON, wrong bytes: the inner index now swaps the two
+    // platforms' labels, and the amd64 manifest names a layer that does not exist.
+    damage_in_place(&ws, &inner.digest, |text| {
+        text.replace("\"amd64\"", "\"swap!\"")
+            .replace("\"arm64\"", "\"amd64\"")
+            .replace("\"swap!\"", "\"arm64\"")
+    });
+    let layer = amd.layers[0].digest.trim_start_matches("sha256:");
+    let last = if layer.ends_with('0') { "1" } else { "0" };
+    let wrong_layer = format!("{}{last}", &layer[..63]);
+    damage_in_place(&ws, &amd.manifest.digest, |text| {
+        text.replace(layer, &wrong_layer)
+    });
+
+    let before = proxy.seen().len();
+    let package = Package::read(&package_path(&ws.create(&[])));
+    assert_eq!(package.entry(&reference)["digest"], amd.manifest.digest);
+    for blob in amd.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+    assert!(package.blob(&arm.manifest.digest).is_none());
+    assert_eq!(
+        manifest_gets(before, &inner.digest),
+        1,
+        "fetched again once"
+    );
+    assert_eq!(
+        manifest_gets(before, &amd.manifest.digest),
+        1,
+        "fetched again once"
+    );
+    assert_eq!(
+        std::fs::read(cached(&ws, &inner.digest)).unwrap(),
+        inner.bytes
+    );
+    assert_eq!(
+        std::fs::read(cached(&ws, &amd.manifest.digest)).unwrap(),
+        amd.manifest.bytes
+    );
 }
