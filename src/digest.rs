@@ -130,8 +130,13 @@ impl Hasher {
 /// length. Callers that must stop on Ctrl-C pass a cancellable reader: this module sits
 /// below the one that knows about cancellation.
 pub fn hash_reader(mut reader: impl std::io::Read) -> std::io::Result<(Digest, u64)> {
+    thread_local! {
+        // One per thread, not one per call: zeroing a fresh megabyte for each of a
+        // thousand small blobs costs more than hashing them.
+        static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 1 << 20]);
+    }
     let mut hasher = Hasher::default();
-    hasher.update_from(&mut reader, &mut vec![0u8; 1 << 20], |_| {})?;
+    BUFFER.with_borrow_mut(|buffer| hasher.update_from(&mut reader, buffer, |_| {}))?;
     let len = hasher.bytes_hashed();
     Ok((hasher.finish(), len))
 }

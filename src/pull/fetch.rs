@@ -17,7 +17,7 @@ use crate::cancel::Cancellable;
 use crate::digest::{hash_reader, Digest};
 use crate::progress::Reporter;
 use crate::registry::{backoff, MAX_ATTEMPTS};
-use crate::store::{Ingest, Store, StoreError};
+use crate::store::{BlobWriter, Ingest, Store, StoreError};
 
 /// The shared outcome of one digest's download.
 type Outcome = Arc<OnceCell<Result<(), Arc<PullError>>>>;
@@ -140,7 +140,8 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
         what: format!("blob {} of {}", job.digest, job.owner()),
         source,
     };
-    // Taking the partial's lock can wait on another pkgr process: keep it off the runtime.
+    // Off the runtime: creating the partial is the costliest step of a small blob on
+    // some filesystems, and taking its lock can wait on another pkgr process.
     let begin = {
         let store = store.clone();
         let (digest, size) = (job.digest.clone(), job.size);
@@ -191,19 +192,25 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
         };
         let retry_reason = match failure {
             Some(err) => err,
-            None => match writer.commit() {
-                Ok(()) => {
-                    reporter.blob_done(&job.digest);
-                    return Ok(());
-                }
-                Err(err @ (StoreError::TooShort { .. } | StoreError::DigestMismatch { .. })) => {
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(damaged(job, err));
+            None => {
+                let (handed_back, committed) = commit(writer, &job.digest).await?;
+                writer = handed_back;
+                match committed {
+                    Ok(()) => {
+                        reporter.blob_done(&job.digest);
+                        return Ok(());
                     }
-                    std::io::Error::other(err.to_string())
+                    Err(
+                        err @ (StoreError::TooShort { .. } | StoreError::DigestMismatch { .. }),
+                    ) => {
+                        if attempt >= MAX_ATTEMPTS {
+                            return Err(damaged(job, err));
+                        }
+                        std::io::Error::other(err.to_string())
+                    }
+                    Err(err) => return Err(store_error(err)),
                 }
-                Err(err) => return Err(store_error(err)),
-            },
+            }
         };
         if attempt >= MAX_ATTEMPTS {
             return Err(PullError::Interrupted {
@@ -215,6 +222,25 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
         tokio::time::sleep(backoff(attempt)).await;
         attempt += 1;
     }
+}
+
+/// Commits a finished blob on a blocking thread, handing the writer back for a retry.
+/// Every download of a run is driven from one task, and a commit waits for the disk
+/// (a sync in the cache, a rename between directories everywhere): a thousand small
+/// blobs committed one after another there would stall them all.
+async fn commit(
+    mut writer: Box<BlobWriter>,
+    digest: &Digest,
+) -> Result<(Box<BlobWriter>, Result<(), StoreError>), PullError> {
+    tokio::task::spawn_blocking(move || {
+        let result = writer.commit();
+        (writer, result)
+    })
+    .await
+    .map_err(|source| PullError::Internal {
+        what: format!("storing blob {digest}"),
+        source,
+    })
 }
 
 fn damaged(job: &BlobJob, source: StoreError) -> PullError {

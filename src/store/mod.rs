@@ -7,4 +7,4 @@ pub mod layout;
 pub mod seal;
 
 pub use cache::{Cache, CacheError};
-pub use cas::{link_or_copy, Ingest, Store, StoreError};
+pub use cas::{link_or_copy, BlobWriter, Ingest, Store, StoreError};
