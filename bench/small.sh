@@ -41,46 +41,69 @@ curl_floor() {
 export -f curl_floor
 export work accept
 
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 
-# measure NAME PREP CMD...: runs PREP (untimed) then CMD under /usr/bin/time, RUNS
-# times; prints the median wall time and the largest peak RSS, and leaves the median
-# in $median.
-median=""
-measure() {
-  local name=$1 prep=$2
-  shift 2
-  : >"$work/times"
-  for _ in $(seq "$RUNS"); do
-    eval "$prep"
-    sync
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
-      cat "$work/stderr" >&2
-      exit 1
-    }
-    cat "$work/time" >>"$work/times"
-  done
-  local rss
-  median=$(sort -n "$work/times" | awk '{ w[NR] = $1 } END { print w[int((NR + 1) / 2)] }')
-  rss=$(sort -n -k2 "$work/times" | tail -1 | awk '{ print int($2 / 1024) }')
-  printf '%-34s %8.2f s %8s MiB\n' "$name" "$median" "$rss"
+# The runs go round by round (each case once per round) so that the machine's drift
+# lands on every case alike, and each run writes into directories of its own that
+# are removed only after the last round: on ext4, creating files soon after deleting
+# many costs several times more system time (the inode allocator steps over recently
+# deleted inodes), which deleting the previous run's cache just before would add to
+# every run but the first. "tmpfs" puts the cache and the output in /dev/shm, which
+# shows pkgr's per-request cost without the filesystem's.
+disk=$work/runs
+shm=$(mktemp -d /dev/shm/pkgr-bench.XXXXXX)
+registry_cleanup="$registry_cleanup rm -rf '$shm';"
+# shellcheck disable=SC2064
+trap "$registry_cleanup" EXIT
+mkdir -p "$disk/warm" "$work/times"
+"$pkgr" create "$work/def" -o "$disk/warm/out" --cache "$disk/warm/cache" --no-progress >/dev/null 2>&1
+
+# case NAME CMD...: runs CMD once under /usr/bin/time, appending "wall rss" to
+# $work/times/NAME; {run} in CMD becomes a fresh directory.
+case_run() {
+  local name=$1 base=$disk run
+  shift
+  case "$name" in *tmpfs*) base=$shm ;; esac
+  run=$(mktemp -d "$base/run.XXXXXX")
+  local args=("${@//\{run\}/$run}")
+  # Earlier runs' writeback would otherwise land in this one.
+  sync
+  /usr/bin/time -f "%e %M" -o "$work/time" "${args[@]}" >/dev/null 2>"$work/stderr" || {
+    cat "$work/stderr" >&2
+    exit 1
+  }
+  cat "$work/time" >>"$work/times/$name"
 }
+median_of() { sort -n "$work/times/$1" | awk '{ w[NR] = $1 } END { print w[int((NR + 1) / 2)] }'; }
+rss_of() { sort -n -k2 "$work/times/$1" | tail -1 | awk '{ print int($2 / 1024) }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+cases=(floor cold warm nocache cold-tmpfs)
+declare -A label=(
+  [floor]="curl --parallel-max 8 (floor)"
+  [cold]="pkgr create (cold cache)"
+  [warm]="pkgr create (warm cache)"
+  [nocache]="pkgr create --no-cache"
+  [cold-tmpfs]="pkgr create (cold cache, tmpfs)"
+)
+for round in $(seq "$RUNS"); do
+  echo "round $round of $RUNS..." >&2
+  case_run floor bash -c curl_floor
+  case_run cold "$pkgr" create "$work/def" -o "{run}/out" --cache "{run}/cache" --no-progress
+  case_run warm "$pkgr" create "$work/def" -o "{run}/out" --cache "$disk/warm/cache" --no-progress
+  case_run nocache "$pkgr" create "$work/def" -o "{run}/out" --no-cache --no-progress
+  case_run cold-tmpfs "$pkgr" create "$work/def" -o "{run}/out" --cache "{run}/cache" --no-progress
+done
 
 corpus=$(du -sb "$work/data" | cut -f1)
 echo
 echo "corpus: 300 images, $(wc -l <"$work/urls") requests, $((corpus / 1024)) KiB in the registry;" \
-  "$(nproc) cores; median of $RUNS runs"
+  "$(nproc) cores; median of $RUNS interleaved runs"
 printf '%-34s %10s %12s\n' "run" "wall" "peak RSS"
-measure "curl --parallel-max 8 (floor)" '' bash -c curl_floor
-floor=$median
-measure "pkgr create (cold cache)" 'rm -rf "$work/cache" "$work/out"' \
-  "$pkgr" create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
-cold=$median
-measure "pkgr create (warm cache)" 'rm -rf "$work/out"' \
-  "$pkgr" create "$work/def" -o "$work/out" --cache "$work/cache" --no-progress
-measure "pkgr create --no-cache" 'rm -rf "$work/out"' \
-  "$pkgr" create "$work/def" -o "$work/out" --no-cache --no-progress
-nocache=$median
-printf '\npkgr/curl: cold cache %s×, --no-cache %s×\n' \
-  "$(ratio "$cold" "$floor")" "$(ratio "$nocache" "$floor")"
+for name in "${cases[@]}"; do
+  printf '%-34s %8.2f s %8s MiB\n' "${label[$name]}" "$(median_of "$name")" "$(rss_of "$name")"
+done
+floor=$(median_of floor)
+printf '\npkgr/curl: cold cache %s×, --no-cache %s×, cold cache on tmpfs %s×\n' \
+  "$(ratio "$(median_of cold)" "$floor")" "$(ratio "$(median_of nocache)" "$floor")" \
+  "$(ratio "$(median_of cold-tmpfs)" "$floor")"

@@ -85,12 +85,7 @@ impl<'r> Fetcher<'r> {
             return Ok(());
         }
         let (bytes, _) = source.manifest(Some(digest)).await?;
-        self.store
-            .put_bytes(digest, &bytes)
-            .map_err(|err| PullError::Store {
-                what: format!("the manifest {digest} of {}", source.reference().whole()),
-                source: err,
-            })
+        super::resolve::store_manifest(&self.store, source, digest, bytes).await
     }
 
     /// Removes the store's copy of `digest` if hashing it proves it wrong. A copy that

@@ -58,8 +58,8 @@ pub async fn resolve(
     let reference = source.reference().clone();
     let (bytes, digest) = source.manifest(None).await?;
     let manifest = parse(&source, &digest, &bytes)?;
-    put(store, &source, &digest, &bytes)?;
     let size = bytes.len() as u64;
+    store_manifest(store, &source, &digest, bytes).await?;
     let root = Descriptor::new(manifest.effective_media_type(), digest.clone(), size);
     let image = ResolvedImage {
         component: String::new(),
@@ -269,7 +269,7 @@ async fn fetch_child(
         });
     }
     let manifest = parse(source, &digest, &bytes)?;
-    put(store, source, &digest, &bytes)?;
+    store_manifest(store, source, &digest, bytes).await?;
     Ok(manifest)
 }
 
@@ -288,14 +288,21 @@ fn parse(source: &Arc<dyn Source>, digest: &Digest, bytes: &[u8]) -> Result<Mani
     })
 }
 
-fn put(
+/// Writes a manifest's bytes into the store on a blocking thread: creating the file
+/// can be slow, and its lock may be held by another pkgr process.
+pub(super) async fn store_manifest(
     store: &Store,
     source: &Arc<dyn Source>,
     digest: &Digest,
-    bytes: &[u8],
+    bytes: Vec<u8>,
 ) -> Result<(), PullError> {
-    store
-        .put_bytes(digest, bytes)
+    let (store, wanted) = (store.clone(), digest.clone());
+    tokio::task::spawn_blocking(move || store.put_bytes(&wanted, &bytes))
+        .await
+        .map_err(|join| PullError::Internal {
+            what: format!("storing the manifest {digest}"),
+            source: join,
+        })?
         .map_err(|err| PullError::Store {
             what: format!("the manifest {digest} of {}", source.reference().whole()),
             source: err,
