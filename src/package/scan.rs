@@ -314,19 +314,11 @@ impl Scan {
             }
             return;
         };
-        let reference_of = |root: usize| {
-            index
-                .manifests
-                .get(root)
-                .and_then(|e| e.reference())
-                .unwrap_or("(unnamed)")
-                .to_owned()
-        };
         let mut problems = Vec::new();
         let mut walk = Walk::new(LIMITS);
         let unfollowable =
             |root: usize, e: crate::manifest::walk::WalkError| Problem::GraphUnfollowable {
-                reference: reference_of(root),
+                reference: index.reference_of(root),
                 message: e.to_string(),
             };
         for (n, entry) in index.manifests.iter().enumerate() {
@@ -340,14 +332,14 @@ impl Scan {
             match self.files.get(&name) {
                 None => {
                     problems.push(Problem::BlobMissing {
-                        reference: reference_of(node.root),
+                        reference: index.reference_of(node.root),
                         digest: digest.clone(),
                     });
                     continue;
                 }
                 Some((_, actual)) if *actual != node.descriptor.size => {
                     problems.push(Problem::BlobWrongSize {
-                        reference: reference_of(node.root),
+                        reference: index.reference_of(node.root),
                         digest: digest.clone(),
                         actual: *actual,
                         declared: node.descriptor.size,
@@ -365,7 +357,7 @@ impl Scan {
                 .and_then(|b| Manifest::parse(b).ok())
             else {
                 problems.push(Problem::ManifestUnreadable {
-                    reference: reference_of(node.root),
+                    reference: index.reference_of(node.root),
                     digest: digest.clone(),
                 });
                 continue;

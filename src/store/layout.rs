@@ -57,6 +57,17 @@ pub struct LayoutIndex {
     pub manifests: Vec<IndexEntry>,
 }
 
+impl LayoutIndex {
+    /// The reference of the entry at `root` (a walker root), for error messages.
+    pub fn reference_of(&self, root: usize) -> String {
+        self.manifests
+            .get(root)
+            .and_then(IndexEntry::reference)
+            .unwrap_or("(unnamed)")
+            .to_owned()
+    }
+}
+
 /// An OCI layout directory (the `images/` folder of a package).
 pub struct Layout {
     root: PathBuf,

@@ -116,17 +116,10 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
         path: index_path,
         source: e.into(),
     })?;
-    let reference_of = |root: usize| {
-        index
-            .manifests
-            .get(root)
-            .and_then(|e| e.reference())
-            .unwrap_or("(unnamed)")
-            .to_owned()
-    };
+    let index = &index;
     let walk_error = |root: usize| {
         move |source| SealError::Walk {
-            reference: reference_of(root),
+            reference: index.reference_of(root),
             source,
         }
     };
@@ -140,13 +133,13 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
         let digest = node.digest().clone();
         let Some(&actual) = sealed.blobs.get(&digest) else {
             return Err(SealError::Missing {
-                reference: reference_of(node.root),
+                reference: index.reference_of(node.root),
                 digest,
             });
         };
         if actual != node.descriptor.size {
             return Err(SealError::WrongSize {
-                reference: reference_of(node.root),
+                reference: index.reference_of(node.root),
                 digest,
                 expected: node.descriptor.size,
                 actual,
@@ -162,7 +155,7 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
                 let path = blobs_dir.join(digest.hex());
                 let bytes = fs::read(&path).map_err(|source| SealError::Io { path, source })?;
                 let manifest = Manifest::parse(&bytes).map_err(|e| SealError::BadManifest {
-                    reference: reference_of(node.root),
+                    reference: index.reference_of(node.root),
                     digest: digest.clone(),
                     message: e.to_string(),
                 })?;
