@@ -32,7 +32,6 @@ use crate::progress::Reporter;
 pub const LAYOUT_VERSION: &str = "v1";
 
 const LOCK_FILE: &str = "lock";
-
 const TAG_FILE: &str = "CACHEDIR.TAG";
 /// Backup tools skip directories with this signature (https://bford.info/cachedir/).
 const TAG: &str =

@@ -1,7 +1,8 @@
 //! The content-addressed blob store: the only code that puts bytes under a digest's name.
 //!
-//! Every write streams into `ingest/<hex>.partial`, locked (advisory) on itself, is hashed on
-//! the way, and is renamed to `blobs/sha256/<hex>` only once its digest and size match.
+//! Every write streams into `ingest/<hex>.partial`, which is also its advisory lock, is
+//! hashed on the way, and is renamed to `blobs/sha256/<hex>` only once its digest and
+//! size match.
 //! A peer (thread or process) that already placed the same digest is a success, and an
 //! interrupted partial is resumed rather than thrown away.
 
