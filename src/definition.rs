@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use oci_client::Reference;
 use serde::Deserialize;
 
+use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
 use crate::reference::parse_reference;
 
 /// A validated package definition.
@@ -199,6 +200,15 @@ pub fn parse(
         err_at(line, None, message)
     };
 
+    check_flow_depth(text.as_bytes()).map_err(|TooDeep { line }| {
+        err_at(
+            Some(line),
+            None,
+            format!(
+                "nested more than {MAX_FLOW_DEPTH} levels deep, more than any definition needs"
+            ),
+        )
+    })?;
     let kind: KindOnly = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
     let (meta, components, mut warnings) = match kind.kind.as_deref() {
         Some("PkgrPackage") => {

@@ -12,6 +12,7 @@ pub mod definition;
 pub mod digest;
 pub mod hint;
 pub mod manifest;
+pub mod nesting;
 pub mod package;
 pub mod progress;
 pub mod pull;

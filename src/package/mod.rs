@@ -16,6 +16,7 @@ pub use assemble::{file_name, Output, Staging};
 use crate::digest::Digest;
 use crate::hint::{Hint, REPORT_BUG};
 use crate::manifest::walk::WalkError;
+use crate::nesting::MAX_FLOW_DEPTH;
 
 /// Paths inside a package.
 pub const DEFINITION: &str = "pkgr.yaml";
@@ -61,6 +62,10 @@ pub enum PackageError {
         #[source]
         source: serde_yaml_ng::Error,
     },
+    #[error(
+        "{name} nests more than {MAX_FLOW_DEPTH} levels deep (line {line}), more than any definition needs"
+    )]
+    DefinitionTooDeep { name: &'static str, line: usize },
     #[error("the package's manifests and configs exceed {limit} bytes in all")]
     TooMuchMetadata { limit: u64 },
     #[error("the manifest {digest} of {reference} is missing")]

@@ -12,6 +12,7 @@ use super::PackageError;
 use crate::digest::Digest;
 use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
 use crate::manifest::{Descriptor, Kind, Manifest, MAX_MANIFEST_BYTES};
+use crate::nesting::{check_flow_depth, TooDeep};
 use crate::reference::parse_reference;
 use crate::store::layout::LayoutIndex;
 
@@ -196,6 +197,9 @@ fn build(
     index: &LayoutIndex,
     docs: &Docs,
 ) -> Result<Summary, PackageError> {
+    let name = if zarf { "zarf.yaml" } else { "pkgr.yaml" };
+    check_flow_depth(definition)
+        .map_err(|TooDeep { line }| PackageError::DefinitionTooDeep { name, line })?;
     let (metadata, components) = if zarf {
         let parsed: ZarfDefinition = serde_yaml_ng::from_slice(definition).map_err(|source| {
             PackageError::BadDefinition {

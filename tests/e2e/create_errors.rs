@@ -125,3 +125,19 @@ fn missing_platform_lists_the_platforms() {
         "{err}"
     );
 }
+
+#[test]
+fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
+    let ws = Workspace::new();
+    let levels = 100_000;
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents: []\nunknown: {}{}\n",
+        "[".repeat(levels),
+        "]".repeat(levels)
+    ));
+    let err = fails(&ws, &[]);
+    assert!(
+        err.contains("pkgr.yaml:6: nested more than 64 levels deep"),
+        "{err}"
+    );
+}

@@ -233,20 +233,13 @@ fn hostile_tars_are_refused_and_nothing_escapes() {
     assert!(target.catalog().is_empty());
 }
 
-#[test]
-fn zarf_packages_are_inspected_and_pushed() {
-    let registry = TestRegistry::start();
-    let ws = Workspace::new();
-    let package = small_package(&ws, &registry);
-    // Rebuild the same layout the way Zarf lays it out: zarf.yaml, not in checksums.txt.
-    let mut entries: Vec<RawEntry> = read_entries(&package)
+/// The entries of a pkgr package laid out the way Zarf lays it out: `zarf_yaml` in
+/// place of pkgr.yaml, and not listed in checksums.txt.
+fn as_zarf(package: &Path, zarf_yaml: &str) -> Vec<RawEntry> {
+    let mut entries: Vec<RawEntry> = read_entries(package)
         .into_iter()
         .filter(|e| e.name != b"pkgr.yaml")
         .collect();
-    let zarf_yaml = format!(
-        "kind: ZarfPackageConfig\nmetadata:\n  name: small-zarf\n  version: 0.0.1\n  architecture: amd64\ncomponents:\n  - name: app\n    images:\n      - {}/app:1\n",
-        registry.addr
-    );
     for entry in &mut entries {
         if entry.name == b"checksums.txt" {
             let text = String::from_utf8(entry.data.clone()).unwrap();
@@ -259,6 +252,19 @@ fn zarf_packages_are_inspected_and_pushed() {
         }
     }
     entries.insert(0, RawEntry::file("zarf.yaml", zarf_yaml.as_bytes()));
+    entries
+}
+
+#[test]
+fn zarf_packages_are_inspected_and_pushed() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let zarf_yaml = format!(
+        "kind: ZarfPackageConfig\nmetadata:\n  name: small-zarf\n  version: 0.0.1\n  architecture: amd64\ncomponents:\n  - name: app\n    images:\n      - {}/app:1\n",
+        registry.addr
+    );
+    let entries = as_zarf(&package, &zarf_yaml);
     let path = ws
         .path("out")
         .join("zarf-package-small-zarf-amd64-0.0.1.tar");
@@ -316,4 +322,30 @@ fn inspect_reads_only_the_head() {
     assert!(stdout(&out).contains(&format!("{}/big:1", registry.addr)));
     let out = inspect(&ws, &cut, &["--verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn a_deeply_nested_definition_in_a_package_is_refused() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let levels = 100_000;
+    let deep = format!(
+        "kind: ZarfPackageConfig\nmetadata:\n  name: deep\n  architecture: amd64\ncomponents: []\nx: {}{}\n",
+        "[".repeat(levels),
+        "]".repeat(levels)
+    );
+    let entries = as_zarf(&package, &deep);
+    let path = ws.path("out").join("zarf-package-deep-amd64.tar");
+    write_raw_tar(&path, &entries);
+
+    for args in [&[][..], &["--verify"][..]] {
+        let out = inspect(&ws, &path, args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("zarf.yaml nests more than 64 levels deep (line 6)"),
+            "{args:?}: {err}"
+        );
+    }
 }
