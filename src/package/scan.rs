@@ -9,11 +9,13 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+use super::built::BuiltDefinition;
 use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
 use super::PackageError;
 use crate::digest::{Digest, Hasher};
 use crate::manifest::walk::{Role, Walk, LIMITS};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
+use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
 use crate::store::layout::LayoutIndex;
 use crate::store::{Ingest, Store, StoreError};
 
@@ -65,6 +67,20 @@ pub enum Problem {
         reference: String,
         message: String,
     },
+    DefinitionUnreadable {
+        message: String,
+    },
+    /// An image of pkgr.yaml that index.json lacks, or holds under another digest.
+    IndexDisagrees {
+        reference: String,
+        definition: Digest,
+        index: Option<Digest>,
+    },
+    /// An entry of index.json that pkgr.yaml does not list.
+    NotInDefinition {
+        reference: String,
+        digest: Digest,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -107,6 +123,29 @@ impl fmt::Display for Problem {
             Self::GraphUnfollowable { reference, message } => {
                 write!(f, "{reference}: {message}")
             }
+            Self::DefinitionUnreadable { message } => {
+                write!(f, "pkgr.yaml cannot be read: {message}")
+            }
+            Self::IndexDisagrees {
+                reference,
+                definition,
+                index: Some(index),
+            } => write!(
+                f,
+                "{reference} is {definition} in pkgr.yaml but {index} in images/index.json"
+            ),
+            Self::IndexDisagrees {
+                reference,
+                index: None,
+                ..
+            } => write!(
+                f,
+                "{reference} is in pkgr.yaml but not in images/index.json"
+            ),
+            Self::NotInDefinition { reference, digest } => write!(
+                f,
+                "images/index.json holds {reference} ({digest}), which pkgr.yaml does not list"
+            ),
         }
     }
 }
@@ -198,6 +237,7 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, PackageEr
     })?;
     scan.check_checksums();
     scan.check_graph();
+    scan.check_definition_agrees();
     Ok(scan)
 }
 
@@ -257,6 +297,65 @@ fn extract_blob(
 }
 
 impl Scan {
+    /// A pkgr package's definition as built lists every image with its digest, and
+    /// index.json must hold exactly those: what `push` publishes under each tag is
+    /// what the definition says was built. (A Zarf definition lists references as
+    /// their author wrote them, without digests; it is not compared.)
+    fn check_definition_agrees(&mut self) {
+        let (Some(bytes), false, Some(index)) = (&self.definition, self.zarf, &self.index) else {
+            return;
+        };
+        let parsed = check_flow_depth(bytes)
+            .map_err(|TooDeep { line }| {
+                format!("it nests more than {MAX_FLOW_DEPTH} levels deep (line {line})")
+            })
+            .and_then(|()| {
+                serde_yaml_ng::from_slice::<BuiltDefinition>(bytes).map_err(|e| e.to_string())
+            });
+        let definition = match parsed {
+            Ok(definition) => definition,
+            Err(message) => {
+                self.problems
+                    .push(Problem::DefinitionUnreadable { message });
+                return;
+            }
+        };
+        let mut indexed: BTreeMap<&str, Vec<&Digest>> = BTreeMap::new();
+        for entry in &index.manifests {
+            indexed
+                .entry(entry.reference().unwrap_or("(unnamed)"))
+                .or_default()
+                .push(&entry.digest);
+        }
+        let mut listed = BTreeSet::new();
+        let mut disagreeing = BTreeSet::new();
+        for image in definition.components.iter().flat_map(|c| &c.images) {
+            listed.insert((image.reference.as_str(), &image.digest));
+            let found = indexed.get(image.reference.as_str());
+            if !found.is_some_and(|digests| digests.contains(&&image.digest)) {
+                disagreeing.insert(image.reference.as_str());
+                self.problems.push(Problem::IndexDisagrees {
+                    reference: image.reference.clone(),
+                    definition: image.digest.clone(),
+                    index: found
+                        .and_then(|digests| digests.first())
+                        .map(|d| (*d).clone()),
+                });
+            }
+        }
+        // A reference already reported above under another digest is not reported again.
+        for (reference, digests) in indexed.iter().filter(|(r, _)| !disagreeing.contains(*r)) {
+            for digest in digests {
+                if !listed.contains(&(*reference, *digest)) {
+                    self.problems.push(Problem::NotInDefinition {
+                        reference: (*reference).to_owned(),
+                        digest: (*digest).clone(),
+                    });
+                }
+            }
+        }
+    }
+
     fn check_checksums(&mut self) {
         let Some(text) = self.checksums.clone() else {
             self.problems.push(Problem::ChecksumsMissing);

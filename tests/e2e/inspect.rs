@@ -349,3 +349,127 @@ fn a_deeply_nested_definition_in_a_package_is_refused() {
         );
     }
 }
+
+/// The package's entries with images/index.json replaced by `edit`'s version of it,
+/// and checksums.txt rewritten to match, so only the definition can tell.
+fn with_index(package: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> Vec<RawEntry> {
+    let mut entries = read_entries(package);
+    let index_entry = entries
+        .iter_mut()
+        .find(|e| e.name == b"images/index.json")
+        .unwrap();
+    let mut index: serde_json::Value = serde_json::from_slice(&index_entry.data).unwrap();
+    edit(index["manifests"].as_array_mut().unwrap());
+    index_entry.data = serde_json::to_vec(&index).unwrap();
+    let new_sum = sha256(&index_entry.data);
+    for entry in &mut entries {
+        if entry.name == b"checksums.txt" {
+            let text = String::from_utf8(entry.data.clone()).unwrap();
+            entry.data = text
+                .lines()
+                .map(|l| match l.split_once(' ') {
+                    Some((_, "images/index.json")) => {
+                        format!(
+                            "{} images/index.json\n",
+                            new_sum.trim_start_matches("sha256:")
+                        )
+                    }
+                    _ => format!("{l}\n"),
+                })
+                .collect::<String>()
+                .into_bytes();
+        }
+    }
+    entries
+}
+
+#[test]
+fn an_index_that_disagrees_with_the_definition_is_refused_by_verify_and_push() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let (app, chart) = (
+        format!("{}/app:1", registry.addr),
+        format!("{}/chart:0.2.0", registry.addr),
+    );
+    let target = TestRegistry::start();
+
+    // Each tag's entry now points at the other image: every digest is still sound.
+    let swapped = with_index(&package, |manifests| {
+        let fields = ["digest", "size", "mediaType"];
+        for field in fields {
+            let first = manifests[0][field].clone();
+            manifests[0][field] = manifests[1][field].clone();
+            manifests[1][field] = first;
+        }
+    });
+    let entry_digest = |i: usize| {
+        read_index(&package)[i]["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (app_digest, chart_digest) = (entry_digest(0), entry_digest(1));
+    let swapped_path = ws.path("swapped.tar");
+    write_raw_tar(&swapped_path, &swapped);
+
+    // One more entry, under a name the definition never listed.
+    let extra = with_index(&package, |manifests| {
+        let mut added = manifests[0].clone();
+        for value in added["annotations"].as_object_mut().unwrap().values_mut() {
+            if value.as_str() == Some(app.as_str()) {
+                *value = serde_json::Value::String(format!("{}/extra:1", registry.addr));
+            }
+        }
+        manifests.push(added);
+    });
+    let extra_path = ws.path("extra.tar");
+    write_raw_tar(&extra_path, &extra);
+
+    let cases = [
+        (
+            &swapped_path,
+            vec![
+                format!(
+                    "{app} is {app_digest} in pkgr.yaml but {chart_digest} in images/index.json"
+                ),
+                format!(
+                    "{chart} is {chart_digest} in pkgr.yaml but {app_digest} in images/index.json"
+                ),
+            ],
+        ),
+        (
+            &extra_path,
+            vec![format!(
+                "images/index.json holds {}/extra:1 ({app_digest}), which pkgr.yaml does not list",
+                registry.addr
+            )],
+        ),
+    ];
+    for (path, expected) in cases {
+        let out = inspect(&ws, path, &["--verify", "--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            value["verification"]["problems"],
+            serde_json::json!(expected),
+            "{}",
+            stdout(&out)
+        );
+        let out = ws.push(path, &target.addr, &[]);
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert!(err.contains(expected[0].as_str()), "{err}");
+    }
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
+}
+
+fn read_index(package: &Path) -> Vec<serde_json::Value> {
+    let entries = read_entries(package);
+    let index = entries
+        .iter()
+        .find(|e| e.name == b"images/index.json")
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&index.data).unwrap();
+    value["manifests"].as_array().unwrap().clone()
+}
