@@ -350,29 +350,21 @@ fn a_deeply_nested_definition_in_a_package_is_refused() {
     }
 }
 
-/// The package's entries with images/index.json replaced by `edit`'s version of it,
-/// and checksums.txt rewritten to match, so only the definition can tell.
-fn with_index(package: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> Vec<RawEntry> {
+/// The package's entries with `name` holding `data` instead, and checksums.txt
+/// rewritten to match, so that the checksums cannot tell.
+fn with_replaced(package: &Path, name: &str, data: Vec<u8>) -> Vec<RawEntry> {
+    let new_sum = sha256(&data);
     let mut entries = read_entries(package);
-    let index_entry = entries
-        .iter_mut()
-        .find(|e| e.name == b"images/index.json")
-        .unwrap();
-    let mut index: serde_json::Value = serde_json::from_slice(&index_entry.data).unwrap();
-    edit(index["manifests"].as_array_mut().unwrap());
-    index_entry.data = serde_json::to_vec(&index).unwrap();
-    let new_sum = sha256(&index_entry.data);
     for entry in &mut entries {
-        if entry.name == b"checksums.txt" {
+        if entry.name == name.as_bytes() {
+            entry.data = data.clone();
+        } else if entry.name == b"checksums.txt" {
             let text = String::from_utf8(entry.data.clone()).unwrap();
             entry.data = text
                 .lines()
                 .map(|l| match l.split_once(' ') {
-                    Some((_, "images/index.json")) => {
-                        format!(
-                            "{} images/index.json\n",
-                            new_sum.trim_start_matches("sha256:")
-                        )
+                    Some((_, listed)) if listed == name => {
+                        format!("{} {name}\n", new_sum.trim_start_matches("sha256:"))
                     }
                     _ => format!("{l}\n"),
                 })
@@ -381,6 +373,45 @@ fn with_index(package: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) ->
         }
     }
     entries
+}
+
+/// The package's entries with images/index.json replaced by `edit`'s version of it.
+fn with_index(package: &Path, edit: impl FnOnce(&mut Vec<serde_json::Value>)) -> Vec<RawEntry> {
+    let entries = read_entries(package);
+    let raw = &entries
+        .iter()
+        .find(|e| e.name == b"images/index.json")
+        .unwrap()
+        .data;
+    let mut index: serde_json::Value = serde_json::from_slice(raw).unwrap();
+    edit(index["manifests"].as_array_mut().unwrap());
+    with_replaced(
+        package,
+        "images/index.json",
+        serde_json::to_vec(&index).unwrap(),
+    )
+}
+
+#[test]
+fn a_definition_that_cannot_be_read_is_refused_by_verify_and_push() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let path = ws.path("unreadable.tar");
+    write_raw_tar(
+        &path,
+        &with_replaced(&package, "pkgr.yaml", b"kind: [PkgrPackage\n".to_vec()),
+    );
+    let target = TestRegistry::start();
+    for out in [
+        inspect(&ws, &path, &["--verify"]),
+        ws.push(&path, &target.addr, &[]),
+    ] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("pkgr.yaml cannot be read"), "{err}");
+    }
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
 }
 
 #[test]
