@@ -242,3 +242,139 @@ fn parse_pax(body: &[u8]) -> Option<Pax> {
     }
     Some(pax)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &[u8], kind: tar::EntryType, size: u64) -> Vec<u8> {
+        let mut header = tar::Header::new_ustar();
+        header.as_ustar_mut().unwrap().name[..name.len()].copy_from_slice(name);
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_cksum();
+        header.as_bytes().to_vec()
+    }
+
+    fn padded(mut bytes: Vec<u8>) -> Vec<u8> {
+        bytes.resize(bytes.len().div_ceil(512) * 512, 0);
+        bytes
+    }
+
+    fn members(tar: &[u8]) -> Result<Vec<(String, u64, Vec<u8>)>, TarError> {
+        let mut walk = TarWalk::new(tar);
+        let mut out = Vec::new();
+        while let Some(member) = walk.next_member()? {
+            let mut body = Vec::new();
+            walk.read_to_end(&mut body)?;
+            out.push((String::from_utf8(member.name).unwrap(), member.size, body));
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_gnu_long_name_within_the_cap_names_the_next_file() {
+        let long = format!("components/{}.tar", "n".repeat(300));
+        let mut builder = tar::Builder::new(Vec::new());
+        for name in [long.as_str(), "pkgr.yaml"] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(3);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, &b"abc"[..]).unwrap();
+        }
+        let tar = builder.into_inner().unwrap();
+        // The builder had to use a GNU long-name entry, or this tests nothing.
+        assert_eq!(tar[156], b'L');
+        let got = members(&tar).unwrap();
+        assert_eq!(
+            got,
+            [
+                (long, 3, b"abc".to_vec()),
+                ("pkgr.yaml".into(), 3, b"abc".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn pax_path_and_size_override_the_header() {
+        let records = padded(b"18 path=pkgr.yaml\n10 size=5\n".to_vec());
+        let mut tar = header(b"PaxHeader", tar::EntryType::XHeader, 28);
+        tar.extend(records);
+        // Go writes 0 here for files over 8 GiB and the real size in the PAX record.
+        tar.extend(header(b"short", tar::EntryType::Regular, 0));
+        tar.extend(padded(b"hello".to_vec()));
+        tar.extend(header(b"next", tar::EntryType::Regular, 1));
+        tar.extend(padded(b"x".to_vec()));
+        tar.extend([0u8; 1024]);
+        let got = members(&tar).unwrap();
+        assert_eq!(
+            got,
+            [
+                ("pkgr.yaml".into(), 5, b"hello".to_vec()),
+                ("next".into(), 1, b"x".to_vec())
+            ]
+        );
+    }
+
+    /// Fails any read: the body of an oversized header must not be touched.
+    struct Untouchable;
+    impl Read for Untouchable {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            panic!("the body of an oversized extended header was read");
+        }
+    }
+
+    #[test]
+    fn an_oversized_extended_header_is_refused_unread() {
+        for kind in [
+            tar::EntryType::XHeader,
+            tar::EntryType::XGlobalHeader,
+            tar::EntryType::GNULongName,
+            tar::EntryType::GNULongLink,
+        ] {
+            let mut head = header(b"pkgr.yaml", tar::EntryType::Regular, 0);
+            head.extend(header(b"big", kind, 2 << 30));
+            let mut walk = TarWalk::new(head.as_slice().chain(Untouchable));
+            assert!(walk.next_member().unwrap().is_some());
+            let err = walk.next_member().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "entry 2 of the package has a 2147483648-byte extended header, over the 65536-byte limit"
+            );
+        }
+        let at_cap = header(b"big", tar::EntryType::GNULongName, 64 * 1024);
+        let err = TarWalk::new(at_cap.as_slice()).next_member().unwrap_err();
+        assert!(matches!(err, TarError::Io(_)), "{err}");
+    }
+
+    #[test]
+    fn broken_extended_headers_are_refused() {
+        let mut two = header(b"L", tar::EntryType::GNULongName, 1);
+        two.extend(padded(b"a".to_vec()));
+        two.extend(header(b"L", tar::EntryType::GNULongName, 1));
+        two.extend(padded(b"b".to_vec()));
+        two.extend(header(b"f", tar::EntryType::Regular, 0));
+        assert!(matches!(
+            members(&two),
+            Err(TarError::TwoExtended { entry: 2 })
+        ));
+
+        let mut bad = header(b"x", tar::EntryType::XHeader, 9);
+        bad.extend(padded(b"99 path=a".to_vec()));
+        bad.extend(header(b"f", tar::EntryType::Regular, 0));
+        assert!(matches!(
+            members(&bad),
+            Err(TarError::BadExtended { entry: 1 })
+        ));
+
+        let mut dangling = header(b"L", tar::EntryType::GNULongName, 1);
+        dangling.extend(padded(b"a".to_vec()));
+        dangling.extend([0u8; 1024]);
+        assert!(matches!(members(&dangling), Err(TarError::Dangling)));
+
+        let not_tar = b"hello\x1b[31m world\n".repeat(40);
+        let err = members(&not_tar).unwrap_err();
+        assert!(matches!(err, TarError::NotTar), "{err}");
+    }
+}
