@@ -1,6 +1,11 @@
 //! Reading a package as a stream, safely: every tar entry is checked before its bytes
 //! are used. Only regular files at known paths are accepted; absolute paths, `..`,
 //! links, devices, duplicates and oversized metadata are refused with the entry named.
+//! Tar headers are walked by `tarwalk`, which bounds extended headers; names reach
+//! messages only through `shown`.
+
+mod shown;
+mod tarwalk;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -9,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use super::PackageError;
 use crate::digest::Digest;
+pub use shown::shown;
+use tarwalk::TarWalk;
+pub use tarwalk::{TarError, MAX_EXTENDED_HEADER_BYTES};
 
 /// pkgr.yaml, zarf.yaml, index.json and checksums.txt larger than this are refused.
 pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
@@ -31,6 +39,8 @@ pub enum ReadError {
     TooLarge { name: String, size: u64 },
     #[error("`{name}` in the package is not where a package keeps files")]
     Unknown { name: String },
+    #[error(transparent)]
+    Tar(TarError),
 }
 
 /// What a package entry is, by its path.
@@ -61,6 +71,9 @@ impl Known {
 
 /// Classifies a normalized entry name, or says why it does not belong.
 pub fn classify(name: &str) -> Result<Known, ReadError> {
+    let unknown = || ReadError::Unknown {
+        name: shown(name.as_bytes()),
+    };
     let known = match name {
         "pkgr.yaml" => Known::PkgrDefinition,
         "zarf.yaml" => Known::ZarfDefinition,
@@ -70,16 +83,12 @@ pub fn classify(name: &str) -> Result<Known, ReadError> {
         "zarf.yaml.sig" | "sboms.tar" => Known::ZarfExtra,
         _ => {
             if let Some(hex) = name.strip_prefix("images/blobs/sha256/") {
-                let digest = Digest::from_hex(hex).map_err(|_| ReadError::Unknown {
-                    name: name.to_owned(),
-                })?;
+                let digest = Digest::from_hex(hex).map_err(|_| unknown())?;
                 Known::Blob(digest)
             } else if name.starts_with("components/") && !name[11..].contains('/') {
                 Known::ZarfExtra
             } else {
-                return Err(ReadError::Unknown {
-                    name: name.to_owned(),
-                });
+                return Err(unknown());
             }
         }
     };
@@ -88,14 +97,11 @@ pub fn classify(name: &str) -> Result<Known, ReadError> {
 
 /// Checks a raw entry name and returns it without a leading `./`.
 fn normalize(raw: &[u8]) -> Result<String, ReadError> {
-    let name = std::str::from_utf8(raw).map_err(|_| ReadError::Unsafe {
-        name: String::from_utf8_lossy(raw).into_owned(),
-        reason: "its name is not UTF-8",
-    })?;
     let unsafe_entry = |reason| ReadError::Unsafe {
-        name: name.to_owned(),
+        name: shown(raw),
         reason,
     };
+    let name = std::str::from_utf8(raw).map_err(|_| unsafe_entry("its name is not UTF-8"))?;
     if name.starts_with('/') {
         return Err(unsafe_entry("its path is absolute"));
     }
@@ -149,20 +155,24 @@ pub fn for_each_entry(
         path: path.to_owned(),
         source,
     };
-    let mut archive = tar::Archive::new(open(path)?);
+    let mut walk = TarWalk::new(open(path)?);
     let mut seen = HashSet::new();
-    for entry in archive.entries().map_err(io_err)? {
-        let mut entry = entry.map_err(io_err)?;
-        let name = normalize(&entry.path_bytes())?;
-        let kind = entry.header().entry_type();
+    loop {
+        let member = match walk.next_member() {
+            Ok(Some(member)) => member,
+            Ok(None) => break,
+            Err(TarError::Io(source)) => return Err(io_err(source).into()),
+            Err(e) => return Err(ReadError::Tar(e).into()),
+        };
+        let name = normalize(&member.name)?;
+        let kind = member.kind;
         let refuse = |reason| ReadError::Unsafe {
-            name: name.clone(),
+            name: shown(name.as_bytes()),
             reason,
         };
         match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             tar::EntryType::Directory => continue,
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
             tar::EntryType::Symlink => return Err(refuse("it is a symbolic link").into()),
             tar::EntryType::Link => return Err(refuse("it is a hard link").into()),
             tar::EntryType::Char | tar::EntryType::Block => {
@@ -173,14 +183,21 @@ pub fn for_each_entry(
         }
         let known = classify(&name)?;
         if !seen.insert(name.clone()) {
-            return Err(ReadError::Duplicate { name }.into());
+            return Err(ReadError::Duplicate {
+                name: shown(name.as_bytes()),
+            }
+            .into());
         }
-        // The entry's size, not the header's: a PAX record may override the header.
-        let size = entry.size();
+        // The member's size, not the header's: a PAX record may override the header.
+        let size = member.size;
         if known.is_metadata() && size > MAX_METADATA_BYTES {
-            return Err(ReadError::TooLarge { name, size }.into());
+            return Err(ReadError::TooLarge {
+                name: shown(name.as_bytes()),
+                size,
+            }
+            .into());
         }
-        match visit(known, &name, size, &mut entry)? {
+        match visit(known, &name, size, &mut walk)? {
             Flow::Continue => {}
             Flow::Stop => break,
         }
@@ -197,7 +214,7 @@ pub fn read_bounded(
 ) -> Result<Vec<u8>, ReadError> {
     if size > limit {
         return Err(ReadError::TooLarge {
-            name: name.to_owned(),
+            name: shown(name.as_bytes()),
             size,
         });
     }

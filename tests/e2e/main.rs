@@ -12,3 +12,4 @@ mod index;
 mod inspect;
 mod push;
 mod snapshots;
+mod tar_headers;
