@@ -54,6 +54,8 @@ pub enum Error {
         failed: Vec<String>,
         hint: Option<String>,
     },
+    #[error("{} is not a regular file (it is {kind})", path.display())]
+    NotARegularFile { path: PathBuf, kind: &'static str },
     #[error("interrupted")]
     Interrupted,
     #[error("terminated")]
