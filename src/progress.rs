@@ -22,6 +22,9 @@ pub trait Reporter: Send + Sync {
     fn blob_cached(&self, bytes: u64);
     fn blob_start(&self, digest: &Digest, size: u64);
     fn blob_progress(&self, digest: &Digest, bytes: u64);
+    /// Bytes already reported for a blob were thrown away and will move again (a
+    /// server ignored a Range request, or the content was wrong): take them back.
+    fn blob_discarded(&self, digest: &Digest, bytes: u64);
     fn blob_done(&self, digest: &Digest);
     fn finish(&self);
 }
@@ -184,6 +187,18 @@ impl Reporter for Bars {
         }
     }
 
+    fn blob_discarded(&self, digest: &Digest, bytes: u64) {
+        self.overall.dec(bytes);
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            bar.dec(bytes);
+        }
+    }
+
     fn blob_done(&self, digest: &Digest) {
         if let Some(bar) = self
             .active
@@ -265,6 +280,14 @@ impl Reporter for Lines {
                 human_bytes((done as f64 / secs) as u64)
             ));
         }
+    }
+
+    fn blob_discarded(&self, _digest: &Digest, bytes: u64) {
+        let _ = self
+            .done
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            });
     }
 
     fn blob_done(&self, _digest: &Digest) {}
