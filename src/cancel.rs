@@ -1,6 +1,7 @@
-//! Cooperative cancellation for blocking work. Ctrl-C drops the async work at once,
-//! but threads that hash, extract or compress run to their next check of this flag;
-//! every file they read goes through [`Cancellable`], so they stop within one read.
+//! Cooperative cancellation for blocking work. Ctrl-C or SIGTERM drops the async work
+//! at once, but threads that hash, extract or compress run to their next check of this
+//! flag; every file they read goes through [`Cancellable`], so they stop within one
+//! read.
 
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -25,9 +25,13 @@ fn main() -> ExitCode {
                 pkgr::cancel::cancel();
                 Err(Error::Interrupted)
             }
+            _ = terminated() => {
+                pkgr::cancel::cancel();
+                Err(Error::Terminated)
+            }
         }
     });
-    // Dropping the runtime waits for blocking tasks; after Ctrl-C they stop at their
+    // Dropping the runtime waits for blocking tasks; after a signal they stop at their
     // next read and remove their temporary files on the way out. A thread waiting in
     // Store::begin for another process's lock on a digest waits that out first.
     drop(runtime);
@@ -38,4 +42,24 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// Resolves on SIGTERM, which service managers and `timeout` send: it must clean up
+/// like Ctrl-C rather than die with a half-written package and staging left behind.
+#[cfg(unix)]
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut sigterm) => {
+            sigterm.recv().await;
+        }
+        // Without a handler SIGTERM keeps its default action; that is no reason to
+        // refuse to run.
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminated() {
+    std::future::pending().await
 }

@@ -22,6 +22,9 @@ pub trait Reporter: Send + Sync {
     fn blob_cached(&self, bytes: u64);
     fn blob_start(&self, digest: &Digest, size: u64);
     fn blob_progress(&self, digest: &Digest, bytes: u64);
+    /// Bytes already reported for a blob were thrown away and will move again (a
+    /// server ignored a Range request, or the content was wrong): take them back.
+    fn blob_discarded(&self, digest: &Digest, bytes: u64);
     fn blob_done(&self, digest: &Digest);
     fn finish(&self);
 }
@@ -53,6 +56,17 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// Adds to a byte counter without wrapping (sizes come from other people's
+/// descriptors); returns the new value.
+fn saturating_add(counter: &AtomicU64, bytes: u64) -> u64 {
+    let previous = counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_add(bytes))
+        })
+        .unwrap_or_else(|n| n);
+    previous.saturating_add(bytes)
 }
 
 /// Blobs planned and found cached, for the summary of a transfer.
@@ -173,6 +187,18 @@ impl Reporter for Bars {
         }
     }
 
+    fn blob_discarded(&self, digest: &Digest, bytes: u64) {
+        self.overall.dec(bytes);
+        if let Some(bar) = self
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            bar.dec(bytes);
+        }
+    }
+
     fn blob_done(&self, digest: &Digest) {
         if let Some(bar) = self
             .active
@@ -230,19 +256,19 @@ impl Reporter for Lines {
 
     fn blobs_planned(&self, action: &str, blobs: usize, bytes: u64) {
         action.clone_into(&mut self.action.lock().unwrap_or_else(|e| e.into_inner()));
-        self.total.fetch_add(bytes, Ordering::Relaxed);
+        saturating_add(&self.total, bytes);
         self.tally.planned(blobs, bytes);
     }
 
     fn blob_cached(&self, bytes: u64) {
-        self.done.fetch_add(bytes, Ordering::Relaxed);
+        saturating_add(&self.done, bytes);
         self.tally.cached(bytes);
     }
 
     fn blob_start(&self, _digest: &Digest, _size: u64) {}
 
     fn blob_progress(&self, _digest: &Digest, bytes: u64) {
-        let done = self.done.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let done = saturating_add(&self.done, bytes);
         let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
         if last.elapsed() >= LINE_INTERVAL {
             *last = Instant::now();
@@ -254,6 +280,14 @@ impl Reporter for Lines {
                 human_bytes((done as f64 / secs) as u64)
             ));
         }
+    }
+
+    fn blob_discarded(&self, _digest: &Digest, bytes: u64) {
+        let _ = self
+            .done
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(bytes))
+            });
     }
 
     fn blob_done(&self, _digest: &Digest) {}

@@ -52,7 +52,7 @@ pub struct Tally {
 impl Tally {
     fn add(&mut self, bytes: u64) {
         self.count += 1;
-        self.bytes += bytes;
+        self.bytes = self.bytes.saturating_add(bytes);
     }
 }
 
@@ -126,7 +126,7 @@ pub async fn push(
     let total: u64 = needed
         .keys()
         .map(|d| layout.sizes.get(d).copied().unwrap_or(0))
-        .sum();
+        .fold(0, u64::saturating_add);
     reporter.blobs_planned("pushing", needed.len(), total);
     let outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)> = stream::iter(needed)
         .map(|(digest, repos)| async move {

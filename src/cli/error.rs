@@ -1,6 +1,6 @@
 //! The error a command ends with, at the edge: each library error as it came, plus the
 //! failures only the command line knows (verification refused, images not pushed,
-//! Ctrl-C). Here alone are exit codes decided and hints gathered for printing.
+//! Ctrl-C, SIGTERM). Here alone are exit codes decided and hints gathered for printing.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,6 +18,8 @@ use crate::store::{CacheError, StoreError};
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_INTERRUPTED: u8 = 130;
+/// 128 + SIGTERM, as a shell reports a process that SIGTERM killed.
+pub const EXIT_TERMINATED: u8 = 143;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -52,8 +54,12 @@ pub enum Error {
         failed: Vec<String>,
         hint: Option<String>,
     },
+    #[error("{} is not a regular file (it is {kind})", path.display())]
+    NotARegularFile { path: PathBuf, kind: &'static str },
     #[error("interrupted")]
     Interrupted,
+    #[error("terminated")]
+    Terminated,
     /// A worker thread panicked: a bug in pkgr, never the user's doing.
     #[error("internal error while {what}")]
     Internal {
@@ -75,6 +81,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Interrupted => EXIT_INTERRUPTED,
+            Self::Terminated => EXIT_TERMINATED,
             _ => EXIT_FAILURE,
         }
     }

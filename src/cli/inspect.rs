@@ -3,12 +3,14 @@
 use std::io::Write;
 
 use super::error::ignore_broken_pipe;
+use super::package_file::ensure_regular;
 use super::{Error, InspectArgs};
 use crate::package::scan::scan;
 use crate::package::summary::{summarize, Summary};
 use crate::progress::human_bytes;
 
 pub fn run(args: InspectArgs) -> Result<(), Error> {
+    ensure_regular(&args.package)?;
     let verification = if args.verify {
         Some(scan(&args.package, None)?)
     } else {

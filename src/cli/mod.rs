@@ -6,6 +6,7 @@ pub mod cache;
 pub mod create;
 pub mod error;
 pub mod inspect;
+pub mod package_file;
 pub mod push;
 pub mod settings;
 

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 
 use super::error::{causes, ignore_broken_pipe};
+use super::package_file::ensure_regular;
 use super::settings::PushSettings;
 use super::{Error, PushArgs};
 use crate::hint::Hint;
@@ -16,6 +17,9 @@ use crate::registry::Registry;
 use crate::store::Store;
 
 pub async fn run(args: PushArgs) -> Result<(), Error> {
+    // Before the settings: they may read a password from stdin, and a path that is no
+    // package should be refused before that is asked for.
+    ensure_regular(&args.package)?;
     let settings = PushSettings::new(args)?;
     let target = &settings.target;
     let reporter = settings.reporter.as_ref();

@@ -7,7 +7,7 @@ pub mod walk;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::digest::Digest;
 
@@ -31,12 +31,28 @@ const IN_TOTO: &str = "application/vnd.dsse.envelope.v1+json";
 const DOCKER_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 const DOCKER_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
+/// The largest size a descriptor may declare: OCI sizes are int64. Below it, the sum
+/// of two sizes still fits a `u64`, and totals are checked against it too.
+pub const MAX_SIZE: u64 = i64::MAX as u64;
+
+/// Reads a descriptor's size, refusing one that is over [`MAX_SIZE`].
+pub fn oci_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let size = u64::deserialize(deserializer)?;
+    if size > MAX_SIZE {
+        return Err(serde::de::Error::custom(format_args!(
+            "a descriptor declares {size} bytes, more than the 2^63-1 that OCI allows"
+        )));
+    }
+    Ok(size)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     #[serde(default)]
     pub media_type: String,
     pub digest: Digest,
+    #[serde(deserialize_with = "oci_size")]
     pub size: u64,
     #[serde(default)]
     pub platform: Option<Platform>,
@@ -198,4 +214,29 @@ impl fmt::Display for Kind {
 
 pub fn is_manifest_media_type(media_type: &str) -> bool {
     ACCEPTED.contains(&media_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_layer_size(size: &str) -> String {
+        format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"x","digest":"{0}","size":2}},"layers":[{{"mediaType":"x","digest":"{0}","size":{size}}}]}}"#,
+            Digest::of(b"{}")
+        )
+    }
+
+    #[test]
+    fn a_size_over_int64_is_refused_and_int64_max_is_not() {
+        let max = Manifest::parse(with_layer_size("9223372036854775807").as_bytes()).unwrap();
+        assert_eq!(max.layers[0].size, MAX_SIZE);
+        let err = Manifest::parse(with_layer_size("9223372036854775808").as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "a descriptor declares 9223372036854775808 bytes, more than the 2^63-1 that OCI allows"
+            ),
+            "{err}"
+        );
+    }
 }

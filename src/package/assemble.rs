@@ -108,7 +108,7 @@ impl Staging {
             "writing {} ({} blobs, {})",
             path.display(),
             sealed.blobs.len(),
-            human_bytes(sealed.blobs.values().sum())
+            human_bytes(sealed.blobs.values().fold(0, |a, b| a.saturating_add(*b)))
         ));
         let (out, compressed) = (path.clone(), self.output.compressed);
         run_blocking("writing the package", move || {

@@ -277,7 +277,7 @@ fn build(
             digest: entry.digest.clone(),
             kind: manifest.kind(),
             platform,
-            size: blobs.values().sum(),
+            size: blobs.values().fold(0, |a, b| a.saturating_add(*b)),
             component,
             reference,
         });
@@ -285,12 +285,13 @@ fn build(
     let totals = Totals {
         images: images.len(),
         blobs: users.len(),
-        bytes: users.values().map(|(size, _)| size).sum(),
+        bytes: users
+            .values()
+            .fold(0, |a, (size, _)| a.saturating_add(*size)),
         shared_bytes: users
             .values()
             .filter(|(_, n)| *n > 1)
-            .map(|(size, _)| size)
-            .sum(),
+            .fold(0, |a, (size, _)| a.saturating_add(*size)),
     };
     Ok(Summary {
         format: if zarf { "zarf" } else { "pkgr" },

@@ -164,6 +164,10 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
             let (mut body, from_offset) = job.source.blob(&job.digest, offset).await?;
             if !from_offset {
                 writer.restart().map_err(store_error)?;
+                // The whole blob comes again: the partial must not be counted twice.
+                if offset > 0 {
+                    reporter.blob_discarded(&job.digest, offset);
+                }
             }
             let mut failure = None;
             while let Some(chunk) = body.next().await {
@@ -188,8 +192,14 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
         let retry_reason = match failure {
             Some(err) => err,
             None => {
+                let reported = writer.offset();
                 let (handed_back, committed) = commit(writer, &job.digest).await?;
                 writer = handed_back;
+                // A digest mismatch empties the partial; those bytes will move again.
+                let discarded = reported.saturating_sub(writer.offset());
+                if discarded > 0 {
+                    reporter.blob_discarded(&job.digest, discarded);
+                }
                 match committed {
                     Ok(()) => {
                         reporter.blob_done(&job.digest);

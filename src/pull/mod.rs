@@ -79,6 +79,10 @@ pub enum PullError {
         second: u64,
         reference: String,
     },
+    #[error("the blobs of {reference} declare more than 2^63 bytes in all")]
+    ImageTooLarge { reference: String },
+    #[error("the blobs of {reference} and of the images planned before it declare more than 2^63 bytes in all")]
+    PlanTooLarge { reference: String },
     #[error("the download of blob {digest} for {reference} kept failing")]
     Interrupted {
         reference: String,
@@ -238,6 +242,7 @@ pub async fn pull(
                 Some(image) => {
                     let image = image?;
                     let jobs = plan.add(&image)?;
+                    // Cannot wrap: the plan refuses blobs that add up past MAX_SIZE.
                     reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
                     // In plan order, largest first: the download semaphore is fair, so
                     // the big blobs of each image get the first slots.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{PullError, ResolvedImage, Source};
 use crate::digest::Digest;
+use crate::manifest::MAX_SIZE;
 
 /// One unique blob to download, and a source that has it.
 #[derive(Debug, Clone)]
@@ -26,12 +27,26 @@ impl BlobJob {
 #[derive(Debug, Default)]
 pub struct Plan {
     jobs: BTreeMap<Digest, BlobJob>,
+    /// The sizes of all jobs, kept at most [`MAX_SIZE`] so no total of them can wrap.
+    bytes: u64,
 }
 
 impl Plan {
     /// Adds an image's blobs; returns the ones no earlier image needed, largest first,
     /// so that the longest downloads start before the download slots fill up.
+    ///
+    /// Sizes come from descriptors a registry wrote: blobs that declare more than
+    /// [`MAX_SIZE`] bytes in all are refused here, so that the totals reported and
+    /// printed later never wrap.
     pub fn add(&mut self, image: &ResolvedImage) -> Result<Vec<BlobJob>, PullError> {
+        let within = |total: u64, size: u64| total.checked_add(size).filter(|t| *t <= MAX_SIZE);
+        image
+            .blobs
+            .iter()
+            .try_fold(0, |total, blob| within(total, blob.size))
+            .ok_or_else(|| PullError::ImageTooLarge {
+                reference: image.reference.whole(),
+            })?;
         let mut new = Vec::new();
         for blob in &image.blobs {
             match self.jobs.get(&blob.digest) {
@@ -50,11 +65,20 @@ impl Plan {
                         size: blob.size,
                         source: image.source.clone(),
                     };
-                    self.jobs.insert(blob.digest.clone(), job.clone());
                     new.push(job);
                 }
             }
         }
+        let bytes = new
+            .iter()
+            .try_fold(self.bytes, |total, job| within(total, job.size))
+            .ok_or_else(|| PullError::PlanTooLarge {
+                reference: image.reference.whole(),
+            })?;
+        for job in &new {
+            self.jobs.insert(job.digest.clone(), job.clone());
+        }
+        self.bytes = bytes;
         new.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.digest.cmp(&b.digest)));
         Ok(new)
     }
@@ -134,6 +158,29 @@ mod tests {
         let base = plan.job(&Digest::of(b"base")).unwrap();
         assert_eq!(base.owner(), "registry.test/a:1");
         assert_eq!(plan.jobs().count(), 3);
+    }
+
+    #[test]
+    fn blobs_that_declare_more_than_2_63_bytes_in_all_are_refused() {
+        let half = MAX_SIZE / 2 + 1;
+        let mut plan = Plan::default();
+        let err = plan
+            .add(&image("a", &[(b"x", half), (b"y", half)]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the blobs of registry.test/a:1 declare more than 2^63 bytes in all"
+        );
+        assert_eq!(plan.jobs().count(), 0, "a refused image plans nothing");
+
+        plan.add(&image("b", &[(b"x", half)])).unwrap();
+        let err = plan.add(&image("c", &[(b"y", half)])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the blobs of registry.test/c:1 and of the images planned before it declare more than 2^63 bytes in all"
+        );
+        // A blob already planned costs nothing more.
+        assert_eq!(plan.add(&image("d", &[(b"x", half)])).unwrap().len(), 0);
     }
 
     #[test]

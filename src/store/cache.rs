@@ -107,7 +107,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn blob_bytes(&self) -> u64 {
-        self.blobs.iter().map(|b| b.size).sum()
+        self.blobs.iter().fold(0, |a, b| a.saturating_add(b.size))
     }
 }
 
@@ -231,7 +231,7 @@ impl Cache {
         for file in list_ingest(&ingest_dir(root))? {
             if let IngestFile::Partial { size, .. } = file {
                 usage.partials += 1;
-                usage.partial_bytes += size;
+                usage.partial_bytes = usage.partial_bytes.saturating_add(size);
             }
         }
         Ok(usage)
@@ -253,7 +253,7 @@ impl Cache {
                     };
                     if remove_if_present(&partial_path)?.is_some() {
                         pruned.partials += 1;
-                        pruned.partial_bytes += size;
+                        pruned.partial_bytes = pruned.partial_bytes.saturating_add(size);
                     }
                 }
                 IngestFile::Lock { hex } => {
@@ -288,7 +288,7 @@ impl Cache {
             }
             if remove_if_present(&self.store.blob_path(&blob.digest))?.is_some() {
                 pruned.blobs += 1;
-                pruned.blob_bytes += blob.size;
+                pruned.blob_bytes = pruned.blob_bytes.saturating_add(blob.size);
             }
         }
         Ok(pruned)
@@ -299,7 +299,7 @@ impl Cache {
     pub fn verify(&self, reporter: &dyn Reporter) -> Result<Verified, CacheError> {
         let dir = blobs_dir(&self.root);
         let blobs = list_blobs(&dir)?;
-        let bytes = blobs.iter().map(|b| b.size).sum();
+        let bytes = blobs.iter().fold(0u64, |a, b| a.saturating_add(b.size));
         reporter.blobs_planned("verifying", blobs.len(), bytes);
 
         let next = AtomicUsize::new(0);

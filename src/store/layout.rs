@@ -21,6 +21,7 @@ const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 pub struct IndexEntry {
     pub media_type: String,
     pub digest: Digest,
+    #[serde(deserialize_with = "crate::manifest::oci_size")]
     pub size: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,

@@ -141,3 +141,46 @@ fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
         "{err}"
     );
 }
+
+#[test]
+fn layers_that_declare_more_than_2_63_bytes_in_all_are_refused_at_plan_time() {
+    use crate::support::images::{OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST};
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let config = pusher.blob(
+        "huge",
+        OCI_CONFIG,
+        br#"{"architecture":"amd64","os":"linux"}"#.to_vec(),
+    );
+    // Each size is the largest int64, which the registry takes; three of them wrap a
+    // u64 total (to "3 blobs (91 B)" in release builds) unless the sum is checked.
+    let layers: Vec<serde_json::Value> = (0..3u8)
+        .map(|i| {
+            let blob = pusher.blob("huge", OCI_LAYER_GZIP, layer(&[("f", &[i])]));
+            let mut descriptor = blob.descriptor();
+            descriptor["size"] = serde_json::json!(i64::MAX);
+            descriptor
+        })
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": layers,
+    }))
+    .unwrap();
+    pusher.manifest("huge", "1", OCI_MANIFEST, manifest);
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/huge:1\n",
+        registry.addr
+    ));
+    let err = fails(&ws, &["--no-cache"]);
+    assert!(
+        err.contains(&format!(
+            "error: the blobs of {}/huge:1 declare more than 2^63 bytes in all",
+            registry.addr
+        )),
+        "{err}"
+    );
+}

@@ -175,6 +175,17 @@ fn corrupt_bytes_fail_the_build_and_stay_out_of_the_cache() {
 
 #[test]
 fn ctrl_c_leaves_no_package_and_no_staging() {
+    signal_mid_download("INT", 130, "error: interrupted");
+}
+
+#[test]
+fn sigterm_cleans_up_like_ctrl_c() {
+    signal_mid_download("TERM", 143, "error: terminated");
+}
+
+/// Sends `signal` to a create whose only layer download is stalled, then checks the
+/// exit status and message and that no package, staging or unfinished blob is left.
+fn signal_mid_download(signal: &str, code: i32, message: &str) {
     let registry = TestRegistry::start();
     let image =
         Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
@@ -196,7 +207,7 @@ fn ctrl_c_leaves_no_package_and_no_staging() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt once the download is under way (the stalled layer has been asked for).
+    // Signal once the download is under way (the stalled layer has been asked for).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !proxy
         .seen()
@@ -210,14 +221,14 @@ fn ctrl_c_leaves_no_package_and_no_staging() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(err.contains("error: interrupted"), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(message), "{err}");
     assert!(
         ws.output_files().is_empty(),
         "left behind: {:?}",

@@ -504,3 +504,59 @@ fn read_index(package: &Path) -> Vec<serde_json::Value> {
     let value: serde_json::Value = serde_json::from_slice(&index.data).unwrap();
     value["manifests"].as_array().unwrap().clone()
 }
+
+/// Runs `pkgr <args>` and fails the test, instead of hanging it, if it has not exited
+/// within a few seconds: a package path that blocks on open must not stall the suite.
+fn run_with_timeout(ws: &Workspace, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut child = ws
+        .pkgr()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("pkgr {args:?} was still running after 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
+    let ws = Workspace::new();
+    let fifo = ws.path("package.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let dir = ws.path("def");
+    for (path, kind) in [(&fifo, "a FIFO"), (&dir, "a directory")] {
+        for command in [
+            vec!["inspect".as_ref(), path.as_os_str()],
+            vec!["push".as_ref(), path.as_os_str(), "127.0.0.1:1".as_ref()],
+        ] {
+            let out = run_with_timeout(&ws, &command);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
+            assert_eq!(
+                err.lines().next(),
+                Some(
+                    format!(
+                        "error: {} is not a regular file (it is {kind})",
+                        path.display()
+                    )
+                    .as_str()
+                ),
+                "{command:?}: {err}"
+            );
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! A fault-injecting HTTP proxy in front of a real registry, for the failures a real
-//! server will not produce on demand: a body cut mid-way, a corrupted byte, or an
-//! error status. One request per connection; every response says `Connection: close`.
+//! server will not produce on demand: a body cut mid-way, a corrupted byte, an error
+//! status, or a server that ignores Range requests. One request per connection; every response says `Connection: close`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,6 +21,9 @@ pub enum Fault {
     /// Answer 200 with a manifest body that goes on (up to 1 GiB) until the client
     /// hangs up.
     EndlessBody,
+    /// Forward the request without its Range header, so the registry answers 200 with
+    /// the whole body, as a server that does not do ranges would.
+    IgnoreRange,
 }
 
 /// One logged request: method, path and Range header.
@@ -172,8 +175,16 @@ fn serve(
         body.resize(len, 0);
         client_reader.read_exact(&mut body)?;
     }
+    let forwarded: Vec<String> = match fault {
+        Some(Fault::IgnoreRange) => head
+            .iter()
+            .filter(|line| !line.to_ascii_lowercase().starts_with("range:"))
+            .cloned()
+            .collect(),
+        _ => head.clone(),
+    };
     let mut server = TcpStream::connect(upstream)?;
-    server.write_all(closing(&head).as_bytes())?;
+    server.write_all(closing(&forwarded).as_bytes())?;
     server.write_all(&body)?;
     let mut server_reader = BufReader::new(server);
     let response_head = read_head(&mut server_reader)?;
