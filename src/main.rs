@@ -2,9 +2,14 @@
 //! it to the exit status (see `cli::error` for the codes).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use pkgr::cli::{self, Error};
+
+/// How long cleanup after Ctrl-C or SIGTERM may take, per stage, before the process
+/// exits regardless.
+const CLEANUP_GRACE: Duration = Duration::from_millis(500);
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
@@ -18,23 +23,41 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::error::EXIT_FAILURE);
         }
     };
-    let result = runtime.block_on(async {
+    let (result, signalled) = runtime.block_on(async {
+        // The command runs as a task, not on this thread, so that a command stuck in a
+        // blocking call (a FIFO given as pkgr.yaml, a hung network mount) cannot keep
+        // the signals from being seen.
+        let mut command = tokio::spawn(cli::run(args));
+        let signalled = tokio::select! {
+            joined = &mut command => return (joined.unwrap_or_else(|source| {
+                Err(Error::Internal { what: "running the command", source })
+            }), false),
+            _ = tokio::signal::ctrl_c() => Error::Interrupted,
+            _ = terminated() => Error::Terminated,
+        };
+        pkgr::cancel::cancel();
+        command.abort();
+        // Aborting drops the command's state, which removes its staging directory and
+        // partial package. A second signal, or a task that does not let go within the
+        // grace period, ends the wait.
         tokio::select! {
-            result = cli::run(args) => result,
-            _ = tokio::signal::ctrl_c() => {
-                pkgr::cancel::cancel();
-                Err(Error::Interrupted)
-            }
-            _ = terminated() => {
-                pkgr::cancel::cancel();
-                Err(Error::Terminated)
-            }
+            _ = command => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated() => {}
+            _ = tokio::time::sleep(CLEANUP_GRACE) => {}
         }
+        (Err(signalled), true)
     });
-    // Dropping the runtime waits for blocking tasks; after a signal they stop at their
-    // next read and remove their temporary files on the way out. A thread waiting in
-    // Store::begin for another process's lock on a digest waits that out first.
-    drop(runtime);
+    // Without a signal, blocking work is waited for as usual. After one, blocking
+    // threads stop at their next read and remove their temporary files on the way
+    // out; one stuck in the kernel, or waiting in Store::begin for another process's
+    // lock on a digest, is not waited for: the process exits and the kernel releases
+    // its locks.
+    if signalled {
+        runtime.shutdown_timeout(CLEANUP_GRACE);
+    } else {
+        drop(runtime);
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -133,7 +133,9 @@ pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
     };
     if head == 4 && magic == ZSTD_MAGIC {
         let decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?;
-        Ok(Box::new(decoder))
+        // Checked after decompression too: a few compressed bytes can stand for
+        // gigabytes, so the file's own reads may be far apart.
+        Ok(Box::new(crate::cancel::Cancellable(decoder)))
     } else {
         Ok(Box::new(file))
     }

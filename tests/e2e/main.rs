@@ -11,5 +11,6 @@ mod fetch;
 mod index;
 mod inspect;
 mod push;
+mod signals;
 mod snapshots;
 mod tar_headers;

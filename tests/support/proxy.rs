@@ -21,6 +21,11 @@ pub enum Fault {
     /// Answer 200 with a manifest body that goes on (up to 1 GiB) until the client
     /// hangs up.
     EndlessBody,
+    /// Send the head and this many body bytes, then hold the connection open without
+    /// sending more, for a minute.
+    StallAfter(usize),
+    /// Read the request and never answer it (for a minute), as a hung server would.
+    Hang,
     /// Forward the request without its Range header, so the registry answers 200 with
     /// the whole body, as a server that does not do ranges would.
     IgnoreRange,
@@ -158,6 +163,10 @@ fn serve(
         )?;
         return Ok(());
     }
+    if let Some(Fault::Hang) = fault {
+        std::thread::sleep(Duration::from_secs(60));
+        return Ok(());
+    }
     if let Some(Fault::EndlessBody) = fault {
         write!(
             client,
@@ -207,6 +216,12 @@ fn serve(
                 client.write_all(&chunk[..limit - sent])?;
                 client.flush()?;
                 return client.shutdown(std::net::Shutdown::Both);
+            }
+            Some(Fault::StallAfter(limit)) if sent + n >= limit => {
+                client.write_all(&chunk[..limit - sent])?;
+                client.flush()?;
+                std::thread::sleep(Duration::from_secs(60));
+                return Ok(());
             }
             Some(Fault::Corrupt(at)) if (sent..sent + n).contains(&at) => {
                 chunk[at - sent] ^= 0xff;

@@ -1,0 +1,241 @@
+//! Ctrl-C where the work is stuck or long: a blocked read, a hung registry, a lock held
+//! by another process, a long verification. Each must end within about a second with
+//! exit 130, and leave nothing half-made behind.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::images::{layer, Pusher};
+use crate::support::proxy::{Fault, FaultProxy};
+use crate::support::registry::TestRegistry;
+use crate::support::tarfix::read_entries;
+use crate::support::{package_path, stderr, Workspace};
+
+/// How long a signalled pkgr may take to exit. The promise is about a second; the
+/// rest is slack for a loaded CI machine.
+const EXIT_WITHIN: Duration = Duration::from_secs(3);
+
+fn spawn(mut cmd: Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `ready` holds (or fails the test after 20 s).
+fn wait_until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends SIGINT to `child` and returns its output, failing the test if it is still
+/// running `EXIT_WITHIN` later.
+fn interrupt(mut child: Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sent = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if sent.elapsed() > EXIT_WITHIN {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("pkgr was still running {EXIT_WITHIN:?} after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn assert_interrupted(out: &Output) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.lines().any(|l| l == "error: interrupted"), "{err}");
+}
+
+fn definition(ws: &Workspace, addr: &str) {
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: signals\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
+    ));
+}
+
+#[test]
+fn ctrl_c_ends_a_push_blocked_reading_the_password() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    definition(&ws, &registry.addr);
+    let package = package_path(&ws.create(&[]));
+    let mut cmd = ws.pkgr();
+    cmd.args([
+        "push",
+        "--no-progress",
+        "--username",
+        "u",
+        "--password-stdin",
+    ])
+    .arg(&package)
+    .arg(&registry.addr);
+    // Standard input is a pipe that the test holds open and never writes to, so pkgr
+    // stays in read(2) until it is interrupted.
+    let child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_interrupted(&interrupt(child));
+}
+
+#[test]
+fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let layer_digest = image.layers[0].digest.clone();
+    // The first create's layer download stalls, so it holds the layer's partial (its
+    // lock) for as long as the test needs.
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![(layer_digest.clone(), Fault::StallAfter(0))],
+    );
+    let ws = Workspace::new();
+    definition(&ws, &proxy.addr);
+    let create = || {
+        let mut cmd = ws.pkgr();
+        cmd.args(["create", "--no-progress", "--output"])
+            .arg(ws.path("out"))
+            .arg(ws.path("def"));
+        spawn(cmd)
+    };
+    let holder = create();
+    let layer_requests = || {
+        proxy
+            .seen()
+            .iter()
+            .filter(|s| s.path.ends_with(&layer_digest))
+            .count()
+    };
+    wait_until("the first create's layer request", || layer_requests() == 1);
+    let waiter = create();
+    // The second create finds the layer's partial locked by the first and waits on it,
+    // without asking the registry for the layer.
+    wait_until("the second create's manifest request", || {
+        proxy
+            .seen()
+            .iter()
+            .filter(|s| s.path.contains("/manifests/"))
+            .count()
+            >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        layer_requests(),
+        1,
+        "the second create fetched the layer too"
+    );
+    assert_interrupted(&interrupt(waiter));
+    assert_interrupted(&interrupt(holder));
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+    let cached = ws
+        .path("cache")
+        .join("blobs-v1/sha256")
+        .join(layer_digest.trim_start_matches("sha256:"));
+    assert!(!cached.exists(), "an unfinished layer reached the cache");
+}
+
+#[test]
+fn ctrl_c_during_push_publishes_nothing() {
+    let source = TestRegistry::start();
+    let ws = Workspace::new();
+    Pusher::new(&source.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    definition(&ws, &source.addr);
+    let package = package_path(&ws.create(&[]));
+
+    let target = TestRegistry::start();
+    // Every blob upload hangs: the registry takes the request and never answers.
+    let proxy = FaultProxy::start(
+        &target.addr,
+        (0..8)
+            .map(|_| ("PUT /v2/".to_owned(), Fault::Hang))
+            .collect(),
+    );
+    let mut cmd = ws.pkgr();
+    cmd.args(["push", "--no-progress"])
+        .arg(&package)
+        .arg(&proxy.addr);
+    let child = spawn(cmd);
+    wait_until("a blob upload", || {
+        proxy.seen().iter().any(|s| s.method == "PUT")
+    });
+    assert_interrupted(&interrupt(child));
+    let manifest = reqwest::blocking::Client::new()
+        .get(format!("http://{}/v2/app/manifests/1", target.addr))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(manifest.status().as_u16(), 404, "the tag was published");
+}
+
+/// A zstd package whose last blob entry holds `size` zero bytes (repeated 1 MiB zstd
+/// frames keep the file small), listed in no checksum, so verifying it takes a while
+/// before failing.
+fn package_with_a_long_blob(from: &Path, to: &Path, size: u64) {
+    let mut head = Vec::new();
+    {
+        let mut tar = tar::Builder::new(&mut head);
+        for entry in read_entries(from) {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(entry.data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(
+                &mut header,
+                String::from_utf8(entry.name).unwrap(),
+                &entry.data[..],
+            )
+            .unwrap();
+        }
+        let mut header = tar::Header::new_ustar();
+        header.set_size(size);
+        header.set_mode(0o644);
+        header
+            .set_path(format!("images/blobs/sha256/{}", "0".repeat(64)))
+            .unwrap();
+        header.set_cksum();
+        tar.get_mut().extend_from_slice(header.as_bytes());
+    }
+    let chunk = vec![0u8; 1 << 20];
+    let chunk_frame = zstd::encode_all(&chunk[..], 3).unwrap();
+    let mut out = zstd::encode_all(&head[..], 3).unwrap();
+    for _ in 0..size / chunk.len() as u64 {
+        out.extend_from_slice(&chunk_frame);
+    }
+    out.extend(zstd::encode_all(&[0u8; 1024][..], 3).unwrap());
+    std::fs::write(to, out).unwrap();
+}
+
+#[test]
+fn ctrl_c_during_inspect_verify_stops_it() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    definition(&ws, &registry.addr);
+    let package = package_path(&ws.create(&["--uncompressed"]));
+    let long = ws.path("long.tar.zst");
+    // 16 GiB of hashing is well over a second on any machine this runs on.
+    package_with_a_long_blob(&package, &long, 16 << 30);
+
+    let mut cmd = ws.pkgr();
+    cmd.arg("inspect").arg(&long).arg("--verify");
+    let child = spawn(cmd);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_interrupted(&interrupt(child));
+}
