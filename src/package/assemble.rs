@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use super::built::BuiltDefinition;
 use super::contents::entries;
-use super::writer::write_package;
+use super::staging_dir::StagingDir;
+use super::writer::write_package_via;
 use super::{PackageError, DEFINITION, LAYOUT_DIR};
 use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
@@ -31,8 +32,8 @@ pub struct Output {
 
 /// A package being assembled.
 pub struct Staging {
-    /// Removed when dropped, Ctrl-C included.
-    dir: tempfile::TempDir,
+    /// Removed when dropped, Ctrl-C included; swept by a later create after a crash.
+    dir: StagingDir,
     layout: Layout,
     output: Output,
 }
@@ -46,10 +47,7 @@ impl Staging {
             source,
         };
         std::fs::create_dir_all(&output.dir).map_err(output_error)?;
-        let dir = tempfile::Builder::new()
-            .prefix(".pkgr-staging-")
-            .tempdir_in(&output.dir)
-            .map_err(output_error)?;
+        let dir = StagingDir::create(&output.dir).map_err(output_error)?;
         let layout = Layout::create(&dir.path().join(LAYOUT_DIR))?;
         Ok(Self {
             dir,
@@ -111,8 +109,11 @@ impl Staging {
             human_bytes(sealed.blobs.values().fold(0, |a, b| a.saturating_add(*b)))
         ));
         let (out, compressed) = (path.clone(), self.output.compressed);
+        // The unfinished package lives in the staging directory, so a create killed
+        // while writing it leaves nothing that the next create does not sweep.
+        let temp_dir = self.dir.path().to_owned();
         run_blocking("writing the package", move || {
-            write_package(&entries, &out, compressed).map_err(PackageError::from)
+            write_package_via(&entries, &out, compressed, &temp_dir).map_err(PackageError::from)
         })
         .await?;
         drop(self);

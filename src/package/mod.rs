@@ -6,6 +6,7 @@ pub mod built;
 pub mod contents;
 pub mod reader;
 pub mod scan;
+mod staging_dir;
 pub mod summary;
 pub mod writer;
 

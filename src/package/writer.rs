@@ -33,6 +33,17 @@ pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<()
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    write_package_via(entries, out, compress, dir)
+}
+
+/// As [`write_package`], with the file written in `temp_dir` (on `out`'s filesystem)
+/// until it is complete.
+pub fn write_package_via(
+    entries: &[Entry],
+    out: &Path,
+    compress: bool,
+    temp_dir: &Path,
+) -> Result<(), WriteError> {
     let io_err = |source| WriteError::Io {
         path: out.to_owned(),
         source,
@@ -42,7 +53,7 @@ pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<()
     // tempfile creates 0600 files; a package is an ordinary file for the umask to shape.
     #[cfg(unix)]
     builder.permissions(std::fs::Permissions::from_mode(0o666));
-    let temp = builder.tempfile_in(dir).map_err(io_err)?;
+    let temp = builder.tempfile_in(temp_dir).map_err(io_err)?;
     let file = temp.as_file().try_clone().map_err(io_err)?;
     let buffered = BufWriter::with_capacity(1 << 20, file);
     let buffered = if compress {

@@ -4,6 +4,7 @@
 mod support;
 
 mod cache;
+mod crashes;
 mod create;
 mod create_errors;
 mod faults;
