@@ -357,7 +357,8 @@ pub fn parse(
     })
 }
 
-fn is_valid_name(name: &str) -> bool {
+/// A package name as pkgr and Zarf accept it: it becomes part of a file name.
+pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && name

@@ -5,6 +5,7 @@ use std::io::Write;
 use super::error::ignore_broken_pipe;
 use super::package_file::ensure_regular;
 use super::{Error, InspectArgs};
+use crate::package::reader::shown;
 use crate::package::scan::scan;
 use crate::package::summary::{summarize, Summary};
 use crate::progress::human_bytes;
@@ -78,17 +79,20 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
 }
 
 fn print_human(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+    // Everything below but the numbers and digests comes from the package, which may
+    // have been written to move the cursor or recolour the terminal.
+    let esc = |text: &str| shown(text.as_bytes());
     let meta = &summary.metadata;
-    write!(out, "{} package {}", summary.format, meta.name)?;
+    write!(out, "{} package {}", summary.format, esc(&meta.name))?;
     if let Some(version) = &meta.version {
-        write!(out, " {version}")?;
+        write!(out, " {}", esc(version))?;
     }
     if let Some(arch) = &meta.architecture {
-        write!(out, " ({arch})")?;
+        write!(out, " ({})", esc(arch))?;
     }
     writeln!(out)?;
     if let Some(description) = &meta.description {
-        writeln!(out, "  {description}")?;
+        writeln!(out, "  {}", esc(description))?;
     }
     writeln!(out, "\ncomponents:")?;
     for component in &summary.components {
@@ -96,14 +100,18 @@ fn print_human(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
         writeln!(
             out,
             "  {} ({n} image{})",
-            component.name,
+            esc(&component.name),
             if n == 1 { "" } else { "s" }
         )?;
     }
-    let width = summary
+    let rows: Vec<(String, String)> = summary
         .images
         .iter()
-        .map(|i| i.reference.len())
+        .map(|i| (esc(&i.reference), esc(i.platform.as_deref().unwrap_or("-"))))
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(reference, _)| reference.chars().count())
         .max()
         .unwrap_or(9)
         .max(9);
@@ -112,13 +120,13 @@ fn print_human(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
         "\n{:<width$}  {:<15}  {:<14}  {:>10}  DIGEST",
         "REFERENCE", "KIND", "PLATFORM", "SIZE"
     )?;
-    for image in &summary.images {
+    for (image, (reference, platform)) in summary.images.iter().zip(&rows) {
         writeln!(
             out,
             "{:<width$}  {:<15}  {:<14}  {:>10}  {}",
-            image.reference,
+            reference,
             image.kind.to_string(),
-            image.platform.as_deref().unwrap_or("-"),
+            platform,
             human_bytes(image.size),
             image.digest
         )?;

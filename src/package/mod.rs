@@ -67,6 +67,12 @@ pub enum PackageError {
         "{name} nests more than {MAX_FLOW_DEPTH} levels deep (line {line}), more than any definition needs"
     )]
     DefinitionTooDeep { name: &'static str, line: usize },
+    #[error("{file} in the package names it `{shown_name}`, which is not a valid package name")]
+    InvalidName {
+        file: &'static str,
+        /// Escaped and cut for the message.
+        shown_name: String,
+    },
     #[error("the package's manifests and configs exceed {limit} bytes in all")]
     TooMuchMetadata { limit: u64 },
     #[error("the manifest {digest} of {reference} is missing")]

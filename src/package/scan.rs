@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::built::BuiltDefinition;
-use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
+use super::reader::{for_each_entry, read_bounded, shown, Flow, Known, MAX_METADATA_BYTES};
 use super::PackageError;
 use crate::digest::{Digest, Hasher};
 use crate::manifest::walk::{Role, Walk, LIMITS};
@@ -83,9 +83,39 @@ pub enum Problem {
     },
 }
 
+impl Problem {
+    /// The problem with each string from the package passed through `shown`.
+    fn escaped(&self) -> Self {
+        let esc = |text: &String| shown(text.as_bytes());
+        let mut out = self.clone();
+        match &mut out {
+            Self::IndexUnreadable { message }
+            | Self::GraphUnfollowable { message, .. }
+            | Self::DefinitionUnreadable { message } => *message = esc(message),
+            Self::ListedButMissing { name }
+            | Self::ChecksumMismatch { name }
+            | Self::NotListed { name }
+            | Self::BlobMismatch { name, .. } => *name = esc(name),
+            _ => {}
+        }
+        match &mut out {
+            Self::BlobMissing { reference, .. }
+            | Self::BlobWrongSize { reference, .. }
+            | Self::ManifestUnreadable { reference, .. }
+            | Self::GraphUnfollowable { reference, .. }
+            | Self::IndexDisagrees { reference, .. }
+            | Self::NotInDefinition { reference, .. } => *reference = esc(reference),
+            _ => {}
+        }
+        out
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
+        // Every string here comes from the package (checksums.txt lines, index.json
+        // annotations, parser messages that quote it), so it is escaped and cut.
+        match self.escaped() {
             Self::NoDefinition => write!(f, "the package has no pkgr.yaml or zarf.yaml"),
             Self::IndexMissing => write!(f, "images/index.json is missing"),
             Self::IndexUnreadable { message } => {
@@ -312,6 +342,16 @@ impl Scan {
             .and_then(|()| {
                 serde_yaml_ng::from_slice::<BuiltDefinition>(bytes).map_err(|e| e.to_string())
             });
+        let parsed = parsed.and_then(|definition| {
+            if crate::definition::is_valid_name(&definition.metadata.name) {
+                Ok(definition)
+            } else {
+                Err(format!(
+                    "`{}` is not a valid package name",
+                    definition.metadata.name
+                ))
+            }
+        });
         let definition = match parsed {
             Ok(definition) => definition,
             Err(message) => {

@@ -244,6 +244,12 @@ fn build(
         };
         (metadata, components)
     };
+    if !crate::definition::is_valid_name(&metadata.name) {
+        return Err(PackageError::InvalidName {
+            file: name,
+            shown_name: super::reader::shown(metadata.name.as_bytes()),
+        });
+    }
 
     let mut users: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
     let mut images = Vec::new();

@@ -560,3 +560,113 @@ fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
         }
     }
 }
+
+#[test]
+fn an_invalid_package_name_is_refused_by_inspect_verify_and_push() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let definition = read_entries(&package)
+        .into_iter()
+        .find(|e| e.name == b"pkgr.yaml")
+        .unwrap()
+        .data;
+    let renamed = String::from_utf8(definition)
+        .unwrap()
+        .replace("name: small", "name: ../evil");
+    let path = ws.path("renamed.tar");
+    write_raw_tar(
+        &path,
+        &with_replaced(&package, "pkgr.yaml", renamed.into_bytes()),
+    );
+    let target = TestRegistry::start();
+
+    let out = inspect(&ws, &path, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).lines().next(),
+        Some(
+            "error: pkgr.yaml in the package names it `../evil`, which is not a valid package name"
+        )
+    );
+    for out in [
+        inspect(&ws, &path, &["--verify"]),
+        ws.push(&path, &target.addr, &[]),
+    ] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("pkgr.yaml cannot be read: `../evil` is not a valid package name"),
+            "{err}"
+        );
+    }
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
+}
+
+/// Fails the test if `text` holds a byte that a terminal would act on.
+fn assert_no_control_bytes(label: &str, text: &[u8]) {
+    let bad = text
+        .iter()
+        .position(|&b| (b < 0x20 && b != b'\n') || b == 0x7f);
+    assert!(
+        bad.is_none(),
+        "{label} holds a control byte at {bad:?}: {}",
+        String::from_utf8_lossy(text)
+    );
+}
+
+#[test]
+fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let hostile = format!("\x1b[2J\x1b]0;owned\x07{}", "x".repeat(5000));
+
+    // An index.json entry renamed to the hostile string, as inspect and --verify show it.
+    let renamed = with_index(&package, |manifests| {
+        let annotations = manifests[0]["annotations"].as_object_mut().unwrap();
+        for value in annotations.values_mut() {
+            *value = serde_json::json!(hostile);
+        }
+    });
+    let path = ws.path("renamed.tar");
+    write_raw_tar(&path, &renamed);
+    let listing = inspect(&ws, &path, &[]);
+    assert!(listing.status.success(), "{}", stderr(&listing));
+    assert_no_control_bytes("the listing", &listing.stdout);
+    assert!(
+        stdout(&listing).contains(r"\u{1b}[2J\u{1b}]0;owned\u{7}xxx"),
+        "{}",
+        stdout(&listing)
+    );
+    let verified = inspect(&ws, &path, &["--verify"]);
+    assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
+    assert_no_control_bytes("--verify's report", &verified.stdout);
+    assert_no_control_bytes("--verify's error", &verified.stderr);
+    assert!(
+        stdout(&verified).contains("xxx… (5014 bytes in all) ("),
+        "a 5000-byte name must be cut: {}",
+        stdout(&verified)
+    );
+
+    // A checksums.txt line naming a file that is not there.
+    let mut entries = read_entries(&package);
+    for entry in &mut entries {
+        if entry.name == b"checksums.txt" {
+            entry
+                .data
+                .extend(format!("{}  {hostile}\n", "0".repeat(64)).into_bytes());
+        }
+    }
+    let listed = ws.path("listed.tar");
+    write_raw_tar(&listed, &entries);
+    let verified = inspect(&ws, &listed, &["--verify"]);
+    assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
+    assert_no_control_bytes("--verify's report", &verified.stderr);
+    assert!(
+        stderr(&verified).contains(r"\u{1b}[2J")
+            && stderr(&verified).contains("is listed in checksums.txt but missing"),
+        "{}",
+        stderr(&verified)
+    );
+}
