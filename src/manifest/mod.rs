@@ -2,6 +2,7 @@
 //! are kept as they are, and this model only looks inside. [`walk`] is the one way to
 //! follow the graph they form.
 
+pub mod bounded;
 pub mod walk;
 
 use std::collections::BTreeMap;
@@ -134,9 +135,9 @@ pub struct Manifest {
     pub artifact_type: Option<String>,
     #[serde(default)]
     pub config: Option<Descriptor>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::at_most_max_entries")]
     pub layers: Vec<Descriptor>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded::at_most_max_entries")]
     pub manifests: Vec<Descriptor>,
     /// The manifest this one refers to (OCI 1.1 referrers); not a child.
     #[serde(default)]

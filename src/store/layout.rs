@@ -55,6 +55,7 @@ impl IndexEntry {
 pub struct LayoutIndex {
     pub schema_version: u32,
     pub media_type: String,
+    #[serde(deserialize_with = "crate::manifest::bounded::at_most_max_entries")]
     pub manifests: Vec<IndexEntry>,
 }
 

@@ -184,3 +184,27 @@ fn layers_that_declare_more_than_2_63_bytes_in_all_are_refused_at_plan_time() {
         "{err}"
     );
 }
+
+#[test]
+fn an_index_with_too_many_entries_is_refused() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let image = pusher.image("many", "one", false, "amd64", &[layer(&[("f", b"f")])]);
+    let mut entry = image.manifest.descriptor();
+    entry["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let index = pusher.raw_index("many", "1", vec![entry; 10_001]);
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/many:1\n",
+        registry.addr
+    ));
+    let err = fails(&ws, &[]);
+    assert!(
+        err.contains(&format!(
+            "error: the manifest {} of {}/many:1 cannot be read: it lists more than 10000 entries, more than pkgr accepts",
+            index.digest,
+            registry.addr
+        )),
+        "{err}"
+    );
+}

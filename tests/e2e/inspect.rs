@@ -670,3 +670,25 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
         stderr(&verified)
     );
 }
+
+#[test]
+fn an_index_json_with_too_many_entries_is_refused() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let crowded = with_index(&package, |manifests| {
+        let first = manifests[0].clone();
+        manifests.resize(10_001, first);
+    });
+    let path = ws.path("crowded.tar");
+    write_raw_tar(&path, &crowded);
+    for args in [&[][..], &["--verify"][..]] {
+        let out = inspect(&ws, &path, args);
+        let report = stdout(&out) + &stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {report}");
+        assert!(
+            report.contains("it lists more than 10000 entries, more than pkgr accepts"),
+            "{args:?}: {report}"
+        );
+    }
+}
