@@ -3,15 +3,16 @@
 //! images (HEAD, then mount from a repository that has it, then streamed upload);
 //! manifests follow byte-exact, children before their index, by digest then by tag.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures_util::stream::{self, StreamExt};
 use oci_client::Reference;
 
 use crate::digest::Digest;
 use crate::hint::Hint;
+use crate::manifest::parsed::ParsedManifests;
 use crate::manifest::walk::{Role, Walk, WalkError};
-use crate::manifest::{is_manifest_media_type, Descriptor, Manifest};
+use crate::manifest::{is_manifest_media_type, Descriptor};
 use crate::progress::Reporter;
 use crate::reference::{parse_reference, ReferenceError, Target};
 use crate::registry::{Registry, RegistryError};
@@ -89,26 +90,7 @@ pub async fn push(
     reporter: &dyn Reporter,
 ) -> PushReport {
     let mut report = PushReport::default();
-    let mut images = Vec::new();
-    for entry in &layout.index.manifests {
-        let source = entry.reference().unwrap_or("(unnamed)").to_owned();
-        let source_ref = match parse_reference(&source) {
-            Ok(reference) => reference,
-            Err(err) => {
-                report.failed.push((source, err.into()));
-                continue;
-            }
-        };
-        match collect(layout, entry.descriptor()) {
-            Ok((manifests, blobs)) => images.push(PlannedImage {
-                target: target.map(&source_ref),
-                source,
-                manifests,
-                blobs,
-            }),
-            Err(err) => report.failed.push((source, err.into())),
-        }
-    }
+    let images = plan_images(layout, target, &mut report);
 
     // Each digest once: the repositories that need it, in a fixed order.
     let mut needed: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
@@ -157,6 +139,7 @@ pub async fn push(
         }
     }
 
+    let mut manifests_sent = HashSet::new();
     for image in images {
         if let Some(digest) = image.blobs.iter().find(|d| failed_blobs.contains_key(*d)) {
             let err = failed_blobs.remove(digest).map_or_else(
@@ -168,7 +151,7 @@ pub async fn push(
             report.failed.push((image.source, err));
             continue;
         }
-        match push_manifests(registry, layout, &image).await {
+        match push_manifests(registry, layout, &image, &mut manifests_sent).await {
             Ok(()) => {
                 reporter.step(&format!(
                     "pushed {} to {}",
@@ -183,6 +166,41 @@ pub async fn push(
     report
 }
 
+/// Each entry of the package's index, planned for `target`; an entry that cannot be is
+/// recorded as failed. Entries that name one digest are walked once.
+fn plan_images(layout: &Layout<'_>, target: &Target, report: &mut PushReport) -> Vec<PlannedImage> {
+    let parsed = ParsedManifests::new(layout.manifests);
+    let mut collected: HashMap<&Digest, Collected> = HashMap::new();
+    let mut images = Vec::new();
+    for entry in &layout.index.manifests {
+        let source = entry.reference().unwrap_or("(unnamed)").to_owned();
+        let source_ref = match parse_reference(&source) {
+            Ok(reference) => reference,
+            Err(err) => {
+                report.failed.push((source, err.into()));
+                continue;
+            }
+        };
+        let walked = match collected.get(&entry.digest) {
+            Some(done) => Ok(done.clone()),
+            None => collect(&parsed, entry.descriptor()),
+        };
+        match walked {
+            Ok((manifests, blobs)) => {
+                collected.insert(&entry.digest, (manifests.clone(), blobs.clone()));
+                images.push(PlannedImage {
+                    target: target.map(&source_ref),
+                    source,
+                    manifests,
+                    blobs,
+                });
+            }
+            Err(err) => report.failed.push((source, err.into())),
+        }
+    }
+    images
+}
+
 /// An image's manifests in push order, each with its media type, and its blobs.
 type Collected = (Vec<(Digest, String)>, BTreeSet<Digest>);
 
@@ -190,27 +208,25 @@ type Collected = (Vec<(Digest, String)>, BTreeSet<Digest>);
 /// push it with, and every config and layer. An index's children are manifests
 /// whatever media type their descriptor claims; each manifest is pushed with the media
 /// type its own bytes declare.
-fn collect(layout: &Layout<'_>, root: Descriptor) -> Result<Collected, WalkError> {
+fn collect(parsed: &ParsedManifests<'_>, root: Descriptor) -> Result<Collected, WalkError> {
     let root_digest = root.digest.clone();
     let mut walk = Walk::from_root(root)?;
     let mut media_types: HashMap<Digest, String> = HashMap::new();
     let mut blobs = BTreeSet::new();
     while let Some(node) = walk.next_node() {
+        parsed.spend(1)?;
         if node.role != Role::Manifest {
             blobs.insert(node.digest().clone());
             continue;
         }
-        let manifest = layout
-            .manifests
-            .get(node.digest())
-            .and_then(|b| Manifest::parse(b).ok());
+        let manifest = parsed.get(node.digest());
         let declared = &node.descriptor.media_type;
         let media_type = match &manifest {
             Some(m) if m.media_type.is_some() => m.effective_media_type().to_owned(),
             Some(m) if !is_manifest_media_type(declared) => m.effective_media_type().to_owned(),
             _ => declared.clone(),
         };
-        if let Some(manifest) = &manifest {
+        if let Some(manifest) = manifest {
             walk.descend(&node, manifest)?;
         }
         media_types.insert(node.digest().clone(), media_type);
@@ -276,12 +292,20 @@ async fn upload(
     Ok(Outcome::Uploaded)
 }
 
+/// Puts an image's manifests by digest, children first, then its tag. A manifest this
+/// run has already put into the same repository (or tag) is not sent again: entries
+/// that share an index would otherwise send it once per entry.
 async fn push_manifests(
     registry: &Registry,
     layout: &Layout<'_>,
     image: &PlannedImage,
+    sent: &mut HashSet<(String, Digest)>,
 ) -> Result<(), PushError> {
     for (digest, media_type) in &image.manifests {
+        let key = (image.target.repository().to_owned(), digest.clone());
+        if sent.contains(&key) {
+            continue;
+        }
         let bytes = layout
             .manifests
             .get(digest)
@@ -294,9 +318,14 @@ async fn push_manifests(
             digest.to_string(),
         );
         registry.put_manifest(&by_digest, bytes, media_type).await?;
+        sent.insert(key);
     }
     // The root comes last in children-first order.
     if let (Some(_), Some((digest, media_type))) = (image.target.tag(), image.manifests.last()) {
+        let key = (image.target.whole(), digest.clone());
+        if sent.contains(&key) {
+            return Ok(());
+        }
         let bytes = layout
             .manifests
             .get(digest)
@@ -306,6 +335,7 @@ async fn push_manifests(
         registry
             .put_manifest(&image.target, bytes, media_type)
             .await?;
+        sent.insert(key);
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! follow the graph they form.
 
 pub mod bounded;
+pub mod parsed;
 pub mod walk;
 
 use std::collections::BTreeMap;

@@ -63,6 +63,8 @@ pub enum WalkError {
     TooDeep { digest: Digest, limit: usize },
     #[error("the manifest graph reaches more than {limit} blobs")]
     TooMany { limit: usize },
+    #[error("following every image's manifests takes more than {limit} steps in all")]
+    OverBudget { limit: usize },
     #[error("blob {digest} is declared with two sizes, {first} and {second} bytes")]
     SizeConflict {
         digest: Digest,

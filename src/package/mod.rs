@@ -4,6 +4,7 @@
 pub mod assemble;
 pub mod built;
 pub mod contents;
+mod needed;
 pub mod reader;
 pub mod scan;
 mod staging_dir;

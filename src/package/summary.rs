@@ -2,15 +2,18 @@
 //! and the manifests and configs it names. pkgr writes those first, so layers are never
 //! decompressed; a Zarf package may need a longer read.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
 use super::built::BuiltDefinition;
+use super::needed::Needed;
 use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
 use super::PackageError;
 use crate::digest::Digest;
-use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
+use crate::manifest::parsed::ParsedManifests;
+use crate::manifest::walk::{Role, Walk, WalkError};
 use crate::manifest::{Descriptor, Kind, Manifest, MAX_MANIFEST_BYTES};
 use crate::nesting::{check_flow_depth, TooDeep};
 use crate::reference::parse_reference;
@@ -98,6 +101,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut docs = Docs::new();
     let mut speculative_bytes = 0u64;
     let mut kept_bytes = 0u64;
+    let mut needed: Option<Needed> = None;
     for_each_entry(path, |known, name, size, reader| {
         match known {
             Known::PkgrDefinition | Known::ZarfDefinition => {
@@ -106,18 +110,16 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
             }
             Known::Index => {
                 let bytes = read_bounded(reader, name, size, MAX_METADATA_BYTES)?;
-                index = Some(serde_json::from_slice(&bytes).map_err(PackageError::BadIndex)?);
+                let read: LayoutIndex =
+                    serde_json::from_slice(&bytes).map_err(PackageError::BadIndex)?;
+                needed = Some(Needed::from_index(&read, &docs));
+                index = Some(read);
             }
             Known::Blob(digest) if size <= MAX_MANIFEST_BYTES => {
-                let need = index.as_ref().map(|index| missing(index, &docs));
-                let certain = need.as_ref().is_some_and(|(manifests, configs)| {
-                    manifests.contains(&digest) || configs.contains(&digest)
-                });
+                let certain = needed.as_ref().is_some_and(|n| n.wants(&digest));
                 // Until every manifest is read, any small blob may be a config that one
                 // of them names (other writers than pkgr order blobs freely).
-                let speculative = need
-                    .as_ref()
-                    .is_none_or(|(manifests, _)| !manifests.is_empty())
+                let speculative = needed.as_ref().is_none_or(Needed::awaits_manifests)
                     && speculative_bytes + size <= SPECULATIVE_BUDGET;
                 if certain || speculative {
                     if !certain {
@@ -130,18 +132,17 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
                         });
                     }
                     docs.insert(
-                        digest,
+                        digest.clone(),
                         read_bounded(reader, name, size, MAX_MANIFEST_BYTES)?,
                     );
+                    if let Some(needed) = &mut needed {
+                        needed.arrived(&digest, &docs);
+                    }
                 }
             }
             _ => {}
         }
-        let done = definition.is_some()
-            && index.as_ref().is_some_and(|index| {
-                let (manifests, configs) = missing(index, &docs);
-                manifests.is_empty() && configs.is_empty()
-            });
+        let done = definition.is_some() && needed.as_ref().is_some_and(Needed::is_complete);
         Ok(if done { Flow::Stop } else { Flow::Continue })
     })?;
     let (zarf, definition) = definition.ok_or(PackageError::NoDefinition)?;
@@ -154,42 +155,6 @@ const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Small blobs kept in memory on the chance that they are configs.
 const SPECULATIVE_BUDGET: u64 = 64 * 1024 * 1024;
-
-/// Manifests, and configs of container images, reachable from the index but not yet
-/// read. A graph that cannot be followed is reported by `build`, not here.
-fn missing(index: &LayoutIndex, docs: &Docs) -> (BTreeSet<Digest>, BTreeSet<Digest>) {
-    let mut manifests = BTreeSet::new();
-    let mut configs = BTreeSet::new();
-    let mut walk = Walk::new(LIMITS);
-    for (n, entry) in index.manifests.iter().enumerate() {
-        if walk.add_root(entry.descriptor(), n).is_err() {
-            return (manifests, configs);
-        }
-    }
-    while let Some(node) = walk.next_node() {
-        if node.role != Role::Manifest {
-            continue;
-        }
-        let Some(manifest) = docs
-            .get(node.digest())
-            .and_then(|b| Manifest::parse(b).ok())
-        else {
-            manifests.insert(node.digest().clone());
-            continue;
-        };
-        if manifest.kind() == Kind::ContainerImage {
-            if let Some(config) = &manifest.config {
-                if !docs.contains_key(&config.digest) {
-                    configs.insert(config.digest.clone());
-                }
-            }
-        }
-        if walk.descend(&node, &manifest).is_err() {
-            break;
-        }
-    }
-    (manifests, configs)
-}
 
 fn build(
     zarf: bool,
@@ -253,27 +218,38 @@ fn build(
 
     let mut users: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
     let mut images = Vec::new();
+    let parsed = ParsedManifests::new(docs);
+    // Entries that name one digest (tags of one image) share one walk.
+    let mut walked: HashMap<&Digest, Rc<BTreeMap<Digest, u64>>> = HashMap::new();
     for entry in &index.manifests {
         let reference = entry.reference().unwrap_or("(unnamed)").to_owned();
-        let manifest = docs
+        let manifest = parsed
             .get(&entry.digest)
-            .and_then(|b| Manifest::parse(b).ok())
             .ok_or_else(|| PackageError::MissingManifest {
                 reference: reference.clone(),
                 digest: entry.digest.clone(),
             })?;
-        let blobs = reachable(entry.descriptor(), docs).map_err(|source| PackageError::Walk {
-            reference: reference.clone(),
-            source,
-        })?;
-        for (digest, size) in &blobs {
+        let blobs = match walked.get(&entry.digest) {
+            Some(blobs) => blobs.clone(),
+            None => {
+                let blobs = Rc::new(reachable(entry.descriptor(), &parsed).map_err(|source| {
+                    PackageError::Walk {
+                        reference: reference.clone(),
+                        source,
+                    }
+                })?);
+                walked.insert(&entry.digest, blobs.clone());
+                blobs
+            }
+        };
+        for (digest, size) in blobs.iter() {
             users.entry(digest.clone()).or_insert((*size, 0)).1 += 1;
         }
         let platform = entry
             .platform
             .as_ref()
             .map(ToString::to_string)
-            .or_else(|| config_platform(&manifest, docs));
+            .or_else(|| config_platform(manifest, docs));
         let component = components
             .iter()
             .find(|c| c.images.contains(&reference))
@@ -309,19 +285,20 @@ fn build(
 }
 
 /// Every blob of an image (manifests, configs, layers) with its size, each once.
-fn reachable(root: Descriptor, docs: &Docs) -> Result<BTreeMap<Digest, u64>, WalkError> {
+fn reachable(
+    root: Descriptor,
+    parsed: &ParsedManifests<'_>,
+) -> Result<BTreeMap<Digest, u64>, WalkError> {
     let mut blobs = BTreeMap::new();
     let mut walk = Walk::from_root(root)?;
     while let Some(node) = walk.next_node() {
+        parsed.spend(1)?;
         blobs.insert(node.digest().clone(), node.descriptor.size);
         if node.role != Role::Manifest {
             continue;
         }
-        if let Some(manifest) = docs
-            .get(node.digest())
-            .and_then(|b| Manifest::parse(b).ok())
-        {
-            walk.descend(&node, &manifest)?;
+        if let Some(manifest) = parsed.get(node.digest()) {
+            walk.descend(&node, manifest)?;
         }
     }
     Ok(blobs)
