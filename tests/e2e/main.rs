@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod create;
 mod create_errors;
+mod disk;
 mod faults;
 mod fetch;
 mod index;
