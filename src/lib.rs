@@ -19,6 +19,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod space;
 pub mod store;
 #[cfg(test)]
 mod testing;

@@ -2,6 +2,7 @@
 //! package (seal, heal, write); the library owns every step.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::settings::CreateSettings;
@@ -9,9 +10,24 @@ use super::{CreateArgs, Error};
 use crate::package::Staging;
 use crate::pull::{self, Fetcher, RegistryImage};
 use crate::registry::Registry;
+use crate::space::{Place, SpaceCheck};
 
 pub async fn run(args: CreateArgs) -> Result<(), Error> {
     let settings = CreateSettings::new(args)?;
+    // A full disk is named with the option that moves the directory it happened in.
+    let mut places: Vec<(PathBuf, &'static str)> = vec![(settings.output.dir.clone(), "--output")];
+    if let Some(root) = &settings.cache {
+        places.insert(0, (root.clone(), "--cache"));
+    }
+    let path = build(settings)
+        .await
+        .map_err(|err| err.out_of_space(&places))?;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", path.display());
+    Ok(())
+}
+
+async fn build(settings: CreateSettings) -> Result<PathBuf, Error> {
     let reporter = settings.reporter.as_ref();
     let staging = Staging::create(settings.output.clone())?;
     // Held shared until the package is written, so a prune waits for this build.
@@ -22,6 +38,7 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
     let store = cache
         .as_ref()
         .map_or_else(|| staging.store().clone(), |c| c.store().clone());
+    let space = measure_space(cache.as_ref().map(|c| c.root()), &settings.output.dir)?;
 
     let registry = Arc::new(
         Registry::connect(
@@ -36,8 +53,8 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         &settings.definition,
         |reference| RegistryImage::open(registry.clone(), reference.clone()),
         &fetcher,
-        &settings.resolve,
-        settings.concurrency,
+        &settings.pull,
+        Some(&space),
     )
     .await?;
     if let Some(cache) = &cache {
@@ -48,8 +65,22 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
         .package(&settings.definition, &pulled, &fetcher)
         .await?;
     drop(cache);
+    Ok(path)
+}
 
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", path.display());
-    Ok(())
+/// Free space where this build downloads (the cache, or without one the staging
+/// directory in the output directory) and where it writes the package.
+fn measure_space(cache: Option<&Path>, output: &Path) -> Result<SpaceCheck, Error> {
+    let output = Place {
+        dir: output.to_owned(),
+        flag: "--output",
+    };
+    let store = match cache {
+        Some(root) => Place {
+            dir: root.to_owned(),
+            flag: "--cache",
+        },
+        None => output.clone(),
+    };
+    SpaceCheck::measure(store, output).map_err(|(path, source)| Error::Io { path, source })
 }

@@ -56,6 +56,18 @@ pub enum Error {
     },
     #[error("{} is not a regular file (it is {kind})", path.display())]
     NotARegularFile { path: PathBuf, kind: &'static str },
+    /// A write found its filesystem full; `flag` is the option that moves the
+    /// directory it was writing in.
+    #[error(
+        "no space left on device while writing {} (the filesystem at {} is full)",
+        path.display(),
+        filesystem.display()
+    )]
+    NoSpace {
+        path: PathBuf,
+        filesystem: PathBuf,
+        flag: Option<&'static str>,
+    },
     #[error("interrupted")]
     Interrupted,
     #[error("terminated")]
@@ -86,6 +98,37 @@ impl Error {
         }
     }
 
+    /// The path being written when its filesystem filled up, if that is what failed,
+    /// however deep in the library's errors.
+    fn no_space(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Pull(e) => e.no_space(),
+            Self::Package(e) => e.no_space(),
+            Self::Store(e) => e.no_space(),
+            Self::Cache(e) => e.no_space(),
+            Self::Io { path, source } if crate::space::is_out_of_space(source) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// A full disk, wherever it was met, becomes one sentence naming the path and its
+    /// filesystem; `places` pairs the directories a command writes in with the option
+    /// that moves each, for the hint. Any other error is returned as it is.
+    pub fn out_of_space(self, places: &[(PathBuf, &'static str)]) -> Self {
+        let Some(path) = self.no_space() else {
+            return self;
+        };
+        let flag = places
+            .iter()
+            .find(|(dir, _)| path.starts_with(dir))
+            .map(|&(_, flag)| flag);
+        Self::NoSpace {
+            filesystem: crate::space::filesystem_of(path),
+            path: path.to_owned(),
+            flag,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             Self::Definition(e) => e.hint(),
@@ -97,6 +140,15 @@ impl Error {
                 Some("the next pkgr create fetches them again from their registries".into())
             }
             Self::PushFailed { hint, .. } => hint.clone(),
+            Self::NoSpace {
+                filesystem, flag, ..
+            } => Some(match flag {
+                Some(flag) => format!(
+                    "free some space on {}, or pass {flag} a directory on a filesystem with more room",
+                    filesystem.display()
+                ),
+                None => format!("free some space on {}", filesystem.display()),
+            }),
             Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::Verification {
                 refused_push: true, ..

@@ -121,6 +121,10 @@ pub struct CreateArgs {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
+    /// Refuse a blob whose descriptor declares more than SIZE (e.g. 100GiB, 500MB)
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::space::parse_size)]
+    pub max_blob_size: u64,
+
     /// Plain progress lines instead of progress bars
     #[arg(long)]
     pub no_progress: bool,

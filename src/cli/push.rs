@@ -21,6 +21,15 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     // package should be refused before that is asked for.
     ensure_regular(&args.package)?;
     let settings = PushSettings::new(args)?;
+    // Only the verified copy of the blobs is written; a full disk there names the
+    // option that moves it.
+    let places = [(settings.work_dir.clone(), "--work-dir")];
+    push_package(settings)
+        .await
+        .map_err(|err| err.out_of_space(&places))
+}
+
+async fn push_package(settings: PushSettings) -> Result<(), Error> {
     let target = &settings.target;
     let reporter = settings.reporter.as_ref();
 

@@ -9,7 +9,7 @@ use super::{CreateArgs, Error, PushArgs, TransportArgs};
 use crate::definition::{self, Definition};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
-use crate::pull::ResolveOptions;
+use crate::pull::{PullOptions, ResolveOptions};
 use crate::reference::Target;
 use crate::registry::{Credentials, RegistryError, Transport};
 use crate::store::Cache;
@@ -22,9 +22,9 @@ pub struct CreateSettings {
     pub cache: Option<PathBuf>,
     pub transport: Transport,
     pub credentials: Credentials,
-    pub resolve: ResolveOptions,
-    /// Blob downloads in flight across all images; also how many references resolve
-    /// at once.
+    /// How references resolve (as many at once as downloads) and how large a blob may be.
+    pub pull: PullOptions,
+    /// Blob downloads in flight across all images.
     pub concurrency: usize,
     pub reporter: Box<dyn Reporter>,
 }
@@ -43,9 +43,13 @@ impl CreateSettings {
             Some(Cache::default_root(args.cache.as_deref())?)
         };
         Ok(Self {
-            resolve: ResolveOptions {
-                architecture: definition.metadata.architecture.clone(),
-                allow_index: args.allow_index,
+            pull: PullOptions {
+                resolve: ResolveOptions {
+                    architecture: definition.metadata.architecture.clone(),
+                    allow_index: args.allow_index,
+                },
+                resolve_concurrency: usize::from(args.concurrency),
+                max_blob_size: args.max_blob_size,
             },
             definition,
             output: Output {

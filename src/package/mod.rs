@@ -86,6 +86,19 @@ pub enum PackageError {
     },
 }
 
+impl PackageError {
+    /// The path being written when its filesystem filled up, if that is what failed.
+    pub fn no_space(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Write(e) => e.no_space(),
+            Self::Store(e) => e.no_space(),
+            Self::Heal(e) => e.no_space(),
+            Self::Output { path, source } if crate::space::is_out_of_space(source) => Some(path),
+            _ => None,
+        }
+    }
+}
+
 impl Hint for PackageError {
     fn hint(&self) -> Option<String> {
         match self {

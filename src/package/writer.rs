@@ -18,6 +18,16 @@ pub enum WriteError {
     },
 }
 
+impl WriteError {
+    /// The package being written when its filesystem filled up, if that is what failed.
+    pub fn no_space(&self) -> Option<&Path> {
+        match self {
+            Self::Io { path, source } if crate::space::is_out_of_space(source) => Some(path),
+            _ => None,
+        }
+    }
+}
+
 /// One file of the package: its path inside the tar, and where its bytes are.
 pub struct Entry {
     pub name: String,

@@ -22,8 +22,10 @@ use crate::definition::Definition;
 use crate::digest::Digest;
 use crate::hint::{Hint, REPORT_BUG};
 use crate::manifest::walk::WalkError;
+use crate::progress::human_bytes;
 use crate::registry::RegistryError;
-use crate::store::StoreError;
+use crate::space::{Demand, Shortfall, SpaceCheck};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
@@ -79,6 +81,19 @@ pub enum PullError {
         second: u64,
         reference: String,
     },
+    #[error(
+        "blob {digest} of {reference} declares {size} bytes ({}), more than the {} allowed for one blob",
+        human_bytes(*size),
+        human_bytes(*limit)
+    )]
+    BlobTooLarge {
+        reference: String,
+        digest: Digest,
+        size: u64,
+        limit: u64,
+    },
+    #[error(transparent)]
+    NoSpace(#[from] Shortfall),
     #[error("the blobs of {reference} declare more than 2^63 bytes in all")]
     ImageTooLarge { reference: String },
     #[error("the blobs of {reference} and of the images planned before it declare more than 2^63 bytes in all")]
@@ -133,6 +148,17 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
+impl PullError {
+    /// The path being written when its filesystem filled up, if that is what failed.
+    pub fn no_space(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Store { source, .. } => source.no_space(),
+            Self::Shared(e) => e.no_space(),
+            _ => None,
+        }
+    }
+}
+
 impl Hint for PullError {
     fn hint(&self) -> Option<String> {
         match self {
@@ -144,6 +170,11 @@ impl Hint for PullError {
                 platforms,
                 ..
             } => Some(index_listing(architecture, platforms)),
+            Self::BlobTooLarge { .. } => Some(
+                "if the image really has a blob this large, raise the bound with --max-blob-size (e.g. --max-blob-size 128GiB)"
+                    .into(),
+            ),
+            Self::NoSpace(shortfall) => Some(shortfall.hint()),
             Self::PlatformMissing { .. } => Some(
                 "set metadata.architecture (or --architecture) to one of the platforms listed"
                     .into(),
@@ -210,14 +241,29 @@ impl Pulled {
     }
 }
 
+/// How a pull resolves and plans.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    pub resolve: ResolveOptions,
+    /// How many references resolve at once.
+    pub resolve_concurrency: usize,
+    /// The most one blob may declare (see [`crate::space::DEFAULT_MAX_BLOB_SIZE`]).
+    pub max_blob_size: u64,
+}
+
 /// Resolves every image of the definition, several at a time, and fetches each
 /// image's blobs as soon as it is resolved. `open` gives the source of a reference.
+///
+/// With `space`, everything planned so far is checked against the free space measured
+/// before the first download, each time an image is planned and before its blobs are
+/// fetched: a build that cannot fit stops before it downloads anything of the image
+/// that tips it over (and, when one image is too large, before any download at all).
 pub async fn pull(
     definition: &Definition,
     open: impl Fn(&Reference) -> Arc<dyn Source>,
     fetcher: &Fetcher<'_>,
-    options: &ResolveOptions,
-    resolve_concurrency: usize,
+    options: &PullOptions,
+    space: Option<&SpaceCheck>,
 ) -> Result<Pulled, PullError> {
     let reporter = fetcher.reporter();
     let mut unique: BTreeMap<String, Reference> = BTreeMap::new();
@@ -230,10 +276,12 @@ pub async fn pull(
 
     let store = fetcher.store();
     let mut resolving = stream::iter(unique.into_values())
-        .map(|reference| resolve(open(&reference), store, options))
-        .buffer_unordered(resolve_concurrency.max(1));
+        .map(|reference| resolve(open(&reference), store, &options.resolve))
+        .buffer_unordered(options.resolve_concurrency.max(1));
     let mut fetching = FuturesUnordered::new();
-    let mut plan = Plan::default();
+    let mut plan = Plan::new(options.max_blob_size);
+    let mut demand = Demand::default();
+    let mut manifests_counted = HashSet::new();
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
     let mut resolving_done = false;
     loop {
@@ -242,6 +290,10 @@ pub async fn pull(
                 Some(image) => {
                     let image = image?;
                     let jobs = plan.add(&image)?;
+                    if let Some(space) = space {
+                        add_demand(&mut demand, &mut manifests_counted, store, &image, &jobs);
+                        space.check(&demand)?;
+                    }
                     // Cannot wrap: the plan refuses blobs that add up past MAX_SIZE.
                     reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
                     // In plan order, largest first: the download semaphore is fair, so
@@ -274,4 +326,29 @@ pub async fn pull(
         }
     }
     Ok(Pulled { images, plan })
+}
+
+/// Adds what an image newly brings to the package, and what of it is still to be
+/// downloaded: blobs neither in the store nor partly downloaded there. Its manifests
+/// are already stored (resolve wrote them) and count toward the package only.
+fn add_demand(
+    demand: &mut Demand,
+    counted: &mut HashSet<Digest>,
+    store: &Store,
+    image: &ResolvedImage,
+    jobs: &[BlobJob],
+) {
+    for (digest, size) in &image.manifests {
+        if counted.insert(digest.clone()) {
+            demand.add(*size, 0);
+        }
+    }
+    for job in jobs {
+        let missing = if store.contains(&job.digest, job.size) {
+            0
+        } else {
+            job.size.saturating_sub(store.partial_len(&job.digest))
+        };
+        demand.add(job.size, missing);
+    }
 }

@@ -24,21 +24,41 @@ impl BlobJob {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Plan {
     jobs: BTreeMap<Digest, BlobJob>,
     /// The sizes of all jobs, kept at most [`MAX_SIZE`] so no total of them can wrap.
     bytes: u64,
+    /// The most one blob may declare (`--max-blob-size`).
+    max_blob_size: u64,
 }
 
 impl Plan {
+    /// An empty plan that refuses any blob declaring more than `max_blob_size` bytes.
+    pub fn new(max_blob_size: u64) -> Self {
+        Self {
+            jobs: BTreeMap::new(),
+            bytes: 0,
+            max_blob_size,
+        }
+    }
+
     /// Adds an image's blobs; returns the ones no earlier image needed, largest first,
     /// so that the longest downloads start before the download slots fill up.
     ///
     /// Sizes come from descriptors a registry wrote: blobs that declare more than
     /// [`MAX_SIZE`] bytes in all are refused here, so that the totals reported and
-    /// printed later never wrap.
+    /// printed later never wrap. One blob that declares more than the plan's bound is
+    /// refused before that, whatever the totals.
     pub fn add(&mut self, image: &ResolvedImage) -> Result<Vec<BlobJob>, PullError> {
+        if let Some(blob) = image.blobs.iter().find(|b| b.size > self.max_blob_size) {
+            return Err(PullError::BlobTooLarge {
+                reference: image.reference.whole(),
+                digest: blob.digest.clone(),
+                size: blob.size,
+                limit: self.max_blob_size,
+            });
+        }
         let within = |total: u64, size: u64| total.checked_add(size).filter(|t| *t <= MAX_SIZE);
         image
             .blobs
@@ -144,7 +164,7 @@ mod tests {
 
     #[test]
     fn each_digest_is_planned_once_with_its_first_source() {
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(MAX_SIZE);
         let first = plan.add(&image("a", &[(b"a", 1), (b"base", 4)])).unwrap();
         let second = plan.add(&image("b", &[(b"base", 4), (b"b", 1)])).unwrap();
         let digests: Vec<Digest> = first.iter().map(|j| j.digest.clone()).collect();
@@ -163,7 +183,7 @@ mod tests {
     #[test]
     fn blobs_that_declare_more_than_2_63_bytes_in_all_are_refused() {
         let half = MAX_SIZE / 2 + 1;
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(MAX_SIZE);
         let err = plan
             .add(&image("a", &[(b"x", half), (b"y", half)]))
             .unwrap_err();
@@ -184,8 +204,34 @@ mod tests {
     }
 
     #[test]
+    fn a_blob_that_declares_more_than_the_bound_is_refused_and_the_bound_can_be_raised() {
+        let big = 64 << 30;
+        let err = Plan::new(big)
+            .add(&image("a", &[(b"x", 1), (b"y", big + 1)]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "blob {} of registry.test/a:1 declares 68719476737 bytes (64.0 GiB), more than the 64.0 GiB allowed for one blob",
+                Digest::of(b"y")
+            )
+        );
+        assert_eq!(
+            crate::hint::Hint::hint(&err).as_deref(),
+            Some("if the image really has a blob this large, raise the bound with --max-blob-size (e.g. --max-blob-size 128GiB)")
+        );
+        let mut plan = Plan::new(big + 1);
+        assert_eq!(
+            plan.add(&image("a", &[(b"x", 1), (b"y", big + 1)]))
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
     fn one_digest_with_two_sizes_is_refused() {
-        let mut plan = Plan::default();
+        let mut plan = Plan::new(MAX_SIZE);
         plan.add(&image("a", &[(b"base", 4)])).unwrap();
         let err = plan.add(&image("b", &[(b"base", 5)])).unwrap_err();
         assert_eq!(

@@ -60,6 +60,15 @@ pub enum CacheError {
 }
 
 impl CacheError {
+    /// The path being written when its filesystem filled up, if that is what failed.
+    pub fn no_space(&self) -> Option<&Path> {
+        match self {
+            Self::Io { path, source, .. } if crate::space::is_out_of_space(source) => Some(path),
+            Self::Store(e) => e.no_space(),
+            _ => None,
+        }
+    }
+
     fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
         Self::Io {
             action,

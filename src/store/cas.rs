@@ -7,7 +7,7 @@
 //! interrupted partial is resumed rather than thrown away.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Digest, Hasher};
@@ -39,6 +39,14 @@ impl StoreError {
             action,
             path: path.to_owned(),
             source,
+        }
+    }
+
+    /// The path being written when its filesystem filled up, if that is what failed.
+    pub fn no_space(&self) -> Option<&Path> {
+        match self {
+            Self::Io { path, source, .. } if crate::space::is_out_of_space(source) => Some(path),
+            _ => None,
         }
     }
 
@@ -88,6 +96,15 @@ impl Store {
         fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
+    /// Bytes of an interrupted download of `digest` waiting to be resumed.
+    pub fn partial_len(&self, digest: &Digest) -> u64 {
+        fs::metadata(self.partial_path(digest)).map_or(0, |m| m.len())
+    }
+
+    fn partial_path(&self, digest: &Digest) -> PathBuf {
+        self.ingest.join(format!("{}.partial", digest.hex()))
+    }
+
     /// Removes a blob found to be damaged, so the next run fetches it again.
     pub fn evict(&self, digest: &Digest) {
         let _ = fs::remove_file(self.blob_path(digest));
@@ -108,7 +125,7 @@ impl Store {
     /// Starts (or resumes) writing a blob. Blocks while another process writes the same
     /// digest, then reports `Present` if that process finished it.
     pub fn begin(&self, digest: &Digest, size: u64) -> Result<Ingest, StoreError> {
-        let partial_path = self.ingest.join(format!("{}.partial", digest.hex()));
+        let partial_path = self.partial_path(digest);
         // The partial is its own lock, so a blob costs one new file, not two. A peer
         // that held the lock may have renamed the file into place (or a prune removed
         // it) before this process got the lock: the lock counts only while the path
@@ -279,11 +296,27 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> Result<(), StoreError> {
             let mut tmp = tempfile::NamedTempFile::new_in(dir)
                 .map_err(|e| StoreError::io("create a file in", dir, e))?;
             let mut from = File::open(src).map_err(|e| StoreError::io("open", src, e))?;
-            io::copy(&mut from, tmp.as_file_mut()).map_err(|e| StoreError::io("copy", src, e))?;
+            copy(&mut from, src, tmp.as_file_mut(), dst)?;
             tmp.persist(dst)
                 .map(drop)
                 .map_err(|e| StoreError::io("rename into place", dst, e.error))
         }
+    }
+}
+
+/// Copies `from` to `to`, blaming a failure on the side that failed: a full disk is
+/// where the copy was going, not where it came from.
+fn copy(from: &mut File, src: &Path, to: &mut File, dst: &Path) -> Result<(), StoreError> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(StoreError::io("read", src, e)),
+        };
+        to.write_all(&buf[..n])
+            .map_err(|e| StoreError::io("write", dst, e))?;
     }
 }
 

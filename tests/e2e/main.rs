@@ -7,6 +7,7 @@ mod cache;
 mod crashes;
 mod create;
 mod create_errors;
+mod disk;
 mod fan_out;
 mod faults;
 mod fetch;

@@ -8,6 +8,7 @@ pub mod package;
 pub mod proxy;
 pub mod registry;
 pub mod tarfix;
+pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! A fault-injecting HTTP proxy in front of a real registry, for the failures a real
 //! server will not produce on demand: a body cut mid-way, a corrupted byte, an error
-//! status, or a server that ignores Range requests. One request per connection; every response says `Connection: close`.
+//! status, a server that ignores Range requests, or a request held until the test lets
+//! it go. One request per connection; every response says `Connection: close`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -29,6 +30,9 @@ pub enum Fault {
     /// Forward the request without its Range header, so the registry answers 200 with
     /// the whole body, as a server that does not do ranges would.
     IgnoreRange,
+    /// Hold the request, neither forwarded nor answered, until the flag is set: the
+    /// test acts while the client is known to be waiting there.
+    Hold(Arc<AtomicBool>),
 }
 
 /// One logged request: method, path and Range header.
@@ -183,6 +187,11 @@ fn serve(
     if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         body.resize(len, 0);
         client_reader.read_exact(&mut body)?;
+    }
+    if let Some(Fault::Hold(gate)) = &fault {
+        while !gate.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     let forwarded: Vec<String> = match fault {
         Some(Fault::IgnoreRange) => head
