@@ -163,13 +163,39 @@ impl Error {
 /// Prints an error once: its sentence, each distinct cause, and a hint.
 pub fn report(err: &Error) {
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "error: {err}");
+    let _ = writeln!(stderr, "error: {}", printable(&err.to_string(), usize::MAX));
     for cause in causes(err) {
-        let _ = writeln!(stderr, "  caused by: {cause}");
+        let _ = writeln!(
+            stderr,
+            "  caused by: {}",
+            printable(&cause, MAX_CAUSE_CHARS)
+        );
     }
     if let Some(hint) = err.hint() {
-        let _ = writeln!(stderr, "hint: {hint}");
+        let _ = writeln!(stderr, "hint: {}", printable(&hint.to_string(), usize::MAX));
     }
+}
+
+/// Characters of one cause shown: causes may quote a registry's error body.
+const MAX_CAUSE_CHARS: usize = 500;
+
+/// `text` with control characters other than line breaks escaped, and cut after
+/// `max_chars`: messages quote registries and packages, which may hold bytes meant to
+/// move the cursor or recolour the terminal.
+fn printable(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (shown, c) in text.chars().enumerate() {
+        if shown == max_chars {
+            out.push_str(&format!("… ({} bytes in all)", text.len()));
+            break;
+        }
+        match c {
+            '\n' => out.push(c),
+            c if c.is_control() => out.extend(c.escape_debug()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The distinct messages below an error's own: wrappers that repeat their inner
@@ -204,6 +230,15 @@ pub fn ignore_broken_pipe(result: std::io::Result<()>) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_and_cuts_long_text() {
+        assert_eq!(
+            printable("a\x1b[2Jb\u{7}\nc", usize::MAX),
+            "a\\u{1b}[2Jb\\u{7}\nc"
+        );
+        assert_eq!(printable("abcdef", 3), "abc… (6 bytes in all)");
+    }
 
     /// The error tokio gives for a blocking task that panicked.
     fn panicked_task() -> tokio::task::JoinError {

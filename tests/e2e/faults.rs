@@ -386,3 +386,30 @@ fn a_damaged_cached_manifest_heals_from_its_source_in_one_run() {
         .count();
     assert_eq!(by_digest, 1, "the manifest is fetched again by digest once");
 }
+
+#[test]
+fn a_registry_error_body_reaches_the_terminal_escaped() {
+    let registry = TestRegistry::start();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let hostile = format!("\\u001b[2J\\u001b]0;owned\\u0007{}", "x".repeat(5000));
+    let body = format!(r#"{{"errors":[{{"code":"UNSUPPORTED","message":"{hostile}"}}]}}"#);
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![(
+            "GET /v2/app/manifests/1".to_owned(),
+            Fault::Answer(400, body),
+        )],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let bad = out
+        .stderr
+        .iter()
+        .position(|&b| (b < 0x20 && b != b'\n') || b == 0x7f);
+    assert!(bad.is_none(), "a control byte at {bad:?}: {err}");
+    assert!(err.contains(r"\u{1b}[2J\u{1b}]0;owned\u{7}xxx"), "{err}");
+    assert!(err.len() < 2000, "the 5000-byte message must be cut: {err}");
+}

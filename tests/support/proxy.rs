@@ -17,6 +17,8 @@ pub enum Fault {
     Corrupt(usize),
     /// Answer with this status and an empty body.
     Status(u16),
+    /// Answer with this status and this JSON body.
+    Answer(u16, String),
     /// Send the head, then hold the body back for this long.
     Stall(Duration),
     /// Answer 200 with a manifest body that goes on (up to 1 GiB) until the client
@@ -164,6 +166,14 @@ fn serve(
         write!(
             client,
             "HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )?;
+        return Ok(());
+    }
+    if let Some(Fault::Answer(code, body)) = &fault {
+        write!(
+            client,
+            "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )?;
         return Ok(());
     }
