@@ -1,6 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
 
-.PHONY: demo test deps lint bench
+.PHONY: demo test deps lint bench fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -18,3 +18,7 @@ lint:
 bench: deps
 	@bench/create.sh
 	@bench/small.sh
+
+# Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
+fuzz:
+	@scripts/fuzz.sh
