@@ -146,6 +146,16 @@ pub struct TransportArgs {
     /// Also trust the CA certificates in this PEM file
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+
+    /// Give up on a registry (and retry) when connecting or an answer takes longer, or
+    /// a body brings less than 16 KiB in that long
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = crate::registry::DEFAULT_TIMEOUT.as_secs(),
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub timeout: u64,
 }
 
 pub async fn run(cli: Cli) -> Result<(), Error> {

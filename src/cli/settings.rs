@@ -110,5 +110,6 @@ fn transport(args: &TransportArgs) -> Transport {
         plain_http: args.plain_http,
         insecure_skip_tls_verify: args.insecure_skip_tls_verify,
         ca_file: args.ca_file.clone(),
+        timeout: std::time::Duration::from_secs(args.timeout),
     }
 }

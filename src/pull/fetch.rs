@@ -218,10 +218,19 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
             }
         };
         if attempt >= MAX_ATTEMPTS {
-            return Err(PullError::Interrupted {
-                reference: job.owner(),
-                digest: job.digest.clone(),
-                source: retry_reason,
+            let (reference, digest) = (job.owner(), job.digest.clone());
+            return Err(if retry_reason.kind() == std::io::ErrorKind::TimedOut {
+                PullError::Stalled {
+                    reference,
+                    digest,
+                    source: retry_reason,
+                }
+            } else {
+                PullError::Interrupted {
+                    reference,
+                    digest,
+                    source: retry_reason,
+                }
             });
         }
         tokio::time::sleep(backoff(attempt)).await;

@@ -105,6 +105,13 @@ pub enum PullError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the download of blob {digest} for {reference} stalled")]
+    Stalled {
+        reference: String,
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("blob {digest} for {reference} is damaged")]
     Damaged {
         reference: String,
@@ -165,6 +172,7 @@ impl Hint for PullError {
             Self::Registry(e) => e.hint(),
             Self::Shared(e) => e.hint(),
             Self::Internal { .. } => Some(REPORT_BUG.into()),
+            Self::Stalled { .. } => Some(crate::registry::STALLED_HINT.into()),
             Self::IndexRefused {
                 architecture,
                 platforms,

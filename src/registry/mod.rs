@@ -4,6 +4,7 @@
 pub mod auth;
 mod open;
 mod retry;
+pub mod stall;
 mod upload;
 
 use std::collections::BTreeSet;
@@ -29,11 +30,28 @@ use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
 use open::{ManifestBody, OpenRegistries};
 
 /// How to reach registries, from the command line.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Transport {
     pub plain_http: bool,
     pub insecure_skip_tls_verify: bool,
     pub ca_file: Option<PathBuf>,
+    /// For connecting, for an answer to start, and for each window in which a body
+    /// must make progress (see [`stall`]).
+    pub timeout: Duration,
+}
+
+/// `--timeout`'s default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Default for Transport {
+    fn default() -> Self {
+        Self {
+            plain_http: false,
+            insecure_skip_tls_verify: false,
+            ca_file: None,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +84,13 @@ pub enum RegistryError {
     ManifestTooLarge { reference: String, size: u64 },
     #[error("the registry answered {reference} with content whose digest is not {expected}")]
     ManifestDigest { reference: String, expected: Digest },
+    #[error("{registry} stalled while sending {what}")]
+    Stalled {
+        registry: String,
+        what: String,
+        #[source]
+        source: OciDistributionError,
+    },
     #[error("the request for {what} failed")]
     Other {
         what: String,
@@ -103,10 +128,15 @@ impl crate::hint::Hint for RegistryError {
             Self::PlainHttpPort { .. } => {
                 Some("the registry speaks plain HTTP: pass --plain-http".into())
             }
+            Self::Stalled { .. } => Some(STALLED_HINT.into()),
             _ => None,
         }
     }
 }
+
+/// What to do about a registry that stalled.
+pub const STALLED_HINT: &str =
+    "it was retried and kept stalling; if the link is only slow, raise --timeout";
 
 /// A registry client shared by every download of one run.
 pub struct Registry {
@@ -118,6 +148,7 @@ pub struct Registry {
     /// oci-client would send them no credentials anyway.
     open: OpenRegistries,
     credentials: Credentials,
+    timeout: Duration,
 }
 
 /// Whether `registry` (`host[:port]`) is a loopback address, which may use plain HTTP
@@ -168,6 +199,7 @@ impl Registry {
             registries,
             manifest_client(transport, ca.as_deref())?,
             USER_AGENT,
+            transport.timeout,
         )
         .await;
         let config = || ClientConfig {
@@ -182,8 +214,8 @@ impl Registry {
                 })
                 .collect(),
             platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(15)),
-            read_timeout: Some(Duration::from_secs(60)),
+            connect_timeout: Some(transport.timeout),
+            read_timeout: Some(transport.timeout),
             user_agent: USER_AGENT,
             ..ClientConfig::default()
         };
@@ -195,6 +227,7 @@ impl Registry {
             anonymous,
             open,
             credentials,
+            timeout: transport.timeout,
         })
     }
 
@@ -287,8 +320,8 @@ impl Registry {
             )
         })?;
         Ok(match response {
-            BlobResponse::Partial(stream) => (stream.stream, true),
-            BlobResponse::Full(stream) => (stream.stream, false),
+            BlobResponse::Partial(stream) => (stall::guard(stream.stream, self.timeout), true),
+            BlobResponse::Full(stream) => (stall::guard(stream.stream, self.timeout), false),
         })
     }
 
@@ -342,6 +375,20 @@ impl Registry {
                     reference: reference.whole(),
                 }
             }
+            OciDistributionError::RequestError(e) if e.is_timeout() && !e.is_connect() => {
+                RegistryError::Stalled {
+                    registry,
+                    what: what.to_owned(),
+                    source: err,
+                }
+            }
+            OciDistributionError::IoError(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                RegistryError::Stalled {
+                    registry,
+                    what: what.to_owned(),
+                    source: err,
+                }
+            }
             OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
                 if error_chain_mentions(&err, "InvalidContentType") {
                     RegistryError::PlainHttpPort {
@@ -373,8 +420,8 @@ fn manifest_client(
 ) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure_skip_tls_verify)
-        .connect_timeout(Duration::from_secs(15))
-        .read_timeout(Duration::from_secs(60))
+        .connect_timeout(transport.timeout)
+        .read_timeout(transport.timeout)
         .user_agent(USER_AGENT);
     if let Some(pem) = ca {
         let certificate =

@@ -11,6 +11,7 @@ use oci_client::Reference;
 use reqwest::header::{ACCEPT, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
 
+use super::stall;
 use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
 
 /// A manifest body as read from an open registry.
@@ -27,6 +28,8 @@ pub struct OpenRegistries {
     /// As written in references, with the scheme each one speaks.
     registries: BTreeSet<(String, &'static str)>,
     client: reqwest::Client,
+    /// The window in which a body must make progress (see `stall`).
+    timeout: std::time::Duration,
 }
 
 impl OpenRegistries {
@@ -38,6 +41,7 @@ impl OpenRegistries {
         registries: &BTreeSet<String>,
         client: reqwest::Client,
         user_agent: &str,
+        timeout: std::time::Duration,
     ) -> Self {
         let Ok(probe) = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
@@ -48,6 +52,7 @@ impl OpenRegistries {
             return Self {
                 registries: BTreeSet::new(),
                 client,
+                timeout,
             };
         };
         let asks = registries.iter().map(|registry| {
@@ -67,7 +72,11 @@ impl OpenRegistries {
             .into_iter()
             .flatten()
             .collect();
-        Self { registries, client }
+        Self {
+            registries,
+            client,
+            timeout,
+        }
     }
 
     pub fn contains(&self, registry: &str) -> bool {
@@ -120,11 +129,22 @@ impl OpenRegistries {
             });
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(OciDistributionError::RequestError)?
-        {
+        // The same progress rule as blob bodies: MIN_PROGRESS bytes, or the end, in
+        // every window.
+        let mut window_start = tokio::time::Instant::now();
+        let mut in_window = 0u64;
+        loop {
+            let next = tokio::time::timeout_at(window_start + self.timeout, response.chunk());
+            let chunk = match next.await {
+                Ok(chunk) => chunk.map_err(OciDistributionError::RequestError)?,
+                Err(_) => return Err(OciDistributionError::IoError(stall::stalled(self.timeout))),
+            };
+            let Some(chunk) = chunk else { break };
+            in_window += chunk.len() as u64;
+            if in_window >= stall::MIN_PROGRESS {
+                window_start = tokio::time::Instant::now();
+                in_window = 0;
+            }
             body.extend_from_slice(&chunk);
             if body.len() as u64 > limit {
                 if status != StatusCode::OK {

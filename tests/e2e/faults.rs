@@ -413,3 +413,97 @@ fn a_registry_error_body_reaches_the_terminal_escaped() {
     assert!(err.contains(r"\u{1b}[2J\u{1b}]0;owned\u{7}xxx"), "{err}");
     assert!(err.len() < 2000, "the 5000-byte message must be cut: {err}");
 }
+
+#[test]
+fn a_trickling_blob_is_given_up_on_and_resumed() {
+    let registry = TestRegistry::start();
+    let image = Pusher::new(&registry.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("big", &noise(5, 64 << 10))])],
+    );
+    let big = image.layers[0].clone();
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![(
+            big.digest.clone(),
+            Fault::Trickle(std::time::Duration::from_millis(100)),
+        )],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let package = Package::read(&package_path(&ws.create(&["--timeout", "1"])));
+    assert_eq!(package.blob(&big.digest), Some(&big.bytes));
+    let ranges: Vec<Option<String>> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.ends_with(&big.digest))
+        .map(|s| s.range)
+        .collect();
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_ne!(
+        ranges[1].as_deref(),
+        Some("bytes=0-"),
+        "the retry must resume after the trickled bytes: {ranges:?}"
+    );
+}
+
+#[test]
+fn a_registry_that_keeps_stalling_fails_saying_so() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let layer_digest = image.layers[0].digest.clone();
+    let stall = Fault::Stall(std::time::Duration::from_secs(60));
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        (0..5)
+            .map(|_| (layer_digest.clone(), stall.clone()))
+            .collect(),
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let out = ws.create(&["--timeout", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: the download of blob {layer_digest} for {}/app:1 stalled",
+            proxy.addr
+        )),
+        "{err}"
+    );
+    assert!(err.contains("raise --timeout"), "{err}");
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+}
+
+#[test]
+fn a_manifest_request_never_answered_is_retried_then_reported_as_a_stall() {
+    let registry = TestRegistry::start();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let manifest = "GET /v2/app/manifests/1".to_owned();
+
+    let once = FaultProxy::start(&registry.addr, vec![(manifest.clone(), Fault::Hang)]);
+    let ws = Workspace::new();
+    single_image_definition(&ws, &once.addr);
+    package_path(&ws.create(&["--timeout", "1"]));
+
+    let always = FaultProxy::start(
+        &registry.addr,
+        (0..5).map(|_| (manifest.clone(), Fault::Hang)).collect(),
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &always.addr);
+    let out = ws.create(&["--timeout", "1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: {0} stalled while sending {0}/app:1",
+            always.addr
+        )),
+        "{err}"
+    );
+}

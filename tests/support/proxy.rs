@@ -27,6 +27,8 @@ pub enum Fault {
     /// Send the head and this many body bytes, then hold the connection open without
     /// sending more, for a minute.
     StallAfter(usize),
+    /// Send the head, then the body one byte per this interval.
+    Trickle(Duration),
     /// Read the request and never answer it (for a minute), as a hung server would.
     Hang,
     /// Forward the request without its Range header, so the registry answers 200 with
@@ -241,6 +243,15 @@ fn serve(
                 client.flush()?;
                 std::thread::sleep(Duration::from_secs(60));
                 return Ok(());
+            }
+            Some(Fault::Trickle(every)) => {
+                for byte in chunk.iter() {
+                    client.write_all(&[*byte])?;
+                    client.flush()?;
+                    std::thread::sleep(every);
+                }
+                sent += n;
+                continue;
             }
             Some(Fault::Corrupt(at)) if (sent..sent + n).contains(&at) => {
                 chunk[at - sent] ^= 0xff;
