@@ -2,7 +2,8 @@
 //! backoff, and the error sentences users see.
 
 pub mod auth;
-mod open;
+mod challenge;
+mod direct;
 mod retry;
 pub mod stall;
 mod upload;
@@ -11,9 +12,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oci_client::client::{
-    BlobResponse, Certificate, CertificateEncoding, ClientConfig, ClientProtocol,
-};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -26,8 +25,8 @@ pub use auth::{AuthError, Credentials};
 pub use retry::{backoff, MAX_ATTEMPTS};
 
 use crate::digest::Digest;
-use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
-use open::{ManifestBody, OpenRegistries};
+use crate::manifest::MAX_MANIFEST_BYTES;
+use direct::{DirectPuller, ManifestBody};
 
 /// How to reach registries, from the command line.
 #[derive(Debug, Clone)]
@@ -60,6 +59,8 @@ pub enum RegistryError {
     NotFound { reference: String },
     #[error("{registry} refused the credentials for {reference}")]
     Unauthorized { registry: String, reference: String },
+    #[error("{registry} asks for credentials for {reference}, and none are configured for it")]
+    NoCredentials { registry: String, reference: String },
     #[error("cannot reach the registry {registry}")]
     Unreachable {
         registry: String,
@@ -119,6 +120,9 @@ impl crate::hint::Hint for RegistryError {
                 "log in with `docker login`, or check the credentials in Docker's config.json"
                     .into(),
             ),
+            Self::NoCredentials { registry, .. } => Some(format!(
+                "log in with `docker login {registry}` (pkgr reads Docker's config.json)"
+            )),
             Self::Unreachable { .. } => {
                 Some("check the host and port, and that the registry is running".into())
             }
@@ -140,15 +144,11 @@ pub const STALLED_HINT: &str =
 
 /// A registry client shared by every download of one run.
 pub struct Registry {
+    /// Pushes.
     client: Client,
-    /// Never given credentials: blob downloads from `open` registries (see
-    /// [`open`] for why).
-    anonymous: Client,
-    /// Registries whose `/v2/` answered without a `WWW-Authenticate` challenge:
-    /// oci-client would send them no credentials anyway.
-    open: OpenRegistries,
+    /// Pulls (see [`direct`] for why not oci-client).
+    puller: DirectPuller,
     credentials: Credentials,
-    timeout: Duration,
 }
 
 /// Whether `registry` (`host[:port]`) is a loopback address, which may use plain HTTP
@@ -194,14 +194,11 @@ impl Registry {
             })?),
             None => None,
         };
-        let open = OpenRegistries::probe(
-            &protocol,
-            registries,
-            manifest_client(transport, ca.as_deref())?,
-            USER_AGENT,
+        let puller = DirectPuller::new(
+            protocol.clone(),
+            pull_client(transport, ca.as_deref())?,
             transport.timeout,
-        )
-        .await;
+        );
         let config = || ClientConfig {
             protocol: protocol.clone(),
             accept_invalid_certificates: transport.insecure_skip_tls_verify,
@@ -221,13 +218,10 @@ impl Registry {
         };
         // `Client::new` would silently fall back to defaults if this failed.
         let client = Client::try_from(config()).map_err(RegistryError::Setup)?;
-        let anonymous = Client::try_from(config()).map_err(RegistryError::Setup)?;
         Ok(Self {
             client,
-            anonymous,
-            open,
+            puller,
             credentials,
-            timeout: transport.timeout,
         })
     }
 
@@ -252,28 +246,14 @@ impl Registry {
             reference: reference.whole(),
             size,
         };
-        let bytes = if self.open.contains(reference.registry()) {
-            let body = retry::with_retry(|| self.open.manifest(reference))
-                .await
-                .map_err(|e| self.classify(reference, &reference.whole(), e))?;
-            match body {
-                ManifestBody::Whole(bytes) => bytes,
-                ManifestBody::TooLarge { read } => return Err(too_large(read)),
-            }
-        } else {
-            let auth = self.auth_for(reference).await?;
-            let (bytes, _) = retry::with_retry(|| async {
-                self.client
-                    .pull_manifest_raw(reference, &auth, ACCEPTED)
-                    .await
-            })
+        let auth = self.credentials.for_registry(reference.registry())?;
+        let body = retry::with_retry(|| self.puller.manifest(reference, &auth))
             .await
             .map_err(|e| self.classify(reference, &reference.whole(), e))?;
-            bytes.to_vec()
+        let bytes = match body {
+            ManifestBody::Whole(bytes) => bytes,
+            ManifestBody::TooLarge { read } => return Err(too_large(read)),
         };
-        if bytes.len() as u64 > MAX_MANIFEST_BYTES {
-            return Err(too_large(bytes.len() as u64));
-        }
         let digest = Digest::of(&bytes);
         if let Some(pinned) = reference.digest() {
             if pinned != digest.to_string() {
@@ -289,40 +269,23 @@ impl Registry {
     /// Streams a blob from `offset`. The second value says whether the stream starts at
     /// `offset` (true) or the server ignored the range and sends the whole blob (false).
     ///
-    /// A ranged request is made even at offset 0: distribution then answers 206, which
-    /// oci-client does not hash, and pkgr's store hashes every byte once anyway.
+    /// Foreign-layer `urls` are never followed: only the registry itself is asked.
     pub async fn blob(
         &self,
         reference: &Reference,
         digest: &Digest,
         offset: u64,
     ) -> Result<(BlobStream, bool), RegistryError> {
-        let client = if self.open.contains(reference.registry()) {
-            &self.anonymous
-        } else {
-            self.auth_for(reference).await?;
-            &self.client
-        };
-        let digest_text = digest.to_string();
-        // Passing the bare digest (no `urls`) keeps foreign-layer URLs from ever being
-        // followed: only the registry itself is asked.
-        let response = retry::with_retry(|| async {
-            client
-                .pull_blob_stream_partial(reference, &digest_text.as_str(), offset, None)
-                .await
-        })
-        .await
-        .map_err(|e| {
-            self.classify(
-                reference,
-                &format!("blob {digest} of {}", reference.whole()),
-                e,
-            )
-        })?;
-        Ok(match response {
-            BlobResponse::Partial(stream) => (stall::guard(stream.stream, self.timeout), true),
-            BlobResponse::Full(stream) => (stall::guard(stream.stream, self.timeout), false),
-        })
+        let auth = self.credentials.for_registry(reference.registry())?;
+        retry::with_retry(|| self.puller.blob(reference, digest, offset, &auth))
+            .await
+            .map_err(|e| {
+                self.classify(
+                    reference,
+                    &format!("blob {digest} of {}", reference.whole()),
+                    e,
+                )
+            })
     }
 
     pub fn classify(
@@ -361,6 +324,14 @@ impl Registry {
             OciDistributionError::ServerError { code: 404, .. } => RegistryError::NotFound {
                 reference: what.to_owned(),
             },
+            OciDistributionError::AuthenticationFailure(message)
+                if message == direct::NO_CREDENTIALS =>
+            {
+                RegistryError::NoCredentials {
+                    registry,
+                    reference: reference.whole(),
+                }
+            }
             OciDistributionError::UnauthorizedError { .. }
             | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
                 registry,
@@ -412,12 +383,8 @@ impl Registry {
 
 const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));
 
-/// A plain HTTP client with the TLS settings of the run, for what pkgr reads without
-/// oci-client.
-fn manifest_client(
-    transport: &Transport,
-    ca: Option<&[u8]>,
-) -> Result<reqwest::Client, RegistryError> {
+/// A plain HTTP client with the TLS settings of the run, for pulls.
+fn pull_client(transport: &Transport, ca: Option<&[u8]>) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure_skip_tls_verify)
         .connect_timeout(transport.timeout)

@@ -287,7 +287,7 @@ fn htpasswd_registry_needs_credentials() {
     let out = pull.create(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("refused the credentials"),
+        stderr(&out).contains("asks for credentials for"),
         "{}",
         stderr(&out)
     );

@@ -97,6 +97,27 @@ impl Pusher {
         }
     }
 
+    /// A pusher that sends Basic credentials with every request.
+    pub fn with_credentials(addr: &str, user: &str, password: &str) -> Self {
+        use base64::Engine;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Basic {encoded}").parse().unwrap(),
+        );
+        Self {
+            base: format!("http://{addr}"),
+            client: reqwest::blocking::Client::builder()
+                .no_proxy()
+                .default_headers(headers)
+                .timeout(std::time::Duration::from_secs(300))
+                .build()
+                .unwrap(),
+        }
+    }
+
     pub fn blob(&self, repo: &str, media_type: &str, bytes: Vec<u8>) -> Pushed {
         let digest = sha256(&bytes);
         let start = self

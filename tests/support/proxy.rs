@@ -55,10 +55,31 @@ pub struct FaultProxy {
 
 type Rules = Arc<Mutex<Vec<(String, Fault)>>>;
 
+/// A token service in front of the registry, as real registries have: `/v2/` answers
+/// without a challenge, every repository request without the token gets a 401 with a
+/// Bearer challenge for its repository's scope, and `/token` hands the token out, to
+/// anyone or only to these Basic credentials.
+#[derive(Clone, Debug)]
+pub struct TokenGate {
+    pub credentials: Option<(String, String)>,
+}
+
+const TOKEN: &str = "pkgr-test-token";
+
 impl FaultProxy {
     /// Proxies to `upstream`. Each rule `(pattern, fault)` applies once, to the first
     /// request whose line (`METHOD /path`) contains the pattern.
     pub fn start(upstream: &str, rules: Vec<(String, Fault)>) -> Self {
+        Self::start_gated(upstream, rules, None)
+    }
+
+    /// As [`start`](Self::start), with repository requests behind a token service. The
+    /// gate comes before the rules: a rule applies to the request that carries the token.
+    pub fn start_gated(
+        upstream: &str,
+        rules: Vec<(String, Fault)>,
+        gate: Option<TokenGate>,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -72,10 +93,10 @@ impl FaultProxy {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((client, _)) => {
-                            let (upstream, rules, seen) =
-                                (upstream.clone(), rules.clone(), seen.clone());
+                            let (upstream, rules, seen, gate) =
+                                (upstream.clone(), rules.clone(), seen.clone(), gate.clone());
                             std::thread::spawn(move || {
-                                let _ = serve(client, &upstream, &rules, &seen);
+                                let _ = serve(client, &upstream, &rules, &seen, gate.as_ref());
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -95,6 +116,62 @@ impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
     }
+}
+
+/// Plays the token service for `path`: hands out the token at `/token`, and refuses a
+/// repository request without it. Returns whether it answered.
+fn answered_by_gate(
+    client: &mut TcpStream,
+    gate: &TokenGate,
+    head: &[String],
+    path: &str,
+) -> std::io::Result<bool> {
+    let refuse = |client: &mut TcpStream, challenge: Option<String>| {
+        let challenge = challenge
+            .map(|c| format!("WWW-Authenticate: {c}\r\n"))
+            .unwrap_or_default();
+        write!(
+            client,
+            "HTTP/1.1 401 Unauthorized\r\n{challenge}Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    if path.starts_with("/token") {
+        let expected = gate.credentials.as_ref().map(|(user, password)| {
+            use base64::Engine;
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            format!("Basic {encoded}")
+        });
+        if expected.is_some() && header(head, "authorization") != expected.as_deref() {
+            refuse(client, None)?;
+            return Ok(true);
+        }
+        let body = format!(r#"{{"token":"{TOKEN}"}}"#);
+        write!(
+            client,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        return Ok(true);
+    }
+    let Some(rest) = path.strip_prefix("/v2/").filter(|rest| !rest.is_empty()) else {
+        return Ok(false);
+    };
+    if header(head, "authorization") == Some(format!("Bearer {TOKEN}").as_str()) {
+        return Ok(false);
+    }
+    let repository = ["/manifests/", "/blobs/", "/tags/"]
+        .iter()
+        .find_map(|marker| rest.split_once(marker).map(|(repo, _)| repo))
+        .unwrap_or(rest);
+    let host = header(head, "host").unwrap_or("127.0.0.1");
+    refuse(
+        client,
+        Some(format!(
+            r#"Bearer realm="http://{host}/token",service="pkgr-test",scope="repository:{repository}:pull""#
+        )),
+    )?;
+    Ok(true)
 }
 
 /// Reads an HTTP head (up to the blank line) as lines.
@@ -140,6 +217,7 @@ fn serve(
     upstream: &str,
     rules: &Rules,
     seen: &Mutex<Vec<Seen>>,
+    gate: Option<&TokenGate>,
 ) -> std::io::Result<()> {
     client.set_nonblocking(false)?;
     let mut client_reader = BufReader::new(client.try_clone()?);
@@ -156,6 +234,11 @@ fn serve(
         path: path.clone(),
         range: header(&head, "range").map(str::to_owned),
     });
+    if let Some(gate) = gate {
+        if answered_by_gate(&mut client, gate, &head, &path)? {
+            return Ok(());
+        }
+    }
     let line = format!("{method} {path}");
     let fault = {
         let mut rules = rules.lock().unwrap();

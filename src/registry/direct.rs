@@ -1,0 +1,360 @@
+//! Pulling with plain requests, from every registry: manifests read no further than
+//! their cap, blobs streamed from an offset, both under the progress rule of `stall`.
+//!
+//! oci-client reads a manifest whole before its size can be checked (an endless body
+//! took all of memory), probes `/v2/` before requests, and starts its token flow only
+//! when `/v2/` itself asks. Here a request goes out as it is, and a 401 on any request
+//! is answered once with what its challenge asks for: the credentials (Basic), or a
+//! token from the challenge's realm for the scope it names (Bearer), kept for the run.
+//! Failures take the shapes oci-client gives them, so retries and error sentences are
+//! the same for both paths.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use oci_client::client::ClientProtocol;
+use oci_client::errors::{OciDistributionError, OciEnvelope};
+use oci_client::secrets::RegistryAuth;
+use oci_client::Reference;
+use reqwest::header::{ACCEPT, RANGE, WWW_AUTHENTICATE};
+use reqwest::{RequestBuilder, Response, StatusCode};
+
+use super::challenge::{self, Challenge};
+use super::{stall, BlobStream};
+use crate::digest::Digest;
+use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
+
+/// A manifest body as read.
+pub enum ManifestBody {
+    Whole(Vec<u8>),
+    /// The body ran past [`MAX_MANIFEST_BYTES`]; reading stopped after `read` bytes.
+    TooLarge {
+        read: u64,
+    },
+}
+
+/// The failure when a registry asks for credentials and the run has none for it,
+/// told apart from credentials it refused.
+pub const NO_CREDENTIALS: &str = "the registry asks for credentials and none are configured";
+
+/// How the next request to a registry should prove itself.
+#[derive(Default)]
+struct Proofs {
+    /// Registries that asked for Basic credentials.
+    basic: HashSet<String>,
+    /// Tokens by (registry, scope).
+    tokens: HashMap<(String, String), String>,
+}
+
+pub struct DirectPuller {
+    protocol: ClientProtocol,
+    client: reqwest::Client,
+    /// The window in which a body must make progress (see `stall`).
+    timeout: Duration,
+    proofs: Mutex<Proofs>,
+}
+
+impl DirectPuller {
+    pub fn new(protocol: ClientProtocol, client: reqwest::Client, timeout: Duration) -> Self {
+        Self {
+            protocol,
+            client,
+            timeout,
+            proofs: Mutex::default(),
+        }
+    }
+
+    /// The body of the reference's manifest (by digest if it has one, else by tag),
+    /// read no further than [`MAX_MANIFEST_BYTES`].
+    pub async fn manifest(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+    ) -> Result<ManifestBody, OciDistributionError> {
+        let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest");
+        let url = self.url(reference, &format!("manifests/{tag_or_digest}"));
+        let response = self
+            .get(reference, &url, auth, |r| {
+                r.header(ACCEPT, ACCEPTED.join(", "))
+            })
+            .await?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            return Err(self.refusal(response, &url).await);
+        }
+        if let Some(len) = response
+            .content_length()
+            .filter(|l| *l > MAX_MANIFEST_BYTES)
+        {
+            return Ok(ManifestBody::TooLarge { read: len });
+        }
+        let mut body = Vec::new();
+        let mut chunks = stall::guard(
+            response
+                .bytes_stream()
+                .map(|c| c.map_err(std::io::Error::other))
+                .boxed(),
+            self.timeout,
+        );
+        while let Some(chunk) = chunks.next().await {
+            body.extend_from_slice(&chunk.map_err(OciDistributionError::IoError)?);
+            if body.len() as u64 > MAX_MANIFEST_BYTES {
+                return Ok(ManifestBody::TooLarge {
+                    read: body.len() as u64,
+                });
+            }
+        }
+        Ok(ManifestBody::Whole(body))
+    }
+
+    /// Streams a blob from `offset`. The second value says whether the stream starts
+    /// at `offset` (true) or the registry ignored the range and sends it all (false).
+    /// A range is asked for even at offset 0, so that the answer says which.
+    pub async fn blob(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        offset: u64,
+        auth: &RegistryAuth,
+    ) -> Result<(BlobStream, bool), OciDistributionError> {
+        let url = self.url(reference, &format!("blobs/{digest}"));
+        let response = self
+            .get(reference, &url, auth, |r| {
+                r.header(RANGE, format!("bytes={offset}-"))
+            })
+            .await?;
+        let from_offset = match response.status() {
+            StatusCode::PARTIAL_CONTENT => true,
+            StatusCode::OK => false,
+            _ => return Err(self.refusal(response, &url).await),
+        };
+        let body = response
+            .bytes_stream()
+            .map(|c| c.map_err(std::io::Error::other))
+            .boxed();
+        Ok((stall::guard(body, self.timeout), from_offset))
+    }
+
+    fn url(&self, reference: &Reference, path: &str) -> String {
+        format!(
+            "{}://{}/v2/{}/{path}",
+            scheme(&self.protocol, reference.registry()),
+            host(reference.registry()),
+            reference.repository()
+        )
+    }
+
+    /// GETs `url`, answering one 401 with what its challenge asks for.
+    async fn get(
+        &self,
+        reference: &Reference,
+        url: &str,
+        auth: &RegistryAuth,
+        extra: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, OciDistributionError> {
+        let registry = reference.registry().to_owned();
+        let scope = format!("repository:{}:pull", reference.repository());
+        let request = |proof: Option<Proof>| {
+            let request = extra(self.client.get(url));
+            match proof {
+                Some(Proof::Basic(user, password)) => request.basic_auth(user, Some(password)),
+                Some(Proof::Bearer(token)) => request.bearer_auth(token),
+                None => request,
+            }
+        };
+        let known = self.known_proof(&registry, &scope, auth);
+        let response = request(known)
+            .send()
+            .await
+            .map_err(OciDistributionError::RequestError)?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(challenge::parse);
+        let proof = match challenge {
+            Some(Challenge::Basic) => match auth {
+                RegistryAuth::Basic(user, password) => {
+                    self.lock().basic.insert(registry.clone());
+                    Proof::Basic(user.clone(), password.clone())
+                }
+                RegistryAuth::Anonymous => {
+                    return Err(OciDistributionError::AuthenticationFailure(
+                        NO_CREDENTIALS.into(),
+                    ))
+                }
+                RegistryAuth::Bearer(_) => return Err(unauthorized(url)),
+            },
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
+                let scope = asked.unwrap_or(scope);
+                let token = self.token(&realm, service.as_deref(), &scope, auth).await?;
+                self.lock()
+                    .tokens
+                    .insert((registry.clone(), scope), token.clone());
+                Proof::Bearer(token)
+            }
+            None => return Err(unauthorized(url)),
+        };
+        let response = request(Some(proof))
+            .send()
+            .await
+            .map_err(OciDistributionError::RequestError)?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(unauthorized(url));
+        }
+        Ok(response)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Proofs> {
+        self.proofs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What this run already knows the registry wants, to send with the first try.
+    fn known_proof(&self, registry: &str, scope: &str, auth: &RegistryAuth) -> Option<Proof> {
+        let proofs = self.lock();
+        if let Some(token) = proofs.tokens.get(&(registry.to_owned(), scope.to_owned())) {
+            return Some(Proof::Bearer(token.clone()));
+        }
+        match auth {
+            RegistryAuth::Basic(user, password) if proofs.basic.contains(registry) => {
+                Some(Proof::Basic(user.clone(), password.clone()))
+            }
+            RegistryAuth::Bearer(token) => Some(Proof::Bearer(token.clone())),
+            _ => None,
+        }
+    }
+
+    /// A token from `realm` for `scope`, asked for with the credentials if there are
+    /// any (anonymously otherwise, as public images on real registries are).
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        auth: &RegistryAuth,
+    ) -> Result<String, OciDistributionError> {
+        let mut query = vec![("scope", scope)];
+        if let Some(service) = service {
+            query.push(("service", service));
+        }
+        let mut request = self.client.get(realm).query(&query);
+        if let RegistryAuth::Basic(user, password) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(OciDistributionError::RequestError)?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(match auth {
+                    RegistryAuth::Anonymous => {
+                        OciDistributionError::AuthenticationFailure(NO_CREDENTIALS.into())
+                    }
+                    _ => unauthorized(realm),
+                })
+            }
+            _ => return Err(self.refusal(response, realm).await),
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = read_capped(response, TOKEN_BYTES).await?;
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
+            OciDistributionError::AuthenticationFailure(format!(
+                "the token service at {realm} answered without a token: {e}"
+            ))
+        })?;
+        answer.token.or(answer.access_token).ok_or_else(|| {
+            OciDistributionError::AuthenticationFailure(format!(
+                "the token service at {realm} answered without a token"
+            ))
+        })
+    }
+
+    /// A registry's refusal, in the shape oci-client gives it; the body is read only
+    /// as far as a message needs.
+    async fn refusal(&self, response: Response, url: &str) -> OciDistributionError {
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return unauthorized(url);
+        }
+        let body = read_capped(response, ERROR_BODY_BYTES)
+            .await
+            .unwrap_or_default();
+        if status.is_client_error() {
+            if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(&body) {
+                return OciDistributionError::RegistryError {
+                    envelope,
+                    url: url.to_owned(),
+                };
+            }
+        }
+        OciDistributionError::ServerError {
+            code: status.as_u16(),
+            url: url.to_owned(),
+            message: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+}
+
+enum Proof {
+    Basic(String, String),
+    Bearer(String),
+}
+
+const ERROR_BODY_BYTES: u64 = 64 * 1024;
+const TOKEN_BYTES: u64 = 1024 * 1024;
+
+fn unauthorized(url: &str) -> OciDistributionError {
+    OciDistributionError::UnauthorizedError {
+        url: url.to_owned(),
+    }
+}
+
+/// At most `limit` bytes of a body.
+async fn read_capped(mut response: Response, limit: u64) -> Result<Vec<u8>, OciDistributionError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(OciDistributionError::RequestError)?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 >= limit {
+            body.truncate(limit as usize);
+            break;
+        }
+    }
+    Ok(body)
+}
+
+fn scheme(protocol: &ClientProtocol, registry: &str) -> &'static str {
+    match protocol {
+        ClientProtocol::Http => "http",
+        ClientProtocol::HttpsExcept(plain) if plain.iter().any(|p| p == registry) => "http",
+        _ => "https",
+    }
+}
+
+/// Where a registry named in a reference is served, as oci-client's
+/// `Reference::resolve_registry` has it.
+fn host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "index.docker.io"
+    } else {
+        registry
+    }
+}

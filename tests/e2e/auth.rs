@@ -1,0 +1,175 @@
+//! Pulling from registries that want proof: Basic credentials, and tokens that a
+//! registry asks for only on repository requests (its `/v2/` answers without a
+//! challenge). Credentials come from the workspace's Docker config.json.
+
+use crate::support::images::{layer, noise, Pusher};
+use crate::support::package::Package;
+use crate::support::proxy::{Fault, FaultProxy, TokenGate};
+use crate::support::registry::{Options, TestRegistry};
+use crate::support::{package_path, stderr, Workspace};
+
+fn definition(ws: &Workspace, addr: &str) {
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: auth\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
+    ));
+}
+
+fn docker_login(ws: &Workspace, registry: &str, user: &str, password: &str) {
+    use base64::Engine;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    std::fs::write(
+        ws.path("docker").join("config.json"),
+        format!(r#"{{"auths":{{"{registry}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_registry_asking_for_a_token_only_on_repositories_is_pulled_with_one() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let gate = FaultProxy::start_gated(
+        &registry.addr,
+        vec![],
+        Some(TokenGate { credentials: None }),
+    );
+    let ws = Workspace::new();
+    definition(&ws, &gate.addr);
+    let package = Package::read(&package_path(&ws.create(&[])));
+    for blob in image.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+    let token_requests: Vec<String> = gate
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/token"))
+        .map(|s| s.path)
+        .collect();
+    assert!(!token_requests.is_empty());
+    assert!(
+        token_requests
+            .iter()
+            .all(|p| p.contains("scope=repository%3Aapp%3Apull")),
+        "each token is asked for with the challenge's scope: {token_requests:?}"
+    );
+}
+
+#[test]
+fn a_token_service_refusing_the_credentials_is_one_clear_error() {
+    let registry = TestRegistry::start();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let gate = FaultProxy::start_gated(
+        &registry.addr,
+        vec![],
+        Some(TokenGate {
+            credentials: Some(("ci".into(), "s3cret".into())),
+        }),
+    );
+    let ws = Workspace::new();
+    definition(&ws, &gate.addr);
+    docker_login(&ws, &gate.addr, "ci", "wrong");
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: {0} refused the credentials for {0}/app:1",
+            gate.addr
+        )),
+        "{err}"
+    );
+
+    docker_login(&ws, &gate.addr, "ci", "s3cret");
+    package_path(&ws.create(&[]));
+}
+
+#[test]
+fn a_basic_auth_registry_is_pulled_with_the_configured_credentials() {
+    let registry = TestRegistry::start_with(Options {
+        htpasswd: Some(("ci".into(), "s3cret".into())),
+        tls: false,
+    });
+    let ws = Workspace::new();
+    definition(&ws, &registry.addr);
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: {0} asks for credentials for {0}/app:1, and none are configured for it",
+            registry.addr
+        )),
+        "{err}"
+    );
+    docker_login(&ws, &registry.addr, "ci", "wrong");
+    let err = stderr(&ws.create(&[]));
+    assert!(
+        err.contains(&format!(
+            "error: {0} refused the credentials for {0}/app:1",
+            registry.addr
+        )),
+        "{err}"
+    );
+
+    docker_login(&ws, &registry.addr, "ci", "s3cret");
+    // The registry needs credentials to be written to as well.
+    let image = {
+        let pusher = Pusher::with_credentials(&registry.addr, "ci", "s3cret");
+        pusher.image(
+            "app",
+            "1",
+            false,
+            "amd64",
+            &[layer(&[("a", &noise(3, 1 << 16))])],
+        )
+    };
+    let package = Package::read(&package_path(&ws.create(&[])));
+    for blob in image.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+}
+
+#[test]
+fn an_endless_manifest_behind_a_token_is_refused_at_the_limit() {
+    let registry = TestRegistry::start();
+    Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let gate = FaultProxy::start_gated(
+        &registry.addr,
+        vec![("GET /v2/app/manifests/1".to_owned(), Fault::EndlessBody)],
+        Some(TokenGate { credentials: None }),
+    );
+    let ws = Workspace::new();
+    definition(&ws, &gate.addr);
+    let report = ws.path("rss.txt");
+    let out = std::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(env!("CARGO_BIN_EXE_pkgr"))
+        .args(["create", "--no-progress", "--output"])
+        .arg(ws.path("out"))
+        .arg(ws.path("def"))
+        .envs(ws.pkgr().get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .output()
+        .expect("/usr/bin/time runs pkgr (apt install time)");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: the manifest of {}/app:1 is over the 4194304-byte limit",
+            gate.addr
+        )),
+        "{err}"
+    );
+    let peak_kib: u64 = std::fs::read_to_string(&report)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
+}
