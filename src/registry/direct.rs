@@ -1,13 +1,14 @@
-//! Pulling with plain requests, from every registry: manifests read no further than
-//! their cap, blobs streamed from an offset, both under the progress rule of `stall`.
+//! Registry requests, pulls and pushes alike, as plain HTTP: manifests read no further
+//! than their cap, blobs streamed from an offset under the progress rule of `stall`,
+//! uploads streamed from files.
 //!
 //! oci-client reads a manifest whole before its size can be checked (an endless body
 //! took all of memory), probes `/v2/` before requests, and starts its token flow only
 //! when `/v2/` itself asks. Here a request goes out as it is, and a 401 on any request
 //! is answered once with what its challenge asks for: the credentials (Basic), or a
 //! token from the challenge's realm for the scope it names (Bearer), kept for the run.
-//! Failures take the shapes oci-client gives them, so retries and error sentences are
-//! the same for both paths.
+//! Failures take the shapes oci-client gives them, so that retries and error sentences
+//! read them as before.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -48,7 +49,14 @@ struct Proofs {
     tokens: HashMap<(String, String), String>,
 }
 
-pub struct DirectPuller {
+/// What a request needs to be allowed to do with its repository.
+#[derive(Clone, Copy)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
+pub struct DirectClient {
     protocol: ClientProtocol,
     client: reqwest::Client,
     /// The window in which a body must make progress (see `stall`).
@@ -56,7 +64,7 @@ pub struct DirectPuller {
     proofs: Mutex<Proofs>,
 }
 
-impl DirectPuller {
+impl DirectClient {
     pub fn new(protocol: ClientProtocol, client: reqwest::Client, timeout: Duration) -> Self {
         Self {
             protocol,
@@ -76,8 +84,8 @@ impl DirectPuller {
         let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest");
         let url = self.url(reference, &format!("manifests/{tag_or_digest}"));
         let response = self
-            .get(reference, &url, auth, |r| {
-                r.header(ACCEPT, ACCEPTED.join(", "))
+            .send(reference, Access::Pull, auth, || {
+                self.client.get(&url).header(ACCEPT, ACCEPTED.join(", "))
             })
             .await?;
         let status = response.status();
@@ -121,8 +129,10 @@ impl DirectPuller {
     ) -> Result<(BlobStream, bool), OciDistributionError> {
         let url = self.url(reference, &format!("blobs/{digest}"));
         let response = self
-            .get(reference, &url, auth, |r| {
-                r.header(RANGE, format!("bytes={offset}-"))
+            .send(reference, Access::Pull, auth, || {
+                self.client
+                    .get(&url)
+                    .header(RANGE, format!("bytes={offset}-"))
             })
             .await?;
         let from_offset = match response.status() {
@@ -137,7 +147,13 @@ impl DirectPuller {
         Ok((stall::guard(body, self.timeout), from_offset))
     }
 
-    fn url(&self, reference: &Reference, path: &str) -> String {
+    /// The plain client, for the requests that `send` makes.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// `https://host/v2/<repository>/<path>` for the reference's registry.
+    pub fn url(&self, reference: &Reference, path: &str) -> String {
         format!(
             "{}://{}/v2/{}/{path}",
             scheme(&self.protocol, reference.registry()),
@@ -146,18 +162,26 @@ impl DirectPuller {
         )
     }
 
-    /// GETs `url`, answering one 401 with what its challenge asks for.
-    async fn get(
+    /// Sends the request that `build` makes (called again for a second try, so that a
+    /// streamed body can be made afresh), answering one 401 with what its challenge
+    /// asks for.
+    pub async fn send(
         &self,
         reference: &Reference,
-        url: &str,
+        access: Access,
         auth: &RegistryAuth,
-        extra: impl Fn(RequestBuilder) -> RequestBuilder,
+        build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, OciDistributionError> {
         let registry = reference.registry().to_owned();
-        let scope = format!("repository:{}:pull", reference.repository());
+        let actions = match access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let scope = format!("repository:{}:{actions}", reference.repository());
+        let whole = reference.whole();
+        let url = whole.as_str();
         let request = |proof: Option<Proof>| {
-            let request = extra(self.client.get(url));
+            let request = build();
             match proof {
                 Some(Proof::Basic(user, password)) => request.basic_auth(user, Some(password)),
                 Some(Proof::Bearer(token)) => request.bearer_auth(token),
@@ -286,7 +310,7 @@ impl DirectPuller {
 
     /// A registry's refusal, in the shape oci-client gives it; the body is read only
     /// as far as a message needs.
-    async fn refusal(&self, response: Response, url: &str) -> OciDistributionError {
+    pub async fn refusal(&self, response: Response, url: &str) -> OciDistributionError {
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             return unauthorized(url);

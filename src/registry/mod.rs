@@ -12,10 +12,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::client::ClientProtocol;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::Reference;
 
 /// A blob body as it arrives.
 pub type BlobStream =
@@ -26,7 +25,7 @@ pub use retry::{backoff, MAX_ATTEMPTS};
 
 use crate::digest::Digest;
 use crate::manifest::MAX_MANIFEST_BYTES;
-use direct::{DirectPuller, ManifestBody};
+use direct::{DirectClient, ManifestBody};
 
 /// How to reach registries, from the command line.
 #[derive(Debug, Clone)]
@@ -144,10 +143,8 @@ pub const STALLED_HINT: &str =
 
 /// A registry client shared by every download of one run.
 pub struct Registry {
-    /// Pushes.
-    client: Client,
-    /// Pulls (see [`direct`] for why not oci-client).
-    puller: DirectPuller,
+    /// Every request (see [`direct`] for why not oci-client's client).
+    http: DirectClient,
     credentials: Credentials,
 }
 
@@ -194,47 +191,12 @@ impl Registry {
             })?),
             None => None,
         };
-        let puller = DirectPuller::new(
+        let http = DirectClient::new(
             protocol.clone(),
             pull_client(transport, ca.as_deref())?,
             transport.timeout,
         );
-        let config = || ClientConfig {
-            protocol: protocol.clone(),
-            accept_invalid_certificates: transport.insecure_skip_tls_verify,
-            use_monolithic_push: true,
-            extra_root_certificates: ca
-                .iter()
-                .map(|data| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: data.clone(),
-                })
-                .collect(),
-            platform_resolver: None,
-            connect_timeout: Some(transport.timeout),
-            read_timeout: Some(transport.timeout),
-            user_agent: USER_AGENT,
-            ..ClientConfig::default()
-        };
-        // `Client::new` would silently fall back to defaults if this failed.
-        let client = Client::try_from(config()).map_err(RegistryError::Setup)?;
-        Ok(Self {
-            client,
-            puller,
-            credentials,
-        })
-    }
-
-    pub(crate) async fn auth_for(
-        &self,
-        reference: &Reference,
-    ) -> Result<RegistryAuth, RegistryError> {
-        let auth = self.credentials.for_registry(reference.registry())?;
-        // oci-client only stores credentials on `pull_*` calls; blob calls need them too.
-        self.client
-            .store_auth_if_needed(reference.resolve_registry(), &auth)
-            .await;
-        Ok(auth)
+        Ok(Self { http, credentials })
     }
 
     /// The exact bytes of a manifest, checked against the reference's digest if it has one.
@@ -247,7 +209,7 @@ impl Registry {
             size,
         };
         let auth = self.credentials.for_registry(reference.registry())?;
-        let body = retry::with_retry(|| self.puller.manifest(reference, &auth))
+        let body = retry::with_retry(|| self.http.manifest(reference, &auth))
             .await
             .map_err(|e| self.classify(reference, &reference.whole(), e))?;
         let bytes = match body {
@@ -277,7 +239,7 @@ impl Registry {
         offset: u64,
     ) -> Result<(BlobStream, bool), RegistryError> {
         let auth = self.credentials.for_registry(reference.registry())?;
-        retry::with_retry(|| self.puller.blob(reference, digest, offset, &auth))
+        retry::with_retry(|| self.http.blob(reference, digest, offset, &auth))
             .await
             .map_err(|e| {
                 self.classify(

@@ -1,20 +1,17 @@
 //! The push side of registry access: existence checks, cross-repository mounts,
-//! streamed monolithic uploads and byte-exact manifest puts.
+//! streamed monolithic uploads and byte-exact manifest puts, over the same requests
+//! (and answers to challenges) as pulls.
 
 use std::path::Path;
 
-use futures_util::stream;
 use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
-use reqwest::header::HeaderValue;
-use tokio::io::AsyncReadExt;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::StatusCode;
 
+use super::direct::Access;
 use super::{retry, Registry, RegistryError};
 use crate::digest::Digest;
-
-/// Upload chunk size: large enough that a 1 GB layer is a thousand reads, small enough
-/// that memory stays flat whatever the blob size.
-const UPLOAD_CHUNK: usize = 1 << 20;
 
 impl Registry {
     pub async fn blob_exists(
@@ -22,30 +19,62 @@ impl Registry {
         target: &Reference,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        self.auth_for(target).await?;
-        let digest_text = digest.to_string();
-        retry::with_retry(|| self.client.blob_exists(target, &digest_text))
-            .await
-            .map_err(|e| self.classify(target, &format!("blob {digest} in {}", target.whole()), e))
+        let auth = self.credentials.for_registry(target.registry())?;
+        let url = self.http.url(target, &format!("blobs/{digest}"));
+        retry::with_retry(|| async {
+            let response = self
+                .http
+                .send(target, Access::Push, &auth, || self.http.http().head(&url))
+                .await?;
+            match response.status() {
+                StatusCode::OK => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(self.http.refusal(response, &url).await),
+            }
+        })
+        .await
+        .map_err(|e| self.classify(target, &format!("blob {digest} in {}", target.whole()), e))
     }
 
     /// Mounts a blob from another repository of the same registry. `false` means the
-    /// registry declined (it answers 202, which oci-client reports as a spec
-    /// violation), and the blob must be uploaded instead.
+    /// registry declined (202: it opened an upload instead), and the blob must be
+    /// uploaded.
     pub async fn mount(
         &self,
         target: &Reference,
         source: &Reference,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        self.auth_for(target).await?;
-        match self
-            .client
-            .mount_blob(target, source, &digest.to_string())
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
+        let auth = self.credentials.for_registry(target.registry())?;
+        let url = self.http.url(target, "blobs/uploads/");
+        let query = [
+            ("mount", digest.to_string()),
+            ("from", source.repository().to_owned()),
+        ];
+        let sent = self
+            .http
+            .send(target, Access::Push, &auth, || {
+                self.http
+                    .http()
+                    .post(&url)
+                    .query(&query)
+                    .header(CONTENT_LENGTH, 0)
+            })
+            .await;
+        match sent {
+            Ok(response) if response.status() == StatusCode::CREATED => Ok(true),
+            Ok(response) if response.status().is_success() => Ok(false),
+            Ok(response) => {
+                let err = self.http.refusal(response, &url).await;
+                if retry::is_transient(&err) {
+                    return Ok(false);
+                }
+                Err(self.classify(
+                    target,
+                    &format!("mounting blob {digest} into {}", target.whole()),
+                    err,
+                ))
+            }
             Err(e) if retry::is_transient(&e) => Ok(false),
             Err(e) => Err(self.classify(
                 target,
@@ -55,7 +84,8 @@ impl Registry {
         }
     }
 
-    /// Uploads a blob from a file in one streamed PUT; memory stays flat.
+    /// Uploads a blob from a file: one POST for an upload session, then one streamed
+    /// PUT of the whole file; memory stays flat.
     pub async fn upload(
         &self,
         target: &Reference,
@@ -63,23 +93,53 @@ impl Registry {
         path: &Path,
         size: u64,
     ) -> Result<(), RegistryError> {
-        self.auth_for(target).await?;
-        let digest_text = digest.to_string();
+        let auth = self.credentials.for_registry(target.registry())?;
+        let start_url = self.http.url(target, "blobs/uploads/");
         retry::with_retry(|| async {
-            let file = tokio::fs::File::open(path).await?;
-            let body = stream::try_unfold(file, |mut file| async move {
-                let mut chunk = vec![0u8; UPLOAD_CHUNK];
-                let n = file.read(&mut chunk).await?;
-                if n == 0 {
-                    return Ok::<_, OciDistributionError>(None);
-                }
-                chunk.truncate(n);
-                Ok(Some((bytes::Bytes::from(chunk), file)))
-            });
-            self.client
-                .push_blob_stream(target, body, &digest_text, Some(size))
-                .await
-                .map(drop)
+            let started = self
+                .http
+                .send(target, Access::Push, &auth, || {
+                    self.http.http().post(&start_url).header(CONTENT_LENGTH, 0)
+                })
+                .await?;
+            if started.status() != StatusCode::ACCEPTED {
+                return Err(self.http.refusal(started, &start_url).await);
+            }
+            let location = started
+                .headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| {
+                    OciDistributionError::SpecViolationError(
+                        "the registry opened an upload without a Location".into(),
+                    )
+                })?;
+            let put_url = reqwest::Url::parse(&start_url)
+                .and_then(|base| base.join(location))
+                .map_err(|e| OciDistributionError::UrlParseError(e.to_string()))?;
+            let done = self
+                .http
+                .send(target, Access::Push, &auth, || {
+                    let mut url = put_url.clone();
+                    url.query_pairs_mut()
+                        .append_pair("digest", &digest.to_string());
+                    let body = match std::fs::File::open(path) {
+                        Ok(file) => reqwest::Body::wrap_stream(file_chunks(file)),
+                        // An empty body, which the registry refuses for its digest.
+                        Err(_) => reqwest::Body::from(Vec::new()),
+                    };
+                    self.http
+                        .http()
+                        .put(url)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(CONTENT_LENGTH, size)
+                        .body(body)
+                })
+                .await?;
+            if done.status() != StatusCode::CREATED {
+                return Err(self.http.refusal(done, put_url.as_str()).await);
+            }
+            Ok(())
         })
         .await
         .map_err(|e| {
@@ -99,18 +159,47 @@ impl Registry {
         bytes: &[u8],
         media_type: &str,
     ) -> Result<(), RegistryError> {
-        self.auth_for(target).await?;
-        let content_type = HeaderValue::from_str(media_type).map_err(|_| RegistryError::Other {
-            what: format!("the manifest for {}", target.whole()),
-            source: OciDistributionError::UnsupportedMediaTypeError(media_type.to_owned()),
-        })?;
+        let auth = self.credentials.for_registry(target.registry())?;
+        let tag_or_digest = target.digest().or(target.tag()).unwrap_or("latest");
+        let url = self.http.url(target, &format!("manifests/{tag_or_digest}"));
         let body = bytes::Bytes::copy_from_slice(bytes);
-        retry::with_retry(|| {
-            self.client
-                .push_manifest_raw(target, body.clone(), content_type.clone())
+        retry::with_retry(|| async {
+            let response = self
+                .http
+                .send(target, Access::Push, &auth, || {
+                    self.http
+                        .http()
+                        .put(&url)
+                        .header(CONTENT_TYPE, media_type)
+                        .body(body.clone())
+                })
+                .await?;
+            if response.status() != StatusCode::CREATED {
+                return Err(self.http.refusal(response, &url).await);
+            }
+            Ok(())
         })
         .await
-        .map(drop)
         .map_err(|e| self.classify(target, &format!("the manifest for {}", target.whole()), e))
     }
 }
+
+/// The file's bytes as a stream of [`UPLOAD_CHUNK`]-sized reads.
+fn file_chunks(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::try_unfold(tokio::fs::File::from_std(file), |mut file| async move {
+        let mut chunk = vec![0u8; UPLOAD_CHUNK];
+        let n = file.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        chunk.truncate(n);
+        Ok(Some((bytes::Bytes::from(chunk), file)))
+    })
+}
+
+/// Upload read size: large enough that a 1 GB layer is a thousand reads, small enough
+/// that memory stays flat whatever the blob size.
+const UPLOAD_CHUNK: usize = 1 << 20;

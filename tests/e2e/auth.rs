@@ -173,3 +173,39 @@ fn an_endless_manifest_behind_a_token_is_refused_at_the_limit() {
         .unwrap();
     assert!(peak_kib < 100 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+#[test]
+fn a_push_into_a_registry_asking_for_a_token_only_on_repositories_succeeds() {
+    let source = TestRegistry::start();
+    let image =
+        Pusher::new(&source.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let ws = Workspace::new();
+    definition(&ws, &source.addr);
+    let package = package_path(&ws.create(&[]));
+
+    let target = TestRegistry::start();
+    let gate = FaultProxy::start_gated(
+        &target.addr,
+        vec![],
+        Some(TokenGate {
+            credentials: Some(("ci".into(), "s3cret".into())),
+        }),
+    );
+    docker_login(&ws, &gate.addr, "ci", "s3cret");
+    let out = ws.push(&package, &gate.addr, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pushed = Pusher::new(&target.addr).get_manifest("app", "1");
+    assert_eq!(pushed, image.manifest.bytes);
+    let scopes: Vec<String> = gate
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.starts_with("/token"))
+        .map(|s| s.path)
+        .collect();
+    assert!(
+        scopes
+            .iter()
+            .any(|p| p.contains("scope=repository%3Aapp%3Apull%2Cpush")),
+        "push asks for a push scope: {scopes:?}"
+    );
+}

@@ -209,7 +209,7 @@ fn htpasswd_registry_needs_credentials() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains(&format!("{} refused the credentials", target.addr)),
+        err.contains(&format!("{} asks for credentials for", target.addr)),
         "{err}"
     );
     assert!(err.contains("4 image(s) failed to push"), "{err}");

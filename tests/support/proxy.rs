@@ -124,6 +124,7 @@ fn answered_by_gate(
     client: &mut TcpStream,
     gate: &TokenGate,
     head: &[String],
+    method: &str,
     path: &str,
 ) -> std::io::Result<bool> {
     let refuse = |client: &mut TcpStream, challenge: Option<String>| {
@@ -165,10 +166,15 @@ fn answered_by_gate(
         .find_map(|marker| rest.split_once(marker).map(|(repo, _)| repo))
         .unwrap_or(rest);
     let host = header(head, "host").unwrap_or("127.0.0.1");
+    let actions = if matches!(method, "GET" | "HEAD") {
+        "pull"
+    } else {
+        "pull,push"
+    };
     refuse(
         client,
         Some(format!(
-            r#"Bearer realm="http://{host}/token",service="pkgr-test",scope="repository:{repository}:pull""#
+            r#"Bearer realm="http://{host}/token",service="pkgr-test",scope="repository:{repository}:{actions}""#
         )),
     )?;
     Ok(true)
@@ -235,7 +241,7 @@ fn serve(
         range: header(&head, "range").map(str::to_owned),
     });
     if let Some(gate) = gate {
-        if answered_by_gate(&mut client, gate, &head, &path)? {
+        if answered_by_gate(&mut client, gate, &head, &method, &path)? {
             return Ok(());
         }
     }
