@@ -61,27 +61,21 @@ impl Registry {
                     .header(CONTENT_LENGTH, 0)
             })
             .await;
-        match sent {
-            Ok(response) if response.status() == StatusCode::CREATED => Ok(true),
-            Ok(response) if response.status().is_success() => Ok(false),
-            Ok(response) => {
-                let err = self.http.refusal(response, &url).await;
-                if retry::is_transient(&err) {
-                    return Ok(false);
-                }
-                Err(self.classify(
-                    target,
-                    &format!("mounting blob {digest} into {}", target.whole()),
-                    err,
-                ))
-            }
-            Err(e) if retry::is_transient(&e) => Ok(false),
-            Err(e) => Err(self.classify(
-                target,
-                &format!("mounting blob {digest} into {}", target.whole()),
-                e,
-            )),
+        let err = match sent {
+            Ok(response) if response.status() == StatusCode::CREATED => return Ok(true),
+            Ok(response) if response.status().is_success() => return Ok(false),
+            Ok(response) => self.http.refusal(response, &url).await,
+            Err(err) => err,
+        };
+        // A mount is an optimisation: a failure that may pass is left to the upload.
+        if retry::is_transient(&err) {
+            return Ok(false);
         }
+        Err(self.classify(
+            target,
+            &format!("mounting blob {digest} into {}", target.whole()),
+            err,
+        ))
     }
 
     /// Uploads a blob from a file: one POST for an upload session, then one streamed
