@@ -25,8 +25,8 @@ fn main() -> ExitCode {
     };
     let (result, signalled) = runtime.block_on(async {
         // The command runs as a task, not on this thread, so that a command stuck in a
-        // blocking call (a FIFO given as pkgr.yaml, a hung network mount) cannot keep
-        // the signals from being seen.
+        // blocking call (a password read from a pipe nobody writes to, a hung network
+        // mount) cannot keep the signals from being seen.
         let mut command = tokio::spawn(cli::run(args));
         let signalled = tokio::select! {
             joined = &mut command => return (joined.unwrap_or_else(|source| {
