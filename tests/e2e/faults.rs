@@ -507,3 +507,46 @@ fn a_manifest_request_never_answered_is_retried_then_reported_as_a_stall() {
         "{err}"
     );
 }
+
+#[test]
+fn a_blob_redirected_elsewhere_is_followed_and_a_redirect_loop_is_an_error() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let layer_digest = image.layers[0].digest.clone();
+    // As registries send blobs to their storage: another server, here the registry
+    // itself under its own address.
+    let storage = format!("http://{}/v2/app/blobs/{layer_digest}", registry.addr);
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        vec![(layer_digest.clone(), Fault::Redirect(storage))],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &proxy.addr);
+    let package = Package::read(&package_path(&ws.create(&[])));
+    assert_eq!(
+        package.blob(&layer_digest),
+        Some(&image.layers[0].bytes),
+        "the redirected blob is byte-exact"
+    );
+
+    let looping = FaultProxy::start(
+        &registry.addr,
+        (0..100)
+            .map(|_| (layer_digest.clone(), Fault::Redirect("SELF".into())))
+            .collect(),
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &looping.addr);
+    let out = ws.create(&["--no-cache"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: the request for blob {layer_digest} of {}/app:1 failed",
+            looping.addr
+        )) && err.contains("caused by: too many redirects"),
+        "{err}"
+    );
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+}

@@ -19,6 +19,8 @@ pub enum Fault {
     Status(u16),
     /// Answer with this status and this JSON body.
     Answer(u16, String),
+    /// Answer 307 with this Location (`SELF` stands for the request's own URL).
+    Redirect(String),
     /// Send the head, then hold the body back for this long.
     Stall(Duration),
     /// Answer 200 with a manifest body that goes on (up to 1 GiB) until the client
@@ -265,6 +267,15 @@ fn serve(
             client,
             "HTTP/1.1 {code} Injected\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
+        )?;
+        return Ok(());
+    }
+    if let Some(Fault::Redirect(location)) = &fault {
+        let host = header(&head, "host").unwrap_or("127.0.0.1");
+        let location = location.replace("SELF", &format!("http://{host}{path}"));
+        write!(
+            client,
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )?;
         return Ok(());
     }
