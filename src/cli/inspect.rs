@@ -7,7 +7,7 @@ use super::package_file::ensure_regular;
 use super::{Error, InspectArgs};
 use crate::package::reader::shown;
 use crate::package::scan::scan;
-use crate::package::summary::{summarize, Summary};
+use crate::package::summary::{summarize, OtherKind, Summary};
 use crate::progress::human_bytes;
 
 pub fn run(args: InspectArgs) -> Result<(), Error> {
@@ -130,6 +130,22 @@ fn print_human(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
             human_bytes(image.size),
             image.digest
         )?;
+    }
+    if !summary.other_files.is_empty() {
+        writeln!(out, "\nother files (verified, never pushed):")?;
+        for file in &summary.other_files {
+            let note = match file.kind {
+                OtherKind::Component => "component",
+                OtherKind::Sboms => "SBOMs",
+                OtherKind::Signature => "signature present, not verified",
+            };
+            writeln!(
+                out,
+                "  {:<40}  {:>10}  {note}",
+                esc(&file.name),
+                human_bytes(file.size)
+            )?;
+        }
     }
     let totals = &summary.totals;
     writeln!(

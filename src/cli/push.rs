@@ -9,6 +9,7 @@ use super::package_file::ensure_regular;
 use super::settings::PushSettings;
 use super::{Error, PushArgs};
 use crate::hint::Hint;
+use crate::package::reader::{classify, Known};
 use crate::package::scan::scan;
 use crate::package::PackageError;
 use crate::progress::human_bytes;
@@ -57,6 +58,16 @@ async fn push_package(settings: PushSettings) -> Result<(), Error> {
             problems: scanned.problems,
             refused_push: true,
         });
+    }
+    let others = scanned
+        .files
+        .keys()
+        .filter(|name| classify(name).is_ok_and(|k| k == Known::ZarfExtra))
+        .count();
+    if others > 0 {
+        reporter.step(&format!(
+            "push loads images only: the package's {others} other file(s) (components, SBOMs, signature) are not pushed"
+        ));
     }
     let index = scanned.index.as_ref().ok_or(PackageError::NoIndex)?;
     let sizes = scanned

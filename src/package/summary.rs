@@ -25,7 +25,38 @@ pub struct Summary {
     pub metadata: SummaryMetadata,
     pub components: Vec<SummaryComponent>,
     pub images: Vec<SummaryImage>,
+    /// Files a Zarf package carries besides images: listed, verified, never pushed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_files: Vec<OtherFile>,
     pub totals: Totals,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtherFile {
+    pub name: String,
+    pub size: u64,
+    pub kind: OtherKind,
+}
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OtherKind {
+    /// `components/<name>.tar`: charts, manifests, files and data of a component.
+    Component,
+    /// `sboms.tar`.
+    Sboms,
+    /// `zarf.yaml.sig`: present, not verified (pkgr does not verify package signatures).
+    Signature,
+}
+
+impl OtherKind {
+    fn of(name: &str) -> Self {
+        match name {
+            "sboms.tar" => Self::Sboms,
+            "zarf.yaml.sig" => Self::Signature,
+            _ => Self::Component,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, Default)]
@@ -102,8 +133,14 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut speculative_bytes = 0u64;
     let mut kept_bytes = 0u64;
     let mut needed: Option<Needed> = None;
+    let mut other_files = Vec::new();
     for_each_entry(path, |known, name, size, reader| {
         match known {
+            Known::ZarfExtra => other_files.push(OtherFile {
+                name: name.to_owned(),
+                size,
+                kind: OtherKind::of(name),
+            }),
             Known::PkgrDefinition | Known::ZarfDefinition => {
                 let zarf = known == Known::ZarfDefinition;
                 definition = Some((zarf, read_bounded(reader, name, size, MAX_METADATA_BYTES)?));
@@ -142,12 +179,17 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
             }
             _ => {}
         }
-        let done = definition.is_some() && needed.as_ref().is_some_and(Needed::is_complete);
+        // A Zarf package keeps other files anywhere, its signature after zarf.yaml:
+        // only a pkgr package, which has none, may be left unread.
+        let done = definition.as_ref().is_some_and(|(zarf, _)| !zarf)
+            && needed.as_ref().is_some_and(Needed::is_complete);
         Ok(if done { Flow::Stop } else { Flow::Continue })
     })?;
     let (zarf, definition) = definition.ok_or(PackageError::NoDefinition)?;
     let index = index.ok_or(PackageError::NoIndex)?;
-    build(zarf, &definition, &index, &docs)
+    let mut summary = build(zarf, &definition, &index, &docs)?;
+    summary.other_files = other_files;
+    Ok(summary)
 }
 
 /// Manifests and configs held in memory in all; a package that needs more is refused.
@@ -280,6 +322,7 @@ fn build(
         metadata,
         components,
         images,
+        other_files: Vec::new(),
         totals,
     })
 }

@@ -54,9 +54,15 @@ impl IndexEntry {
 #[serde(rename_all = "camelCase")]
 pub struct LayoutIndex {
     pub schema_version: u32,
+    /// Optional in the OCI image layout; skopeo 1.9 and so some Zarf packages omit it.
+    #[serde(default = "index_media_type")]
     pub media_type: String,
     #[serde(deserialize_with = "crate::manifest::bounded::at_most_max_entries")]
     pub manifests: Vec<IndexEntry>,
+}
+
+fn index_media_type() -> String {
+    crate::manifest::OCI_INDEX.to_owned()
 }
 
 impl LayoutIndex {

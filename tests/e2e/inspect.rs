@@ -692,3 +692,129 @@ fn an_index_json_with_too_many_entries_is_refused() {
         );
     }
 }
+
+/// `package` as Zarf writes it: zarf.yaml, components and SBOM tarballs, a signature,
+/// and either the crane-era index.json (no `mediaType`, entries named only by
+/// `org.opencontainers.image.base.name`) or the current one (`mediaType`, entries
+/// named by `org.opencontainers.image.ref.name`).
+fn zarf_shaped(package: &Path, addr: &str, crane_era: bool) -> Vec<RawEntry> {
+    let zarf_yaml = format!(
+        "kind: ZarfPackageConfig\nmetadata:\n  name: shaped\n  version: 1.0.0\n  architecture: amd64\ncomponents:\n  - name: app\n    images:\n      - {addr}/app:1\n  - name: chart\n    images:\n      - {addr}/chart:0.2.0\n"
+    );
+    let mut entries = as_zarf(package, &zarf_yaml);
+    for entry in &mut entries {
+        if entry.name != b"images/index.json" {
+            continue;
+        }
+        let mut index: serde_json::Value = serde_json::from_slice(&entry.data).unwrap();
+        if crane_era {
+            index.as_object_mut().unwrap().remove("mediaType");
+        }
+        for manifest in index["manifests"].as_array_mut().unwrap() {
+            let annotations = manifest["annotations"].as_object_mut().unwrap();
+            let name = annotations
+                .values()
+                .next()
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned();
+            annotations.clear();
+            let key = if crane_era {
+                "org.opencontainers.image.base.name"
+            } else {
+                "org.opencontainers.image.ref.name"
+            };
+            annotations.insert(key.into(), name.into());
+        }
+        entry.data = serde_json::to_vec(&index).unwrap();
+    }
+    let component = b"a component tarball's bytes".to_vec();
+    let sboms = b"an SBOM tarball's bytes".to_vec();
+    let listed: String = entries
+        .iter()
+        .filter(|e| e.name != b"checksums.txt" && e.name != b"zarf.yaml")
+        .map(|e| (String::from_utf8(e.name.clone()).unwrap(), e.data.clone()))
+        .chain([
+            ("components/app.tar".to_owned(), component.clone()),
+            ("sboms.tar".to_owned(), sboms.clone()),
+        ])
+        .map(|(name, data)| format!("{} {name}\n", sha256(&data).trim_start_matches("sha256:")))
+        .collect();
+    for entry in &mut entries {
+        if entry.name == b"checksums.txt" {
+            entry.data = listed.clone().into_bytes();
+        }
+    }
+    entries.insert(2, RawEntry::file("components/app.tar", &component));
+    entries.push(RawEntry::file("sboms.tar", &sboms));
+    entries.push(RawEntry::file("zarf.yaml.sig", b"a signature"));
+    entries
+}
+
+#[test]
+fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let originals: Vec<(String, serde_json::Value)> = read_index(&package)
+        .into_iter()
+        .map(|e| {
+            let name = e["annotations"]
+                .as_object()
+                .unwrap()
+                .values()
+                .next()
+                .unwrap()
+                .clone();
+            (name.as_str().unwrap().to_owned(), e["digest"].clone())
+        })
+        .collect();
+    for crane_era in [true, false] {
+        let path = ws.path(&format!("zarf-package-shaped-amd64-1.0.0-{crane_era}.tar"));
+        write_raw_tar(&path, &zarf_shaped(&package, &registry.addr, crane_era));
+
+        let out = inspect(&ws, &path, &["--verify"]);
+        assert!(out.status.success(), "{crane_era}: {}", stderr(&out));
+        let listing = stdout(&out);
+        assert!(
+            listing.contains("other files (verified, never pushed):"),
+            "{listing}"
+        );
+        assert!(
+            listing.contains("zarf.yaml.sig")
+                && listing.contains("signature present, not verified"),
+            "{listing}"
+        );
+        assert!(listing.contains("components/app.tar"), "{listing}");
+        let out = inspect(&ws, &path, &["--json"]);
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            value["other_files"],
+            serde_json::json!([
+                {"name": "components/app.tar", "size": 27, "kind": "component"},
+                {"name": "sboms.tar", "size": 23, "kind": "sboms"},
+                {"name": "zarf.yaml.sig", "size": 11, "kind": "signature"},
+            ]),
+            "{crane_era}"
+        );
+
+        let target = TestRegistry::start();
+        let out = ws.push(&path, &target.addr, &[]);
+        assert!(out.status.success(), "{crane_era}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("push loads images only: the package's 3 other file(s)"),
+            "{}",
+            stderr(&out)
+        );
+        let pusher = Pusher::new(&target.addr);
+        for (name, digest) in &originals {
+            let (repo, tag) = name
+                .trim_start_matches(&format!("{}/", registry.addr))
+                .split_once(':')
+                .unwrap();
+            let pushed = pusher.get_manifest(repo, tag);
+            assert_eq!(serde_json::json!(sha256(&pushed)), *digest, "{name}");
+        }
+    }
+}
