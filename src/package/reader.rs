@@ -5,6 +5,7 @@
 //! messages only through `shown`.
 
 mod shown;
+mod split;
 mod tarwalk;
 
 use std::collections::HashSet;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::PackageError;
 use crate::digest::Digest;
 pub use shown::shown;
+pub use split::SplitError;
 use tarwalk::TarWalk;
 pub use tarwalk::{TarError, MAX_EXTENDED_HEADER_BYTES};
 
@@ -41,6 +43,28 @@ pub enum ReadError {
     Unknown { name: String },
     #[error(transparent)]
     Tar(TarError),
+    #[error(transparent)]
+    Split(#[from] SplitError),
+}
+
+/// A read failure at `path`; a split package's own failure keeps its sentence.
+fn read_failure(path: &Path, source: io::Error) -> ReadError {
+    if source
+        .get_ref()
+        .is_some_and(|inner| inner.is::<SplitError>())
+    {
+        if let Some(Ok(split)) = source
+            .into_inner()
+            .map(|inner| inner.downcast::<SplitError>())
+        {
+            return ReadError::Split(*split);
+        }
+        unreachable!("checked to be a SplitError above");
+    }
+    ReadError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// What a package entry is, by its path.
@@ -115,13 +139,16 @@ fn normalize(raw: &[u8]) -> Result<String, ReadError> {
     Ok(trimmed.trim_end_matches('/').to_owned())
 }
 
-/// Opens a package file, decompressing zstd when the file starts with its magic.
+/// Opens a package file (or the first part of a split package), decompressing zstd
+/// when the bytes start with its magic, whatever the name.
 pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
-    let io_err = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
+    let io_err = |source| read_failure(path, source);
+    let source: Box<dyn Read + Send> = if split::is_split(path) {
+        Box::new(split::open(path)?)
+    } else {
+        Box::new(File::open(path).map_err(io_err)?)
     };
-    let file = crate::cancel::Cancellable(File::open(path).map_err(io_err)?);
+    let file = crate::cancel::Cancellable(source);
     let mut file = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 4];
     let head = {
@@ -153,16 +180,17 @@ pub fn for_each_entry(
     path: &Path,
     mut visit: impl FnMut(Known, &str, u64, &mut dyn Read) -> Result<Flow, PackageError>,
 ) -> Result<(), PackageError> {
-    let io_err = |source| ReadError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io_err = |source| read_failure(path, source);
     let mut walk = TarWalk::new(open(path)?);
     let mut seen = HashSet::new();
     loop {
         let member = match walk.next_member() {
             Ok(Some(member)) => member,
-            Ok(None) => break,
+            Ok(None) => {
+                // Read to the very end: a split package checks its digest there.
+                walk.drain().map_err(io_err)?;
+                break;
+            }
             Err(TarError::Io(source)) => return Err(io_err(source).into()),
             Err(e) => return Err(ReadError::Tar(e).into()),
         };

@@ -818,3 +818,115 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
         }
     }
 }
+
+/// Writes `package` compressed and split into 3 parts as Zarf splits it; returns the
+/// first part's path.
+fn split_package(package: &[u8], dir: &Path) -> PathBuf {
+    let compressed = zstd::encode_all(package, 3).unwrap();
+    let chunk = compressed.len().div_ceil(3);
+    for (i, piece) in compressed.chunks(chunk).enumerate() {
+        std::fs::write(
+            dir.join(format!(
+                "zarf-package-shaped-amd64-1.0.0.tar.zst.part{:03}",
+                i + 1
+            )),
+            piece,
+        )
+        .unwrap();
+    }
+    let first = dir.join("zarf-package-shaped-amd64-1.0.0.tar.zst.part000");
+    std::fs::write(
+        &first,
+        format!(
+            r#"{{"sha256Sum":"{}","bytes":{},"count":3}}"#,
+            sha256(&compressed).trim_start_matches("sha256:"),
+            compressed.len()
+        ),
+    )
+    .unwrap();
+    first
+}
+
+#[test]
+fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let package = small_package(&ws, &registry);
+    let whole = ws.path("whole.tar");
+    write_raw_tar(&whole, &zarf_shaped(&package, &registry.addr, false));
+    let parts = ws.path("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let first = split_package(&std::fs::read(&whole).unwrap(), &parts);
+
+    let out = inspect(&ws, &first, &["--verify"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("{}/app:1", registry.addr)));
+    let target = TestRegistry::start();
+    let out = ws.push(&first, &target.addr, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        Pusher::new(&target.addr).get_manifest("app", "1"),
+        Pusher::new(&registry.addr).get_manifest("app", "1")
+    );
+
+    // A later part given instead of the first.
+    let second = parts.join("zarf-package-shaped-amd64-1.0.0.tar.zst.part002");
+    let err = stderr(&inspect(&ws, &second, &[]));
+    assert!(err.contains("give its first part"), "{err}");
+
+    // One byte of the last part changed: caught (by zstd's checksum here, by the
+    // digest in part000 in any case) before anything is sent.
+    let last = parts.join("zarf-package-shaped-amd64-1.0.0.tar.zst.part003");
+    let original = std::fs::read(&last).unwrap();
+    let mut damaged = original.clone();
+    let at = damaged.len() - 5;
+    damaged[at] ^= 0x01;
+    std::fs::write(&last, &damaged).unwrap();
+    let untouched = TestRegistry::start();
+    for out in [
+        inspect(&ws, &first, &["--verify"]),
+        ws.push(&first, &untouched.addr, &[]),
+    ] {
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    assert!(untouched.catalog().is_empty(), "{:?}", untouched.catalog());
+    std::fs::write(&last, &original).unwrap();
+
+    // Sound parts, but part000 names another digest.
+    let header = std::fs::read_to_string(&first).unwrap();
+    let declared = serde_json::from_str::<serde_json::Value>(&header).unwrap()["sha256Sum"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(&first, header.replace(&declared, &"0".repeat(64))).unwrap();
+    for out in [
+        inspect(&ws, &first, &["--verify"]),
+        ws.push(&first, &untouched.addr, &[]),
+    ] {
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!(
+                "error: the split package's parts hash to sha256:{declared}, but {} says sha256:{}",
+                first.display(),
+                "0".repeat(64)
+            )),
+            "{err}"
+        );
+    }
+    assert!(untouched.catalog().is_empty(), "{:?}", untouched.catalog());
+
+    // The last part missing.
+    std::fs::remove_file(&last).unwrap();
+    let out = ws.push(&first, &untouched.addr, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: the split package is missing part 3 ({})",
+            last.display()
+        )),
+        "{err}"
+    );
+    assert!(untouched.catalog().is_empty(), "{:?}", untouched.catalog());
+}

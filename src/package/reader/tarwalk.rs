@@ -78,6 +78,11 @@ impl<R: Read> TarWalk<R> {
         }
     }
 
+    /// Reads what follows the end of the archive, to the end of the stream.
+    pub fn drain(&mut self) -> std::io::Result<u64> {
+        std::io::copy(&mut self.inner, &mut std::io::sink())
+    }
+
     pub fn next_member(&mut self) -> Result<Option<Member>, TarError> {
         let mut pending = Pending::default();
         loop {
