@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what pkgr's demo, tests and benchmark need on Debian, if it is missing:
 # docker-registry (the real registry), skopeo (the round-trip check and the benchmark's
-# peer), openssl (certificates for the TLS test), zstd, and curl (the small-images
-# benchmark's floor).
+# peer), openssl (certificates for the TLS test), zstd, curl (the small-images
+# benchmark's floor) and GNU time (memory bounds in the tests).
 set -euo pipefail
 
 missing=()
@@ -11,6 +11,8 @@ command -v zstd >/dev/null || missing+=(zstd)
 command -v curl >/dev/null || missing+=(curl)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v openssl >/dev/null || missing+=(openssl)
+# GNU time: the tests bound the peak memory of pkgr under hostile input with it.
+[ -x /usr/bin/time ] || missing+=(time)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
