@@ -13,6 +13,10 @@ command -v skopeo >/dev/null || missing+=(skopeo)
 command -v openssl >/dev/null || missing+=(openssl)
 # GNU time: the tests bound the peak memory of pkgr under hostile input with it.
 [ -x /usr/bin/time ] || missing+=(time)
+# kill(1) and mount(8) as programs, not shell builtins: the tests signal pkgr and
+# mount small tmpfs filesystems.
+{ [ -x /bin/kill ] || [ -x /usr/bin/kill ]; } || missing+=(procps)
+command -v mount >/dev/null || missing+=(mount)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
