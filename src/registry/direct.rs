@@ -19,11 +19,12 @@ use oci_client::client::ClientProtocol;
 use oci_client::errors::{OciDistributionError, OciEnvelope};
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
-use reqwest::header::{ACCEPT, RANGE, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RANGE, WWW_AUTHENTICATE};
 use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::challenge::{self, Challenge};
-use super::{stall, BlobStream};
+use super::stall::{self, Progress};
+use super::BlobStream;
 use crate::digest::Digest;
 use crate::manifest::{ACCEPTED, MAX_MANIFEST_BYTES};
 
@@ -172,6 +173,20 @@ impl DirectClient {
         auth: &RegistryAuth,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response, OciDistributionError> {
+        self.send_watched(reference, access, auth, &Progress::default(), build)
+            .await
+    }
+
+    /// As [`send`](Self::send), given up on when `progress` (which an upload's body
+    /// touches) sees a whole timeout window pass without any.
+    pub async fn send_watched(
+        &self,
+        reference: &Reference,
+        access: Access,
+        auth: &RegistryAuth,
+        progress: &Progress,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, OciDistributionError> {
         let registry = reference.registry().to_owned();
         let actions = match access {
             Access::Pull => "pull",
@@ -180,19 +195,28 @@ impl DirectClient {
         let scope = format!("repository:{}:{actions}", reference.repository());
         let whole = reference.whole();
         let url = whole.as_str();
+        let origin = reqwest::Url::parse(&self.url(reference, "")).ok();
         let request = |proof: Option<Proof>| {
-            let request = build();
-            match proof {
-                Some(Proof::Basic(user, password)) => request.basic_auth(user, Some(password)),
-                Some(Proof::Bearer(token)) => request.bearer_auth(token),
-                None => request,
+            let mut request = build()
+                .build()
+                .map_err(OciDistributionError::RequestError)?;
+            // Proof goes only to the registry itself, never to another host that an
+            // upload's Location names.
+            let to_registry = origin
+                .as_ref()
+                .is_some_and(|o| same_origin(o, request.url()));
+            if let Some(proof) = proof.filter(|_| to_registry) {
+                let value = proof.header().ok_or_else(|| {
+                    OciDistributionError::AuthenticationFailure(
+                        "the credentials or token cannot be sent in a header".into(),
+                    )
+                })?;
+                request.headers_mut().insert(AUTHORIZATION, value);
             }
+            Ok::<_, OciDistributionError>(request)
         };
         let known = self.known_proof(&registry, &scope, auth);
-        let response = request(known)
-            .send()
-            .await
-            .map_err(OciDistributionError::RequestError)?;
+        let response = self.watched(request(known)?, progress).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -228,14 +252,27 @@ impl DirectClient {
             }
             None => return Err(unauthorized(url)),
         };
-        let response = request(Some(proof))
-            .send()
-            .await
-            .map_err(OciDistributionError::RequestError)?;
+        let response = self.watched(request(Some(proof))?, progress).await?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(unauthorized(url));
         }
         Ok(response)
+    }
+
+    /// Sends `request`, failing as stalled once `progress` has been idle for a window.
+    /// reqwest's own read timeout is not used: it also runs while a long upload is
+    /// still being sent, and would cut it off.
+    async fn watched(
+        &self,
+        request: reqwest::Request,
+        progress: &Progress,
+    ) -> Result<Response, OciDistributionError> {
+        tokio::select! {
+            sent = self.client.execute(request) => sent.map_err(OciDistributionError::RequestError),
+            () = progress.idle_for(self.timeout) => {
+                Err(OciDistributionError::IoError(stall::stalled(self.timeout)))
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Proofs> {
@@ -274,10 +311,10 @@ impl DirectClient {
         if let RegistryAuth::Basic(user, password) = auth {
             request = request.basic_auth(user, Some(password));
         }
-        let response = request
-            .send()
-            .await
+        let request = request
+            .build()
             .map_err(OciDistributionError::RequestError)?;
+        let response = self.watched(request, &Progress::default()).await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
@@ -295,7 +332,9 @@ impl DirectClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = read_capped(response, TOKEN_BYTES).await?;
+        let body = tokio::time::timeout(self.timeout, read_capped(response, TOKEN_BYTES))
+            .await
+            .map_err(|_| OciDistributionError::IoError(stall::stalled(self.timeout)))??;
         let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
             OciDistributionError::AuthenticationFailure(format!(
                 "the token service at {realm} answered without a token: {e}"
@@ -315,8 +354,11 @@ impl DirectClient {
         if status == StatusCode::UNAUTHORIZED {
             return unauthorized(url);
         }
-        let body = read_capped(response, ERROR_BODY_BYTES)
+        // A body that does not come within a window is left out of the message.
+        let body = tokio::time::timeout(self.timeout, read_capped(response, ERROR_BODY_BYTES))
             .await
+            .ok()
+            .and_then(Result::ok)
             .unwrap_or_default();
         if status.is_client_error() {
             if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(&body) {
@@ -334,9 +376,35 @@ impl DirectClient {
     }
 }
 
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str() == b.host_str()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
 enum Proof {
     Basic(String, String),
     Bearer(String),
+}
+
+impl Proof {
+    /// The Authorization value; `None` if a token holds bytes a header cannot.
+    fn header(&self) -> Option<HeaderValue> {
+        let text = match self {
+            Self::Basic(user, password) => {
+                use base64::Engine;
+                let pair = format!("{user}:{password}");
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                )
+            }
+            Self::Bearer(token) => format!("Bearer {token}"),
+        };
+        let mut value = HeaderValue::from_str(&text).ok()?;
+        value.set_sensitive(true);
+        Some(value)
+    }
 }
 
 const ERROR_BODY_BYTES: u64 = 64 * 1024;
@@ -380,5 +448,28 @@ fn host(registry: &str) -> &str {
         "index.docker.io"
     } else {
         registry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proof_goes_to_the_registry_s_own_scheme_host_and_port_only() {
+        let registry = reqwest::Url::parse("https://registry.example/v2/app/").unwrap();
+        let same =
+            reqwest::Url::parse("https://registry.example:443/v2/app/blobs/uploads/1").unwrap();
+        assert!(same_origin(&registry, &same));
+        for other in [
+            "https://storage.example/upload/1",
+            "http://registry.example/v2/app/blobs/uploads/1",
+            "https://registry.example:5000/v2/app/blobs/uploads/1",
+        ] {
+            assert!(
+                !same_origin(&registry, &reqwest::Url::parse(other).unwrap()),
+                "{other}"
+            );
+        }
     }
 }

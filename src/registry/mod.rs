@@ -350,7 +350,6 @@ fn pull_client(transport: &Transport, ca: Option<&[u8]>) -> Result<reqwest::Clie
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure_skip_tls_verify)
         .connect_timeout(transport.timeout)
-        .read_timeout(transport.timeout)
         .user_agent(USER_AGENT);
     if let Some(pem) = ca {
         let certificate =

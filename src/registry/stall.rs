@@ -5,6 +5,7 @@
 //! otherwise it fails with a `TimedOut` error that the retries resume from.
 
 use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
@@ -26,6 +27,54 @@ pub fn stalled(window: Duration) -> io::Error {
             window.as_secs_f64()
         ),
     )
+}
+
+/// When a request last made progress: an upload's body touches it as each chunk goes
+/// out. A request is given up on once a whole window passes without progress, which
+/// bounds the wait for an answer without cutting off a long upload.
+#[derive(Debug)]
+pub struct Progress {
+    base: Instant,
+    /// Milliseconds after `base`.
+    last: AtomicU64,
+    /// Windows of quiet allowed after the last progress.
+    windows: AtomicU32,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            last: AtomicU64::new(0),
+            windows: AtomicU32::new(1),
+        }
+    }
+}
+
+impl Progress {
+    pub fn touch(&self) {
+        let now = self.base.elapsed().as_millis() as u64;
+        self.last.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// Allows `windows` windows of quiet from now on. An upload's body is handed over
+    /// faster than a slow link carries it (the kernel buffers megabytes), so once all
+    /// of it is handed over, the registry gets longer to take the rest and answer.
+    pub fn allow_windows(&self, windows: u32) {
+        self.windows.store(windows.max(1), Ordering::Relaxed);
+    }
+
+    /// Resolves once the allowed windows have passed since the last progress.
+    pub async fn idle_for(&self, window: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = self.base + last + window * self.windows.load(Ordering::Relaxed);
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
 }
 
 /// `body`, failing once a window of `window` passes with less than [`MIN_PROGRESS`]
@@ -125,6 +174,25 @@ mod tests {
         // 4 KiB a second: slow, but 16 KiB arrives well within each window.
         let slow = drain(guard(paced(4096, Duration::from_secs(1), 100), window)).await;
         assert_eq!(slow.unwrap(), 4096 * 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_pushes_the_deadline_back() {
+        let window = Duration::from_secs(30);
+        let progress = std::sync::Arc::new(Progress::default());
+        let toucher = {
+            let progress = progress.clone();
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    tokio::time::sleep(Duration::from_secs(20)).await;
+                    progress.touch();
+                }
+            })
+        };
+        let started = Instant::now();
+        progress.idle_for(window).await;
+        toucher.await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(80) + window);
     }
 
     #[tokio::test(start_paused = true)]

@@ -3,6 +3,7 @@
 //! (and answers to challenges) as pulls.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
@@ -10,6 +11,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
 use super::direct::Access;
+use super::stall::Progress;
 use super::{retry, Registry, RegistryError};
 use crate::digest::Digest;
 
@@ -111,14 +113,19 @@ impl Registry {
             let put_url = reqwest::Url::parse(&start_url)
                 .and_then(|base| base.join(location))
                 .map_err(|e| OciDistributionError::UrlParseError(e.to_string()))?;
+            // Each chunk the registry takes counts as progress, so a long upload is
+            // never mistaken for a stall.
+            let progress = Arc::new(Progress::default());
             let done = self
                 .http
-                .send(target, Access::Push, &auth, || {
+                .send_watched(target, Access::Push, &auth, &progress, || {
                     let mut url = put_url.clone();
                     url.query_pairs_mut()
                         .append_pair("digest", &digest.to_string());
                     let body = match std::fs::File::open(path) {
-                        Ok(file) => reqwest::Body::wrap_stream(file_chunks(file)),
+                        Ok(file) => {
+                            reqwest::Body::wrap_stream(file_chunks(file, size, progress.clone()))
+                        }
                         // An empty body, which the registry refuses for its digest.
                         Err(_) => reqwest::Body::from(Vec::new()),
                     };
@@ -178,22 +185,52 @@ impl Registry {
     }
 }
 
-/// The file's bytes as a stream of [`UPLOAD_CHUNK`]-sized reads.
+/// `size` bytes of the file as a stream of slices. Each slice taken counts as
+/// progress (the registry took the one before it), and handing over the last one
+/// allows the drain: hyper stops at the declared length and never asks for the end.
 fn file_chunks(
     file: std::fs::File,
+    size: u64,
+    progress: Arc<Progress>,
 ) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     use tokio::io::AsyncReadExt;
-    futures_util::stream::try_unfold(tokio::fs::File::from_std(file), |mut file| async move {
-        let mut chunk = vec![0u8; UPLOAD_CHUNK];
-        let n = file.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        chunk.truncate(n);
-        Ok(Some((bytes::Bytes::from(chunk), file)))
-    })
+    let state = (
+        tokio::fs::File::from_std(file),
+        progress,
+        bytes::Bytes::new(),
+        0u64,
+    );
+    futures_util::stream::try_unfold(
+        state,
+        move |(mut file, progress, mut read, mut handed)| async move {
+            progress.touch();
+            if read.is_empty() {
+                let mut chunk = vec![0u8; UPLOAD_CHUNK];
+                let n = file.read(&mut chunk).await?;
+                if n == 0 {
+                    progress.allow_windows(DRAIN_WINDOWS);
+                    return Ok(None);
+                }
+                chunk.truncate(n);
+                read = bytes::Bytes::from(chunk);
+            }
+            let slice = read.split_to(read.len().min(UPLOAD_SLICE));
+            handed += slice.len() as u64;
+            if handed >= size {
+                progress.allow_windows(DRAIN_WINDOWS);
+            }
+            Ok(Some((slice, (file, progress, read, handed))))
+        },
+    )
 }
 
+/// Windows of quiet allowed once the whole body is handed over: what the kernel still
+/// buffers (megabytes on a fast link's socket) has to reach the registry, which then
+/// checks the digest before it answers.
+const DRAIN_WINDOWS: u32 = 8;
+/// What the body hands over at a time, without copying: small enough that a slow but
+/// live link shows progress well within a timeout window.
+const UPLOAD_SLICE: usize = 64 * 1024;
 /// Upload read size: large enough that a 1 GB layer is a thousand reads, small enough
 /// that memory stays flat whatever the blob size.
 const UPLOAD_CHUNK: usize = 1 << 20;

@@ -550,3 +550,49 @@ fn a_blob_redirected_elsewhere_is_followed_and_a_redirect_loop_is_an_error() {
     );
     assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
 }
+
+#[test]
+fn an_upload_longer_than_the_timeout_is_not_taken_for_a_stall() {
+    let source = TestRegistry::start();
+    let image = Pusher::new(&source.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("big", &noise(8, 512 << 10))])],
+    );
+    let ws = Workspace::new();
+    single_image_definition(&ws, &source.addr);
+    let package = package_path(&ws.create(&[]));
+
+    // 16 KiB every 100 ms: the layer takes about 3 s to upload, three timeouts.
+    let target = TestRegistry::start();
+    let proxy = FaultProxy::start(
+        &target.addr,
+        vec![(
+            // The upload's PUT names the digest in its query, `:` encoded.
+            format!(
+                "digest=sha256%3A{}",
+                image.layers[0].digest.trim_start_matches("sha256:")
+            ),
+            Fault::SlowUpload(std::time::Duration::from_millis(100)),
+        )],
+    );
+    let started = std::time::Instant::now();
+    let out = ws.push(&package, &proxy.addr, &["--timeout", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        started.elapsed() > std::time::Duration::from_secs(2),
+        "the slow upload must have outlasted the timeout for this test to mean anything"
+    );
+    let puts = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/blobs/uploads/"))
+        .count();
+    assert_eq!(puts, 2, "each blob uploaded once, none retried");
+    assert_eq!(
+        Pusher::new(&target.addr).get_manifest("app", "1"),
+        image.manifest.bytes
+    );
+}

@@ -31,6 +31,8 @@ pub enum Fault {
     StallAfter(usize),
     /// Send the head, then the body one byte per this interval.
     Trickle(Duration),
+    /// Read the request's body 16 KiB per this interval, as a slow link would.
+    SlowUpload(Duration),
     /// Read the request and never answer it (for a minute), as a hung server would.
     Hang,
     /// Forward the request without its Range header, so the registry answers 200 with
@@ -298,7 +300,15 @@ fn serve(
     let mut body = Vec::new();
     if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
         body.resize(len, 0);
-        client_reader.read_exact(&mut body)?;
+        match &fault {
+            Some(Fault::SlowUpload(every)) => {
+                for piece in body.chunks_mut(16 * 1024) {
+                    client_reader.read_exact(piece)?;
+                    std::thread::sleep(*every);
+                }
+            }
+            _ => client_reader.read_exact(&mut body)?,
+        }
     }
     if let Some(Fault::Hold(gate)) = &fault {
         while !gate.load(Ordering::SeqCst) {
