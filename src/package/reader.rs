@@ -49,21 +49,12 @@ pub enum ReadError {
 
 /// A read failure at `path`; a split package's own failure keeps its sentence.
 fn read_failure(path: &Path, source: io::Error) -> ReadError {
-    if source
-        .get_ref()
-        .is_some_and(|inner| inner.is::<SplitError>())
-    {
-        if let Some(Ok(split)) = source
-            .into_inner()
-            .map(|inner| inner.downcast::<SplitError>())
-        {
-            return ReadError::Split(*split);
-        }
-        unreachable!("checked to be a SplitError above");
-    }
-    ReadError::Io {
-        path: path.to_owned(),
-        source,
+    match source.downcast::<SplitError>() {
+        Ok(split) => ReadError::Split(split),
+        Err(source) => ReadError::Io {
+            path: path.to_owned(),
+            source,
+        },
     }
 }
 
