@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# A/B: the pkgr of git revision REV against this checkout's, round by round (so the
+# machine's drift lands on both alike), on the ~1 GiB corpus of `bench/create.sh`:
+# `create --no-cache` and `push` into an empty registry. Prints every run and each
+# side's median. Usage: bench/ab.sh REV [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rev=${1:?usage: bench/ab.sh REV [ROUNDS]}
+rounds=${2:-3}
+target=${CARGO_TARGET_DIR:-target}
+
+addr=127.0.0.1:5561
+# shellcheck source=scripts/registry.sh
+. scripts/registry.sh
+work=$(mktemp -d)
+registry_cleanup="git worktree remove --force '$work/old-src' 2>/dev/null || true; rm -rf '$work';"
+# shellcheck disable=SC2064
+trap "$registry_cleanup" EXIT
+
+echo "building $rev and this checkout (not timed)..." >&2
+git worktree add --quiet --detach "$work/old-src" "$rev"
+# One target directory for both: the dependencies are built once.
+shared_target=$(realpath "$target")
+(cd "$work/old-src" && CARGO_TARGET_DIR="$shared_target" cargo build --release --quiet --bin pkgr)
+cp "$target/release/pkgr" "$work/pkgr-old"
+cargo build --release --quiet --bin pkgr --example bench_corpus
+cp "$target/release/pkgr" "$work/pkgr-new"
+
+mkdir -p "$work/source"
+start_registry "$addr" "$work/source"
+"$target"/release/examples/bench_corpus "$addr" >/dev/null
+mkdir -p "$work/def"
+{
+  printf 'kind: PkgrPackage\nmetadata:\n  name: bench\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n'
+  for i in 0 1 2 3 4 5; do printf '      - %s/bench/img%s:1\n' "$addr" "$i"; done
+} >"$work/def/pkgr.yaml"
+"$work/pkgr-new" create "$work/def" -o "$work/pkg" --no-cache --no-progress >/dev/null 2>&1
+package=$(ls "$work"/pkg/*.tar.zst)
+
+seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+port=5562
+for _ in $(seq "$rounds"); do
+  for side in old new; do
+    out=$(mktemp -d "$work/out.XXXX")
+    echo "create $side $(seconds "$work/pkgr-$side" create "$work/def" -o "$out" --no-cache --no-progress)"
+    rm -rf "$out"
+    port=$((port + 1))
+    start_registry "127.0.0.1:$port" "$(mktemp -d "$work/target.XXXX")"
+    echo "push $side $(seconds "$work/pkgr-$side" push "$package" "127.0.0.1:$port" --no-progress)"
+  done
+done | tee "$work/runs"
+for case in create push; do
+  for side in old new; do
+    median=$(awk -v c="$case" -v s="$side" '$1 == c && $2 == s { print $3 }' "$work/runs" |
+      sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    echo "median $case $side ${median}s"
+  done
+done
