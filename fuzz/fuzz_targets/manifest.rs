@@ -17,7 +17,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(manifest) = Manifest::parse(data) else {
         return;
     };
-    let _ = (manifest.kind(), manifest.is_index(), manifest.effective_media_type());
+    let _ = (
+        manifest.kind(),
+        manifest.is_index(),
+        manifest.effective_media_type(),
+    );
     let digest = Digest::of(data);
     let docs = BTreeMap::from([(digest.clone(), data.to_vec())]);
     let parsed = ParsedManifests::new(&docs);

@@ -26,7 +26,7 @@ pub struct Summary {
     pub components: Vec<SummaryComponent>,
     pub images: Vec<SummaryImage>,
     /// Files a Zarf package carries besides images: listed, verified, never pushed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "otherFiles", skip_serializing_if = "Vec::is_empty")]
     pub other_files: Vec<OtherFile>,
     pub totals: Totals,
 }

@@ -790,7 +790,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
         let out = inspect(&ws, &path, &["--json"]);
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
-            value["other_files"],
+            value["otherFiles"],
             serde_json::json!([
                 {"name": "components/app.tar", "size": 27, "kind": "component"},
                 {"name": "sboms.tar", "size": 23, "kind": "sboms"},
