@@ -11,7 +11,7 @@
 //! read them as before.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -48,6 +48,8 @@ struct Proofs {
     basic: HashSet<String>,
     /// Tokens by (registry, scope).
     tokens: HashMap<(String, String), String>,
+    /// Held while a token for (registry, scope) is being fetched.
+    fetching: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What a request needs to be allowed to do with its repository.
@@ -216,6 +218,10 @@ impl DirectClient {
             Ok::<_, OciDistributionError>(request)
         };
         let known = self.known_proof(&registry, &scope, auth);
+        let sent_token = match &known {
+            Some(Proof::Bearer(token)) => Some(token.clone()),
+            _ => None,
+        };
         let response = self.watched(request(known)?, progress).await?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
@@ -243,11 +249,21 @@ impl DirectClient {
                 service,
                 scope: asked,
             }) => {
-                let scope = asked.unwrap_or(scope);
-                let token = self.token(&realm, service.as_deref(), &scope, auth).await?;
-                self.lock()
-                    .tokens
-                    .insert((registry.clone(), scope), token.clone());
+                let key = (registry.clone(), asked.unwrap_or(scope));
+                // One token request per scope: requests refused at the same moment (a
+                // run's first burst of downloads) wait for it instead of each asking.
+                let gate = self.lock().fetching.entry(key.clone()).or_default().clone();
+                let _turn = gate.lock().await;
+                let cached = self.lock().tokens.get(&key).cloned();
+                let token = match cached {
+                    // Fetched while this request waited: not the one just refused.
+                    Some(token) if Some(&token) != sent_token.as_ref() => token,
+                    _ => {
+                        let token = self.token(&realm, service.as_deref(), &key.1, auth).await?;
+                        self.lock().tokens.insert(key, token.clone());
+                        token
+                    }
+                };
                 Proof::Bearer(token)
             }
             None => return Err(unauthorized(url)),

@@ -34,8 +34,27 @@ fn a_registry_asking_for_a_token_only_on_repositories_is_pulled_with_one() {
         vec![],
         Some(TokenGate { credentials: None }),
     );
+    // Eight tags of one repository: their manifests are asked for at once, and each
+    // of those requests is refused until one token arrives.
+    let pusher = Pusher::new(&registry.addr);
+    let tags: Vec<String> = (2..=8).map(|i| i.to_string()).collect();
+    for tag in &tags {
+        pusher.image(
+            "app",
+            tag,
+            false,
+            "amd64",
+            &[layer(&[("t", tag.as_bytes())])],
+        );
+    }
     let ws = Workspace::new();
-    definition(&ws, &gate.addr);
+    let images: String = std::iter::once("1".to_owned())
+        .chain(tags)
+        .map(|tag| format!("      - {}/app:{tag}\n", gate.addr))
+        .collect();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: auth\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n{images}"
+    ));
     let package = Package::read(&package_path(&ws.create(&[])));
     for blob in image.all() {
         assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
@@ -46,12 +65,14 @@ fn a_registry_asking_for_a_token_only_on_repositories_is_pulled_with_one() {
         .filter(|s| s.path.starts_with("/token"))
         .map(|s| s.path)
         .collect();
-    assert!(!token_requests.is_empty());
+    assert_eq!(
+        token_requests.len(),
+        1,
+        "one token for the run, however many requests were refused at once: {token_requests:?}"
+    );
     assert!(
-        token_requests
-            .iter()
-            .all(|p| p.contains("scope=repository%3Aapp%3Apull")),
-        "each token is asked for with the challenge's scope: {token_requests:?}"
+        token_requests[0].contains("scope=repository%3Aapp%3Apull"),
+        "the token is asked for with the challenge's scope: {token_requests:?}"
     );
 }
 
@@ -208,4 +229,5 @@ fn a_push_into_a_registry_asking_for_a_token_only_on_repositories_succeeds() {
             .any(|p| p.contains("scope=repository%3Aapp%3Apull%2Cpush")),
         "push asks for a push scope: {scopes:?}"
     );
+    assert_eq!(scopes.len(), 2, "one token per scope: {scopes:?}");
 }
