@@ -4,9 +4,11 @@
 pub mod assemble;
 pub mod built;
 pub mod contents;
+mod framed;
 mod needed;
 pub mod reader;
 pub mod scan;
+pub mod seekable;
 mod staging_dir;
 pub mod summary;
 pub mod writer;

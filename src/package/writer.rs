@@ -1,12 +1,14 @@
 //! Writing a package: a deterministic tar (fixed order, no timestamps, owners or host
-//! paths), zstd-compressed on all cores unless asked not to, written under a temporary
-//! name and renamed into place only when complete.
+//! paths), zstd-compressed on all cores in the seekable format (`framed`) unless asked
+//! not to, written under a temporary name and renamed into place only when complete.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use super::framed::FramedEncoder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -67,15 +69,13 @@ pub fn write_package_via(
     let file = temp.as_file().try_clone().map_err(io_err)?;
     let buffered = BufWriter::with_capacity(1 << 20, file);
     let buffered = if compress {
-        let mut encoder = zstd::stream::Encoder::new(buffered, ZSTD_LEVEL).map_err(io_err)?;
-        // zstd's multithreaded output is the same for any worker count ≥ 1, so the
-        // package's bytes do not depend on the machine.
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get()) as u32;
-        encoder.multithread(workers.max(1)).map_err(io_err)?;
-        let encoder = write_tar(entries, encoder).map_err(io_err)?;
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let encoder = FramedEncoder::new(buffered, ZSTD_LEVEL, workers).map_err(io_err)?;
+        // Every entry starts a frame, so a reader can start at any entry.
+        let encoder = write_tar(entries, encoder, FramedEncoder::cut).map_err(io_err)?;
         encoder.finish().map_err(io_err)?
     } else {
-        write_tar(entries, buffered).map_err(io_err)?
+        write_tar(entries, buffered, |_| Ok(())).map_err(io_err)?
     };
     let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;
@@ -86,9 +86,15 @@ pub fn write_package_via(
     Ok(())
 }
 
-fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
+/// Writes the tar, calling `entry_starts` on the writer before each entry's header.
+fn write_tar<W: Write>(
+    entries: &[Entry],
+    writer: W,
+    entry_starts: impl Fn(&mut W) -> io::Result<()>,
+) -> io::Result<W> {
     let mut builder = tar::Builder::new(writer);
     for entry in entries {
+        entry_starts(builder.get_mut())?;
         let file = File::open(&entry.source).map_err(|e| with_path(e, &entry.source))?;
         let len = file
             .metadata()
@@ -107,6 +113,8 @@ fn write_tar<W: Write>(entries: &[Entry], writer: W) -> io::Result<W> {
             io::BufReader::with_capacity(1 << 20, crate::cancel::Cancellable(file)).take(len),
         )?;
     }
+    // The two zero blocks that end the archive get a frame of their own.
+    entry_starts(builder.get_mut())?;
     // `finish` explicitly: dropping the builder would swallow a write error.
     builder.finish()?;
     builder.into_inner()
