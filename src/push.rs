@@ -1,7 +1,9 @@
-//! The push pipeline: every image of a verified layout goes to `REGISTRY[/PREFIX]` plus
-//! its original repository path. Blobs go first, each digest handled once across all
-//! images (HEAD, then mount from a repository that has it, then streamed upload);
-//! manifests follow byte-exact, children before their index, by digest then by tag.
+//! The push pipeline: every image of a verified package goes to `REGISTRY[/PREFIX]`
+//! plus its original repository path. Blobs go first, each digest handled once across
+//! all images: every repository is asked (HEAD, in parallel) which it has, then each
+//! missing blob is mounted from a repository that has it or uploaded straight from the
+//! package, hashed again as it streams. Manifests follow byte-exact, children before
+//! their index, by digest then by tag.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -13,11 +15,11 @@ use crate::hint::Hint;
 use crate::manifest::parsed::ParsedManifests;
 use crate::manifest::walk::{Role, Walk, WalkError};
 use crate::manifest::{is_manifest_media_type, Descriptor};
+use crate::package::reader::PackageBytes;
 use crate::progress::Reporter;
 use crate::reference::{parse_reference, ReferenceError, Target};
 use crate::registry::{Registry, RegistryError};
 use crate::store::layout::LayoutIndex;
-use crate::store::Store;
 
 /// Why one image was not pushed.
 #[derive(Debug, thiserror::Error)]
@@ -75,10 +77,13 @@ struct PlannedImage {
     blobs: BTreeSet<Digest>,
 }
 
+/// A verified package, as push reads it.
 pub struct Layout<'a> {
     pub index: &'a LayoutIndex,
     pub manifests: &'a BTreeMap<Digest, Vec<u8>>,
-    pub blobs: &'a Store,
+    pub package: &'a PackageBytes,
+    /// Where each blob starts in the package's tar.
+    pub offsets: &'a BTreeMap<Digest, u64>,
     pub sizes: &'a BTreeMap<Digest, u64>,
 }
 
@@ -105,17 +110,30 @@ pub async fn push(
             }
         }
     }
-    let total: u64 = needed
-        .keys()
-        .map(|d| layout.sizes.get(d).copied().unwrap_or(0))
-        .fold(0, u64::saturating_add);
-    reporter.blobs_planned("pushing", needed.len(), total);
-    let outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)> = stream::iter(needed)
+    let present = ask_which_are_present(registry, &needed, concurrency).await;
+    let (mut sending, mut missing) = (0, 0u64);
+    for (digest, repos) in &needed {
+        if repos.iter().any(|repo| !present.contains(digest, repo)) {
+            sending += 1;
+            missing = missing.saturating_add(layout.sizes.get(digest).copied().unwrap_or(0));
+        }
+    }
+    reporter.blobs_planned("pushing", sending, missing);
+    // A package read in one pass is read in the order of its blobs, one at a time.
+    let mut in_order: Vec<(Digest, Vec<Reference>)> = needed.into_iter().collect();
+    in_order.sort_by_key(|(digest, _)| layout.offsets.get(digest).copied());
+    let parallel = if layout.package.is_random_access() {
+        concurrency.max(1)
+    } else {
+        1
+    };
+    let present = &present;
+    let outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)> = stream::iter(in_order)
         .map(|(digest, repos)| async move {
-            let result = push_blob(registry, layout, &digest, &repos, reporter).await;
+            let result = push_blob(registry, layout, present, &digest, &repos, reporter).await;
             (digest, result)
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffered(parallel)
         .collect()
         .await;
     reporter.finish();
@@ -242,6 +260,62 @@ fn collect(parsed: &ParsedManifests<'_>, root: Descriptor) -> Result<Collected, 
     Ok((manifests, blobs))
 }
 
+/// Which of the needed blobs each repository already has, asked all at once, and the
+/// questions that failed: a failure is the blob's error, handed to the first who asks.
+struct Present {
+    pairs: HashSet<(Digest, String)>,
+    failed: std::sync::Mutex<HashMap<(Digest, String), RegistryError>>,
+}
+
+impl Present {
+    fn contains(&self, digest: &Digest, repo: &Reference) -> bool {
+        self.pairs
+            .contains(&(digest.clone(), repo.repository().to_owned()))
+    }
+
+    fn failure(&self, digest: &Digest, repo: &Reference) -> Option<RegistryError> {
+        let key = (digest.clone(), repo.repository().to_owned());
+        self.failed.lock().ok()?.remove(&key)
+    }
+}
+
+async fn ask_which_are_present(
+    registry: &Registry,
+    needed: &BTreeMap<Digest, Vec<Reference>>,
+    concurrency: usize,
+) -> Present {
+    let mut asks = Vec::new();
+    for (digest, repos) in needed {
+        asks.extend(repos.iter().map(|repo| (digest.clone(), repo.clone())));
+    }
+    let answers: Vec<_> = stream::iter(asks)
+        .map(|(digest, repo)| async move {
+            let answer = registry.blob_exists(&repo, &digest).await;
+            ((digest, repo.repository().to_owned()), answer)
+        })
+        // HEADs are small: more of them at once than uploads.
+        .buffer_unordered(concurrency.max(1) * 4)
+        .collect()
+        .await;
+    let mut pairs = HashSet::new();
+    let mut failed = HashMap::new();
+    for (key, answer) in answers {
+        match answer {
+            Ok(true) => {
+                pairs.insert(key);
+            }
+            Ok(false) => {}
+            Err(err) => {
+                failed.insert(key, err);
+            }
+        }
+    }
+    Present {
+        pairs,
+        failed: std::sync::Mutex::new(failed),
+    }
+}
+
 enum Outcome {
     Uploaded,
     Skipped,
@@ -251,25 +325,27 @@ enum Outcome {
 async fn push_blob(
     registry: &Registry,
     layout: &Layout<'_>,
+    present: &Present,
     digest: &Digest,
     repos: &[Reference],
     reporter: &dyn Reporter,
 ) -> Result<Vec<Outcome>, RegistryError> {
-    let size = layout.sizes.get(digest).copied().unwrap_or(0);
-    let path = layout.blobs.blob_path(digest);
     let mut outcomes = Vec::new();
     let mut holder: Option<&Reference> = None;
     for repo in repos {
-        let outcome = if registry.blob_exists(repo, digest).await? {
+        if let Some(err) = present.failure(digest, repo) {
+            return Err(err);
+        }
+        let outcome = if present.contains(digest, repo) {
             Outcome::Skipped
         } else if let Some(from) = holder {
             if registry.mount(repo, from, digest).await? {
                 Outcome::Mounted
             } else {
-                upload(registry, repo, digest, &path, size, reporter).await?
+                upload(registry, layout, repo, digest, reporter).await?
             }
         } else {
-            upload(registry, repo, digest, &path, size, reporter).await?
+            upload(registry, layout, repo, digest, reporter).await?
         };
         outcomes.push(outcome);
         holder = Some(repo);
@@ -277,16 +353,24 @@ async fn push_blob(
     Ok(outcomes)
 }
 
+/// Uploads a blob straight from the package.
 async fn upload(
     registry: &Registry,
+    layout: &Layout<'_>,
     repo: &Reference,
     digest: &Digest,
-    path: &std::path::Path,
-    size: u64,
     reporter: &dyn Reporter,
 ) -> Result<Outcome, RegistryError> {
+    let size = layout.sizes.get(digest).copied().unwrap_or(0);
+    let offset = layout.offsets.get(digest).copied();
+    let open = || match offset {
+        Some(offset) => layout.package.read_at(offset, size),
+        None => Err(std::io::Error::other(format!(
+            "blob {digest} is not in the package"
+        ))),
+    };
     reporter.blob_start(digest, size);
-    registry.upload(repo, digest, path, size).await?;
+    registry.upload(repo, digest, size, &open).await?;
     reporter.blob_progress(digest, size);
     reporter.blob_done(digest);
     Ok(Outcome::Uploaded)

@@ -13,7 +13,7 @@ use crate::progress::human_bytes;
 pub fn run(args: InspectArgs) -> Result<(), Error> {
     ensure_regular(&args.package)?;
     let verification = if args.verify {
-        Some(scan(&args.package, None)?)
+        Some(scan(&args.package)?)
     } else {
         None
     };

@@ -64,11 +64,6 @@ pub struct PushArgs {
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
 
-    /// Where to keep the verified copy of the package's blobs while pushing (it needs
-    /// as much room as the blobs) [default: the system temp directory]
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
-
     #[command(flatten)]
     pub transport: TransportArgs,
 }

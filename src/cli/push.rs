@@ -1,5 +1,6 @@
-//! `pkgr push`: verify the whole package into a temporary store, refuse it if anything
-//! is wrong, then push every image and print a summary.
+//! `pkgr push`: verify the whole package, refuse it if anything is wrong, then push
+//! every image straight from the package and print a summary. Nothing is copied to
+//! disk on the way.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -9,49 +10,38 @@ use super::package_file::ensure_regular;
 use super::settings::PushSettings;
 use super::{Error, PushArgs};
 use crate::hint::Hint;
-use crate::package::reader::{classify, Known};
-use crate::package::scan::scan;
+use crate::package::reader::{classify, Known, PackageBytes};
+use crate::package::scan::scan_package;
 use crate::package::PackageError;
 use crate::progress::human_bytes;
 use crate::push::{push, Layout, PushReport};
 use crate::registry::Registry;
-use crate::store::Store;
 
 pub async fn run(args: PushArgs) -> Result<(), Error> {
     // Before the settings: they may read a password from stdin, and a path that is no
     // package should be refused before that is asked for.
     ensure_regular(&args.package)?;
     let settings = PushSettings::new(args)?;
-    // Only the verified copy of the blobs is written; a full disk there names the
-    // option that moves it.
-    let places = [(settings.work_dir.clone(), "--work-dir")];
-    push_package(settings)
-        .await
-        .map_err(|err| err.out_of_space(&places))
+    push_package(settings).await
 }
 
 async fn push_package(settings: PushSettings) -> Result<(), Error> {
     let target = &settings.target;
     let reporter = settings.reporter.as_ref();
 
-    // The verified copy needs as much room as the package's blobs.
-    let work = tempfile::Builder::new()
-        .prefix("pkgr-push-")
-        .tempdir_in(&settings.work_dir)
-        .map_err(|source| Error::Io {
-            path: settings.work_dir.clone(),
-            source,
-        })?;
-    let store = Store::at(work.path().join("blobs"), work.path().join("ingest"))?;
     reporter.step(&format!("verifying {}", settings.package.display()));
-    let scanned = {
-        let (package, store) = (settings.package.clone(), store.clone());
-        tokio::task::spawn_blocking(move || scan(&package, Some(&store)))
-            .await
-            .map_err(|source| Error::Internal {
-                what: "verifying the package",
-                source,
-            })??
+    let (package, scanned) = {
+        let path = settings.package.clone();
+        tokio::task::spawn_blocking(move || {
+            let package = PackageBytes::open(&path)?;
+            let scanned = scan_package(&package)?;
+            Ok::<_, PackageError>((package, scanned))
+        })
+        .await
+        .map_err(|source| Error::Internal {
+            what: "verifying the package",
+            source,
+        })??
     };
     if !scanned.problems.is_empty() {
         return Err(Error::Verification {
@@ -86,7 +76,8 @@ async fn push_package(settings: PushSettings) -> Result<(), Error> {
     let layout = Layout {
         index,
         manifests: &scanned.manifests,
-        blobs: &store,
+        package: &package,
+        offsets: &scanned.offsets,
         sizes: &sizes,
     };
     let report = push(&registry, &layout, target, settings.concurrency, reporter).await;

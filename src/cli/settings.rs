@@ -69,7 +69,6 @@ impl CreateSettings {
 pub struct PushSettings {
     pub package: PathBuf,
     pub target: Target,
-    pub work_dir: PathBuf,
     pub transport: Transport,
     pub credentials: Credentials,
     pub concurrency: usize,
@@ -94,7 +93,6 @@ impl PushSettings {
             _ => from_config,
         };
         Ok(Self {
-            work_dir: args.work_dir.unwrap_or_else(std::env::temp_dir),
             transport: transport(&args.transport),
             concurrency: usize::from(args.concurrency),
             reporter: progress::reporter(args.no_progress),

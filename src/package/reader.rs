@@ -4,20 +4,22 @@
 //! Tar headers are walked by `tarwalk`, which bounds extended headers; names reach
 //! messages only through `shown`.
 
+mod access;
 mod shown;
 mod split;
 mod tarwalk;
 
 use std::collections::HashSet;
-use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::PackageError;
 use crate::digest::Digest;
+pub use access::PackageBytes;
+use access::TarBytes;
 pub use shown::shown;
 pub use split::SplitError;
-use tarwalk::TarWalk;
+use tarwalk::{Forward, TarWalk};
 pub use tarwalk::{TarError, MAX_EXTENDED_HEADER_BYTES};
 
 /// pkgr.yaml, zarf.yaml, index.json and checksums.txt larger than this are refused.
@@ -130,32 +132,9 @@ fn normalize(raw: &[u8]) -> Result<String, ReadError> {
     Ok(trimmed.trim_end_matches('/').to_owned())
 }
 
-/// Opens a package file (or the first part of a split package), decompressing zstd
-/// when the bytes start with its magic, whatever the name.
-pub fn open(path: &Path) -> Result<Box<dyn Read + Send>, ReadError> {
-    let io_err = |source| read_failure(path, source);
-    let source: Box<dyn Read + Send> = if split::is_split(path) {
-        Box::new(split::open(path)?)
-    } else {
-        Box::new(File::open(path).map_err(io_err)?)
-    };
-    let file = crate::cancel::Cancellable(source);
-    let mut file = BufReader::with_capacity(1 << 20, file);
-    let mut magic = [0u8; 4];
-    let head = {
-        use std::io::BufRead;
-        let buf = file.fill_buf().map_err(io_err)?;
-        let n = buf.len().min(4);
-        magic[..n].copy_from_slice(&buf[..n]);
-        n
-    };
-    if head == 4 && magic == ZSTD_MAGIC {
-        let decoder = zstd::stream::read::Decoder::with_buffer(file).map_err(io_err)?;
-        // Checked after decompression too: a few compressed bytes can stand for
-        // gigabytes, so the file's own reads may be far apart.
-        Ok(Box::new(crate::cancel::Cancellable(decoder)))
-    } else {
-        Ok(Box::new(file))
+impl Forward for TarBytes {
+    fn forward(&mut self, n: u64) -> io::Result<()> {
+        TarBytes::forward(self, n)
     }
 }
 
@@ -165,14 +144,26 @@ pub enum Flow {
     Stop,
 }
 
+/// One entry of the package, as a walk hands it to its callback.
+pub struct Entry<'a> {
+    pub known: Known,
+    pub name: &'a str,
+    pub size: u64,
+    /// Where its bytes start in the tar, for [`PackageBytes::read_at`].
+    pub offset: u64,
+    /// Its bytes; what the callback leaves unread is passed over.
+    pub reader: &'a mut dyn Read,
+}
+
 /// Walks the package's entries in order, refusing any unsafe one before the callback
-/// sees it. The callback gets the entry's kind, name, size and a reader of its bytes.
+/// sees it.
 pub fn for_each_entry(
-    path: &Path,
-    mut visit: impl FnMut(Known, &str, u64, &mut dyn Read) -> Result<Flow, PackageError>,
+    package: &PackageBytes,
+    mut visit: impl FnMut(Entry<'_>) -> Result<Flow, PackageError>,
 ) -> Result<(), PackageError> {
+    let path = package.path();
     let io_err = |source| read_failure(path, source);
-    let mut walk = TarWalk::new(open(path)?);
+    let mut walk = TarWalk::new(package.tar()?);
     let mut seen = HashSet::new();
     loop {
         let member = match walk.next_member() {
@@ -210,7 +201,7 @@ pub fn for_each_entry(
             .into());
         }
         // The member's size, not the header's: a PAX record may override the header.
-        let size = member.size;
+        let (size, offset) = (member.size, member.offset);
         if known.is_metadata() && size > MAX_METADATA_BYTES {
             return Err(ReadError::TooLarge {
                 name: shown(name.as_bytes()),
@@ -218,7 +209,14 @@ pub fn for_each_entry(
             }
             .into());
         }
-        match visit(known, &name, size, &mut walk)? {
+        let entry = Entry {
+            known,
+            name: &name,
+            size,
+            offset,
+            reader: &mut walk,
+        };
+        match visit(entry)? {
             Flow::Continue => {}
             Flow::Stop => break,
         }

@@ -1,23 +1,27 @@
 //! A full pass over a package: every file hashed, every blob checked against its name,
 //! `checksums.txt` compared both ways, and every descriptor reachable from
 //! `index.json` found with its size. What is wrong is a typed list of [`Problem`]s.
-//! Optionally extracts the blobs into a store on the way, which is how `push` gets a
-//! verified copy before it sends anything.
+//! A package that can be read from any offset has its large blobs hashed in parallel,
+//! and the scan records where each blob starts, which is how `push` reads them again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::built::BuiltDefinition;
-use super::reader::{for_each_entry, read_bounded, shown, Flow, Known, MAX_METADATA_BYTES};
+use super::reader::{
+    classify, for_each_entry, read_bounded, shown, Entry, Flow, Known, PackageBytes,
+    MAX_METADATA_BYTES,
+};
 use super::PackageError;
 use crate::digest::{Digest, Hasher};
 use crate::manifest::walk::{Role, Walk, LIMITS};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
 use crate::store::layout::LayoutIndex;
-use crate::store::{Ingest, Store, StoreError};
+use crate::store::StoreError;
 
 /// Manifests and configs kept in memory to walk the graph, in all: a package that
 /// needs more is refused rather than allowed to exhaust memory.
@@ -190,16 +194,48 @@ pub struct Scan {
     pub files: BTreeMap<String, (Digest, u64)>,
     /// Blobs small enough to be manifests, kept to walk the graph.
     pub manifests: BTreeMap<Digest, Vec<u8>>,
+    /// Where each blob's bytes start in the package's tar.
+    pub offsets: BTreeMap<Digest, u64>,
     pub problems: Vec<Problem>,
     checksums: Option<String>,
 }
 
-/// Reads the whole package. With `extract_into`, blobs are written (verified) into it.
-pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, PackageError> {
+/// Reads the whole package at `path`.
+pub fn scan(path: &Path) -> Result<Scan, PackageError> {
+    scan_package(&PackageBytes::open(path)?)
+}
+
+/// A blob left for the parallel pass: too large to be a manifest, in a package that
+/// can be read from its offsets.
+struct Deferred {
+    /// Its place among the package's entries, so problems keep the package's order.
+    order: usize,
+    name: String,
+    offset: u64,
+    size: u64,
+}
+
+/// Reads the whole package. Where the package can be read from any offset, blobs too
+/// large to be manifests are hashed afterwards, on all cores.
+pub fn scan_package(package: &PackageBytes) -> Result<Scan, PackageError> {
     let mut scan = Scan::default();
     let mut buf = vec![0u8; 1 << 20];
     let mut kept_bytes = 0u64;
-    for_each_entry(path, |known, name, size, reader| {
+    let mut deferred = Vec::new();
+    let mut hashed = Vec::new();
+    let mut order = 0usize;
+    for_each_entry(package, |entry| {
+        order += 1;
+        let Entry {
+            known,
+            name,
+            size,
+            offset,
+            reader,
+        } = entry;
+        if let Known::Blob(digest) = &known {
+            scan.offsets.insert(digest.clone(), offset);
+        }
         match &known {
             Known::PkgrDefinition
             | Known::ZarfDefinition
@@ -227,27 +263,22 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, PackageEr
                     _ => {}
                 }
             }
+            Known::Blob(_) | Known::ZarfExtra
+                if package.is_random_access() && size > MAX_MANIFEST_BYTES =>
+            {
+                deferred.push(Deferred {
+                    order,
+                    name: name.to_owned(),
+                    offset,
+                    size,
+                });
+            }
             Known::Blob(digest) => {
                 let keep = size <= MAX_MANIFEST_BYTES;
                 let mut kept = Vec::new();
-                let (actual, read) = match extract_into {
-                    Some(store) => extract_blob(
-                        store,
-                        digest,
-                        size,
-                        reader,
-                        &mut buf,
-                        keep.then_some(&mut kept),
-                    )?,
-                    None => hash_stream(reader, &mut buf, keep.then_some(&mut kept), name)?,
-                };
-                if &actual != digest {
-                    scan.problems.push(Problem::BlobMismatch {
-                        name: name.to_owned(),
-                        actual: actual.clone(),
-                    });
-                }
-                if keep && kept.first() == Some(&b'{') {
+                let (actual, read) =
+                    hash_stream(reader, &mut buf, keep.then_some(&mut kept), name)?;
+                if keep && kept.first() == Some(&b'{') && &actual == digest {
                     kept_bytes += kept.len() as u64;
                     if kept_bytes > MAX_KEPT_BYTES {
                         return Err(PackageError::TooMuchMetadata {
@@ -256,19 +287,74 @@ pub fn scan(path: &Path, extract_into: Option<&Store>) -> Result<Scan, PackageEr
                     }
                     scan.manifests.insert(digest.clone(), kept);
                 }
-                scan.files.insert(name.to_owned(), (actual, read));
+                hashed.push((order, name.to_owned(), actual, read));
             }
             Known::ZarfExtra => {
                 let (actual, read) = hash_stream(reader, &mut buf, None, name)?;
-                scan.files.insert(name.to_owned(), (actual, read));
+                hashed.push((order, name.to_owned(), actual, read));
             }
         }
         Ok(Flow::Continue)
     })?;
+    hashed.extend(hash_in_parallel(package, deferred)?);
+    hashed.sort_by_key(|(order, ..)| *order);
+    for (_, name, actual, read) in hashed {
+        let named = match classify(&name) {
+            Ok(Known::Blob(digest)) => Some(digest),
+            _ => None,
+        };
+        if named.is_some_and(|digest| digest != actual) {
+            scan.problems.push(Problem::BlobMismatch {
+                name: name.clone(),
+                actual: actual.clone(),
+            });
+        }
+        scan.files.insert(name, (actual, read));
+    }
     scan.check_checksums();
     scan.check_graph();
     scan.check_definition_agrees();
     Ok(scan)
+}
+
+/// Hashes the deferred entries, largest first, one per core at a time; returns each
+/// one's order, name, true digest and length.
+fn hash_in_parallel(
+    package: &PackageBytes,
+    mut deferred: Vec<Deferred>,
+) -> Result<Vec<(usize, String, Digest, u64)>, PackageError> {
+    deferred.sort_by_key(|entry| std::cmp::Reverse(entry.size));
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(deferred.len());
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut done = Vec::new();
+                    while let Some(entry) = deferred.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let mut reader = package
+                            .read_at(entry.offset, entry.size)
+                            .map_err(|e| StoreError::io("read", package.path(), e))?;
+                        let (actual, read) = hash_stream(&mut reader, &mut buf, None, &entry.name)?;
+                        done.push((entry.order, entry.name.clone(), actual, read));
+                    }
+                    Ok::<_, PackageError>(done)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a hashing thread panicked"))
+            .collect::<Vec<_>>()
+    });
+    let mut all = Vec::new();
+    for result in results {
+        all.extend(result?);
+    }
+    Ok(all)
 }
 
 /// Hashes an entry to its end; returns its digest and how many bytes it really had.
@@ -288,42 +374,6 @@ fn hash_stream(
         .map_err(|e| StoreError::io("read", Path::new(name), e))?;
     let read = hasher.bytes_hashed();
     Ok((hasher.finish(), read))
-}
-
-/// Writes a blob into the store, which verifies it; returns its true digest and
-/// length (a mismatch is a problem for the caller to report, and nothing is left in
-/// the store).
-fn extract_blob(
-    store: &Store,
-    digest: &Digest,
-    size: u64,
-    reader: &mut dyn Read,
-    buf: &mut [u8],
-    mut keep: Option<&mut Vec<u8>>,
-) -> Result<(Digest, u64), PackageError> {
-    let mut writer = match store.begin(digest, size)? {
-        Ingest::Present => return hash_stream(reader, buf, keep, &format!("blob {digest}")),
-        Ingest::Writer(writer) => writer,
-    };
-    let mut read = 0u64;
-    loop {
-        let n = reader
-            .read(buf)
-            .map_err(|e| StoreError::io("read", Path::new("package"), e))?;
-        if n == 0 {
-            break;
-        }
-        read += n as u64;
-        writer.write(&buf[..n])?;
-        if let Some(kept) = keep.as_deref_mut() {
-            kept.extend_from_slice(&buf[..n]);
-        }
-    }
-    match writer.commit() {
-        Ok(()) => Ok((digest.clone(), read)),
-        Err(StoreError::DigestMismatch { actual, .. }) => Ok((actual, read)),
-        Err(err) => Err(err.into()),
-    }
 }
 
 impl Scan {
@@ -519,7 +569,7 @@ mod tests {
     fn a_sound_package_has_no_problems() {
         let dir = fixture_dir();
         let package = write_fixture_package(dir.path(), false);
-        let scan = scan(&package, None).unwrap();
+        let scan = scan(&package).unwrap();
         assert_eq!(scan.problems, Vec::new());
         // 13 blobs, pkgr.yaml, checksums.txt, oci-layout and index.json.
         assert_eq!(scan.files.len(), 17);
@@ -538,7 +588,7 @@ mod tests {
         let package = dir.path().join("tampered.tar");
         crate::package::writer::write_package(&entries, &package, false).unwrap();
 
-        let scan = scan(&package, None).unwrap();
+        let scan = scan(&package).unwrap();
         let name = format!("images/blobs/sha256/{}", &digests::CHART[7..]);
         assert_eq!(
             scan.problems,

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::built::BuiltDefinition;
 use super::needed::Needed;
-use super::reader::{for_each_entry, read_bounded, Flow, Known, MAX_METADATA_BYTES};
+use super::reader::{
+    for_each_entry, read_bounded, Entry, Flow, Known, PackageBytes, MAX_METADATA_BYTES,
+};
 use super::PackageError;
 use crate::digest::Digest;
 use crate::manifest::parsed::ParsedManifests;
@@ -134,7 +136,15 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut kept_bytes = 0u64;
     let mut needed: Option<Needed> = None;
     let mut other_files = Vec::new();
-    for_each_entry(path, |known, name, size, reader| {
+    let package = PackageBytes::open(path)?;
+    for_each_entry(&package, |entry| {
+        let Entry {
+            known,
+            name,
+            size,
+            reader,
+            ..
+        } = entry;
         match known {
             Known::ZarfExtra => other_files.push(OtherFile {
                 name: name.to_owned(),

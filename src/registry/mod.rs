@@ -97,6 +97,12 @@ pub enum RegistryError {
         #[source]
         source: OciDistributionError,
     },
+    #[error("the bytes of blob {digest} could not be uploaded")]
+    UploadSource {
+        digest: Digest,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read the CA file {}", path.display())]
     CaFile {
         path: PathBuf,

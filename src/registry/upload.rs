@@ -2,8 +2,8 @@
 //! streamed monolithic uploads and byte-exact manifest puts, over the same requests
 //! (and answers to challenges) as pulls.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex};
 
 use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use super::direct::Access;
 use super::stall::Progress;
 use super::{retry, Registry, RegistryError};
-use crate::digest::Digest;
+use crate::digest::{Digest, Hasher};
 
 impl Registry {
     pub async fn blob_exists(
@@ -80,18 +80,21 @@ impl Registry {
         ))
     }
 
-    /// Uploads a blob from a file: one POST for an upload session, then one streamed
-    /// PUT of the whole file; memory stays flat.
+    /// Uploads a blob: one POST for an upload session, then one streamed PUT of the
+    /// bytes `open` gives (called again for each attempt), hashed as they go; memory
+    /// stays flat. Bytes that do not hash to `digest`, or that cannot be read, fail the
+    /// upload before its last chunk is sent, and are not tried again.
     pub async fn upload(
         &self,
         target: &Reference,
         digest: &Digest,
-        path: &Path,
         size: u64,
+        open: &OpenBody<'_>,
     ) -> Result<(), RegistryError> {
         let auth = self.credentials.for_registry(target.registry())?;
         let start_url = self.http.url(target, "blobs/uploads/");
-        retry::with_retry(|| async {
+        let failure = BodyFailure::default();
+        let result = retry::with_retry(|| async {
             let started = self
                 .http
                 .send(target, Access::Push, &auth, || {
@@ -116,19 +119,14 @@ impl Registry {
             // Each chunk the registry takes counts as progress, so a long upload is
             // never mistaken for a stall.
             let progress = Arc::new(Progress::default());
-            let done = self
+            let sent = self
                 .http
                 .send_watched(target, Access::Push, &auth, &progress, || {
                     let mut url = put_url.clone();
                     url.query_pairs_mut()
                         .append_pair("digest", &digest.to_string());
-                    let body = match std::fs::File::open(path) {
-                        Ok(file) => {
-                            reqwest::Body::wrap_stream(file_chunks(file, size, progress.clone()))
-                        }
-                        // An empty body, which the registry refuses for its digest.
-                        Err(_) => reqwest::Body::from(Vec::new()),
-                    };
+                    let chunks = verified_chunks(open(), digest.clone(), size, failure.clone());
+                    let body = reqwest::Body::wrap_stream(sliced(chunks, size, progress.clone()));
                     self.http
                         .http()
                         .put(url)
@@ -136,14 +134,26 @@ impl Registry {
                         .header(CONTENT_LENGTH, size)
                         .body(body)
                 })
-                .await?;
+                .await;
+            // What the source could not give is not the registry's fault, and no retry
+            // would change it.
+            if failure.is_set() {
+                return Err(OciDistributionError::GenericError(None));
+            }
+            let done = sent?;
             if done.status() != StatusCode::CREATED {
                 return Err(self.http.refusal(done, put_url.as_str()).await);
             }
             Ok(())
         })
-        .await
-        .map_err(|e| {
+        .await;
+        if let Some(source) = failure.take() {
+            return Err(RegistryError::UploadSource {
+                digest: digest.clone(),
+                source,
+            });
+        }
+        result.map_err(|e| {
             self.classify(
                 target,
                 &format!("uploading blob {digest} to {}", target.whole()),
@@ -185,41 +195,136 @@ impl Registry {
     }
 }
 
-/// `size` bytes of the file as a stream of slices. Each slice taken counts as
-/// progress (the registry took the one before it), and handing over the last one
+/// Opens a blob's bytes for one upload attempt: exactly its size, from its start.
+pub type OpenBody<'a> = dyn Fn() -> io::Result<Box<dyn Read + Send>> + Sync + 'a;
+
+/// Why the bytes of an upload could not be sent, kept for the caller: the HTTP error
+/// that ends the request only says the body failed.
+#[derive(Clone, Default)]
+pub struct BodyFailure(Arc<Mutex<Option<io::Error>>>);
+
+impl BodyFailure {
+    fn set(&self, err: io::Error) -> io::Error {
+        let echo = io::Error::new(err.kind(), err.to_string());
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(err);
+        }
+        echo
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.lock().is_ok_and(|slot| slot.is_some())
+    }
+
+    fn take(&self) -> Option<io::Error> {
+        self.0.lock().ok().and_then(|mut slot| slot.take())
+    }
+}
+
+/// The bytes of `opened` in chunks, read and hashed on a blocking thread. The last
+/// chunk is held back until the whole blob has hashed to `digest` (with exactly
+/// `size` bytes), so bytes that changed since they were verified never complete an
+/// upload: the stream ends with an error instead, also recorded in `failure`. The
+/// source is dropped before the last chunk goes, so a one-pass source is free for
+/// the next blob before the registry can answer this one.
+pub fn verified_chunks(
+    opened: io::Result<Box<dyn Read + Send>>,
+    digest: Digest,
+    size: u64,
+    failure: BodyFailure,
+) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        let outcome = opened.and_then(|reader| send_verified(reader, &digest, size, &sender));
+        match outcome {
+            Ok(Some(last)) => {
+                let _ = sender.blocking_send(Ok(last));
+            }
+            Ok(None) => {}
+            Err(err) => {
+                let _ = sender.blocking_send(Err(failure.set(err)));
+            }
+        }
+    });
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+}
+
+/// Sends every chunk but the last, which it returns once the bytes have verified
+/// (`None` when the receiver has gone or the blob is empty).
+fn send_verified(
+    mut reader: Box<dyn Read + Send>,
+    digest: &Digest,
+    size: u64,
+    sender: &tokio::sync::mpsc::Sender<io::Result<bytes::Bytes>>,
+) -> io::Result<Option<bytes::Bytes>> {
+    let mut hasher = Hasher::default();
+    let mut held: Option<bytes::Bytes> = None;
+    loop {
+        let mut chunk = vec![0u8; UPLOAD_CHUNK];
+        let n = reader.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        chunk.truncate(n);
+        hasher.update(&chunk);
+        if hasher.bytes_hashed() > size {
+            return Err(io::Error::other(format!(
+                "the package holds more than the {size} bytes verified for blob {digest}"
+            )));
+        }
+        if let Some(previous) = held.replace(bytes::Bytes::from(chunk)) {
+            if sender.blocking_send(Ok(previous)).is_err() {
+                return Ok(None);
+            }
+        }
+    }
+    drop(reader);
+    let read = hasher.bytes_hashed();
+    if read != size {
+        return Err(io::Error::other(format!(
+            "the package holds {read} bytes for blob {digest}, not the {size} verified"
+        )));
+    }
+    let actual = hasher.finish();
+    if &actual != digest {
+        return Err(io::Error::other(format!(
+            "the package's bytes for blob {digest} now hash to {actual}: it changed after it was verified"
+        )));
+    }
+    Ok(held)
+}
+
+/// The chunks as a stream of slices of at most `UPLOAD_SLICE`. Each slice taken counts
+/// as progress (the registry took the one before it), and handing over the last byte
 /// allows the drain: hyper stops at the declared length and never asks for the end.
-fn file_chunks(
-    file: std::fs::File,
+fn sliced(
+    chunks: impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static,
     size: u64,
     progress: Arc<Progress>,
-) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
-    use tokio::io::AsyncReadExt;
-    let state = (
-        tokio::fs::File::from_std(file),
-        progress,
-        bytes::Bytes::new(),
-        0u64,
-    );
+) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    let state = (Box::pin(chunks), progress, bytes::Bytes::new(), 0u64);
     futures_util::stream::try_unfold(
         state,
-        move |(mut file, progress, mut read, mut handed)| async move {
+        move |(mut chunks, progress, mut read, mut handed)| async move {
             progress.touch();
             if read.is_empty() {
-                let mut chunk = vec![0u8; UPLOAD_CHUNK];
-                let n = file.read(&mut chunk).await?;
-                if n == 0 {
-                    progress.allow_windows(DRAIN_WINDOWS);
-                    return Ok(None);
+                match chunks.next().await {
+                    Some(chunk) => read = chunk?,
+                    None => {
+                        progress.allow_windows(DRAIN_WINDOWS);
+                        return Ok(None);
+                    }
                 }
-                chunk.truncate(n);
-                read = bytes::Bytes::from(chunk);
             }
             let slice = read.split_to(read.len().min(UPLOAD_SLICE));
             handed += slice.len() as u64;
             if handed >= size {
                 progress.allow_windows(DRAIN_WINDOWS);
             }
-            Ok(Some((slice, (file, progress, read, handed))))
+            Ok(Some((slice, (chunks, progress, read, handed))))
         },
     )
 }
@@ -234,3 +339,91 @@ const UPLOAD_SLICE: usize = 64 * 1024;
 /// Upload read size: large enough that a 1 GB layer is a thousand reads, small enough
 /// that memory stays flat whatever the blob size.
 const UPLOAD_CHUNK: usize = 1 << 20;
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    /// Every item of the stream: the bytes it handed over, and its error if it ended
+    /// with one.
+    async fn drain(
+        bytes: Vec<u8>,
+        digest: Digest,
+        size: u64,
+        failure: BodyFailure,
+    ) -> (Vec<u8>, Option<String>) {
+        let reader: Box<dyn Read + Send> = Box::new(io::Cursor::new(bytes));
+        let mut stream = Box::pin(verified_chunks(Ok(reader), digest, size, failure));
+        let mut sent = Vec::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(chunk) => sent.extend_from_slice(&chunk),
+                Err(err) => return (sent, Some(err.to_string())),
+            }
+        }
+        (sent, None)
+    }
+
+    /// Three and a half chunks, so that several go before the end is reached.
+    fn blob() -> Vec<u8> {
+        (0..UPLOAD_CHUNK * 7 / 2).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[tokio::test]
+    async fn bytes_that_hash_to_the_digest_are_sent_whole() {
+        let bytes = blob();
+        let failure = BodyFailure::default();
+        let (sent, err) = drain(
+            bytes.clone(),
+            Digest::of(&bytes),
+            bytes.len() as u64,
+            failure.clone(),
+        )
+        .await;
+        assert_eq!(err, None);
+        assert_eq!(sent, bytes);
+        assert!(!failure.is_set());
+    }
+
+    #[tokio::test]
+    async fn changed_bytes_never_complete_the_upload() {
+        let verified = blob();
+        let mut changed = verified.clone();
+        // The last byte: only the end of the stream can tell.
+        *changed.last_mut().unwrap() ^= 1;
+        let failure = BodyFailure::default();
+        let (sent, err) = drain(
+            changed.clone(),
+            Digest::of(&verified),
+            verified.len() as u64,
+            failure.clone(),
+        )
+        .await;
+        let err = err.expect("the stream ended without an error");
+        assert!(
+            err.contains(&format!("now hash to {}", Digest::of(&changed))),
+            "{err}"
+        );
+        // The last chunk was held back, so the registry never has the whole length.
+        assert!(sent.len() < verified.len(), "{} bytes sent", sent.len());
+        assert_eq!(sent[..], verified[..sent.len()]);
+        assert!(failure.take().is_some(), "the failure was not recorded");
+    }
+
+    #[tokio::test]
+    async fn a_short_blob_fails_before_its_end() {
+        let verified = blob();
+        let short = verified[..verified.len() - 10].to_vec();
+        let (sent, err) = drain(
+            short,
+            Digest::of(&verified),
+            verified.len() as u64,
+            BodyFailure::default(),
+        )
+        .await;
+        assert!(err.is_some_and(|e| e.contains("not the")));
+        assert!(sent.len() < verified.len() - 10);
+    }
+}

@@ -42,7 +42,27 @@ pub struct Member {
     /// From a PAX `size` record when there is one, which overrides the header (Go
     /// writes 0 in the header of files over 8 GiB).
     pub size: u64,
+    /// Where the file's bytes start in the tar.
+    pub offset: u64,
 }
+
+/// A byte source the walk can move forward in without reading what it passes over,
+/// where the source allows (a seekable package does).
+pub trait Forward: Read {
+    fn forward(&mut self, n: u64) -> io::Result<()> {
+        let skipped = io::copy(&mut self.take(n), &mut io::sink())?;
+        if skipped < n {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the package ends inside an entry",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Forward for &[u8] {}
+impl<A: Read, B: Read> Forward for io::Chain<A, B> {}
 
 /// Extended headers seen since the last file.
 #[derive(Default)]
@@ -62,16 +82,19 @@ struct Pax {
 /// the current member's bytes.
 pub struct TarWalk<R> {
     inner: R,
+    /// Bytes of the tar consumed so far.
+    position: u64,
     headers: u64,
     /// Unread bytes of the current body, then its padding to the next block.
     left: u64,
     padding: u64,
 }
 
-impl<R: Read> TarWalk<R> {
+impl<R: Forward> TarWalk<R> {
     pub fn new(inner: R) -> Self {
         Self {
             inner,
+            position: 0,
             headers: 0,
             left: 0,
             padding: 0,
@@ -110,7 +133,12 @@ impl<R: Read> TarWalk<R> {
                 };
                 let size = pax.size.unwrap_or(size);
                 self.start_body(size);
-                return Ok(Some(Member { name, kind, size }));
+                return Ok(Some(Member {
+                    name,
+                    kind,
+                    size,
+                    offset: self.position,
+                }));
             }
             // Checked before a byte of the body is read, so a claim is never buffered.
             if size > MAX_EXTENDED_HEADER_BYTES {
@@ -156,22 +184,14 @@ impl<R: Read> TarWalk<R> {
         self.padding = padding(size);
     }
 
-    /// Discards what the caller left of the current body, and its padding.
+    /// Passes over what the caller left of the current body, and its padding.
     fn skip_rest(&mut self) -> io::Result<()> {
-        let mut skip = self.left + self.padding;
+        let skip = self.left + self.padding;
         self.left = 0;
         self.padding = 0;
-        let mut buf = [0u8; 32 * 1024];
-        while skip > 0 {
-            let want = skip.min(buf.len() as u64) as usize;
-            let n = self.inner.read(&mut buf[..want])?;
-            if n == 0 {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the package ends inside an entry",
-                ));
-            }
-            skip -= n as u64;
+        if skip > 0 {
+            self.inner.forward(skip)?;
+            self.position += skip;
         }
         Ok(())
     }
@@ -192,6 +212,7 @@ impl<R: Read> TarWalk<R> {
         } else {
             TarError::BadHeader { entry }
         };
+        self.position += filled as u64;
         if filled == 0 {
             return Ok(None);
         }
@@ -217,7 +238,7 @@ impl<R: Read> TarWalk<R> {
     }
 }
 
-impl<R: Read> Read for TarWalk<R> {
+impl<R: Forward> Read for TarWalk<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let want = (buf.len() as u64).min(self.left) as usize;
         if want == 0 {
@@ -225,6 +246,7 @@ impl<R: Read> Read for TarWalk<R> {
         }
         let n = self.inner.read(&mut buf[..want])?;
         self.left -= n as u64;
+        self.position += n as u64;
         Ok(n)
     }
 }

@@ -1,0 +1,253 @@
+//! Where a package's tar bytes come from, and how to read them from an offset. An
+//! uncompressed tar is read at any offset by seeking, and a seekable `.tar.zst` (what
+//! pkgr writes) through its seek table, so entries can be read in parallel. Any other
+//! zstd file, and a split package, is one stream: reading it from an offset goes on
+//! from where the last read ended when that is not past the offset, and otherwise
+//! starts again from the beginning.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::split;
+use super::{read_failure, ReadError, ZSTD_MAGIC};
+use crate::cancel::is_cancelled;
+use crate::package::seekable::{FrameReader, SeekTable};
+
+/// A package file, ready to be read from any offset of its tar.
+pub struct PackageBytes {
+    path: PathBuf,
+    kind: Kind,
+}
+
+enum Kind {
+    Plain,
+    Framed(Arc<SeekTable>),
+    /// The stream where the last read left it, when no read holds it.
+    Stream(Arc<Mutex<Option<Cursor>>>),
+}
+
+struct Cursor {
+    reader: Box<dyn Read + Send>,
+    position: u64,
+}
+
+impl PackageBytes {
+    /// Finds out how `path` (a package, or a split package's first part) can be read:
+    /// by its content, whatever its name.
+    pub fn open(path: &Path) -> Result<Self, ReadError> {
+        let io_err = |source| read_failure(path, source);
+        let kind = if split::is_split(path) {
+            // Checks the parts before anything else reads them.
+            split::open(path)?;
+            Kind::Stream(Arc::default())
+        } else {
+            let mut file = File::open(path).map_err(io_err)?;
+            let mut magic = [0u8; 4];
+            let head = file.read(&mut magic).map_err(io_err)?;
+            if head == 4 && magic == ZSTD_MAGIC {
+                match SeekTable::read(&mut file).map_err(io_err)? {
+                    Some(table) => Kind::Framed(Arc::new(table)),
+                    None => Kind::Stream(Arc::default()),
+                }
+            } else {
+                Kind::Plain
+            }
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            kind,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether reads at different offsets cost no more than the bytes they read, so
+    /// that entries may be read in parallel and in any order.
+    pub fn is_random_access(&self) -> bool {
+        !matches!(self.kind, Kind::Stream(_))
+    }
+
+    /// The tar from its start, for walking its headers.
+    pub fn tar(&self) -> Result<TarBytes, ReadError> {
+        let io_err = |source| read_failure(&self.path, source);
+        Ok(match &self.kind {
+            Kind::Plain => TarBytes::File(BufReader::with_capacity(
+                1 << 20,
+                File::open(&self.path).map_err(io_err)?,
+            )),
+            Kind::Framed(table) => TarBytes::Frames(FrameReader::new(
+                File::open(&self.path).map_err(io_err)?,
+                table.clone(),
+                0,
+            )),
+            Kind::Stream(_) => TarBytes::Stream(stream(&self.path).map_err(io_err)?),
+        })
+    }
+
+    /// `len` bytes of the tar from `offset`. A read that ends early is an error of the
+    /// reader's, not a short read.
+    pub fn read_at(&self, offset: u64, len: u64) -> io::Result<Box<dyn Read + Send>> {
+        let reader: Box<dyn Read + Send> = match &self.kind {
+            Kind::Plain => {
+                let mut file = File::open(&self.path)?;
+                file.seek(SeekFrom::Start(offset))?;
+                Box::new(BufReader::with_capacity(1 << 20, file))
+            }
+            Kind::Framed(table) => Box::new(FrameReader::new(
+                File::open(&self.path)?,
+                table.clone(),
+                offset,
+            )),
+            Kind::Stream(home) => Box::new(Lease::take(&self.path, home, offset)?),
+        };
+        Ok(Box::new(Exactly {
+            inner: reader,
+            left: len,
+        }))
+    }
+}
+
+/// The package's decompressed bytes from the start, as one stream.
+fn stream(path: &Path) -> io::Result<Box<dyn Read + Send>> {
+    let source: Box<dyn Read + Send> = if split::is_split(path) {
+        Box::new(split::open(path).map_err(io::Error::other)?)
+    } else {
+        Box::new(File::open(path)?)
+    };
+    let mut file = BufReader::with_capacity(1 << 20, source);
+    if file.fill_buf()?.starts_with(&ZSTD_MAGIC) {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(file)?))
+    } else {
+        Ok(Box::new(file))
+    }
+}
+
+/// The tar bytes a walk reads, able to move forward without reading what it passes
+/// where the source allows.
+pub enum TarBytes {
+    File(BufReader<File>),
+    Frames(FrameReader),
+    Stream(Box<dyn Read + Send>),
+}
+
+impl TarBytes {
+    pub fn forward(&mut self, n: u64) -> io::Result<()> {
+        check_cancelled()?;
+        match self {
+            Self::File(file) => {
+                let end = file.get_ref().metadata()?.len();
+                let here = file.stream_position()?;
+                if here.saturating_add(n) > end {
+                    return Err(ends_inside());
+                }
+                file.seek_relative(n as i64)
+            }
+            Self::Frames(frames) => frames.forward(n),
+            Self::Stream(stream) => skip(stream, n),
+        }
+    }
+}
+
+impl Read for TarBytes {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        check_cancelled()?;
+        match self {
+            Self::File(file) => file.read(buf),
+            Self::Frames(frames) => frames.read(buf),
+            Self::Stream(stream) => stream.read(buf),
+        }
+    }
+}
+
+fn check_cancelled() -> io::Result<()> {
+    if is_cancelled() {
+        // Not ErrorKind::Interrupted: io::copy would retry that forever.
+        return Err(io::Error::other("interrupted"));
+    }
+    Ok(())
+}
+
+fn ends_inside() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the package ends inside an entry",
+    )
+}
+
+/// Reads and discards `n` bytes.
+fn skip(reader: &mut dyn Read, n: u64) -> io::Result<()> {
+    let skipped = io::copy(&mut reader.take(n), &mut io::sink())?;
+    if skipped < n {
+        return Err(ends_inside());
+    }
+    Ok(())
+}
+
+/// A stream package's reader, borrowed from where the last read left it; it goes
+/// back there when dropped, so reads at rising offsets make one pass.
+struct Lease {
+    cursor: Option<Cursor>,
+    home: Arc<Mutex<Option<Cursor>>>,
+}
+
+impl Lease {
+    fn take(path: &Path, home: &Arc<Mutex<Option<Cursor>>>, offset: u64) -> io::Result<Self> {
+        let parked = home.lock().map_or(None, |mut slot| slot.take());
+        let mut cursor = match parked {
+            Some(cursor) if cursor.position <= offset => cursor,
+            _ => Cursor {
+                reader: stream(path)?,
+                position: 0,
+            },
+        };
+        skip(&mut cursor.reader, offset - cursor.position)?;
+        cursor.position = offset;
+        Ok(Self {
+            cursor: Some(cursor),
+            home: home.clone(),
+        })
+    }
+}
+
+impl Read for Lease {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let cursor = self.cursor.as_mut().expect("held until dropped");
+        let n = cursor.reader.read(buf)?;
+        cursor.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(cursor), Ok(mut slot)) = (self.cursor.take(), self.home.lock()) {
+            *slot = Some(cursor);
+        }
+    }
+}
+
+/// Exactly `left` bytes: the end of the inner reader before them is an error.
+struct Exactly {
+    inner: Box<dyn Read + Send>,
+    left: u64,
+}
+
+impl Read for Exactly {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        check_cancelled()?;
+        let want = (buf.len() as u64).min(self.left) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(ends_inside());
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
