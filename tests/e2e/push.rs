@@ -394,3 +394,131 @@ fn one_failing_image_does_not_stop_the_others() {
         f.images[2].1.manifest.bytes
     );
 }
+
+/// The seekable package pkgr writes, an uncompressed one, and the same tar as one
+/// plain zstd frame (as Zarf and other tools write): each is verified and pushed from
+/// where it lies, and a changed byte inside a large layer is caught in each.
+#[test]
+fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    // Layers over 4 MiB are hashed in parallel where the package allows it.
+    let big = layer(&[("big", &noise(11, 6 << 20))]);
+    let app = pusher.image(
+        "forms/app",
+        "1",
+        false,
+        "amd64",
+        &[big.clone(), layer(&[("other", &noise(12, 5 << 20))])],
+    );
+    let tool = pusher.image(
+        "forms/tool",
+        "1",
+        false,
+        "amd64",
+        &[big.clone(), layer(&[("t", b"tool")])],
+    );
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: forms\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n      - {0}/forms/app:1\n      - {0}/forms/tool:1\n",
+        source.addr
+    ));
+    let seekable = package_path(&ws.create(&[]));
+    let seekable_bytes = std::fs::read(&seekable).unwrap();
+    // The seek table's magic ends the file.
+    assert_eq!(
+        seekable_bytes[seekable_bytes.len() - 4..],
+        [0xb1, 0xea, 0x92, 0x8f]
+    );
+    let plain = package_path(&ws.create(&["--uncompressed"]));
+    let plain_bytes = std::fs::read(&plain).unwrap();
+    assert_eq!(zstd::decode_all(&seekable_bytes[..]).unwrap(), plain_bytes);
+    let one_pass = ws.path("one-pass.tar.zst");
+    std::fs::write(&one_pass, zstd::encode_all(&plain_bytes[..], 3).unwrap()).unwrap();
+
+    for (form, path) in [
+        ("seekable", &seekable),
+        ("uncompressed", &plain),
+        ("one pass", &one_pass),
+    ] {
+        let out = ws
+            .pkgr()
+            .arg("inspect")
+            .arg("--verify")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{form}: {}", stderr(&out));
+        let target = TestRegistry::start();
+        let out = ws.push(path, &target.addr, &[]);
+        assert_ok(&out);
+        let summary = stdout(&out);
+        // Two layers and a config of app, the small layer and config of tool; the big
+        // layer is mounted into the second repository.
+        assert!(
+            summary.contains("pushed 2 of 2 images"),
+            "{form}: {summary}"
+        );
+        assert!(summary.contains("1 mounted"), "{form}: {summary}");
+        assert_eq!(
+            manifest(&target.addr, "forms/app:1"),
+            app.manifest.bytes,
+            "{form}"
+        );
+        assert_eq!(
+            manifest(&target.addr, "forms/tool:1"),
+            tool.manifest.bytes,
+            "{form}"
+        );
+        let again = stdout(&ws.push(path, &target.addr, &[]));
+        assert!(again.contains("blobs: 0 uploaded (0 B)"), "{form}: {again}");
+    }
+
+    // One byte inside the big layer, wherever it lies in each form.
+    let window = &big[(1 << 20) + 7..(1 << 20) + 71];
+    let flipped = |bytes: &[u8]| {
+        let at = bytes
+            .windows(window.len())
+            .position(|w| w == window)
+            .expect("the layer's bytes are stored as they are");
+        let mut changed = bytes.to_vec();
+        changed[at + 30] ^= 0x20;
+        changed
+    };
+    let changed_plain = flipped(&plain_bytes);
+    let tampered = [
+        ("seekable", flipped(&seekable_bytes), "tampered.tar.zst"),
+        ("uncompressed", changed_plain.clone(), "tampered.tar"),
+        (
+            "one pass",
+            zstd::encode_all(&changed_plain[..], 3).unwrap(),
+            "tampered-one-pass.tar.zst",
+        ),
+    ];
+    let big_digest = crate::support::images::sha256(&big);
+    for (form, bytes, name) in tampered {
+        let path = ws.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = ws
+            .pkgr()
+            .arg("inspect")
+            .arg("--verify")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{form}: {}", stderr(&out));
+        let expected = format!(
+            "images/blobs/sha256/{} holds bytes whose digest is",
+            big_digest.trim_start_matches("sha256:")
+        );
+        assert!(stderr(&out).contains(&expected), "{form}: {}", stderr(&out));
+        let target = TestRegistry::start();
+        let out = ws.push(&path, &target.addr, &[]);
+        assert_eq!(out.status.code(), Some(1), "{form}: {}", stderr(&out));
+        assert!(
+            target.catalog().is_empty(),
+            "{form}: {:?}",
+            target.catalog()
+        );
+    }
+}
