@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
+use std::sync::Arc;
 
 use super::error::{causes, ignore_broken_pipe};
 use super::package_file::ensure_regular;
@@ -11,10 +12,10 @@ use super::settings::PushSettings;
 use super::{Error, PushArgs};
 use crate::hint::Hint;
 use crate::package::reader::{classify, Known, PackageBytes};
-use crate::package::scan::scan_package;
+use crate::package::scan::{head, scan_package};
 use crate::package::PackageError;
 use crate::progress::human_bytes;
-use crate::push::{push, Layout, PushReport};
+use crate::push::{ask_early, push, Layout, Present, PushReport};
 use crate::registry::Registry;
 
 pub async fn run(args: PushArgs) -> Result<(), Error> {
@@ -25,30 +26,53 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     push_package(settings).await
 }
 
-async fn push_package(settings: PushSettings) -> Result<(), Error> {
+async fn push_package(mut settings: PushSettings) -> Result<(), Error> {
+    let credentials = std::mem::take(&mut settings.credentials);
     let target = &settings.target;
     let reporter = settings.reporter.as_ref();
 
     reporter.step(&format!("verifying {}", settings.package.display()));
-    let (package, scanned) = {
+    let package = {
         let path = settings.package.clone();
-        tokio::task::spawn_blocking(move || {
-            let package = PackageBytes::open(&path)?;
-            let scanned = scan_package(&package)?;
-            Ok::<_, PackageError>((package, scanned))
-        })
-        .await
-        .map_err(|source| Error::Internal {
-            what: "verifying the package",
-            source,
-        })??
+        Arc::new(blocking(move || PackageBytes::open(&path).map_err(PackageError::from)).await?)
     };
+    let verified = {
+        let package = package.clone();
+        blocking(move || scan_package(&package))
+    };
+    // While the package is verified: connect, and ask the registry what it already
+    // has of what the package's (still unverified) head says it needs. No content is
+    // sent before the package verifies.
+    let asked = async {
+        let registry = Registry::connect(
+            &settings.transport,
+            &BTreeSet::from([target.registry.clone()]),
+            credentials,
+        )
+        .await?;
+        let mut present = Present::default();
+        if package.is_random_access() {
+            let head = {
+                let package = package.clone();
+                blocking(move || head(&package)).await
+            };
+            if let Ok((Some(index), manifests)) = head {
+                present =
+                    ask_early(&registry, &index, &manifests, target, settings.concurrency).await;
+            }
+        }
+        Ok::<_, Error>((registry, present))
+    };
+    let (scanned, asked) = tokio::join!(verified, asked);
+    // A package that fails verification is the error, whatever the registry said.
+    let scanned = scanned?;
     if !scanned.problems.is_empty() {
         return Err(Error::Verification {
             problems: scanned.problems,
             refused_push: true,
         });
     }
+    let (registry, present) = asked?;
     let others = scanned
         .files
         .keys()
@@ -67,12 +91,6 @@ async fn push_package(settings: PushSettings) -> Result<(), Error> {
         .map(|(_, (digest, size))| (digest.clone(), *size))
         .collect::<BTreeMap<_, _>>();
 
-    let registry = Registry::connect(
-        &settings.transport,
-        &BTreeSet::from([target.registry.clone()]),
-        settings.credentials,
-    )
-    .await?;
     let layout = Layout {
         index,
         manifests: &scanned.manifests,
@@ -80,7 +98,15 @@ async fn push_package(settings: PushSettings) -> Result<(), Error> {
         offsets: &scanned.offsets,
         sizes: &sizes,
     };
-    let report = push(&registry, &layout, target, settings.concurrency, reporter).await;
+    let report = push(
+        &registry,
+        &layout,
+        target,
+        settings.concurrency,
+        reporter,
+        present,
+    )
+    .await;
     print_summary(&report, &target.to_string())?;
     if report.failed.is_empty() {
         return Ok(());
@@ -98,6 +124,19 @@ async fn push_package(settings: PushSettings) -> Result<(), Error> {
         failed: report.failed.into_iter().map(|(image, _)| image).collect(),
         hint,
     })
+}
+
+/// Runs blocking package work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PackageError> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|source| Error::Internal {
+            what: "verifying the package",
+            source,
+        })?
+        .map_err(Error::from)
 }
 
 fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {

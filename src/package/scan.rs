@@ -205,6 +205,41 @@ pub fn scan(path: &Path) -> Result<Scan, PackageError> {
     scan_package(&PackageBytes::open(path)?)
 }
 
+/// The package's `index.json` and the blobs that may be manifests, read without
+/// verifying anything: enough to know what a push will need, so that the registry can
+/// be asked while the package is verified. Large blobs are passed over, so this is
+/// quick only where the package can be read from any offset.
+pub fn head(
+    package: &PackageBytes,
+) -> Result<(Option<LayoutIndex>, BTreeMap<Digest, Vec<u8>>), PackageError> {
+    let mut index = None;
+    let mut manifests = BTreeMap::new();
+    let mut kept_bytes = 0u64;
+    for_each_entry(package, |entry| {
+        match &entry.known {
+            Known::Index => {
+                let bytes = read_bounded(entry.reader, entry.name, entry.size, MAX_METADATA_BYTES)?;
+                index = serde_json::from_slice(&bytes).ok();
+            }
+            Known::Blob(digest) if entry.size <= MAX_MANIFEST_BYTES => {
+                kept_bytes += entry.size;
+                if kept_bytes > MAX_KEPT_BYTES {
+                    return Err(PackageError::TooMuchMetadata {
+                        limit: MAX_KEPT_BYTES,
+                    });
+                }
+                let bytes = read_bounded(entry.reader, entry.name, entry.size, MAX_MANIFEST_BYTES)?;
+                if bytes.first() == Some(&b'{') {
+                    manifests.insert(digest.clone(), bytes);
+                }
+            }
+            _ => {}
+        }
+        Ok(Flow::Continue)
+    })?;
+    Ok((index, manifests))
+}
+
 /// A blob left for the parallel pass: too large to be a manifest, in a package that
 /// can be read from its offsets.
 struct Deferred {

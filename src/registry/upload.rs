@@ -7,13 +7,14 @@ use std::sync::{Arc, Mutex};
 
 use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
 use super::direct::Access;
 use super::stall::Progress;
 use super::{retry, Registry, RegistryError};
 use crate::digest::{Digest, Hasher};
+use crate::manifest::ACCEPTED;
 
 impl Registry {
     pub async fn blob_exists(
@@ -36,6 +37,39 @@ impl Registry {
         })
         .await
         .map_err(|e| self.classify(target, &format!("blob {digest} in {}", target.whole()), e))
+    }
+
+    /// The digest of the manifest the target's tag (or digest) names there, or `None`
+    /// when the registry does not have it (or does not say which it is).
+    pub async fn manifest_digest(
+        &self,
+        target: &Reference,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let auth = self.credentials.for_registry(target.registry())?;
+        let tag_or_digest = target.digest().or(target.tag()).unwrap_or("latest");
+        let url = self.http.url(target, &format!("manifests/{tag_or_digest}"));
+        retry::with_retry(|| async {
+            let response = self
+                .http
+                .send(target, Access::Push, &auth, || {
+                    self.http
+                        .http()
+                        .head(&url)
+                        .header(ACCEPT, ACCEPTED.join(", "))
+                })
+                .await?;
+            match response.status() {
+                StatusCode::OK => Ok(response
+                    .headers()
+                    .get("Docker-Content-Digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<Digest>().ok())),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.http.refusal(response, &url).await),
+            }
+        })
+        .await
+        .map_err(|e| self.classify(target, &format!("the manifest for {}", target.whole()), e))
     }
 
     /// Mounts a blob from another repository of the same registry. `false` means the

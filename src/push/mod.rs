@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use futures_util::stream::{self, StreamExt};
 use oci_client::Reference;
 
+mod present;
+
 use crate::digest::Digest;
 use crate::hint::Hint;
 use crate::manifest::parsed::ParsedManifests;
@@ -20,6 +22,7 @@ use crate::progress::Reporter;
 use crate::reference::{parse_reference, ReferenceError, Target};
 use crate::registry::{Registry, RegistryError};
 use crate::store::layout::LayoutIndex;
+pub use present::Present;
 
 /// Why one image was not pushed.
 #[derive(Debug, thiserror::Error)]
@@ -87,15 +90,34 @@ pub struct Layout<'a> {
     pub sizes: &'a BTreeMap<Digest, u64>,
 }
 
+/// Asks the registry what it has of what `index` and `manifests` (from a package not
+/// yet verified) need, so that the answers can come while the package is verified.
+pub async fn ask_early(
+    registry: &Registry,
+    index: &LayoutIndex,
+    manifests: &BTreeMap<Digest, Vec<u8>>,
+    target: &Target,
+    concurrency: usize,
+) -> Present {
+    let images = plan_images(index, manifests, target, &mut Vec::new());
+    let mut present = Present::default();
+    present.ask(registry, &images, concurrency).await;
+    present
+}
+
+/// Pushes every image of the verified package. `present` holds what the registry was
+/// already asked ([`ask_early`]); what it lacks is asked now.
 pub async fn push(
     registry: &Registry,
     layout: &Layout<'_>,
     target: &Target,
     concurrency: usize,
     reporter: &dyn Reporter,
+    mut present: Present,
 ) -> PushReport {
     let mut report = PushReport::default();
-    let images = plan_images(layout, target, &mut report);
+    let images = plan_images(layout.index, layout.manifests, target, &mut report.failed);
+    present.ask(registry, &images, concurrency).await;
 
     // Each digest once: the repositories that need it, in a fixed order.
     let mut needed: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
@@ -110,10 +132,9 @@ pub async fn push(
             }
         }
     }
-    let present = ask_which_are_present(registry, &needed, concurrency).await;
     let (mut sending, mut missing) = (0, 0u64);
     for (digest, repos) in &needed {
-        if repos.iter().any(|repo| !present.contains(digest, repo)) {
+        if repos.iter().any(|repo| !present.has_blob(digest, repo)) {
             sending += 1;
             missing = missing.saturating_add(layout.sizes.get(digest).copied().unwrap_or(0));
         }
@@ -157,7 +178,8 @@ pub async fn push(
         }
     }
 
-    let mut manifests_sent = HashSet::new();
+    // What the registry has counts as sent.
+    let mut manifests_sent = present.manifests();
     for image in images {
         if let Some(digest) = image.blobs.iter().find(|d| failed_blobs.contains_key(*d)) {
             let err = failed_blobs.remove(digest).map_or_else(
@@ -186,16 +208,21 @@ pub async fn push(
 
 /// Each entry of the package's index, planned for `target`; an entry that cannot be is
 /// recorded as failed. Entries that name one digest are walked once.
-fn plan_images(layout: &Layout<'_>, target: &Target, report: &mut PushReport) -> Vec<PlannedImage> {
-    let parsed = ParsedManifests::new(layout.manifests);
+fn plan_images(
+    index: &LayoutIndex,
+    manifests: &BTreeMap<Digest, Vec<u8>>,
+    target: &Target,
+    failed: &mut Vec<(String, PushError)>,
+) -> Vec<PlannedImage> {
+    let parsed = ParsedManifests::new(manifests);
     let mut collected: HashMap<&Digest, Collected> = HashMap::new();
     let mut images = Vec::new();
-    for entry in &layout.index.manifests {
+    for entry in &index.manifests {
         let source = entry.reference().unwrap_or("(unnamed)").to_owned();
         let source_ref = match parse_reference(&source) {
             Ok(reference) => reference,
             Err(err) => {
-                report.failed.push((source, err.into()));
+                failed.push((source, err.into()));
                 continue;
             }
         };
@@ -213,7 +240,7 @@ fn plan_images(layout: &Layout<'_>, target: &Target, report: &mut PushReport) ->
                     blobs,
                 });
             }
-            Err(err) => report.failed.push((source, err.into())),
+            Err(err) => failed.push((source, err.into())),
         }
     }
     images
@@ -260,62 +287,6 @@ fn collect(parsed: &ParsedManifests<'_>, root: Descriptor) -> Result<Collected, 
     Ok((manifests, blobs))
 }
 
-/// Which of the needed blobs each repository already has, asked all at once, and the
-/// questions that failed: a failure is the blob's error, handed to the first who asks.
-struct Present {
-    pairs: HashSet<(Digest, String)>,
-    failed: std::sync::Mutex<HashMap<(Digest, String), RegistryError>>,
-}
-
-impl Present {
-    fn contains(&self, digest: &Digest, repo: &Reference) -> bool {
-        self.pairs
-            .contains(&(digest.clone(), repo.repository().to_owned()))
-    }
-
-    fn failure(&self, digest: &Digest, repo: &Reference) -> Option<RegistryError> {
-        let key = (digest.clone(), repo.repository().to_owned());
-        self.failed.lock().ok()?.remove(&key)
-    }
-}
-
-async fn ask_which_are_present(
-    registry: &Registry,
-    needed: &BTreeMap<Digest, Vec<Reference>>,
-    concurrency: usize,
-) -> Present {
-    let mut asks = Vec::new();
-    for (digest, repos) in needed {
-        asks.extend(repos.iter().map(|repo| (digest.clone(), repo.clone())));
-    }
-    let answers: Vec<_> = stream::iter(asks)
-        .map(|(digest, repo)| async move {
-            let answer = registry.blob_exists(&repo, &digest).await;
-            ((digest, repo.repository().to_owned()), answer)
-        })
-        // HEADs are small: more of them at once than uploads.
-        .buffer_unordered(concurrency.max(1) * 4)
-        .collect()
-        .await;
-    let mut pairs = HashSet::new();
-    let mut failed = HashMap::new();
-    for (key, answer) in answers {
-        match answer {
-            Ok(true) => {
-                pairs.insert(key);
-            }
-            Ok(false) => {}
-            Err(err) => {
-                failed.insert(key, err);
-            }
-        }
-    }
-    Present {
-        pairs,
-        failed: std::sync::Mutex::new(failed),
-    }
-}
-
 enum Outcome {
     Uploaded,
     Skipped,
@@ -333,10 +304,10 @@ async fn push_blob(
     let mut outcomes = Vec::new();
     let mut holder: Option<&Reference> = None;
     for repo in repos {
-        if let Some(err) = present.failure(digest, repo) {
+        if let Some(err) = present.blob_failure(digest, repo) {
             return Err(err);
         }
-        let outcome = if present.contains(digest, repo) {
+        let outcome = if present.has_blob(digest, repo) {
             Outcome::Skipped
         } else if let Some(from) = holder {
             if registry.mount(repo, from, digest).await? {
