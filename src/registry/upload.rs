@@ -267,7 +267,7 @@ pub fn verified_chunks(
     size: u64,
     failure: BodyFailure,
 ) -> impl futures_util::Stream<Item = io::Result<bytes::Bytes>> + Send + 'static {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(4);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<bytes::Bytes>>(QUEUED_CHUNKS);
     tokio::task::spawn_blocking(move || {
         let outcome = opened.and_then(|reader| send_verified(reader, &digest, size, &sender));
         match outcome {
@@ -370,9 +370,12 @@ const DRAIN_WINDOWS: u32 = 8;
 /// What the body hands over at a time, without copying: small enough that a slow but
 /// live link shows progress well within a timeout window.
 const UPLOAD_SLICE: usize = 64 * 1024;
-/// Upload read size: large enough that a 1 GB layer is a thousand reads, small enough
-/// that memory stays flat whatever the blob size.
-const UPLOAD_CHUNK: usize = 1 << 20;
+/// Upload read size. Each upload holds a few of these (one being read, the queue, the
+/// one held back, the one being sliced), and eight run at once: 256 KiB keeps that
+/// near 10 MiB in all, while a 1 GB layer is still only four thousand reads.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+/// Chunks read ahead of the network, so a slow read does not idle the connection.
+const QUEUED_CHUNKS: usize = 2;
 
 #[cfg(test)]
 mod tests {
