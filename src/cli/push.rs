@@ -12,7 +12,7 @@ use super::settings::PushSettings;
 use super::{Error, PushArgs};
 use crate::hint::Hint;
 use crate::package::reader::{classify, Known, PackageBytes};
-use crate::package::scan::{head, scan_package};
+use crate::package::scan::{head, scan_package, Head};
 use crate::package::PackageError;
 use crate::progress::human_bytes;
 use crate::push::{ask_early, push, Layout, Present, PushReport};
@@ -56,7 +56,11 @@ async fn push_package(mut settings: PushSettings) -> Result<(), Error> {
                 let package = package.clone();
                 blocking(move || head(&package)).await
             };
-            if let Ok((Some(index), manifests)) = head {
+            if let Ok(Head {
+                index: Some(index),
+                manifests,
+            }) = head
+            {
                 present =
                     ask_early(&registry, &index, &manifests, target, settings.concurrency).await;
             }

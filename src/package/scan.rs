@@ -209,9 +209,7 @@ pub fn scan(path: &Path) -> Result<Scan, PackageError> {
 /// verifying anything: enough to know what a push will need, so that the registry can
 /// be asked while the package is verified. Large blobs are passed over, so this is
 /// quick only where the package can be read from any offset.
-pub fn head(
-    package: &PackageBytes,
-) -> Result<(Option<LayoutIndex>, BTreeMap<Digest, Vec<u8>>), PackageError> {
+pub fn head(package: &PackageBytes) -> Result<Head, PackageError> {
     let mut index = None;
     let mut manifests = BTreeMap::new();
     let mut kept_bytes = 0u64;
@@ -237,7 +235,13 @@ pub fn head(
         }
         Ok(Flow::Continue)
     })?;
-    Ok((index, manifests))
+    Ok(Head { index, manifests })
+}
+
+/// What [`head`] read, unverified.
+pub struct Head {
+    pub index: Option<LayoutIndex>,
+    pub manifests: BTreeMap<Digest, Vec<u8>>,
 }
 
 /// A blob left for the parallel pass: too large to be a manifest, in a package that
