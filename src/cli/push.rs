@@ -67,16 +67,26 @@ async fn push_package(mut settings: PushSettings) -> Result<(), Error> {
         }
         Ok::<_, Error>((registry, present))
     };
-    let (scanned, asked) = tokio::join!(verified, asked);
-    // A package that fails verification is the error, whatever the registry said.
-    let scanned = scanned?;
+    // A package that fails verification is the error, at once, whatever the registry
+    // says or has yet to say.
+    tokio::pin!(verified, asked);
+    let mut answered = None;
+    let scanned = loop {
+        tokio::select! {
+            scanned = &mut verified => break scanned?,
+            connected = &mut asked, if answered.is_none() => answered = Some(connected),
+        }
+    };
     if !scanned.problems.is_empty() {
         return Err(Error::Verification {
             problems: scanned.problems,
             refused_push: true,
         });
     }
-    let (registry, present) = asked?;
+    let (registry, present) = match answered {
+        Some(connected) => connected?,
+        None => asked.await?,
+    };
     let others = scanned
         .files
         .keys()
