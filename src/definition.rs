@@ -17,6 +17,9 @@ pub struct Definition {
     pub components: Vec<Component>,
     /// Features of a Zarf package that pkgr does not carry, one sentence each.
     pub warnings: Vec<String>,
+    /// `withSignatures: true`: bring each image's signatures, attestations, SBOMs and
+    /// referrers (as `--with-signatures` does).
+    pub with_signatures: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -89,6 +92,8 @@ impl fmt::Display for DefinitionError {
 struct PkgrFile {
     kind: String,
     metadata: PkgrMetadata,
+    #[serde(default, rename = "withSignatures")]
+    with_signatures: bool,
     #[serde(default)]
     components: Vec<PkgrComponent>,
 }
@@ -210,10 +215,12 @@ pub fn parse(
         )
     })?;
     let kind: KindOnly = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
+    let mut with_signatures = false;
     let (meta, components, mut warnings) = match kind.kind.as_deref() {
         Some("PkgrPackage") => {
             let file: PkgrFile = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
             debug_assert_eq!(file.kind, "PkgrPackage");
+            with_signatures = file.with_signatures;
             let meta = (
                 file.metadata.name,
                 file.metadata.version,
@@ -354,6 +361,7 @@ pub fn parse(
         },
         components: validated,
         warnings,
+        with_signatures,
     })
 }
 

@@ -95,6 +95,37 @@ impl DirectClient {
         if status != StatusCode::OK {
             return Err(self.refusal(response, &url).await);
         }
+        self.read_manifest(response).await
+    }
+
+    /// The referrers index of `digest` (OCI 1.1 referrers API), read as a manifest is;
+    /// `None` when the registry answers 404, as one without the API does.
+    pub async fn referrers(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        auth: &RegistryAuth,
+    ) -> Result<Option<ManifestBody>, OciDistributionError> {
+        let url = self.url(reference, &format!("referrers/{digest}"));
+        let response = self
+            .send(reference, Access::Pull, auth, || {
+                self.client
+                    .get(&url)
+                    .header(ACCEPT, crate::manifest::OCI_INDEX)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(Some(self.read_manifest(response).await?)),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.refusal(response, &url).await),
+        }
+    }
+
+    /// A manifest-sized body, read no further than [`MAX_MANIFEST_BYTES`].
+    async fn read_manifest(
+        &self,
+        response: Response,
+    ) -> Result<ManifestBody, OciDistributionError> {
         if let Some(len) = response
             .content_length()
             .filter(|l| *l > MAX_MANIFEST_BYTES)

@@ -256,6 +256,29 @@ impl Registry {
             })
     }
 
+    /// The referrers API's answer for `digest` in the reference's repository: the
+    /// index's exact bytes, or `None` when the registry answers 404 (it has no such
+    /// API, as docker-registry 2.8 has not). Any other failure is an error.
+    pub async fn referrers(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        let what = format!("the referrers of {digest} in {}", reference.whole());
+        let auth = self.credentials.for_registry(reference.registry())?;
+        let body = retry::with_retry(|| self.http.referrers(reference, digest, &auth))
+            .await
+            .map_err(|e| self.classify(reference, &what, e))?;
+        match body {
+            None => Ok(None),
+            Some(ManifestBody::Whole(bytes)) => Ok(Some(bytes)),
+            Some(ManifestBody::TooLarge { read }) => Err(RegistryError::ManifestTooLarge {
+                reference: what,
+                size: read,
+            }),
+        }
+    }
+
     pub fn classify(
         &self,
         reference: &Reference,

@@ -1,0 +1,228 @@
+//! Discovery (`--with-signatures`): the signatures, attestations, SBOMs and referrers
+//! that travel with an image. It runs between resolve and fetch. Each artifact found is
+//! resolved like any image, so it becomes a [`ResolvedImage`] of its own, linked to its
+//! subject, planned and fetched through the same per-digest table, and packaged as its
+//! own `index.json` entry.
+//!
+//! For every manifest an image keeps (the picked platform's; with `--allow-index` the
+//! index's and each child's), the image's own registry is asked for:
+//! - cosign's tags `sha256-<hex>.sig`, `.att` and `.sbom`;
+//! - the digest's OCI referrers, through the referrers API, or, where the registry
+//!   answers that API with 404, through the `sha256-<hex>` tag that holds a referrers
+//!   index (OCI 1.1's fallback); that index travels too, so the far side keeps it;
+//! - the buildx attestation manifest that the image's index holds for the platform
+//!   picked (annotated `vnd.docker.reference.digest` with its digest).
+//!
+//! Then the same once more for each artifact found (a signature of an attestation), and
+//! no deeper. A tag or referrer that is not there is normal; any other failure of the
+//! registry stops the build, since a package that silently lacks a signature would
+//! fail verification on the far side for a reason nobody could see here.
+
+use std::collections::HashSet;
+
+use oci_client::Reference;
+
+use super::{resolve, PullError, ResolveOptions, ResolvedImage};
+use crate::digest::Digest;
+use crate::manifest::Manifest;
+use crate::reference::Target;
+use crate::registry::RegistryError;
+use crate::store::Store;
+
+/// How an artifact relates to its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    /// cosign's `sha256-<hex>.sig`.
+    Signature,
+    /// cosign's `sha256-<hex>.att`.
+    Attestation,
+    /// cosign's `sha256-<hex>.sbom`.
+    Sbom,
+    /// An OCI 1.1 manifest whose `subject` is the digest.
+    Referrer,
+    /// The `sha256-<hex>` index that lists the referrers where the registry has no API.
+    ReferrersTag,
+    /// The attestation manifest buildx puts beside the platform in the image's index.
+    BuildxAttestation,
+}
+
+impl Relation {
+    /// The name written to `index.json` (`dev.pkgr.relation`) and shown by `inspect`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signature => "signature",
+            Self::Attestation => "attestation",
+            Self::Sbom => "sbom",
+            Self::Referrer => "referrer",
+            Self::ReferrersTag => "referrers-tag",
+            Self::BuildxAttestation => "buildx-attestation",
+        }
+    }
+}
+
+/// An artifact's subject: the digest it describes, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub subject: Digest,
+    pub relation: Relation,
+}
+
+const COSIGN_TAGS: [(&str, Relation); 3] = [
+    ("sig", Relation::Signature),
+    ("att", Relation::Attestation),
+    ("sbom", Relation::Sbom),
+];
+
+/// Every artifact that travels with `image`: first those of its own manifests, then
+/// those of the artifacts found (one level), each once. An image whose source cannot
+/// be asked for other references (see [`super::Source::sibling`]) has none.
+pub async fn discover(
+    image: &ResolvedImage,
+    store: &Store,
+    options: &ResolveOptions,
+) -> Result<Vec<ResolvedImage>, PullError> {
+    let mut found = Found {
+        from: image,
+        store,
+        // Artifacts keep whatever they are: an index is not a platform choice here.
+        options: ResolveOptions {
+            allow_index: true,
+            ..options.clone()
+        },
+        seen: HashSet::from([image.reference.whole()]),
+        artifacts: Vec::new(),
+    };
+    for digest in &image.buildx_attestations {
+        let link = Link {
+            subject: image.digest.clone(),
+            relation: Relation::BuildxAttestation,
+        };
+        found
+            .optional(Target::pinned(&image.reference, digest), link)
+            .await?;
+    }
+    for (subject, _) in &image.manifests {
+        found.artifacts_of(subject).await?;
+    }
+    let first_level = found.artifacts.len();
+    for index in 0..first_level {
+        let artifact = &found.artifacts[index];
+        if artifact.link.as_ref().map(|l| l.relation) == Some(Relation::ReferrersTag) {
+            continue;
+        }
+        let subject = artifact.digest.clone();
+        found.artifacts_of(&subject).await?;
+    }
+    Ok(found.artifacts)
+}
+
+/// Discovery's state for one image.
+struct Found<'a> {
+    from: &'a ResolvedImage,
+    store: &'a Store,
+    options: ResolveOptions,
+    /// References already brought (or the image itself), so each comes once.
+    seen: HashSet<String>,
+    artifacts: Vec<ResolvedImage>,
+}
+
+impl Found<'_> {
+    /// The cosign tags and the referrers of `subject`, in the image's repository.
+    async fn artifacts_of(&mut self, subject: &Digest) -> Result<(), PullError> {
+        let at = |tag: String| {
+            Reference::with_tag(
+                self.from.reference.registry().to_owned(),
+                self.from.reference.repository().to_owned(),
+                tag,
+            )
+        };
+        let tag = format!("sha256-{}", subject.hex());
+        for (suffix, relation) in COSIGN_TAGS {
+            let link = Link {
+                subject: subject.clone(),
+                relation,
+            };
+            self.optional(at(format!("{tag}.{suffix}")), link).await?;
+        }
+        let listing = match self.from.source.referrers(subject).await? {
+            Some(bytes) => Some((subject.clone(), bytes)),
+            None => {
+                let link = Link {
+                    subject: subject.clone(),
+                    relation: Relation::ReferrersTag,
+                };
+                match self.optional(at(tag), link).await? {
+                    Some(index) => {
+                        let bytes = std::fs::read(self.store.blob_path(&index)).map_err(|e| {
+                            PullError::Store {
+                                what: format!("the referrers index {index}"),
+                                source: crate::store::StoreError::io(
+                                    "read",
+                                    &self.store.blob_path(&index),
+                                    e,
+                                ),
+                            }
+                        })?;
+                        Some((index, bytes))
+                    }
+                    None => None,
+                }
+            }
+        };
+        let Some((listed_by, bytes)) = listing else {
+            return Ok(());
+        };
+        let listing = Manifest::parse(&bytes).map_err(|e| PullError::BadManifest {
+            reference: format!(
+                "the referrers of {subject} in {}",
+                self.from.reference.whole()
+            ),
+            digest: listed_by,
+            message: e.to_string(),
+        })?;
+        for referrer in listing.manifests {
+            let link = Link {
+                subject: subject.clone(),
+                relation: Relation::Referrer,
+            };
+            self.optional(Target::pinned(&self.from.reference, &referrer.digest), link)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Resolves `reference` as an artifact with `link`, if the registry has it: its
+    /// own manifest answering "not found" means there is none, which is normal. Gives
+    /// the digest of what was brought.
+    async fn optional(
+        &mut self,
+        reference: Reference,
+        link: Link,
+    ) -> Result<Option<Digest>, PullError> {
+        let whole = reference.whole();
+        if self.seen.contains(&whole) {
+            return Ok(None);
+        }
+        let Some(source) = self.from.source.sibling(reference) else {
+            return Ok(None);
+        };
+        match resolve(source, self.store, &self.options).await {
+            Ok(mut artifact) => {
+                self.seen.insert(whole);
+                artifact.link = Some(link);
+                artifact.component = self.from.component.clone();
+                let digest = artifact.digest.clone();
+                self.artifacts.push(artifact);
+                Ok(Some(digest))
+            }
+            // Only the artifact's own manifest may be absent: a child it names that is
+            // missing is a broken artifact, and an error like any other.
+            Err(PullError::Registry(RegistryError::NotFound { reference }))
+                if reference == whole =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+}
