@@ -424,6 +424,21 @@ mod tests {
     }
 
     #[test]
+    fn with_signatures_is_read_at_package_level_and_must_be_a_boolean() {
+        let images = "components:\n  - name: web\n    images:\n      - nginx:1.25\n";
+        let head = "kind: PkgrPackage\nmetadata:\n  name: demo\n";
+        assert!(
+            !parse_str(&format!("{head}{images}"))
+                .unwrap()
+                .with_signatures
+        );
+        let def = parse_str(&format!("{head}withSignatures: true\n{images}")).unwrap();
+        assert!(def.with_signatures);
+        let err = parse_str(&format!("{head}withSignatures: maybe\n{images}")).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+    }
+
+    #[test]
     fn unknown_field_names_the_line() {
         let err = parse_str(
             "kind: PkgrPackage\nmetadata:\n  name: demo\n  colour: red\ncomponents: []\n",

@@ -2,7 +2,7 @@
 //! (through the referrers API and through the tag fallback) and buildx attestations
 //! travel with their images, byte-exact, and land on the far side under the same tags.
 
-use crate::support::images::{layer, noise, sha256, Image, Pusher};
+use crate::support::images::{layer, noise, sha256, simple_signing, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::referrers::ReferrersStandIn;
@@ -376,4 +376,66 @@ fn a_registry_error_other_than_404_during_discovery_fails_the_build() {
         assert!(err.contains(what), "{what}: {err}");
         assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
     }
+}
+
+#[test]
+fn a_signature_made_here_verifies_on_the_pushed_copy() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{
+        EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1,
+        ECDSA_P256_SHA256_ASN1_SIGNING,
+    };
+    use base64::Engine;
+
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let app = pusher.image("signed/app", "1", false, "amd64", &[layer(&[("a", b"s")])]);
+    // cosign's scheme: ECDSA P-256 over the simplesigning payload, base64 of the ASN.1
+    // signature in the layer's annotation.
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let payload = simple_signing("signed/app", &app.manifest.digest);
+    let signature = key.sign(&SystemRandom::new(), &payload).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(signature.as_ref());
+    pusher.cosign_signature_with("signed/app", &app.manifest, &encoded);
+
+    let ws = Workspace::new();
+    ws.write_definition(&definition(
+        &[format!("{}/signed/app:1", registry.addr)],
+        false,
+    ));
+    let path = package_path(&ws.create(&["--with-signatures"]));
+    let far = TestRegistry::start();
+    let pushed = ws.push(&path, &far.addr, &[]);
+    assert!(pushed.status.success(), "{}", stderr(&pushed));
+
+    // Verified as cosign would, from the far side only: the image's digest there, its
+    // signature manifest by cosign's tag, the payload blob and the annotation.
+    let far_pusher = Pusher::new(&far.addr);
+    let digest = sha256(&far_pusher.get_manifest("signed/app", "1"));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &far_pusher.get_manifest("signed/app", &format!("{}.sig", tag_of(&digest))),
+    )
+    .unwrap();
+    let layer = &manifest["layers"][0];
+    let payload_digest = layer["digest"].as_str().unwrap();
+    let payload = far_pusher.get_blob("signed/app", payload_digest);
+    assert_eq!(sha256(&payload), payload_digest);
+    let claimed: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        claimed["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str()
+    );
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let public = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, key.public_key().as_ref());
+    assert!(public.verify(&payload, &signature).is_ok());
+    // The check can fail: one changed byte of the payload does not verify.
+    let mut tampered = payload.clone();
+    tampered[0] ^= 1;
+    assert!(public.verify(&tampered, &signature).is_err());
 }

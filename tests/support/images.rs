@@ -79,6 +79,19 @@ pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// The simplesigning payload cosign signs for the image `digest` in `repo`.
+pub fn simple_signing(repo: &str, digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": repo},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    }))
+    .unwrap()
+}
+
 /// Pushes blobs and manifests to one registry over HTTP.
 pub struct Pusher {
     base: String,
@@ -197,6 +210,21 @@ impl Pusher {
         assert!(
             response.status().is_success(),
             "{repo}:{reference}: {}",
+            response.status()
+        );
+        response.bytes().unwrap().to_vec()
+    }
+
+    /// The bytes the registry serves for blob `digest` of `repo`.
+    pub fn get_blob(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let response = self
+            .client
+            .get(format!("{}/v2/{repo}/blobs/{digest}", self.base))
+            .send()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{repo}@{digest}: {}",
             response.status()
         );
         response.bytes().unwrap().to_vec()
@@ -389,16 +417,13 @@ impl Pusher {
     /// A cosign signature for `signed`, under cosign's `sha256-<hex>.sig` tag: an
     /// uncompressed JSON layer that must never be recompressed.
     pub fn cosign_signature(&self, repo: &str, signed: &Pushed) -> Image {
-        let payload = serde_json::to_vec(&serde_json::json!({
-            "critical": {
-                "identity": {"docker-reference": repo},
-                "image": {"docker-manifest-digest": signed.digest},
-                "type": "cosign container image signature",
-            },
-            "optional": null,
-        }))
-        .unwrap();
-        let layer = self.blob(repo, COSIGN_LAYER, payload);
+        self.cosign_signature_with(repo, signed, "MEUCIQDfake+signature+for+tests==")
+    }
+
+    /// As [`cosign_signature`](Self::cosign_signature), carrying `signature` (base64 of
+    /// an ASN.1 ECDSA signature over [`simple_signing`]'s payload) as cosign does.
+    pub fn cosign_signature_with(&self, repo: &str, signed: &Pushed, signature: &str) -> Image {
+        let layer = self.blob(repo, COSIGN_LAYER, simple_signing(repo, &signed.digest));
         let config = self.blob(
             repo,
             OCI_CONFIG,
@@ -407,7 +432,7 @@ impl Pusher {
         );
         let mut layer_desc = layer.descriptor();
         layer_desc["annotations"] = serde_json::json!({
-            "dev.cosignproject.cosign/signature": "MEUCIQDfake+signature+for+tests==",
+            "dev.cosignproject.cosign/signature": signature,
         });
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
