@@ -226,3 +226,134 @@ impl Found<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::pull::Source;
+    use crate::registry::BlobStream;
+
+    /// One repository held in memory: manifests by tag and by digest.
+    struct Repo {
+        reference: Reference,
+        manifests: Arc<HashMap<String, Vec<u8>>>,
+    }
+
+    impl Source for Repo {
+        fn reference(&self) -> &Reference {
+            &self.reference
+        }
+        fn manifest<'a>(
+            &'a self,
+            digest: Option<&'a Digest>,
+        ) -> BoxFuture<'a, Result<(Vec<u8>, Digest), PullError>> {
+            let (key, whole) = match digest {
+                Some(d) => (d.to_string(), Target::pinned(&self.reference, d).whole()),
+                None => (
+                    self.reference
+                        .digest()
+                        .or(self.reference.tag())
+                        .unwrap_or_default()
+                        .to_owned(),
+                    self.reference.whole(),
+                ),
+            };
+            let found = self.manifests.get(&key).cloned();
+            Box::pin(async move {
+                let bytes = found.ok_or(RegistryError::NotFound { reference: whole })?;
+                let digest = Digest::of(&bytes);
+                Ok((bytes, digest))
+            })
+        }
+        fn blob<'a>(
+            &'a self,
+            _: &'a Digest,
+            _: u64,
+        ) -> BoxFuture<'a, Result<(BlobStream, bool), PullError>> {
+            unreachable!("discovery never asks for a blob")
+        }
+        fn sibling(&self, reference: Reference) -> Option<Arc<dyn Source>> {
+            Some(Arc::new(Repo {
+                reference,
+                manifests: self.manifests.clone(),
+            }))
+        }
+    }
+
+    fn manifest(layer: &[u8], extra: serde_json::Value) -> Vec<u8> {
+        let mut value = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": Digest::of(b"{}").to_string(), "size": 2},
+            "layers": [{"mediaType": "application/octet-stream", "digest": Digest::of(layer).to_string(), "size": layer.len()}],
+        });
+        if let (Some(map), Some(extra)) = (value.as_object_mut(), extra.as_object()) {
+            map.extend(extra.clone());
+        }
+        serde_json::to_vec(&value).unwrap()
+    }
+
+    async fn discover_in(
+        manifests: HashMap<String, Vec<u8>>,
+    ) -> Result<Vec<ResolvedImage>, PullError> {
+        let source: Arc<dyn Source> = Arc::new(Repo {
+            reference: "registry.test/app:1".parse().unwrap(),
+            manifests: Arc::new(manifests),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let options = ResolveOptions {
+            architecture: "amd64".into(),
+            allow_index: false,
+        };
+        let image = resolve(source, &store, &options).await?;
+        discover(&image, &store, &options).await
+    }
+
+    #[tokio::test]
+    async fn a_missing_tag_is_absence_but_a_missing_child_of_an_artifact_is_an_error() {
+        let app = manifest(b"app", serde_json::json!({}));
+        let tag = format!("sha256-{}", Digest::of(&app).hex());
+        let signature = manifest(b"signature", serde_json::json!({}));
+        let mut manifests = HashMap::from([
+            ("1".to_owned(), app.clone()),
+            (format!("{tag}.sig"), signature.clone()),
+        ]);
+        let found = discover_in(manifests.clone()).await.unwrap();
+        let links: Vec<(String, Option<Link>)> = found
+            .iter()
+            .map(|a| (a.reference.whole(), a.link.clone()))
+            .collect();
+        assert_eq!(
+            links,
+            vec![(
+                format!("registry.test/app:{tag}.sig"),
+                Some(Link {
+                    subject: Digest::of(&app),
+                    relation: Relation::Signature
+                })
+            )]
+        );
+
+        // A referrers index under the fallback tag that names a manifest the registry
+        // does not have: a broken artifact, not an absent one.
+        let gone = manifest(b"gone", serde_json::json!({}));
+        let index = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_INDEX,
+            "manifests": [{"mediaType": crate::manifest::OCI_MANIFEST, "digest": Digest::of(&gone).to_string(), "size": gone.len()}],
+        }))
+        .unwrap();
+        manifests.insert(tag, index);
+        let err = discover_in(manifests).await.unwrap_err();
+        assert!(
+            matches!(&err, PullError::Registry(RegistryError::NotFound { reference }) if reference.contains(&Digest::of(&gone).to_string())),
+            "{err}"
+        );
+    }
+}
