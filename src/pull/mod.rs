@@ -122,6 +122,13 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
+    /// `--with-signatures` could not tell whether an image has signatures or referrers.
+    #[error("cannot look for the signatures, attestations and referrers of {reference}")]
+    Discovery {
+        reference: String,
+        #[source]
+        source: Box<PullError>,
+    },
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
@@ -164,6 +171,7 @@ impl PullError {
         match self {
             Self::Store { source, .. } => source.no_space(),
             Self::Shared(e) => e.no_space(),
+            Self::Discovery { source, .. } => source.no_space(),
             _ => None,
         }
     }
@@ -174,6 +182,9 @@ impl Hint for PullError {
         match self {
             Self::Registry(e) => e.hint(),
             Self::Shared(e) => e.hint(),
+            Self::Discovery { source, .. } => Some(source.hint().unwrap_or_else(|| {
+                "without --with-signatures (or withSignatures: true) the images are packaged without them".into()
+            })),
             Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::Stalled { .. } => Some(crate::registry::STALLED_HINT.into()),
             Self::IndexRefused {
@@ -363,7 +374,12 @@ async fn resolve_and_discover(
 ) -> Result<(ResolvedImage, Vec<ResolvedImage>), PullError> {
     let image = resolve(source, store, &options.resolve).await?;
     let found = if options.with_signatures {
-        discover(&image, store, &options.resolve).await?
+        discover(&image, store, &options.resolve)
+            .await
+            .map_err(|source| PullError::Discovery {
+                reference: image.reference.whole(),
+                source: Box::new(source),
+            })?
     } else {
         Vec::new()
     };

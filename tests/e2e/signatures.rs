@@ -200,6 +200,16 @@ fn signatures_attestations_sboms_and_referrers_travel_byte_exact_and_push_under_
     let far = TestRegistry::start();
     let pushed = ws.push(&path, &far.addr, &[]);
     assert!(pushed.status.success(), "{}", stderr(&pushed));
+    // Subjects before what describes them: the image, then each artifact in order.
+    let log = stderr(&pushed);
+    let order: Vec<usize> = expected
+        .iter()
+        .map(|(reference, ..)| {
+            log.find(&format!("pushed {reference} to "))
+                .unwrap_or_else(|| panic!("{reference} not pushed: {log}"))
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{log}");
     let far_pusher = Pusher::new(&far.addr);
     for (reference, digest, _, _) in &expected {
         let tag_or_digest = reference
@@ -372,7 +382,15 @@ fn a_registry_error_other_than_404_during_discovery_fails_the_build() {
         let out = ws.create(&["--with-signatures"]);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
         let err = stderr(&out);
-        assert!(err.contains("500"), "{what}: {err}");
+        assert!(
+            err.contains(&format!(
+                "error: cannot look for the signatures, attestations and referrers of {}/app:1\n",
+                proxy.addr
+            )),
+            "{what}: {err}"
+        );
+        assert!(err.contains("code: 500"), "{what}: {err}");
+        assert!(err.contains("hint: "), "{what}: {err}");
         assert!(err.contains(what), "{what}: {err}");
         assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
     }
