@@ -20,6 +20,7 @@
 
 use std::collections::HashSet;
 
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use oci_client::Reference;
 
 use super::{resolve, PullError, ResolveOptions, ResolvedImage};
@@ -73,15 +74,20 @@ const COSIGN_TAGS: [(&str, Relation); 3] = [
     ("sbom", Relation::Sbom),
 ];
 
+/// Subjects looked up at once, per image. Each costs four or five requests, and the
+/// images themselves already resolve several at a time.
+const SUBJECTS_AT_ONCE: usize = 4;
+
 /// Every artifact that travels with `image`: first those of its own manifests, then
-/// those of the artifacts found (one level), each once. An image whose source cannot
-/// be asked for other references (see [`super::Source::sibling`]) has none.
+/// those of the artifacts found (one level), each once, in a fixed order whatever
+/// order the answers come in. An image whose source cannot be asked for other
+/// references (see [`super::Source::sibling`]) has none.
 pub async fn discover(
     image: &ResolvedImage,
     store: &Store,
     options: &ResolveOptions,
 ) -> Result<Vec<ResolvedImage>, PullError> {
-    let mut found = Found {
+    let ask = Ask {
         from: image,
         store,
         // Artifacts keep whatever they are: an index is not a platform choice here.
@@ -89,88 +95,108 @@ pub async fn discover(
             allow_index: true,
             ..options.clone()
         },
-        seen: HashSet::from([image.reference.whole()]),
-        artifacts: Vec::new(),
+    };
+    let mut seen = HashSet::from([image.reference.whole()]);
+    let mut artifacts = Vec::new();
+    let mut keep = |found: Vec<ResolvedImage>, artifacts: &mut Vec<ResolvedImage>| {
+        for artifact in found {
+            if seen.insert(artifact.reference.whole()) {
+                artifacts.push(artifact);
+            }
+        }
     };
     for digest in &image.buildx_attestations {
         let link = Link {
             subject: image.digest.clone(),
             relation: Relation::BuildxAttestation,
         };
-        found
+        let found = ask
             .optional(Target::pinned(&image.reference, digest), link)
             .await?;
+        keep(found.into_iter().collect(), &mut artifacts);
     }
-    for (subject, _) in &image.manifests {
-        found.artifacts_of(subject).await?;
-    }
-    let first_level = found.artifacts.len();
-    for index in 0..first_level {
-        let artifact = &found.artifacts[index];
-        if artifact.link.as_ref().map(|l| l.relation) == Some(Relation::ReferrersTag) {
-            continue;
-        }
-        let subject = artifact.digest.clone();
-        found.artifacts_of(&subject).await?;
-    }
-    Ok(found.artifacts)
+    let subjects: Vec<Digest> = image.manifests.iter().map(|(d, _)| d.clone()).collect();
+    keep(ask.artifacts_of_each(subjects).await?, &mut artifacts);
+    // One level further, for what was found (a referrers index is only a listing).
+    let subjects: Vec<Digest> = artifacts
+        .iter()
+        .filter(|a| a.link.as_ref().map(|l| l.relation) != Some(Relation::ReferrersTag))
+        .map(|a| a.digest.clone())
+        .collect();
+    keep(ask.artifacts_of_each(subjects).await?, &mut artifacts);
+    Ok(artifacts)
 }
 
-/// Discovery's state for one image.
-struct Found<'a> {
+/// What discovery asks with, for one image.
+struct Ask<'a> {
     from: &'a ResolvedImage,
     store: &'a Store,
     options: ResolveOptions,
-    /// References already brought (or the image itself), so each comes once.
-    seen: HashSet<String>,
-    artifacts: Vec<ResolvedImage>,
 }
 
-impl Found<'_> {
-    /// The cosign tags and the referrers of `subject`, in the image's repository.
-    async fn artifacts_of(&mut self, subject: &Digest) -> Result<(), PullError> {
-        let at = |tag: String| {
-            Reference::with_tag(
-                self.from.reference.registry().to_owned(),
-                self.from.reference.repository().to_owned(),
-                tag,
-            )
-        };
+impl Ask<'_> {
+    /// The artifacts of each subject, a few subjects at a time, in subject order.
+    async fn artifacts_of_each(
+        &self,
+        subjects: Vec<Digest>,
+    ) -> Result<Vec<ResolvedImage>, PullError> {
+        let found: Vec<Vec<ResolvedImage>> = stream::iter(subjects)
+            .map(|subject| async move { self.artifacts_of(&subject).await })
+            .buffered(SUBJECTS_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
+    }
+
+    /// The cosign tags and the referrers of `subject`, in the image's repository,
+    /// asked at once and given in that order.
+    async fn artifacts_of(&self, subject: &Digest) -> Result<Vec<ResolvedImage>, PullError> {
         let tag = format!("sha256-{}", subject.hex());
-        for (suffix, relation) in COSIGN_TAGS {
+        let cosign = COSIGN_TAGS.map(|(suffix, relation)| {
             let link = Link {
                 subject: subject.clone(),
                 relation,
             };
-            self.optional(at(format!("{tag}.{suffix}")), link).await?;
-        }
-        let listing = match self.from.source.referrers(subject).await? {
-            Some(bytes) => Some((subject.clone(), bytes)),
+            self.optional(self.at(format!("{tag}.{suffix}")), link)
+        });
+        let [sig, att, sbom] = cosign;
+        let (sig, att, sbom, referrers) =
+            futures_util::try_join!(sig, att, sbom, self.referrers_of(subject, &tag))?;
+        Ok(sig
+            .into_iter()
+            .chain(att)
+            .chain(sbom)
+            .chain(referrers)
+            .collect())
+    }
+
+    /// The referrers of `subject`: through the referrers API, or where the registry
+    /// answers it with 404, through the `sha256-<hex>` tag, which comes first.
+    async fn referrers_of(
+        &self,
+        subject: &Digest,
+        tag: &str,
+    ) -> Result<Vec<ResolvedImage>, PullError> {
+        let mut found = Vec::new();
+        let (listed_by, bytes) = match self.from.source.referrers(subject).await? {
+            Some(bytes) => (subject.clone(), bytes),
             None => {
                 let link = Link {
                     subject: subject.clone(),
                     relation: Relation::ReferrersTag,
                 };
-                match self.optional(at(tag), link).await? {
-                    Some(index) => {
-                        let bytes = std::fs::read(self.store.blob_path(&index)).map_err(|e| {
-                            PullError::Store {
-                                what: format!("the referrers index {index}"),
-                                source: crate::store::StoreError::io(
-                                    "read",
-                                    &self.store.blob_path(&index),
-                                    e,
-                                ),
-                            }
-                        })?;
-                        Some((index, bytes))
-                    }
-                    None => None,
-                }
+                let Some(index) = self.optional(self.at(tag.to_owned()), link).await? else {
+                    return Ok(found);
+                };
+                let path = self.store.blob_path(&index.digest);
+                let bytes = std::fs::read(&path).map_err(|e| PullError::Store {
+                    what: format!("the referrers index {}", index.digest),
+                    source: crate::store::StoreError::io("read", &path, e),
+                })?;
+                let digest = index.digest.clone();
+                found.push(index);
+                (digest, bytes)
             }
-        };
-        let Some((listed_by, bytes)) = listing else {
-            return Ok(());
         };
         let listing = Manifest::parse(&bytes).map_err(|e| PullError::BadManifest {
             reference: format!(
@@ -185,35 +211,37 @@ impl Found<'_> {
                 subject: subject.clone(),
                 relation: Relation::Referrer,
             };
-            self.optional(Target::pinned(&self.from.reference, &referrer.digest), link)
-                .await?;
+            let pinned = Target::pinned(&self.from.reference, &referrer.digest);
+            found.extend(self.optional(pinned, link).await?);
         }
-        Ok(())
+        Ok(found)
+    }
+
+    /// `tag` in the image's repository.
+    fn at(&self, tag: String) -> Reference {
+        Reference::with_tag(
+            self.from.reference.registry().to_owned(),
+            self.from.reference.repository().to_owned(),
+            tag,
+        )
     }
 
     /// Resolves `reference` as an artifact with `link`, if the registry has it: its
-    /// own manifest answering "not found" means there is none, which is normal. Gives
-    /// the digest of what was brought.
+    /// own manifest answering "not found" means there is none, which is normal.
     async fn optional(
-        &mut self,
+        &self,
         reference: Reference,
         link: Link,
-    ) -> Result<Option<Digest>, PullError> {
+    ) -> Result<Option<ResolvedImage>, PullError> {
         let whole = reference.whole();
-        if self.seen.contains(&whole) {
-            return Ok(None);
-        }
         let Some(source) = self.from.source.sibling(reference) else {
             return Ok(None);
         };
         match resolve(source, self.store, &self.options).await {
             Ok(mut artifact) => {
-                self.seen.insert(whole);
                 artifact.link = Some(link);
                 artifact.component = self.from.component.clone();
-                let digest = artifact.digest.clone();
-                self.artifacts.push(artifact);
-                Ok(Some(digest))
+                Ok(Some(artifact))
             }
             // Only the artifact's own manifest may be absent: a child it names that is
             // missing is a broken artifact, and an error like any other.
