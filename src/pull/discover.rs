@@ -178,8 +178,8 @@ impl Ask<'_> {
         tag: &str,
     ) -> Result<Vec<ResolvedImage>, PullError> {
         let mut found = Vec::new();
-        let (listed_by, bytes) = match self.from.source.referrers(subject).await? {
-            Some(bytes) => (subject.clone(), bytes),
+        let pages: Vec<(Digest, Vec<u8>)> = match self.from.source.referrers(subject).await? {
+            Some(pages) => pages.into_iter().map(|b| (Digest::of(&b), b)).collect(),
             None => {
                 let link = Link {
                     subject: subject.clone(),
@@ -195,24 +195,30 @@ impl Ask<'_> {
                 })?;
                 let digest = index.digest.clone();
                 found.push(index);
-                (digest, bytes)
+                vec![(digest, bytes)]
             }
         };
-        let listing = Manifest::parse(&bytes).map_err(|e| PullError::BadManifest {
-            reference: format!(
-                "the referrers of {subject} in {}",
-                self.from.reference.whole()
-            ),
-            digest: listed_by,
-            message: e.to_string(),
-        })?;
-        for referrer in listing.manifests {
-            let link = Link {
-                subject: subject.clone(),
-                relation: Relation::Referrer,
-            };
-            let pinned = Target::pinned(&self.from.reference, &referrer.digest);
-            found.extend(self.optional(pinned, link).await?);
+        let mut listed = HashSet::new();
+        for (page, bytes) in pages {
+            let listing = Manifest::parse(&bytes).map_err(|e| PullError::BadManifest {
+                reference: format!(
+                    "the referrers of {subject} in {}",
+                    self.from.reference.whole()
+                ),
+                digest: page,
+                message: e.to_string(),
+            })?;
+            for referrer in listing.manifests {
+                if !listed.insert(referrer.digest.clone()) {
+                    continue;
+                }
+                let link = Link {
+                    subject: subject.clone(),
+                    relation: Relation::Referrer,
+                };
+                let pinned = Target::pinned(&self.from.reference, &referrer.digest);
+                found.extend(self.optional(pinned, link).await?);
+            }
         }
         Ok(found)
     }

@@ -39,12 +39,12 @@ pub trait Source: Send + Sync {
         None
     }
 
-    /// The OCI referrers API's answer for `digest` (an index's exact bytes), or `None`
-    /// where the source has no such API (a registry that answers 404).
+    /// The OCI referrers API's answer for `digest` (each page's exact bytes, an index),
+    /// or `None` where the source has no such API (a registry that answers 404).
     fn referrers<'a>(
         &'a self,
         _digest: &'a Digest,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, PullError>> {
+    ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
         Box::pin(async { Ok(None) })
     }
 }
@@ -108,7 +108,7 @@ impl Source for RegistryImage {
     fn referrers<'a>(
         &'a self,
         digest: &'a Digest,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, PullError>> {
+    ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
         Box::pin(async move { Ok(self.registry.referrers(&self.reference, digest).await?) })
     }
 }

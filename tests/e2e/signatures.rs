@@ -285,6 +285,54 @@ fn referrers_come_through_the_referrers_api_where_the_registry_has_it() {
 }
 
 #[test]
+fn referrers_listed_over_several_pages_all_come() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let app = pusher.image("paged", "1", false, "amd64", &[layer(&[("a", b"p")])]);
+    let referrers: Vec<Image> = (0..3)
+        .map(|i| {
+            pusher.referrer(
+                "paged",
+                &app.manifest,
+                REPORT,
+                format!("{{\"page\":{i}}}").as_bytes(),
+            )
+        })
+        .collect();
+    // A stand-in for a registry whose referrers API answers one referrer per page.
+    let stand_in = ReferrersStandIn::start_paged(
+        &registry.addr,
+        referrers
+            .iter()
+            .map(|r| ("paged".to_owned(), r.manifest.digest.clone()))
+            .collect(),
+        1,
+    );
+    let ws = Workspace::new();
+    ws.write_definition(&definition(&[format!("{}/paged:1", stand_in.addr)], true));
+    let package = Package::read(&package_path(&ws.create(&[])));
+    assert_eq!(package.index().len(), 4);
+    for referrer in &referrers {
+        let pinned = format!("{}/paged@{}", stand_in.addr, referrer.manifest.digest);
+        assert_eq!(
+            link_of(&package, &pinned),
+            (
+                referrer.manifest.digest.clone(),
+                app.manifest.digest.clone(),
+                "referrer".into()
+            )
+        );
+        assert_carried(&package, referrer);
+    }
+    let pages: Vec<String> = stand_in
+        .asked()
+        .into_iter()
+        .filter(|p| p.contains(&app.manifest.digest))
+        .collect();
+    assert_eq!(pages.len(), 3, "{pages:?}");
+}
+
+#[test]
 fn buildx_attestation_of_the_picked_platform_comes_with_a_tag_resolved_through_its_index() {
     let registry = TestRegistry::start();
     let pusher = Pusher::new(&registry.addr);

@@ -2,7 +2,9 @@
 //! which lacks it. `GET /v2/<name>/referrers/<digest>` is answered from the registry's
 //! own content: each manifest the test names as a candidate (2.8 cannot list manifests
 //! pushed by digest only) is read from the registry, and those whose `subject` is the
-//! digest are listed, as the API lists them. Every other GET or HEAD is forwarded.
+//! digest are listed, as the API lists them, a page at a time if asked to (the next
+//! page named by a `Link: <…>; rel="next"` header). Every other GET or HEAD is
+//! forwarded.
 //! One request per connection; every response says `Connection: close`.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,6 +23,15 @@ impl ReferrersStandIn {
     /// Serves `upstream`'s content; `candidates` are `(repository, digest)` of the
     /// manifests that may be referrers.
     pub fn start(upstream: &str, candidates: Vec<(String, String)>) -> Self {
+        Self::start_paged(upstream, candidates, usize::MAX)
+    }
+
+    /// As [`start`](Self::start), listing at most `page_size` referrers per answer.
+    pub fn start_paged(
+        upstream: &str,
+        candidates: Vec<(String, String)>,
+        page_size: usize,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -37,7 +48,7 @@ impl ReferrersStandIn {
                             let (upstream, candidates, asked) =
                                 (upstream.clone(), candidates.clone(), asked.clone());
                             std::thread::spawn(move || {
-                                let _ = serve(client, &upstream, &candidates, &asked);
+                                let _ = serve(client, &upstream, &candidates, page_size, &asked);
                             });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -72,6 +83,7 @@ fn serve(
     client_stream: TcpStream,
     upstream: &str,
     candidates: &[(String, String)],
+    page_size: usize,
     asked: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     client_stream.set_nonblocking(false)?;
@@ -106,10 +118,30 @@ fn serve(
         .and_then(|rest| rest.split_once("/referrers/"))
     {
         asked.lock().unwrap().push(path.clone());
-        let body = listing(upstream, name, digest, candidates);
+        let (digest, page): (&str, usize) = match digest.split_once("?page=") {
+            Some((digest, page)) => (digest, page.parse().unwrap_or(0)),
+            None => (digest, 0),
+        };
+        let all = listing(upstream, name, digest, candidates);
+        let start = page.saturating_mul(page_size).min(all.len());
+        let end = start.saturating_add(page_size).min(all.len());
+        let link = if end < all.len() {
+            format!(
+                "Link: </v2/{name}/referrers/{digest}?page={}>; rel=\"next\"\r\n",
+                page + 1
+            )
+        } else {
+            String::new()
+        };
+        let body = serde_json::to_string(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": &all[start..end],
+        }))
+        .unwrap();
         return write!(
             out,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\n{link}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
     }
@@ -165,7 +197,12 @@ fn serve(
 
 /// The referrers index of `digest` in `name`: the candidates there whose `subject` is
 /// `digest`, each described by its artifact type and annotations.
-fn listing(upstream: &str, name: &str, digest: &str, candidates: &[(String, String)]) -> String {
+fn listing(
+    upstream: &str,
+    name: &str,
+    digest: &str,
+    candidates: &[(String, String)],
+) -> Vec<serde_json::Value> {
     let mut manifests = Vec::new();
     for (repo, candidate) in candidates.iter().filter(|(repo, _)| repo == name) {
         let response = client()
@@ -197,10 +234,5 @@ fn listing(upstream: &str, name: &str, digest: &str, candidates: &[(String, Stri
         }
         manifests.push(descriptor);
     }
-    serde_json::to_string(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": manifests,
-    }))
-    .unwrap()
+    manifests
 }
