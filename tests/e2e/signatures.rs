@@ -7,7 +7,7 @@ use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::referrers::ReferrersStandIn;
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
 
 const REPORT: &str = "application/vnd.example.report+json";
 
@@ -386,6 +386,10 @@ fn allow_index_brings_the_signatures_of_the_index_and_of_every_platform() {
     let pinned = format!("{}/idx@{}", registry.addr, index.digest);
     ws.write_definition(&definition(std::slice::from_ref(&pinned), false));
     let path = package_path(&ws.create(&["--allow-index", "--with-signatures"]));
+    let first = sha256_file(&path);
+    // Discovery asks concurrently, yet the package is the same byte for byte.
+    let again = package_path(&ws.create(&["--allow-index", "--with-signatures"]));
+    assert_eq!(sha256_file(&again), first);
     let package = Package::read(&path);
     assert_eq!(package.index().len(), 4);
     for (signature, subject) in signatures
