@@ -1,5 +1,6 @@
 //! Seeds a registry with demo content that it builds itself: a docker image, a
-//! multi-platform OCI index, a Helm chart, a cosign signature and an SBOM artifact.
+//! multi-platform OCI index, a Helm chart, a cosign signature and attestation of the
+//! docker image (found by `withSignatures: true`) and an SBOM artifact.
 //!
 //! Usage: `cargo run --example seed -- 127.0.0.1:5555`
 
@@ -45,10 +46,11 @@ fn main() {
     );
     pusher.helm_chart("demo/charts/web", "0.1.0");
     pusher.cosign_signature("demo/web", &web.manifest);
+    pusher.cosign_attestation("demo/web", &web.manifest);
     pusher.empty_config_artifact(
         "demo/web-sbom",
         "1.0",
         br#"{"spdxVersion":"SPDX-2.3","name":"web"}"#,
     );
-    println!("seeded {addr} with demo/web:1.0, demo/api:2.0 (amd64+arm64), demo/charts/web:0.1.0, a signature and an SBOM");
+    println!("seeded {addr} with demo/web:1.0, demo/api:2.0 (amd64+arm64), demo/charts/web:0.1.0, its signature and attestation, and an SBOM");
 }

@@ -25,9 +25,17 @@ package=$(target/release/pkgr create examples/demo --output demo-out | tail -n 1
 echo "==> pkgr inspect --verify $package" >&2
 target/release/pkgr inspect --verify "$package"
 
+echo "==> the package carries demo/web's signature and attestation" >&2
+target/release/pkgr inspect "$package" | grep -F "$addr/demo/web:1.0  signature, attestation" >&2
+
 far=$(mktemp -d)
 start_registry "$far_side" "$far"
 echo "==> pkgr push $package $far_side" >&2
 target/release/pkgr push "$package" "$far_side"
+echo "==> the far side has demo/web's signature and attestation under cosign's tags" >&2
+tags=$(curl -fsS "http://$far_side/v2/demo/web/tags/list")
+for suffix in sig att; do
+  grep -q "sha256-[0-9a-f]*\.$suffix" <<<"$tags" || { echo "no .$suffix tag on $far_side: $tags" >&2; exit 1; }
+done
 
 echo "$package"

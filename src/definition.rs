@@ -17,6 +17,9 @@ pub struct Definition {
     pub components: Vec<Component>,
     /// Features of a Zarf package that pkgr does not carry, one sentence each.
     pub warnings: Vec<String>,
+    /// `withSignatures: true`: bring each image's signatures, attestations, SBOMs and
+    /// referrers (as `--with-signatures` does).
+    pub with_signatures: bool,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -89,6 +92,8 @@ impl fmt::Display for DefinitionError {
 struct PkgrFile {
     kind: String,
     metadata: PkgrMetadata,
+    #[serde(default, rename = "withSignatures")]
+    with_signatures: bool,
     #[serde(default)]
     components: Vec<PkgrComponent>,
 }
@@ -210,10 +215,12 @@ pub fn parse(
         )
     })?;
     let kind: KindOnly = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
+    let mut with_signatures = false;
     let (meta, components, mut warnings) = match kind.kind.as_deref() {
         Some("PkgrPackage") => {
             let file: PkgrFile = serde_yaml_ng::from_str(text).map_err(yaml_err)?;
             debug_assert_eq!(file.kind, "PkgrPackage");
+            with_signatures = file.with_signatures;
             let meta = (
                 file.metadata.name,
                 file.metadata.version,
@@ -354,6 +361,7 @@ pub fn parse(
         },
         components: validated,
         warnings,
+        with_signatures,
     })
 }
 
@@ -413,6 +421,21 @@ mod tests {
             def.components[0].images[0].full(),
             "docker.io/library/nginx:1.25"
         );
+    }
+
+    #[test]
+    fn with_signatures_is_read_at_package_level_and_must_be_a_boolean() {
+        let images = "components:\n  - name: web\n    images:\n      - nginx:1.25\n";
+        let head = "kind: PkgrPackage\nmetadata:\n  name: demo\n";
+        assert!(
+            !parse_str(&format!("{head}{images}"))
+                .unwrap()
+                .with_signatures
+        );
+        let def = parse_str(&format!("{head}withSignatures: true\n{images}")).unwrap();
+        assert!(def.with_signatures);
+        let err = parse_str(&format!("{head}withSignatures: maybe\n{images}")).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
     }
 
     #[test]

@@ -131,6 +131,16 @@ fn print_human(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
             image.digest
         )?;
     }
+    let signed = summary.signed();
+    if !signed.is_empty() {
+        writeln!(
+            out,
+            "\nsigned or attested (artifacts listed above, linked by digest):"
+        )?;
+        for (subject, relations) in &signed {
+            writeln!(out, "  {}  {}", esc(subject), esc(&relations.join(", ")))?;
+        }
+    }
     if !summary.other_files.is_empty() {
         writeln!(out, "\nother files (verified, never pushed):")?;
         for file in &summary.other_files {

@@ -104,6 +104,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub allow_index: bool,
 
+    /// Also bring each image's cosign signatures, attestations and SBOMs and its OCI
+    /// referrers (as `withSignatures: true` in pkgr.yaml does)
+    #[arg(long)]
+    pub with_signatures: bool,
+
     /// Blob cache directory [default: $PKGR_CACHE_DIR, $XDG_CACHE_HOME/pkgr, ~/.cache/pkgr]
     #[arg(long, conflicts_with = "no_cache")]
     pub cache: Option<PathBuf>,

@@ -19,7 +19,7 @@ use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
 use crate::progress::human_bytes;
 use crate::pull::{BlobJob, Fetcher, Pulled, ResolvedImage};
-use crate::store::layout::{annotations_for, IndexEntry, Layout};
+use crate::store::layout::{annotations_for, IndexEntry, Layout, RELATION, SUBJECT};
 use crate::store::seal::{seal, Misnamed, SealError, Sealed};
 use crate::store::{link_or_copy, Store, StoreError};
 
@@ -244,11 +244,16 @@ pub fn file_name(meta: &Metadata, compressed: bool) -> String {
 }
 
 fn index_entry(image: &ResolvedImage) -> IndexEntry {
+    let mut annotations = annotations_for(&image.reference.whole());
+    if let Some(link) = &image.link {
+        annotations.insert(SUBJECT.to_owned(), link.subject.to_string());
+        annotations.insert(RELATION.to_owned(), link.relation.as_str().to_owned());
+    }
     IndexEntry {
         media_type: image.media_type.clone(),
         digest: image.digest.clone(),
         size: image.size,
-        annotations: annotations_for(&image.reference.whole()),
+        annotations,
         platform: image.platform.clone(),
     }
 }

@@ -39,6 +39,12 @@ pub struct BuiltImage {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<String>,
+    /// For an artifact brought with `--with-signatures`: the digest it describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    /// How it relates to that digest (`signature`, `attestation`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
 }
 
 impl BuiltDefinition {
@@ -56,6 +62,8 @@ impl BuiltDefinition {
                         media_type: image.media_type.clone(),
                         kind: image.kind.to_string(),
                         platform: image.platform.as_ref().map(ToString::to_string),
+                        subject: image.link.as_ref().map(|l| l.subject.clone()),
+                        relation: image.link.as_ref().map(|l| l.relation.as_str().to_owned()),
                     })
                     .collect(),
             })

@@ -89,6 +89,14 @@ pub struct SummaryImage {
     /// Manifest, children, configs and layers, each counted once.
     pub size: u64,
     pub component: Option<String>,
+    /// For a signature, attestation, SBOM or referrer brought with `--with-signatures`:
+    /// the digest of the manifest it describes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// How it relates to its subject (`signature`, `attestation`, `sbom`, `referrer`,
+    /// `referrers-tag`, `buildx-attestation`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relation: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -208,6 +216,41 @@ const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 /// Small blobs kept in memory on the chance that they are configs.
 const SPECULATIVE_BUDGET: u64 = 64 * 1024 * 1024;
 
+impl Summary {
+    /// Each image that artifacts describe, named by its references (or by its digest
+    /// when no entry has it, as for one platform of a kept index), with how each
+    /// artifact relates to it, in package order.
+    pub fn signed(&self) -> Vec<(String, Vec<&str>)> {
+        let mut signed: Vec<(&str, Vec<&str>)> = Vec::new();
+        for image in &self.images {
+            let (Some(subject), Some(relation)) = (&image.subject, &image.relation) else {
+                continue;
+            };
+            match signed.iter_mut().find(|(s, _)| s == subject) {
+                Some((_, relations)) => relations.push(relation),
+                None => signed.push((subject, vec![relation])),
+            }
+        }
+        signed
+            .into_iter()
+            .map(|(subject, relations)| {
+                let names: Vec<&str> = self
+                    .images
+                    .iter()
+                    .filter(|i| i.digest.to_string() == subject)
+                    .map(|i| i.reference.as_str())
+                    .collect();
+                let name = if names.is_empty() {
+                    subject.to_owned()
+                } else {
+                    names.join(", ")
+                };
+                (name, relations)
+            })
+            .collect()
+    }
+}
+
 fn build(
     zarf: bool,
     definition: &[u8],
@@ -314,6 +357,8 @@ fn build(
             size: blobs.values().fold(0, |a, b| a.saturating_add(*b)),
             component,
             reference,
+            subject: entry.link().map(|(subject, _)| subject.to_owned()),
+            relation: entry.link().map(|(_, relation)| relation.to_owned()),
         });
     }
     let totals = Totals {

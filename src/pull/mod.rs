@@ -1,12 +1,15 @@
-//! The pull pipeline: resolve each reference through its [`Source`], plan the unique
-//! blobs, and fetch them into the content-addressed store through one per-digest
-//! table. Fetching an image's blobs starts as soon as that image is resolved.
+//! The pull pipeline: resolve each reference through its [`Source`], discover what
+//! travels with it (`--with-signatures`, see `discover`), plan the unique blobs, and
+//! fetch them into the content-addressed store through one per-digest table. Fetching
+//! an image's blobs starts as soon as that image is resolved.
 
+mod discover;
 mod fetch;
 mod plan;
 mod resolve;
 mod source;
 
+pub use discover::{discover, Link, Relation};
 pub use fetch::Fetcher;
 pub use plan::{BlobJob, Plan};
 pub use resolve::{resolve, IndexPlatform, ResolveOptions, ResolvedImage};
@@ -119,6 +122,13 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
+    /// `--with-signatures` could not tell whether an image has signatures or referrers.
+    #[error("cannot look for the signatures, attestations and referrers of {reference}")]
+    Discovery {
+        reference: String,
+        #[source]
+        source: Box<PullError>,
+    },
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
@@ -161,6 +171,7 @@ impl PullError {
         match self {
             Self::Store { source, .. } => source.no_space(),
             Self::Shared(e) => e.no_space(),
+            Self::Discovery { source, .. } => source.no_space(),
             _ => None,
         }
     }
@@ -171,6 +182,9 @@ impl Hint for PullError {
         match self {
             Self::Registry(e) => e.hint(),
             Self::Shared(e) => e.hint(),
+            Self::Discovery { source, .. } => Some(source.hint().unwrap_or_else(|| {
+                "without --with-signatures (or withSignatures: true) the images are packaged without them".into()
+            })),
             Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::Stalled { .. } => Some(crate::registry::STALLED_HINT.into()),
             Self::IndexRefused {
@@ -257,6 +271,9 @@ pub struct PullOptions {
     pub resolve_concurrency: usize,
     /// The most one blob may declare (see [`crate::space::DEFAULT_MAX_BLOB_SIZE`]).
     pub max_blob_size: u64,
+    /// Discover each image's signatures, attestations, SBOMs and referrers
+    /// (`--with-signatures`), which then travel as images of their own.
+    pub with_signatures: bool,
 }
 
 /// Resolves every image of the definition, several at a time, and fetches each
@@ -284,31 +301,35 @@ pub async fn pull(
 
     let store = fetcher.store();
     let mut resolving = stream::iter(unique.into_values())
-        .map(|reference| resolve(open(&reference), store, &options.resolve))
+        .map(|reference| resolve_and_discover(open(&reference), store, options))
         .buffer_unordered(options.resolve_concurrency.max(1));
     let mut fetching = FuturesUnordered::new();
     let mut plan = Plan::new(options.max_blob_size);
     let mut demand = Demand::default();
     let mut manifests_counted = HashSet::new();
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
+    let mut artifacts: BTreeMap<String, Vec<ResolvedImage>> = BTreeMap::new();
     let mut resolving_done = false;
     loop {
         tokio::select! {
             next = resolving.next(), if !resolving_done => match next {
-                Some(image) => {
-                    let image = image?;
-                    let jobs = plan.add(&image)?;
-                    if let Some(space) = space {
-                        add_demand(&mut demand, &mut manifests_counted, store, &image, &jobs);
-                        space.check(&demand)?;
+                Some(found) => {
+                    let (image, found) = found?;
+                    for image in std::iter::once(&image).chain(&found) {
+                        let jobs = plan.add(image)?;
+                        if let Some(space) = space {
+                            add_demand(&mut demand, &mut manifests_counted, store, image, &jobs);
+                            space.check(&demand)?;
+                        }
+                        // Cannot wrap: the plan refuses blobs that add up past MAX_SIZE.
+                        reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
+                        // In plan order, largest first: the download semaphore is fair, so
+                        // the big blobs of each image get the first slots.
+                        for job in jobs {
+                            fetching.push(async move { fetcher.fetch(&job).await });
+                        }
                     }
-                    // Cannot wrap: the plan refuses blobs that add up past MAX_SIZE.
-                    reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
-                    // In plan order, largest first: the download semaphore is fair, so
-                    // the big blobs of each image get the first slots.
-                    for job in jobs {
-                        fetching.push(async move { fetcher.fetch(&job).await });
-                    }
+                    artifacts.insert(image.reference.whole(), found);
                     resolved.insert(image.reference.whole(), image);
                 }
                 None => resolving_done = true,
@@ -330,10 +351,39 @@ pub async fn pull(
                     entry.component = component.name.clone();
                     images.push(entry);
                 }
+                // Each artifact right after its image, under the same component; one
+                // that two images share comes once.
+                for artifact in artifacts.get(&image.full()).into_iter().flatten() {
+                    if seen.insert(artifact.reference.whole()) {
+                        let mut artifact = artifact.clone();
+                        artifact.component = component.name.clone();
+                        images.push(artifact);
+                    }
+                }
             }
         }
     }
     Ok(Pulled { images, plan })
+}
+
+/// Resolves one reference and, with `--with-signatures`, discovers what travels with it.
+async fn resolve_and_discover(
+    source: Arc<dyn Source>,
+    store: &Store,
+    options: &PullOptions,
+) -> Result<(ResolvedImage, Vec<ResolvedImage>), PullError> {
+    let image = resolve(source, store, &options.resolve).await?;
+    let found = if options.with_signatures {
+        discover(&image, store, &options.resolve)
+            .await
+            .map_err(|source| PullError::Discovery {
+                reference: image.reference.whole(),
+                source: Box::new(source),
+            })?
+    } else {
+        Vec::new()
+    };
+    Ok((image, found))
 }
 
 /// Adds what an image newly brings to the package, and what of it is still to be

@@ -159,6 +159,8 @@ mod tests {
                 .iter()
                 .map(|(bytes, size)| Descriptor::new("x", Digest::of(bytes), *size))
                 .collect(),
+            buildx_attestations: Vec::new(),
+            link: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::discover::Link;
 use super::{PullError, Source};
 use crate::digest::Digest;
 use crate::manifest::walk::{Role, Walk};
@@ -36,6 +37,11 @@ pub struct ResolvedImage {
     pub manifests: Vec<(Digest, u64)>,
     /// Configs and layers of every manifest kept, by the walker's rule.
     pub blobs: Vec<Descriptor>,
+    /// The buildx attestation manifests that the index a tag resolved through holds
+    /// for the platform picked (found there, not fetched).
+    pub buildx_attestations: Vec<Digest>,
+    /// For an artifact that discovery brought: its subject and how it relates.
+    pub link: Option<Link>,
 }
 
 /// One platform of an index, for the refusal's listing.
@@ -72,6 +78,8 @@ pub async fn resolve(
         size,
         platform: None,
         source: source.clone(),
+        buildx_attestations: Vec::new(),
+        link: None,
     };
 
     if !manifest.is_index() || options.allow_index {
@@ -108,7 +116,13 @@ pub async fn resolve(
         });
     };
     let (manifests, blobs) = keep_all(&source, store, picked.clone(), &picked_manifest).await?;
+    let buildx_attestations = platforms
+        .iter()
+        .find(|p| p.digest == picked.digest)
+        .map(|p| p.attestations.clone())
+        .unwrap_or_default();
     Ok(ResolvedImage {
+        buildx_attestations,
         media_type: picked_manifest.effective_media_type().to_owned(),
         kind: picked_manifest.kind(),
         manifests,

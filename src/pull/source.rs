@@ -31,6 +31,22 @@ pub trait Source: Send + Sync {
         digest: &'a Digest,
         offset: u64,
     ) -> BoxFuture<'a, Result<(BlobStream, bool), PullError>>;
+
+    /// The same place, for another reference in the same repository: what discovery
+    /// reads signatures and referrers through. `None` (the default) for a source that
+    /// holds only the images it was asked for, which then gets no discovery.
+    fn sibling(&self, _reference: Reference) -> Option<Arc<dyn Source>> {
+        None
+    }
+
+    /// The OCI referrers API's answer for `digest` (each page's exact bytes, an index),
+    /// or `None` where the source has no such API (a registry that answers 404).
+    fn referrers<'a>(
+        &'a self,
+        _digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 impl std::fmt::Debug for dyn Source {
@@ -83,5 +99,16 @@ impl Source for RegistryImage {
         offset: u64,
     ) -> BoxFuture<'a, Result<(BlobStream, bool), PullError>> {
         Box::pin(async move { Ok(self.registry.blob(&self.reference, digest, offset).await?) })
+    }
+
+    fn sibling(&self, reference: Reference) -> Option<Arc<dyn Source>> {
+        Some(Self::open(self.registry.clone(), reference))
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        digest: &'a Digest,
+    ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
+        Box::pin(async move { Ok(self.registry.referrers(&self.reference, digest).await?) })
     }
 }

@@ -3,7 +3,8 @@
 //! all images: every repository is asked (HEAD, in parallel) which it has, then each
 //! missing blob is mounted from a repository that has it or uploaded straight from the
 //! package, hashed again as it streams. Manifests follow byte-exact, children before
-//! their index, by digest then by tag.
+//! their index, by digest then by tag, and artifacts (signatures, referrers) after the
+//! images they describe.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -21,7 +22,7 @@ use crate::package::reader::PackageBytes;
 use crate::progress::Reporter;
 use crate::reference::{parse_reference, ReferenceError, Target};
 use crate::registry::{Registry, RegistryError};
-use crate::store::layout::LayoutIndex;
+use crate::store::layout::{IndexEntry, LayoutIndex};
 pub use present::Present;
 
 /// Why one image was not pushed.
@@ -217,7 +218,22 @@ fn plan_images(
     let parsed = ParsedManifests::new(manifests);
     let mut collected: HashMap<&Digest, Collected> = HashMap::new();
     let mut images = Vec::new();
-    for entry in &index.manifests {
+    // A manifest with a subject goes after its subject: entries that describe another
+    // (linked by `--with-signatures`, or whose manifest names a `subject`) come after
+    // every other entry, in index order, where a signature of an attestation already
+    // follows the attestation.
+    let describes = |entry: &&IndexEntry| {
+        entry.link().is_some()
+            || parsed
+                .get(&entry.digest)
+                .is_some_and(|m| m.subject.is_some())
+    };
+    let subjects_first = index
+        .manifests
+        .iter()
+        .filter(|e| !describes(e))
+        .chain(index.manifests.iter().filter(describes));
+    for entry in subjects_first {
         let source = entry.reference().unwrap_or("(unnamed)").to_owned();
         let source_ref = match parse_reference(&source) {
             Ok(reference) => reference,

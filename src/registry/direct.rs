@@ -95,6 +95,50 @@ impl DirectClient {
         if status != StatusCode::OK {
             return Err(self.refusal(response, &url).await);
         }
+        self.read_manifest(response).await
+    }
+
+    /// One page of the referrers index of `digest` (OCI 1.1 referrers API), read as a
+    /// manifest is, with the next page's URL if its `Link` header names one; `None`
+    /// when the registry answers 404, as one without the API does. `page` is that URL
+    /// for every page after the first.
+    pub async fn referrers(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+        page: Option<&str>,
+        auth: &RegistryAuth,
+    ) -> Result<Option<(ManifestBody, Option<String>)>, OciDistributionError> {
+        let url = match page {
+            Some(url) => url.to_owned(),
+            None => self.url(reference, &format!("referrers/{digest}")),
+        };
+        let response = self
+            .send(reference, Access::Pull, auth, || {
+                self.client
+                    .get(&url)
+                    .header(ACCEPT, crate::manifest::OCI_INDEX)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK => {
+                let next = response
+                    .headers()
+                    .get(reqwest::header::LINK)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|link| next_page(response.url(), link));
+                Ok(Some((self.read_manifest(response).await?, next)))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.refusal(response, &url).await),
+        }
+    }
+
+    /// A manifest-sized body, read no further than [`MAX_MANIFEST_BYTES`].
+    async fn read_manifest(
+        &self,
+        response: Response,
+    ) -> Result<ManifestBody, OciDistributionError> {
         if let Some(len) = response
             .content_length()
             .filter(|l| *l > MAX_MANIFEST_BYTES)
@@ -392,6 +436,21 @@ impl DirectClient {
     }
 }
 
+/// The `rel="next"` target of a `Link` header (`<url>; rel="next"`), resolved against
+/// the URL it came with. Only a page on the same origin is followed: credentials go
+/// with it.
+fn next_page(current: &reqwest::Url, link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let url = current.join(target).ok()?;
+        (next && same_origin(current, &url)).then(|| url.to_string())
+    })
+}
+
 fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
@@ -470,6 +529,25 @@ fn host(registry: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_page_of_referrers_is_the_link_header_s_rel_next_on_the_same_origin() {
+        let current =
+            reqwest::Url::parse("http://127.0.0.1:5000/v2/app/referrers/sha256:ab").unwrap();
+        assert_eq!(
+            next_page(
+                &current,
+                r#"</v2/app/referrers/sha256:ab?n=1&last=x>; rel="next""#
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:5000/v2/app/referrers/sha256:ab?n=1&last=x")
+        );
+        assert_eq!(next_page(&current, r#"</elsewhere>; rel="prev""#), None);
+        assert_eq!(
+            next_page(&current, r#"<http://other.example/v2/x>; rel="next""#),
+            None
+        );
+    }
 
     #[test]
     fn proof_goes_to_the_registry_s_own_scheme_host_and_port_only() {

@@ -38,6 +38,10 @@ pub struct Transport {
     pub timeout: Duration,
 }
 
+/// The most pages of one digest's referrers that are read: each may list up to 10,000
+/// (`manifest::bounded`), far more artifacts than any image carries.
+pub const MAX_REFERRER_PAGES: usize = 64;
+
 /// `--timeout`'s default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -103,6 +107,8 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{what} run past {MAX_REFERRER_PAGES} pages")]
+    TooManyReferrerPages { what: String },
     #[error("cannot read the CA file {}", path.display())]
     CaFile {
         path: PathBuf,
@@ -254,6 +260,51 @@ impl Registry {
                     e,
                 )
             })
+    }
+
+    /// The referrers API's answer for `digest` in the reference's repository: each
+    /// page's exact bytes (an index), following `Link: <…>; rel="next"` for at most
+    /// [`MAX_REFERRER_PAGES`] pages, or `None` when the registry answers 404 (it has no
+    /// such API, as docker-registry 2.8 has not). Any other failure is an error.
+    pub async fn referrers(
+        &self,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Vec<u8>>>, RegistryError> {
+        let what = format!("the referrers of {digest} in {}", reference.whole());
+        let auth = self.credentials.for_registry(reference.registry())?;
+        let mut pages = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = next.as_deref();
+            let answer = retry::with_retry(|| self.http.referrers(reference, digest, page, &auth))
+                .await
+                .map_err(|e| self.classify(reference, &what, e))?;
+            let (body, following) = match answer {
+                // A 404 on a later page is a registry that lost its place: an error.
+                None if pages.is_empty() => return Ok(None),
+                None => {
+                    return Err(RegistryError::NotFound {
+                        reference: format!("{what}, page {}", pages.len() + 1),
+                    })
+                }
+                Some(answer) => answer,
+            };
+            match body {
+                ManifestBody::Whole(bytes) => pages.push(bytes),
+                ManifestBody::TooLarge { read } => {
+                    return Err(RegistryError::ManifestTooLarge {
+                        reference: what,
+                        size: read,
+                    })
+                }
+            }
+            match following {
+                Some(url) if pages.len() < MAX_REFERRER_PAGES => next = Some(url),
+                Some(_) => return Err(RegistryError::TooManyReferrerPages { what }),
+                None => return Ok(Some(pages)),
+            }
+        }
     }
 
     pub fn classify(

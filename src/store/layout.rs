@@ -13,6 +13,11 @@ use crate::manifest::{Descriptor, Platform, OCI_INDEX};
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// On an artifact's entry (`--with-signatures`): the digest of the manifest it describes.
+pub const SUBJECT: &str = "dev.pkgr.subject";
+/// On an artifact's entry: how it relates to its subject (`signature`, `attestation`,
+/// `sbom`, `referrer`, `referrers-tag`, `buildx-attestation`).
+pub const RELATION: &str = "dev.pkgr.relation";
 const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
 /// One image reference in `index.json`.
@@ -36,6 +41,14 @@ impl IndexEntry {
             .get(BASE_NAME)
             .or_else(|| self.annotations.get(REF_NAME))
             .map(String::as_str)
+    }
+
+    /// For an artifact brought with its image: its subject's digest and relation.
+    pub fn link(&self) -> Option<(&str, &str)> {
+        Some((
+            self.annotations.get(SUBJECT)?.as_str(),
+            self.annotations.get(RELATION).map_or("", String::as_str),
+        ))
     }
 
     /// The entry as a root for the manifest walker.

@@ -16,5 +16,6 @@ mod index;
 mod inspect;
 mod push;
 mod signals;
+mod signatures;
 mod snapshots;
 mod tar_headers;

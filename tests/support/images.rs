@@ -79,6 +79,19 @@ pub fn layer(files: &[(&str, &[u8])]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// The simplesigning payload cosign signs for the image `digest` in `repo`.
+pub fn simple_signing(repo: &str, digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": repo},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": null,
+    }))
+    .unwrap()
+}
+
 /// Pushes blobs and manifests to one registry over HTTP.
 pub struct Pusher {
     base: String,
@@ -197,6 +210,21 @@ impl Pusher {
         assert!(
             response.status().is_success(),
             "{repo}:{reference}: {}",
+            response.status()
+        );
+        response.bytes().unwrap().to_vec()
+    }
+
+    /// The bytes the registry serves for blob `digest` of `repo`.
+    pub fn get_blob(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let response = self
+            .client
+            .get(format!("{}/v2/{repo}/blobs/{digest}", self.base))
+            .send()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{repo}@{digest}: {}",
             response.status()
         );
         response.bytes().unwrap().to_vec()
@@ -389,16 +417,13 @@ impl Pusher {
     /// A cosign signature for `signed`, under cosign's `sha256-<hex>.sig` tag: an
     /// uncompressed JSON layer that must never be recompressed.
     pub fn cosign_signature(&self, repo: &str, signed: &Pushed) -> Image {
-        let payload = serde_json::to_vec(&serde_json::json!({
-            "critical": {
-                "identity": {"docker-reference": repo},
-                "image": {"docker-manifest-digest": signed.digest},
-                "type": "cosign container image signature",
-            },
-            "optional": null,
-        }))
-        .unwrap();
-        let layer = self.blob(repo, COSIGN_LAYER, payload);
+        self.cosign_signature_with(repo, signed, "MEUCIQDfake+signature+for+tests==")
+    }
+
+    /// As [`cosign_signature`](Self::cosign_signature), carrying `signature` (base64 of
+    /// an ASN.1 ECDSA signature over [`simple_signing`]'s payload) as cosign does.
+    pub fn cosign_signature_with(&self, repo: &str, signed: &Pushed, signature: &str) -> Image {
+        let layer = self.blob(repo, COSIGN_LAYER, simple_signing(repo, &signed.digest));
         let config = self.blob(
             repo,
             OCI_CONFIG,
@@ -407,7 +432,7 @@ impl Pusher {
         );
         let mut layer_desc = layer.descriptor();
         layer_desc["annotations"] = serde_json::json!({
-            "dev.cosignproject.cosign/signature": "MEUCIQDfake+signature+for+tests==",
+            "dev.cosignproject.cosign/signature": signature,
         });
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
@@ -423,6 +448,120 @@ impl Pusher {
             config,
             layers: vec![layer],
         }
+    }
+
+    /// A cosign attestation for `subject`, under cosign's `sha256-<hex>.att` tag: one
+    /// DSSE envelope layer whose payload is an in-toto statement about the subject.
+    pub fn cosign_attestation(&self, repo: &str, subject: &Pushed) -> Image {
+        use base64::Engine;
+        let statement = serde_json::to_vec(&serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "predicateType": "https://slsa.dev/provenance/v1",
+            "subject": [{"name": repo, "digest": {"sha256": subject.digest.trim_start_matches("sha256:")}}],
+            "predicate": {"buildDefinition": {"buildType": "pkgr-tests"}},
+        }))
+        .unwrap();
+        let envelope = serde_json::to_vec(&serde_json::json!({
+            "payloadType": "application/vnd.in-toto+json",
+            "payload": base64::engine::general_purpose::STANDARD.encode(statement),
+            "signatures": [{"keyid": "", "sig": "MEQCIFfake+attestation+signature=="}],
+        }))
+        .unwrap();
+        let layer = self.blob(repo, "application/vnd.dsse.envelope.v1+json", envelope);
+        let mut layer_desc = layer.descriptor();
+        layer_desc["annotations"] =
+            serde_json::json!({"predicateType": "https://slsa.dev/provenance/v1"});
+        self.cosign_manifest(repo, subject, "att", layer, layer_desc)
+    }
+
+    /// A cosign SBOM for `subject`, under cosign's `sha256-<hex>.sbom` tag.
+    pub fn cosign_sbom(&self, repo: &str, subject: &Pushed) -> Image {
+        let sbom = format!(
+            r#"{{"spdxVersion":"SPDX-2.3","name":"{repo}@{}"}}"#,
+            subject.digest
+        );
+        let layer = self.blob(repo, "text/spdx+json", sbom.into_bytes());
+        let layer_desc = layer.descriptor();
+        self.cosign_manifest(repo, subject, "sbom", layer, layer_desc)
+    }
+
+    /// A cosign-style manifest of one layer under `sha256-<hex>.<suffix>`.
+    fn cosign_manifest(
+        &self,
+        repo: &str,
+        subject: &Pushed,
+        suffix: &str,
+        layer: Pushed,
+        layer_desc: serde_json::Value,
+    ) -> Image {
+        let config = self.blob(
+            repo,
+            OCI_CONFIG,
+            br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec(),
+        );
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": config.descriptor(),
+            "layers": [layer_desc],
+        }))
+        .unwrap();
+        let tag = format!("{}.{suffix}", subject.digest.replace(':', "-"));
+        let manifest = self.manifest(repo, &tag, OCI_MANIFEST, manifest);
+        Image {
+            manifest,
+            config,
+            layers: vec![layer],
+        }
+    }
+
+    /// An OCI 1.1 referrer of `subject`: `artifactType`, the empty config and a
+    /// `subject` field, pushed by digest only (as `oras attach` does).
+    pub fn referrer(
+        &self,
+        repo: &str,
+        subject: &Pushed,
+        artifact_type: &str,
+        content: &[u8],
+    ) -> Image {
+        let config = self.blob(repo, EMPTY_CONFIG, b"{}".to_vec());
+        let layer = self.blob(repo, artifact_type, content.to_vec());
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": config.descriptor(),
+            "layers": [layer.descriptor()],
+            "subject": subject.descriptor(),
+            "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
+        }))
+        .unwrap();
+        let manifest = self.manifest(repo, "", OCI_MANIFEST, manifest);
+        Image {
+            manifest,
+            config,
+            layers: vec![layer],
+        }
+    }
+
+    /// The referrers-tag fallback of OCI 1.1: an index of `referrers`, each with its
+    /// artifact type, under the tag `sha256-<hex>` of `subject`.
+    pub fn referrers_tag(
+        &self,
+        repo: &str,
+        subject: &Pushed,
+        referrers: &[(&Image, &str)],
+    ) -> Pushed {
+        let entries = referrers
+            .iter()
+            .map(|(image, artifact_type)| {
+                let mut desc = image.manifest.descriptor();
+                desc["artifactType"] = (*artifact_type).into();
+                desc
+            })
+            .collect();
+        self.raw_index(repo, &subject.digest.replace(':', "-"), entries)
     }
 
     /// An OCI 1.1 artifact: the empty config and an `artifactType`.

@@ -6,6 +6,7 @@
 pub mod images;
 pub mod package;
 pub mod proxy;
+pub mod referrers;
 pub mod registry;
 pub mod tarfix;
 pub mod tmpfs;

@@ -1,0 +1,238 @@
+//! A stand-in for the OCI 1.1 referrers API, in front of Debian's docker-registry 2.8,
+//! which lacks it. `GET /v2/<name>/referrers/<digest>` is answered from the registry's
+//! own content: each manifest the test names as a candidate (2.8 cannot list manifests
+//! pushed by digest only) is read from the registry, and those whose `subject` is the
+//! digest are listed, as the API lists them, a page at a time if asked to (the next
+//! page named by a `Link: <…>; rel="next"` header). Every other GET or HEAD is
+//! forwarded.
+//! One request per connection; every response says `Connection: close`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct ReferrersStandIn {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    asked: Arc<Mutex<Vec<String>>>,
+}
+
+impl ReferrersStandIn {
+    /// Serves `upstream`'s content; `candidates` are `(repository, digest)` of the
+    /// manifests that may be referrers.
+    pub fn start(upstream: &str, candidates: Vec<(String, String)>) -> Self {
+        Self::start_paged(upstream, candidates, usize::MAX)
+    }
+
+    /// As [`start`](Self::start), listing at most `page_size` referrers per answer.
+    pub fn start_paged(
+        upstream: &str,
+        candidates: Vec<(String, String)>,
+        page_size: usize,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let candidates = Arc::new(candidates);
+        let upstream = format!("http://{upstream}");
+        {
+            let (stop, asked) = (stop.clone(), asked.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let (upstream, candidates, asked) =
+                                (upstream.clone(), candidates.clone(), asked.clone());
+                            std::thread::spawn(move || {
+                                let _ = serve(client, &upstream, &candidates, page_size, &asked);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            });
+        }
+        Self { addr, stop, asked }
+    }
+
+    /// The paths of the referrers requests answered so far.
+    pub fn asked(&self) -> Vec<String> {
+        self.asked.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ReferrersStandIn {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn serve(
+    client_stream: TcpStream,
+    upstream: &str,
+    candidates: &[(String, String)],
+    page_size: usize,
+    asked: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    client_stream.set_nonblocking(false)?;
+    let mut reader = BufReader::new(client_stream.try_clone()?);
+    let mut head = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        head.push(line);
+    }
+    let mut out = client_stream;
+    let mut parts = head.first().map(|l| l.split(' ')).into_iter().flatten();
+    let (method, path) = (
+        parts.next().unwrap_or_default().to_owned(),
+        parts.next().unwrap_or_default().to_owned(),
+    );
+    let header = |name: &str| {
+        head.iter().skip(1).find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_owned())
+        })
+    };
+    if let Some((name, digest)) = path
+        .strip_prefix("/v2/")
+        .and_then(|rest| rest.split_once("/referrers/"))
+    {
+        asked.lock().unwrap().push(path.clone());
+        let (digest, page): (&str, usize) = match digest.split_once("?page=") {
+            Some((digest, page)) => (digest, page.parse().unwrap_or(0)),
+            None => (digest, 0),
+        };
+        let all = listing(upstream, name, digest, candidates);
+        let start = page.saturating_mul(page_size).min(all.len());
+        let end = start.saturating_add(page_size).min(all.len());
+        let link = if end < all.len() {
+            format!(
+                "Link: </v2/{name}/referrers/{digest}?page={}>; rel=\"next\"\r\n",
+                page + 1
+            )
+        } else {
+            String::new()
+        };
+        let body = serde_json::to_string(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": &all[start..end],
+        }))
+        .unwrap();
+        return write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\n{link}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    }
+    let mut request = match method.as_str() {
+        "HEAD" => client().head(format!("{upstream}{path}")),
+        _ => client().get(format!("{upstream}{path}")),
+    };
+    for name in ["accept", "range", "authorization"] {
+        if let Some(value) = header(name) {
+            request = request.header(name, value);
+        }
+    }
+    let mut response = match request.send() {
+        Ok(response) => response,
+        Err(_) => {
+            return write!(
+                out,
+                "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+        }
+    };
+    let mut body = Vec::new();
+    if method != "HEAD" {
+        response.read_to_end(&mut body)?;
+    }
+    let status = response.status();
+    write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    )?;
+    for (name, value) in response.headers() {
+        if ["connection", "transfer-encoding", "content-length"].contains(&name.as_str()) {
+            continue;
+        }
+        write!(out, "{name}: {}\r\n", value.to_str().unwrap_or_default())?;
+    }
+    let length = if method == "HEAD" {
+        response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("0")
+            .to_owned()
+    } else {
+        body.len().to_string()
+    };
+    write!(out, "Content-Length: {length}\r\nConnection: close\r\n\r\n")?;
+    out.write_all(&body)?;
+    out.flush()
+}
+
+/// The referrers index of `digest` in `name`: the candidates there whose `subject` is
+/// `digest`, each described by its artifact type and annotations.
+fn listing(
+    upstream: &str,
+    name: &str,
+    digest: &str,
+    candidates: &[(String, String)],
+) -> Vec<serde_json::Value> {
+    let mut manifests = Vec::new();
+    for (repo, candidate) in candidates.iter().filter(|(repo, _)| repo == name) {
+        let response = client()
+            .get(format!("{upstream}/v2/{repo}/manifests/{candidate}"))
+            .header("accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .unwrap();
+        if !response.status().is_success() {
+            continue;
+        }
+        let bytes = response.bytes().unwrap().to_vec();
+        let manifest: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        if manifest["subject"]["digest"] != digest {
+            continue;
+        }
+        let artifact_type = manifest
+            .get("artifactType")
+            .or_else(|| manifest["config"].get("mediaType"))
+            .cloned()
+            .unwrap_or_default();
+        let mut descriptor = serde_json::json!({
+            "mediaType": manifest["mediaType"],
+            "digest": candidate,
+            "size": bytes.len(),
+            "artifactType": artifact_type,
+        });
+        if let Some(annotations) = manifest.get("annotations") {
+            descriptor["annotations"] = annotations.clone();
+        }
+        manifests.push(descriptor);
+    }
+    manifests
+}
