@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::settings::CreateSettings;
 use super::{CreateArgs, Error};
 use crate::package::Staging;
-use crate::pull::{self, Fetcher, RegistryImage};
+use crate::pull::{self, DaemonFallback, Fallback, Fetcher, RegistryImage};
 use crate::registry::Registry;
 use crate::space::{Place, SpaceCheck};
 
@@ -48,15 +48,29 @@ async fn build(settings: CreateSettings) -> Result<PathBuf, Error> {
         )
         .await?,
     );
+    // Imports from the Docker daemon go into the same store as downloads.
+    let fallback = settings
+        .daemon_fallback
+        .then(|| Fallback::new(store.clone()));
     let fetcher = Fetcher::new(store, settings.concurrency, reporter);
     let pulled = pull::pull(
         &settings.definition,
-        |reference| RegistryImage::open(registry.clone(), reference.clone()),
+        |reference| {
+            let source = RegistryImage::open(registry.clone(), reference.clone());
+            match &fallback {
+                Some(fallback) => DaemonFallback::open(source, fallback.clone()),
+                None => source,
+            }
+        },
         &fetcher,
         &settings.pull,
         Some(&space),
     )
-    .await?;
+    .await;
+    for warning in fallback.iter().flat_map(|f| f.take_warnings()) {
+        reporter.warn(&warning);
+    }
+    let pulled = pulled?;
     if let Some(cache) = &cache {
         // What `prune --older-than` counts as use.
         pulled.digests().for_each(|digest| cache.mark_used(digest));

@@ -2,11 +2,13 @@
 //! blobs, and fetch them into the content-addressed store through one per-digest
 //! table. Fetching an image's blobs starts as soon as that image is resolved.
 
+mod daemon;
 mod fetch;
 mod plan;
 mod resolve;
 mod source;
 
+pub use daemon::{falls_back, DaemonFallback, DaemonImage, Fallback};
 pub use fetch::Fetcher;
 pub use plan::{BlobJob, Plan};
 pub use resolve::{resolve, IndexPlatform, ResolveOptions, ResolvedImage};
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, FuturesUnordered, StreamExt};
 use oci_client::Reference;
 
+use crate::daemon::DaemonError;
 use crate::definition::Definition;
 use crate::digest::Digest;
 use crate::hint::{Hint, REPORT_BUG};
@@ -119,6 +122,15 @@ pub enum PullError {
         #[source]
         source: StoreError,
     },
+    /// The registry could not serve the image, and the Docker daemon could not either.
+    #[error("{registry}, and the Docker daemon cannot serve it either: {daemon}")]
+    NotInDaemon {
+        registry: Box<RegistryError>,
+        #[source]
+        daemon: Box<DaemonError>,
+    },
+    #[error(transparent)]
+    Daemon(Box<DaemonError>),
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
@@ -161,6 +173,8 @@ impl PullError {
         match self {
             Self::Store { source, .. } => source.no_space(),
             Self::Shared(e) => e.no_space(),
+            Self::NotInDaemon { daemon, .. } => daemon.no_space(),
+            Self::Daemon(e) => e.no_space(),
             _ => None,
         }
     }
@@ -170,6 +184,11 @@ impl Hint for PullError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Registry(e) => e.hint(),
+            Self::NotInDaemon { registry, daemon } => match (registry.hint(), daemon.hint()) {
+                (Some(r), Some(d)) => Some(format!("{r}; or {d}")),
+                (r, d) => r.or(d),
+            },
+            Self::Daemon(e) => e.hint(),
             Self::Shared(e) => e.hint(),
             Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::Stalled { .. } => Some(crate::registry::STALLED_HINT.into()),
