@@ -433,6 +433,35 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn an_index_digest_from_the_daemon_follows_the_registry_rules() {
+        let (_dir, store, imported) = import("oci-containerd.tar");
+        let pinned: Reference = format!("registry.invalid/fixtures/x@{}", imported.digest)
+            .parse()
+            .unwrap();
+        let source = DaemonImage::open(pinned, &imported, store.clone(), "unix:///test.sock");
+        let mut options = ResolveOptions {
+            architecture: "amd64".into(),
+            allow_index: false,
+        };
+        // Refused with the listing, as from a registry: two platforms, one attestation.
+        match resolve(source.clone(), &store, &options).await {
+            Err(PullError::IndexRefused { platforms, .. }) => {
+                assert_eq!(platforms.len(), 2);
+                assert_eq!(platforms[0].0.attestations.len(), 1);
+            }
+            other => panic!("expected the index to be refused, got {other:?}"),
+        }
+        // --allow-index asks for every platform, and the daemon never pulled arm64.
+        options.allow_index = true;
+        match resolve(source, &store, &options).await {
+            Err(PullError::Daemon(missing)) => {
+                assert!(matches!(*missing, DaemonError::Missing { .. }), "{missing}")
+            }
+            other => panic!("expected a missing manifest, got {other:?}"),
+        }
+    }
+
     #[test]
     fn only_missing_or_unreachable_registries_fall_back() {
         let not_found = RegistryError::NotFound {
