@@ -5,7 +5,7 @@
 //! imported image from the store, where the import put every blob under its own hash,
 //! so the fetcher finds its blobs present and downloads nothing.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -18,26 +18,20 @@ use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::registry::{BlobStream, RegistryError};
 use crate::store::Store;
 
-/// What every fallback of one run shares: where imports go, and the warnings they
-/// leave for the command to print.
+/// What every fallback of one run shares: where imports go, and where their
+/// warnings go (the command prints them as they come, during the pull).
 #[derive(Debug)]
 pub struct Fallback {
     store: Store,
-    warnings: Mutex<Vec<String>>,
+    warnings: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Fallback {
-    /// Fallbacks that import into `store` (the fetcher's).
-    pub fn new(store: Store) -> Arc<Self> {
-        Arc::new(Self {
-            store,
-            warnings: Mutex::new(Vec::new()),
-        })
-    }
-
-    /// The warnings so far, each once, taken.
-    pub fn take_warnings(&self) -> Vec<String> {
-        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|e| e.into_inner()))
+    /// Fallbacks that import into `store` (the fetcher's), and the receiving end of
+    /// their warnings.
+    pub fn new(store: Store) -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let (warnings, receiver) = tokio::sync::mpsc::unbounded_channel();
+        (Arc::new(Self { store, warnings }), receiver)
     }
 }
 
@@ -83,6 +77,12 @@ impl DaemonFallback {
         let name = daemon_name(&reference);
         let imported = async {
             let daemon = Daemon::connect().await?;
+            daemon.has(&name).await?;
+            // Said now, not after the import: a large image takes a while to save.
+            let _ = self.fallback.warnings.send(format!(
+                "{failure}; packaging {name} from the Docker daemon at {} instead",
+                daemon.host()
+            ));
             let imported = daemon::import(&daemon, &name, &self.fallback.store).await?;
             // A pinned digest holds for the daemon as for a registry: a manifest pkgr
             // built (which no registry ever served) cannot have it.
@@ -108,14 +108,6 @@ impl DaemonFallback {
                 })
             }
         };
-        self.fallback
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(format!(
-                "{failure}; packaging {name} from the Docker daemon at {} instead",
-                daemon.host()
-            ));
         let image = DaemonImage::open(
             reference,
             &imported,
