@@ -259,3 +259,46 @@ fn refused_credentials_do_not_fall_back() {
     assert!(!err.contains("Docker daemon"), "{err}");
     assert!(stdout(&out).is_empty());
 }
+
+#[test]
+fn an_image_its_registry_does_not_have_is_taken_from_the_daemon_beside_one_it_has() {
+    use crate::support::images::{layer, Pusher};
+    let dockerd = TestDockerd::start();
+    let registry = TestRegistry::start();
+    let served =
+        Pusher::new(&registry.addr).image("served", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let local = format!("{}/local:1", registry.addr);
+    let (config, _) = load(&dockerd, &local);
+    let ws = Workspace::new();
+    ws.write_definition(&format!(
+        "kind: PkgrPackage\nmetadata:\n  name: both\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {0}/served:1\n      - {local}\n",
+        registry.addr
+    ));
+    let out = create(&ws, &dockerd.host, &[]);
+    let package = package_path(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "warning: {local} was not found in its registry; packaging {local} from the Docker daemon at {}",
+            dockerd.host
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("warning: ").count(),
+        1,
+        "only the missing image falls back: {err}"
+    );
+    let read = Package::read(&package);
+    // The registry's image is its bytes as served; the daemon's has the daemon's config.
+    assert_eq!(
+        read.entry(&format!("{}/served:1", registry.addr))["digest"],
+        served.manifest.digest
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        read.blob(read.entry(&local)["digest"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["config"]["digest"], sha256(&config));
+}
