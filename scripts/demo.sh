@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job end to end: a throwaway registry seeded with images built here,
 # `pkgr create` on examples/demo/pkgr.yaml, `pkgr inspect --verify` of the package, and
-# `pkgr push` into a second throwaway registry (the far side of the air gap).
+# `pkgr push` into a second throwaway registry (the far side of the air gap). Then,
+# where docker.io is installed, the daemon fallback: an image that exists only in a
+# throwaway Docker daemon, under a registry name nothing serves, is packaged too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,31 +13,49 @@ far_side=127.0.0.1:5556
 . scripts/registry.sh
 
 cargo build --release --quiet --bin pkgr --example seed
+bin=${CARGO_TARGET_DIR:-target}/release
 
 work=$(mktemp -d)
 start_registry "$addr" "$work"
 
 echo "==> seeding a throwaway registry on $addr" >&2
-target/release/examples/seed "$addr" >&2
+"$bin/examples/seed" "$addr" >&2
 
 echo "==> pkgr create examples/demo" >&2
 mkdir -p demo-out
-package=$(target/release/pkgr create examples/demo --output demo-out | tail -n 1)
+package=$("$bin/pkgr" create examples/demo --output demo-out | tail -n 1)
 
 echo "==> pkgr inspect --verify $package" >&2
-target/release/pkgr inspect --verify "$package"
+"$bin/pkgr" inspect --verify "$package"
 
 echo "==> the package carries demo/web's signature and attestation" >&2
-target/release/pkgr inspect "$package" | grep -F "$addr/demo/web:1.0  signature, attestation" >&2
+"$bin/pkgr" inspect "$package" | grep -F "$addr/demo/web:1.0  signature, attestation" >&2
 
 far=$(mktemp -d)
 start_registry "$far_side" "$far"
 echo "==> pkgr push $package $far_side" >&2
-target/release/pkgr push "$package" "$far_side"
+"$bin/pkgr" push "$package" "$far_side"
 echo "==> the far side has demo/web's signature and attestation under cosign's tags" >&2
 tags=$(curl -fsS "http://$far_side/v2/demo/web/tags/list")
 for suffix in sig att; do
   grep -q "sha256-[0-9a-f]*\.$suffix" <<<"$tags" || { echo "no .$suffix tag on $far_side: $tags" >&2; exit 1; }
 done
+
+if command -v dockerd >/dev/null; then
+  # shellcheck source=scripts/dockerd.sh
+  . scripts/dockerd.sh
+  daemon_dir=$(mktemp -d /tmp/pkgr-demo-dockerd.XXXXXX)
+  start_dockerd "$daemon_dir"
+  echo "==> docker load of an image built here, into a throwaway daemon ($DOCKER_HOST)" >&2
+  python3 scripts/daemon_image.py 127.0.0.1:5559/demo/local:1.0 "$daemon_dir/image.tar"
+  docker load -i "$daemon_dir/image.tar" >&2
+  echo "==> pkgr create examples/demo-daemon (nothing serves 127.0.0.1:5559)" >&2
+  daemon_package=$("$bin/pkgr" create examples/demo-daemon --output demo-out | tail -n 1)
+  "$bin/pkgr" inspect --verify "$daemon_package"
+  echo "==> pkgr push $daemon_package $far_side" >&2
+  "$bin/pkgr" push "$daemon_package" "$far_side"
+else
+  echo "==> no daemon fallback demo: dockerd is missing (apt-get install docker.io)" >&2
+fi
 
 echo "$package"

@@ -2,7 +2,9 @@
 # Installs what pkgr's demo, tests and benchmark need on Debian, if it is missing:
 # docker-registry (the real registry), skopeo (the round-trip check and the benchmark's
 # peer), openssl (certificates for the TLS test), zstd, curl (the small-images
-# benchmark's floor) and GNU time (memory bounds in the tests).
+# benchmark's floor), GNU time (memory bounds in the tests), docker.io (the real
+# Docker daemon that the daemon-fallback tests, the demo and bench/daemon.sh start
+# on a private socket) and python3 (the scripts that build images for it).
 set -euo pipefail
 
 missing=()
@@ -11,6 +13,8 @@ command -v zstd >/dev/null || missing+=(zstd)
 command -v curl >/dev/null || missing+=(curl)
 command -v skopeo >/dev/null || missing+=(skopeo)
 command -v openssl >/dev/null || missing+=(openssl)
+command -v dockerd >/dev/null || missing+=(docker.io)
+command -v python3 >/dev/null || missing+=(python3)
 # GNU time: the tests bound the peak memory of pkgr under hostile input with it.
 [ -x /usr/bin/time ] || missing+=(time)
 # kill(1) and mount(8) as programs, not shell builtins: the tests signal pkgr and

@@ -8,6 +8,7 @@
 
 pub mod cancel;
 pub mod cli;
+pub mod daemon;
 pub mod definition;
 pub mod digest;
 pub mod hint;

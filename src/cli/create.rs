@@ -8,7 +8,8 @@ use std::sync::Arc;
 use super::settings::CreateSettings;
 use super::{CreateArgs, Error};
 use crate::package::Staging;
-use crate::pull::{self, Fetcher, RegistryImage};
+use crate::progress::Reporter;
+use crate::pull::{self, DaemonFallback, Fallback, Fetcher, RegistryImage};
 use crate::registry::Registry;
 use crate::space::{Place, SpaceCheck};
 
@@ -48,15 +49,29 @@ async fn build(settings: CreateSettings) -> Result<PathBuf, Error> {
         )
         .await?,
     );
+    // Imports from the Docker daemon go into the same store as downloads.
+    let (fallback, warnings) = match settings.daemon_fallback {
+        true => {
+            let (fallback, warnings) = Fallback::new(store.clone());
+            (Some(fallback), Some(warnings))
+        }
+        false => (None, None),
+    };
     let fetcher = Fetcher::new(store, settings.concurrency, reporter);
-    let pulled = pull::pull(
+    let pull = pull::pull(
         &settings.definition,
-        |reference| RegistryImage::open(registry.clone(), reference.clone()),
+        |reference| {
+            let source = RegistryImage::open(registry.clone(), reference.clone());
+            match &fallback {
+                Some(fallback) => DaemonFallback::open(source, fallback.clone()),
+                None => source,
+            }
+        },
         &fetcher,
         &settings.pull,
         Some(&space),
-    )
-    .await?;
+    );
+    let pulled = warning_meanwhile(pull, warnings, reporter).await?;
     if let Some(cache) = &cache {
         // What `prune --older-than` counts as use.
         pulled.digests().for_each(|digest| cache.mark_used(digest));
@@ -66,6 +81,30 @@ async fn build(settings: CreateSettings) -> Result<PathBuf, Error> {
         .await?;
     drop(cache);
     Ok(path)
+}
+
+/// Runs `work`, printing each warning as it arrives (the daemon fallback's, during
+/// the pull), and those left once it ends.
+async fn warning_meanwhile<T>(
+    work: impl std::future::Future<Output = T>,
+    warnings: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    reporter: &dyn Reporter,
+) -> T {
+    let Some(mut warnings) = warnings else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                while let Ok(warning) = warnings.try_recv() {
+                    reporter.warn(&warning);
+                }
+                return done;
+            }
+            Some(warning) = warnings.recv() => reporter.warn(&warning),
+        }
+    }
 }
 
 /// Free space where this build downloads (the cache, or without one the staging

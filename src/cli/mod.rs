@@ -121,6 +121,11 @@ pub struct CreateArgs {
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
+    /// Fail when a registry cannot serve an image, instead of looking for it in the
+    /// local Docker daemon (DOCKER_HOST, else the default socket)
+    #[arg(long)]
+    pub no_daemon_fallback: bool,
+
     /// Refuse a blob whose descriptor declares more than SIZE (e.g. 100GiB, 500MB)
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::space::parse_size)]
     pub max_blob_size: u64,

@@ -26,6 +26,8 @@ pub struct CreateSettings {
     pub pull: PullOptions,
     /// Blob downloads in flight across all images.
     pub concurrency: usize,
+    /// Whether an image its registry cannot serve is looked for in the Docker daemon.
+    pub daemon_fallback: bool,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -61,6 +63,7 @@ impl CreateSettings {
             transport: transport(&args.transport),
             credentials: Credentials::from_docker_config().map_err(RegistryError::from)?,
             concurrency: usize::from(args.concurrency),
+            daemon_fallback: !args.no_daemon_fallback,
             reporter,
         })
     }

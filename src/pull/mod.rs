@@ -3,12 +3,14 @@
 //! fetch them into the content-addressed store through one per-digest table. Fetching
 //! an image's blobs starts as soon as that image is resolved.
 
+mod daemon;
 mod discover;
 mod fetch;
 mod plan;
 mod resolve;
 mod source;
 
+pub use daemon::{falls_back, DaemonFallback, DaemonImage, Fallback};
 pub use discover::{discover, Link, Relation};
 pub use fetch::Fetcher;
 pub use plan::{BlobJob, Plan};
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use futures_util::stream::{self, FuturesUnordered, StreamExt};
 use oci_client::Reference;
 
+use crate::daemon::DaemonError;
 use crate::definition::Definition;
 use crate::digest::Digest;
 use crate::hint::{Hint, REPORT_BUG};
@@ -129,6 +132,15 @@ pub enum PullError {
         #[source]
         source: Box<PullError>,
     },
+    /// The registry could not serve the image, and the Docker daemon could not either.
+    #[error("{registry}, and the Docker daemon cannot serve it either: {daemon}")]
+    NotInDaemon {
+        registry: Box<RegistryError>,
+        #[source]
+        daemon: Box<DaemonError>,
+    },
+    #[error(transparent)]
+    Daemon(Box<DaemonError>),
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
@@ -172,6 +184,8 @@ impl PullError {
             Self::Store { source, .. } => source.no_space(),
             Self::Shared(e) => e.no_space(),
             Self::Discovery { source, .. } => source.no_space(),
+            Self::NotInDaemon { daemon, .. } => daemon.no_space(),
+            Self::Daemon(e) => e.no_space(),
             _ => None,
         }
     }
@@ -181,6 +195,11 @@ impl Hint for PullError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Registry(e) => e.hint(),
+            Self::NotInDaemon { registry, daemon } => match (registry.hint(), daemon.hint()) {
+                (Some(r), Some(d)) => Some(format!("{r}; or {d}")),
+                (r, d) => r.or(d),
+            },
+            Self::Daemon(e) => e.hint(),
             Self::Shared(e) => e.hint(),
             Self::Discovery { source, .. } => Some(source.hint().unwrap_or_else(|| {
                 "without --with-signatures (or withSignatures: true) the images are packaged without them".into()

@@ -1,6 +1,7 @@
 //! Image sources: where an image's manifests and blobs come from. A source is one
 //! image reference in one place; it hands out exact manifest bytes and blob streams
-//! from an offset. The registry is a source now; the Docker daemon will be another.
+//! from an offset. The registry is one source; the Docker daemon (`pull::daemon`) is
+//! the other, tried when the registry cannot serve an image.
 
 use std::sync::Arc;
 

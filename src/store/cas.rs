@@ -31,6 +31,9 @@ pub enum StoreError {
     },
     #[error("blob {expected} arrived with the wrong content (its bytes hash to {actual})")]
     DigestMismatch { expected: Digest, actual: Digest },
+    /// The stream handed to [`Store::put_unnamed`] failed: the store itself is fine.
+    #[error("the bytes to be stored could not be read")]
+    Read(#[source] io::Error),
 }
 
 impl StoreError {
@@ -120,6 +123,47 @@ impl Store {
                 writer.commit()
             }
         }
+    }
+
+    /// Stores bytes whose digest is not known in advance (a `docker save` stream, a
+    /// layer pkgr compresses), hashing them as they arrive, and names them by that
+    /// hash at the end. The bytes are written once, into a temp file in the ingest
+    /// directory that is removed if anything fails; a copy already in place wins.
+    pub fn put_unnamed(&self, mut reader: impl Read) -> Result<(Digest, u64), StoreError> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix("unnamed-")
+            .suffix(".tmp")
+            .tempfile_in(&self.ingest)
+            .map_err(|e| StoreError::io("create a file in", &self.ingest, e))?;
+        let mut hasher = Hasher::default();
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(StoreError::Read(e)),
+            };
+            hasher.update(&buf[..n]);
+            tmp.as_file_mut()
+                .write_all(&buf[..n])
+                .map_err(|e| StoreError::io("write", tmp.path(), e))?;
+        }
+        let size = hasher.bytes_hashed();
+        let digest = hasher.finish();
+        if self.contains(&digest, size) {
+            return Ok((digest, size));
+        }
+        if self.durable {
+            tmp.as_file()
+                .sync_data()
+                .map_err(|e| StoreError::io("sync", tmp.path(), e))?;
+        }
+        let path = self.blob_path(&digest);
+        // A rename over a peer's copy of the same digest replaces equal bytes.
+        tmp.persist(&path)
+            .map_err(|e| StoreError::io("rename into place", &path, e.error))?;
+        Ok((digest, size))
     }
 
     /// Starts (or resumes) writing a blob. Blocks while another process writes the same
@@ -329,6 +373,22 @@ mod tests {
             Ingest::Writer(w) => *w,
             Ingest::Present => panic!("blob unexpectedly present"),
         }
+    }
+
+    #[test]
+    fn put_unnamed_names_bytes_by_their_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let (digest, size) = store.put_unnamed(&b"some bytes"[..]).unwrap();
+        assert_eq!(digest, Digest::of(b"some bytes"));
+        assert_eq!(size, 10);
+        assert_eq!(fs::read(store.blob_path(&digest)).unwrap(), b"some bytes");
+        // Twice is a success, and leaves no temp file behind.
+        assert_eq!(
+            store.put_unnamed(&b"some bytes"[..]).unwrap(),
+            (digest, size)
+        );
+        assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
     }
 
     #[test]

@@ -76,10 +76,11 @@ fn unknown_image_names_the_reference() {
         "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - {0}/exists:1\n      - {0}/exists:nope\n",
         registry.addr
     ));
-    let err = fails(&ws, &[]);
+    // Without the daemon fallback: the registry's answer alone is the error.
+    let err = fails(&ws, &["--no-daemon-fallback"]);
     assert!(
         err.contains(&format!(
-            "error: {}/exists:nope was not found",
+            "error: {}/exists:nope was not found in its registry\n",
             registry.addr
         )),
         "{err}"
@@ -99,10 +100,12 @@ fn unreachable_registry_is_one_clear_error() {
     ws.write_definition(&format!(
         "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - 127.0.0.1:{port}/app:1\n"
     ));
+    // The workspace's DOCKER_HOST names a socket nobody has: the daemon fallback
+    // fails too, and the one sentence names both.
     let err = fails(&ws, &[]);
     assert!(
         err.contains(&format!(
-            "error: cannot reach the registry 127.0.0.1:{port}"
+            "error: cannot reach the registry 127.0.0.1:{port}, and the Docker daemon cannot serve it either: the Docker daemon at unix://"
         )),
         "{err}"
     );

@@ -8,6 +8,7 @@ mod cache;
 mod crashes;
 mod create;
 mod create_errors;
+mod daemon;
 mod disk;
 mod fan_out;
 mod faults;

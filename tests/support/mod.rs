@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dockerd;
 pub mod images;
 pub mod package;
 pub mod proxy;
@@ -37,10 +38,16 @@ impl Workspace {
         std::fs::write(self.path("def").join("pkgr.yaml"), text).unwrap();
     }
 
-    /// `pkgr` with the workspace's environment.
+    /// `pkgr` with the workspace's environment. `DOCKER_HOST` names a socket that
+    /// does not exist, so the machine's own Docker daemon never serves a test: a test
+    /// of the daemon fallback sets its own daemon's.
     pub fn pkgr(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pkgr"));
         cmd.env("PKGR_CACHE_DIR", self.path("cache"))
+            .env(
+                "DOCKER_HOST",
+                format!("unix://{}", self.path("no-docker.sock").display()),
+            )
             .env("DOCKER_CONFIG", self.path("docker"))
             .env("HOME", self.path("home"))
             .env_remove("XDG_CACHE_HOME")

@@ -1,0 +1,342 @@
+//! From a `docker save` to one root manifest in the store, in each of the daemon's
+//! three formats:
+//!
+//! - an OCI layout (Docker ≥ 25) whose root manifest lists compressed layers, or is an
+//!   index: the containerd image store, holding the registry's original blobs. The
+//!   root's bytes are kept exactly; a nested index and attestation manifests are
+//!   resolved later like any registry's.
+//! - an OCI layout whose root is an image manifest listing uncompressed layers: the
+//!   classic store of Docker ≥ 25, which made that manifest itself;
+//! - `manifest.json` alone (Docker < 25): `<config>.json` and `<id>/layer.tar`.
+//!
+//! In the last two, pkgr builds an OCI manifest it owns: the config's exact bytes,
+//! each layer gzip-compressed, everything named by content. The root is found in the
+//! layout by its digest among the hashed bytes, never by a file name.
+
+use std::io::Read;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use super::save::{self, ReadError, Saved};
+use super::{Daemon, DaemonError};
+use crate::digest::Digest;
+use crate::manifest::MAX_MANIFEST_BYTES;
+use crate::store::Store;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// Layer media types that say "uncompressed tar": what a daemon writes, never what a
+/// registry serves for an image pulled from it.
+const UNCOMPRESSED_LAYERS: [&str; 2] = [
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar",
+];
+
+/// Which of the daemon's save formats an image came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Docker < 25: `manifest.json` and `<id>/layer.tar`.
+    Legacy,
+    /// Docker ≥ 25, classic store: an OCI layout of daemon-made manifests.
+    OciDaemonMade,
+    /// Docker ≥ 25, containerd store: an OCI layout of the registry's own blobs.
+    OciOriginal,
+}
+
+/// The image as it now lies in the store.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The root manifest's exact bytes, and their digest.
+    pub bytes: Vec<u8>,
+    pub digest: Digest,
+    pub format: Format,
+}
+
+/// Exports `image` from the daemon and puts all it holds into `store`, reading the
+/// save as it streams: a blocking thread reads the tar while this task feeds it.
+pub async fn import(daemon: &Daemon, image: &str, store: &Store) -> Result<Imported, DaemonError> {
+    daemon.has(image).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
+    let mut stream = Box::pin(daemon.export(image));
+    let pump = async move {
+        while let Some(item) = stream.next().await {
+            let stop = item.is_err();
+            // A closed channel means the reader is done (or failed): stop reading.
+            if tx.send(item.map_err(std::io::Error::other)).await.is_err() || stop {
+                break;
+            }
+        }
+    };
+    let (store, name) = (store.clone(), image.to_owned());
+    let reading = tokio::task::spawn_blocking(move || {
+        from_save(
+            ChannelReader {
+                rx,
+                chunk: bytes::Bytes::new(),
+            },
+            &store,
+            &name,
+        )
+    });
+    let ((), read) = tokio::join!(pump, reading);
+    read.map_err(|source| DaemonError::Internal {
+        image: image.to_owned(),
+        source,
+    })?
+}
+
+/// Reads a whole save and finds (or builds) its root manifest.
+pub fn from_save(reader: impl Read, store: &Store, image: &str) -> Result<Imported, DaemonError> {
+    let format = |message: String| DaemonError::Format {
+        image: image.to_owned(),
+        message,
+    };
+    let saved = save::read(crate::cancel::Cancellable(reader), store).map_err(|e| match e {
+        ReadError::Format(message) => format(message),
+        ReadError::Store(source) => DaemonError::Store {
+            image: image.to_owned(),
+            source,
+        },
+    })?;
+    let imported = if let Some(index) = &saved.index_json {
+        from_layout(&saved, index, store, image)?
+    } else if let Some(manifest) = &saved.manifest_json {
+        from_legacy(&saved, manifest, store, image)?
+    } else {
+        return Err(format("it has neither index.json nor manifest.json".into()));
+    };
+    Ok(imported)
+}
+
+#[derive(serde::Deserialize)]
+struct Index {
+    manifests: Vec<Entry>,
+}
+
+#[derive(serde::Deserialize)]
+struct Entry {
+    digest: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImageManifest {
+    config: Option<LayerEntry>,
+    layers: Option<Vec<LayerEntry>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerEntry {
+    media_type: Option<String>,
+    digest: String,
+}
+
+fn from_layout(
+    saved: &Saved,
+    index: &[u8],
+    store: &Store,
+    image: &str,
+) -> Result<Imported, DaemonError> {
+    let format = |message: String| DaemonError::Format {
+        image: image.to_owned(),
+        message,
+    };
+    let index: Index = serde_json::from_slice(index)
+        .map_err(|e| format(format!("its index.json cannot be read ({e})")))?;
+    // One image was asked for, so the layout has one entry for it.
+    let [root] = index.manifests.as_slice() else {
+        return Err(format(format!(
+            "its index.json lists {} images, not one",
+            index.manifests.len()
+        )));
+    };
+    let digest = saved_digest(saved, &root.digest, image)?;
+    let bytes = read_stored(store, &digest, image)?;
+    let manifest: ImageManifest = serde_json::from_slice(&bytes)
+        .map_err(|e| format(format!("its manifest {digest} cannot be read ({e})")))?;
+    let daemon_made = matches!(&manifest.layers, Some(layers) if !layers.is_empty()
+        && layers.iter().all(|l| l.media_type.as_deref().is_some_and(|t| UNCOMPRESSED_LAYERS.contains(&t))));
+    if !daemon_made {
+        return Ok(Imported {
+            bytes,
+            digest,
+            format: Format::OciOriginal,
+        });
+    }
+    let config = manifest
+        .config
+        .ok_or_else(|| format(format!("its manifest {digest} has no config")))?;
+    let config = saved_digest(saved, &config.digest, image)?;
+    let layers = manifest
+        .layers
+        .unwrap_or_default()
+        .iter()
+        .map(|l| saved_digest(saved, &l.digest, image))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut imported = build(saved, store, image, &config, &layers)?;
+    imported.format = Format::OciDaemonMade;
+    Ok(imported)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct LegacyEntry {
+    config: String,
+    layers: Vec<String>,
+}
+
+fn from_legacy(
+    saved: &Saved,
+    manifest: &[u8],
+    store: &Store,
+    image: &str,
+) -> Result<Imported, DaemonError> {
+    let format = |message: String| DaemonError::Format {
+        image: image.to_owned(),
+        message,
+    };
+    let entries: Vec<LegacyEntry> = serde_json::from_slice(manifest)
+        .map_err(|e| format(format!("its manifest.json cannot be read ({e})")))?;
+    let [entry] = entries.as_slice() else {
+        return Err(format(format!(
+            "its manifest.json lists {} images, not one",
+            entries.len()
+        )));
+    };
+    let by_path = |path: &str| {
+        saved
+            .lookup(path)
+            .map(|(digest, _)| digest.clone())
+            .ok_or_else(|| {
+                format(format!(
+                    "manifest.json names {path}, which it does not hold"
+                ))
+            })
+    };
+    let config = by_path(&entry.config)?;
+    let layers = entry
+        .layers
+        .iter()
+        .map(|p| by_path(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    build(saved, store, image, &config, &layers)
+}
+
+/// A digest named in the layout's metadata, checked to be among the bytes the save
+/// held (as hashed here): its file name in the save plays no part.
+fn saved_digest(saved: &Saved, named: &str, image: &str) -> Result<Digest, DaemonError> {
+    let digest: Digest = named.parse().map_err(|_| DaemonError::Format {
+        image: image.to_owned(),
+        message: format!("it names a blob by the invalid digest {named:?}"),
+    })?;
+    match saved.size_of(&digest) {
+        Some(_) => Ok(digest),
+        None => Err(DaemonError::Format {
+            image: image.to_owned(),
+            message: format!("it names {digest}, and no file in it has those bytes"),
+        }),
+    }
+}
+
+fn read_stored(store: &Store, digest: &Digest, image: &str) -> Result<Vec<u8>, DaemonError> {
+    let path = store.blob_path(digest);
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| DaemonError::Store {
+            image: image.to_owned(),
+            source: crate::store::StoreError::io("read", &path, e),
+        })?;
+    if bytes.len() as u64 > MAX_MANIFEST_BYTES || Digest::of(&bytes) != *digest {
+        return Err(DaemonError::Format {
+            image: image.to_owned(),
+            message: format!(
+                "its manifest {digest} is over the {MAX_MANIFEST_BYTES}-byte limit or changed"
+            ),
+        });
+    }
+    Ok(bytes)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnManifest<'a> {
+    schema_version: u32,
+    media_type: &'a str,
+    config: Descriptor<'a>,
+    layers: Vec<Descriptor<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor<'a> {
+    media_type: &'a str,
+    digest: String,
+    size: u64,
+}
+
+/// The OCI manifest pkgr owns for a daemon-made image: the config's bytes as the
+/// daemon has them, each uncompressed layer gzip-compressed, serialized one fixed way.
+fn build(
+    saved: &Saved,
+    store: &Store,
+    image: &str,
+    config: &Digest,
+    layers: &[Digest],
+) -> Result<Imported, DaemonError> {
+    let store_error = |source| DaemonError::Store {
+        image: image.to_owned(),
+        source,
+    };
+    let config_size = saved.size_of(config).unwrap_or_default();
+    let compressed = super::gzip::compress_all(store, layers).map_err(store_error)?;
+    let manifest = OwnManifest {
+        schema_version: 2,
+        media_type: OCI_MANIFEST,
+        config: Descriptor {
+            media_type: OCI_CONFIG,
+            digest: config.to_string(),
+            size: config_size,
+        },
+        layers: compressed
+            .into_iter()
+            .map(|(digest, size)| Descriptor {
+                media_type: OCI_LAYER_GZIP,
+                digest: digest.to_string(),
+                size,
+            })
+            .collect(),
+    };
+    let bytes =
+        serde_json::to_vec(&manifest).expect("a manifest of strings and numbers serializes");
+    let digest = Digest::of(&bytes);
+    store.put_bytes(&digest, &bytes).map_err(store_error)?;
+    Ok(Imported {
+        bytes,
+        digest,
+        format: Format::Legacy,
+    })
+}
+
+/// A blocking reader over the chunks the export stream sends through a channel.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    chunk: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.chunk = chunk?,
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
+}

@@ -1,0 +1,91 @@
+//! The local Docker daemon as a second place images come from: connecting to it
+//! (`engine`), reading its `docker save` stream into the store as it arrives (`save`),
+//! gzip-compressing the uncompressed layers it holds (`gzip`), and turning what was
+//! saved into one root manifest whose every blob is named by its bytes (`image`).
+//!
+//! Nothing here names a blob after Docker's image ID or a file name in the save: with
+//! Docker's containerd image store the image ID is the manifest digest, and trusting
+//! it is how crane packaged a config under the wrong name.
+
+mod engine;
+mod gzip;
+mod image;
+mod save;
+
+pub use engine::Daemon;
+pub use image::{from_save, import, Format, Imported};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("the Docker daemon at {host} cannot be reached")]
+    Unreachable {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("{image} is not in the Docker daemon at {host}")]
+    NotFound { image: String, host: String },
+    #[error("the Docker daemon at {host} failed to {action} {image}")]
+    Api {
+        host: String,
+        action: &'static str,
+        image: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the Docker daemon at {host} has {image} as {actual}, not the digest it is pinned to")]
+    PinnedDigest {
+        image: String,
+        host: String,
+        actual: crate::digest::Digest,
+    },
+    #[error("{digest} of {image} is not among what the Docker daemon at {host} saved")]
+    Missing {
+        image: String,
+        host: String,
+        digest: crate::digest::Digest,
+    },
+    #[error("the docker save stream of {image} is not one pkgr can read: {message}")]
+    Format { image: String, message: String },
+    #[error("cannot store what the docker save stream of {image} holds")]
+    Store {
+        image: String,
+        #[source]
+        source: StoreError,
+    },
+    /// A worker thread panicked: a bug in pkgr.
+    #[error("internal error while reading the docker save stream of {image}")]
+    Internal {
+        image: String,
+        #[source]
+        source: tokio::task::JoinError,
+    },
+}
+
+impl crate::hint::Hint for DaemonError {
+    fn hint(&self) -> Option<String> {
+        match self {
+            Self::Unreachable { .. } => Some(
+                "start the Docker daemon, or set DOCKER_HOST to one that has the image".into(),
+            ),
+            Self::NotFound { .. } => Some(
+                "load the image into the Docker daemon (docker load or docker pull), or fix the registry"
+                    .into(),
+            ),
+            Self::Internal { .. } => Some(crate::hint::REPORT_BUG.into()),
+            _ => None,
+        }
+    }
+}
+
+impl DaemonError {
+    /// The path being written when its filesystem filled up, if that is what failed.
+    pub fn no_space(&self) -> Option<&std::path::Path> {
+        match self {
+            Self::Store { source, .. } => source.no_space(),
+            _ => None,
+        }
+    }
+}
