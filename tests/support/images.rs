@@ -427,30 +427,11 @@ impl Pusher {
     /// an ASN.1 ECDSA signature over [`simple_signing`]'s payload) as cosign does.
     pub fn cosign_signature_with(&self, repo: &str, signed: &Pushed, signature: &str) -> Image {
         let layer = self.blob(repo, COSIGN_LAYER, simple_signing(repo, &signed.digest));
-        let config = self.blob(
-            repo,
-            OCI_CONFIG,
-            br#"{"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#
-                .to_vec(),
-        );
         let mut layer_desc = layer.descriptor();
         layer_desc["annotations"] = serde_json::json!({
             "dev.cosignproject.cosign/signature": signature,
         });
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config.descriptor(),
-            "layers": [layer_desc],
-        }))
-        .unwrap();
-        let tag = format!("{}.sig", signed.digest.replace(':', "-"));
-        let manifest = self.manifest(repo, &tag, OCI_MANIFEST, manifest);
-        Image {
-            manifest,
-            config,
-            layers: vec![layer],
-        }
+        self.cosign_manifest(repo, signed, "sig", layer, layer_desc)
     }
 
     /// A cosign attestation for `subject`, under cosign's `sha256-<hex>.att` tag: one
