@@ -23,50 +23,13 @@ use std::collections::HashSet;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use oci_client::Reference;
 
+use super::link::{Link, Relation};
 use super::{resolve, PullError, ResolveOptions, ResolvedImage};
 use crate::digest::Digest;
 use crate::manifest::Manifest;
 use crate::reference::Target;
 use crate::registry::RegistryError;
 use crate::store::Store;
-
-/// How an artifact relates to its subject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Relation {
-    /// cosign's `sha256-<hex>.sig`.
-    Signature,
-    /// cosign's `sha256-<hex>.att`.
-    Attestation,
-    /// cosign's `sha256-<hex>.sbom`.
-    Sbom,
-    /// An OCI 1.1 manifest whose `subject` is the digest.
-    Referrer,
-    /// The `sha256-<hex>` index that lists the referrers where the registry has no API.
-    ReferrersTag,
-    /// The attestation manifest buildx puts beside the platform in the image's index.
-    BuildxAttestation,
-}
-
-impl Relation {
-    /// The name written to `index.json` (`dev.pkgr.relation`) and shown by `inspect`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Signature => "signature",
-            Self::Attestation => "attestation",
-            Self::Sbom => "sbom",
-            Self::Referrer => "referrer",
-            Self::ReferrersTag => "referrers-tag",
-            Self::BuildxAttestation => "buildx-attestation",
-        }
-    }
-}
-
-/// An artifact's subject: the digest it describes, and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Link {
-    pub subject: Digest,
-    pub relation: Relation,
-}
 
 const COSIGN_TAGS: [(&str, Relation); 3] = [
     ("sig", Relation::Signature),

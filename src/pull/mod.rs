@@ -5,14 +5,18 @@
 
 mod daemon;
 mod discover;
+mod fallback;
 mod fetch;
+mod link;
 mod plan;
 mod resolve;
 mod source;
 
-pub use daemon::{falls_back, DaemonFallback, DaemonImage, Fallback};
-pub use discover::{discover, Link, Relation};
+pub use daemon::DaemonImage;
+pub use discover::discover;
+pub use fallback::{falls_back, DaemonFallback, Fallback};
 pub use fetch::Fetcher;
+pub use link::{Link, Relation};
 pub use plan::{BlobJob, Plan};
 pub use resolve::{resolve, IndexPlatform, ResolveOptions, ResolvedImage};
 pub use source::{RegistryImage, Source};

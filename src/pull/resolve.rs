@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use super::discover::Link;
+use super::link::Link;
 use super::{PullError, Source};
 use crate::digest::Digest;
 use crate::manifest::walk::{Role, Walk};
