@@ -1,0 +1,124 @@
+//! The checks a definition's metadata and components pass before anything touches
+//! the network: names, version, architecture, image references, and at least one
+//! image. Each error points at the line and field.
+
+use std::collections::HashSet;
+
+use super::shape::WrittenMetadata;
+use super::{host_architecture, Component, DefinitionError, Document, ImageRef, Metadata};
+use crate::reference::parse_reference;
+
+/// Checks the name and version, and settles the architecture: `architecture` if
+/// given, else the file's, else this machine's.
+pub(super) fn metadata(
+    document: &Document,
+    written: WrittenMetadata,
+    architecture: Option<&str>,
+) -> Result<Metadata, DefinitionError> {
+    let WrittenMetadata {
+        name,
+        version,
+        architecture: file_arch,
+        description,
+    } = written;
+    if !is_valid_name(&name) {
+        return Err(document.error(
+            document.line_of(&name),
+            Some("metadata.name"),
+            format!("`{name}` is not a valid package name (use lowercase letters, digits and '-', starting with a letter or digit)"),
+        ));
+    }
+    if let Some(version) = &version {
+        if version.is_empty()
+            || !version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c))
+        {
+            return Err(document.error(
+                document.line_of(version),
+                Some("metadata.version"),
+                format!("`{version}` is not a valid version (use letters, digits, '.', '-', '+' and '_')"),
+            ));
+        }
+    }
+    let architecture = architecture
+        .map(str::to_owned)
+        .or(file_arch)
+        .unwrap_or_else(host_architecture);
+    if architecture.is_empty()
+        || !architecture
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '/')
+    {
+        return Err(document.error(
+            document.line_of(&architecture),
+            Some("metadata.architecture"),
+            format!(
+                "`{architecture}` is not a valid architecture (for example amd64, arm64 or arm/v7)"
+            ),
+        ));
+    }
+    Ok(Metadata {
+        name,
+        version,
+        architecture,
+        description,
+    })
+}
+
+/// Checks each component's name (valid, and not taken twice) and image references,
+/// and that the package lists at least one image.
+pub(super) fn components(
+    document: &Document,
+    written: Vec<(String, Vec<String>)>,
+) -> Result<Vec<Component>, DefinitionError> {
+    let mut seen_components = HashSet::new();
+    let mut validated = Vec::new();
+    for (index, (component_name, images)) in written.into_iter().enumerate() {
+        let field = format!("components[{index}].name");
+        if !is_valid_name(&component_name) {
+            return Err(document.error(
+                document.line_of(&component_name),
+                Some(&field),
+                format!("`{component_name}` is not a valid component name (use lowercase letters, digits and '-')"),
+            ));
+        }
+        if !seen_components.insert(component_name.clone()) {
+            return Err(document.error(
+                document.nth_line_of(&format!("name: {component_name}"), 2),
+                Some(&field),
+                format!("component `{component_name}` is defined twice"),
+            ));
+        }
+        let mut refs = Vec::new();
+        for (image_index, written) in images.into_iter().enumerate() {
+            let field = format!("components[{index}].images[{image_index}]");
+            let reference = parse_reference(&written).map_err(|e| {
+                document.error(document.line_of(&written), Some(&field), e.to_string())
+            })?;
+            refs.push(ImageRef { written, reference });
+        }
+        validated.push(Component {
+            name: component_name,
+            images: refs,
+        });
+    }
+    if validated.iter().all(|c| c.images.is_empty()) {
+        return Err(document.error(
+            document.line_of("components:"),
+            Some("components"),
+            "the package lists no images".into(),
+        ));
+    }
+    Ok(validated)
+}
+
+/// A package name as pkgr and Zarf accept it: it becomes part of a file name.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+}

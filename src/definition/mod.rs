@@ -1,0 +1,274 @@
+//! The package definition: `pkgr.yaml` (and the images part of a Zarf `zarf.yaml`),
+//! parsed and fully validated before anything touches the network. Parsing takes
+//! three steps: `shape` reads either kind of file into one shape, then `check` checks
+//! its metadata and its components.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use oci_client::Reference;
+
+use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
+
+mod check;
+mod shape;
+
+pub use check::is_valid_name;
+
+/// A validated package definition.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub metadata: Metadata,
+    pub components: Vec<Component>,
+    /// Features of a Zarf package that pkgr does not carry, one sentence each.
+    pub warnings: Vec<String>,
+    /// `withSignatures: true`: bring each image's signatures, attestations, SBOMs and
+    /// referrers (as `--with-signatures` does).
+    pub with_signatures: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub architecture: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub name: String,
+    pub images: Vec<ImageRef>,
+}
+
+/// One image line of the definition: as written, and normalized.
+#[derive(Debug, Clone)]
+pub struct ImageRef {
+    pub written: String,
+    pub reference: Reference,
+}
+
+impl Definition {
+    /// Every registry host the definition pulls from.
+    pub fn registries(&self) -> std::collections::BTreeSet<String> {
+        self.components
+            .iter()
+            .flat_map(|c| &c.images)
+            .map(|i| i.reference.registry().to_owned())
+            .collect()
+    }
+}
+
+impl ImageRef {
+    /// The fully qualified reference, e.g. `docker.io/library/nginx:1.25`.
+    pub fn full(&self) -> String {
+        self.reference.whole()
+    }
+}
+
+/// A definition that cannot be used, pointing at the file, line and field.
+#[derive(Debug, thiserror::Error)]
+pub struct DefinitionError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl crate::hint::Hint for DefinitionError {}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(field) = &self.field {
+            write!(f, ": `{field}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Finds the definition in `dir`: `pkgr.yaml`, else `zarf.yaml`.
+pub fn find_in(dir: &Path) -> Result<PathBuf, DefinitionError> {
+    for name in ["pkgr.yaml", "zarf.yaml"] {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(DefinitionError {
+        path: dir.join("pkgr.yaml"),
+        line: None,
+        field: None,
+        message: "no pkgr.yaml (or zarf.yaml) in this directory".into(),
+    })
+}
+
+/// Reads and validates the definition at `path`. `architecture` overrides the file's.
+pub fn load(path: &Path, architecture: Option<&str>) -> Result<Definition, DefinitionError> {
+    let text = std::fs::read_to_string(path).map_err(|err| DefinitionError {
+        path: path.to_owned(),
+        line: None,
+        field: None,
+        message: format!("cannot read the file: {err}"),
+    })?;
+    parse(path, &text, architecture)
+}
+
+/// Parses and checks the definition `text`, read from `path` (named in its errors).
+/// `architecture` overrides the file's.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    architecture: Option<&str>,
+) -> Result<Definition, DefinitionError> {
+    let document = Document { path, text };
+    check_flow_depth(text.as_bytes()).map_err(|TooDeep { line }| {
+        document.error(
+            Some(line),
+            None,
+            format!(
+                "nested more than {MAX_FLOW_DEPTH} levels deep, more than any definition needs"
+            ),
+        )
+    })?;
+    let written = shape::read(&document)?;
+    let metadata = check::metadata(&document, written.metadata, architecture)?;
+    let components = check::components(&document, written.components)?;
+    let mut warnings = written.warnings;
+    warnings.sort();
+    Ok(Definition {
+        metadata,
+        components,
+        warnings,
+        with_signatures: written.with_signatures,
+    })
+}
+
+/// The definition file being parsed: what its errors point into.
+struct Document<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Document<'_> {
+    fn error(&self, line: Option<usize>, field: Option<&str>, message: String) -> DefinitionError {
+        DefinitionError {
+            path: self.path.to_owned(),
+            line,
+            field: field.map(str::to_owned),
+            message,
+        }
+    }
+
+    /// The line of the first occurrence of `needle`.
+    fn line_of(&self, needle: &str) -> Option<usize> {
+        self.nth_line_of(needle, 1)
+    }
+
+    /// The 1-based line of the `nth` line that contains `needle`.
+    fn nth_line_of(&self, needle: &str, nth: usize) -> Option<usize> {
+        self.text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| line.contains(needle))
+            .nth(nth.saturating_sub(1))
+            .map(|(i, _)| i + 1)
+    }
+}
+
+/// The architecture of this machine, in OCI's words.
+pub fn host_architecture() -> String {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "s390x" => "s390x",
+        "powerpc64" => "ppc64le",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+    .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Definition, DefinitionError> {
+        parse(Path::new("pkgr.yaml"), text, None)
+    }
+
+    #[test]
+    fn reads_a_valid_definition() {
+        let def = parse_str(
+            "kind: PkgrPackage\nmetadata:\n  name: demo\n  architecture: arm64\ncomponents:\n  - name: web\n    images:\n      - nginx:1.25\n",
+        )
+        .unwrap();
+        assert_eq!(def.metadata.architecture, "arm64");
+        assert_eq!(
+            def.components[0].images[0].full(),
+            "docker.io/library/nginx:1.25"
+        );
+    }
+
+    #[test]
+    fn with_signatures_is_read_at_package_level_and_must_be_a_boolean() {
+        let images = "components:\n  - name: web\n    images:\n      - nginx:1.25\n";
+        let head = "kind: PkgrPackage\nmetadata:\n  name: demo\n";
+        assert!(
+            !parse_str(&format!("{head}{images}"))
+                .unwrap()
+                .with_signatures
+        );
+        let def = parse_str(&format!("{head}withSignatures: true\n{images}")).unwrap();
+        assert!(def.with_signatures);
+        let err = parse_str(&format!("{head}withSignatures: maybe\n{images}")).unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_names_the_line() {
+        let err = parse_str(
+            "kind: PkgrPackage\nmetadata:\n  name: demo\n  colour: red\ncomponents: []\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(4), "{err}");
+        assert!(err.to_string().contains("unknown field `colour`"), "{err}");
+    }
+
+    #[test]
+    fn bad_reference_names_line_and_field() {
+        let err = parse_str(
+            "kind: PkgrPackage\nmetadata:\n  name: demo\ncomponents:\n  - name: web\n    images:\n      - ok:1\n      - Bad Ref!\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.line, Some(8));
+        assert_eq!(err.field.as_deref(), Some("components[0].images[1]"));
+    }
+
+    #[test]
+    fn bad_name_is_refused() {
+        let err = parse_str("kind: PkgrPackage\nmetadata:\n  name: Demo_1\ncomponents: []\n")
+            .unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("metadata.name"));
+        assert_eq!(err.line, Some(3));
+    }
+
+    #[test]
+    fn zarf_images_are_read_and_charts_warned() {
+        let def = parse(
+            Path::new("zarf.yaml"),
+            "kind: ZarfPackageConfig\nmetadata:\n  name: z\n  architecture: amd64\ncomponents:\n  - name: a\n    required: true\n    charts:\n      - name: x\n    images:\n      - registry.local/app:1\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(def.components[0].images.len(), 1);
+        assert_eq!(def.warnings.len(), 1);
+        assert!(def.warnings[0].contains("charts"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The two kinds of definition file, `PkgrPackage` (read strictly) and Zarf's
+//! `ZarfPackageConfig` (only its images, the rest tolerated and warned about), read
+//! into one shape that is not yet checked.
+
+use serde::Deserialize;
+
+use super::{DefinitionError, Document};
+
+/// A definition as written, whichever kind of file it came from.
+pub(super) struct Written {
+    pub metadata: WrittenMetadata,
+    /// Each component's name and image lines, in file order.
+    pub components: Vec<(String, Vec<String>)>,
+    /// Features of a Zarf package that pkgr does not carry, one sentence each.
+    pub warnings: Vec<String>,
+    pub with_signatures: bool,
+}
+
+/// The metadata fields both kinds share.
+pub(super) struct WrittenMetadata {
+    pub name: String,
+    pub version: Option<String>,
+    pub architecture: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PkgrFile {
+    kind: String,
+    metadata: PkgrMetadata,
+    #[serde(default, rename = "withSignatures")]
+    with_signatures: bool,
+    #[serde(default)]
+    components: Vec<PkgrComponent>,
+}
+
+// The serde structs keep their names: serde quotes them in its messages
+// ("expected struct PkgrMetadata").
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PkgrMetadata {
+    name: String,
+    version: Option<String>,
+    architecture: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PkgrComponent {
+    name: String,
+    #[serde(default)]
+    images: Vec<String>,
+}
+
+/// Zarf's schema is large: only what pkgr uses is named, the rest is tolerated.
+#[derive(Deserialize)]
+struct ZarfFile {
+    metadata: ZarfMetadata,
+    #[serde(default)]
+    components: Vec<ZarfComponent>,
+}
+
+#[derive(Deserialize)]
+struct ZarfMetadata {
+    name: String,
+    version: Option<String>,
+    architecture: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ZarfComponent {
+    name: String,
+    #[serde(default)]
+    images: Vec<String>,
+    #[serde(flatten)]
+    other: std::collections::BTreeMap<String, serde_yaml_ng::Value>,
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    kind: Option<String>,
+}
+
+/// Zarf component features that pkgr knows of but does not carry.
+const ZARF_UNCARRIED: &[&str] = &[
+    "charts",
+    "manifests",
+    "files",
+    "repos",
+    "dataInjections",
+    "actions",
+];
+
+/// Reads the document by its `kind`.
+pub(super) fn read(document: &Document) -> Result<Written, DefinitionError> {
+    let kind: KindOnly = from_yaml(document)?;
+    match kind.kind.as_deref() {
+        Some("PkgrPackage") => from_yaml(document).map(pkgr),
+        Some("ZarfPackageConfig") => from_yaml(document).map(zarf),
+        Some(other) => Err(document.error(
+            document.line_of("kind:"),
+            Some("kind"),
+            format!(
+                "unknown kind `{other}`; expected `PkgrPackage` (or a Zarf `ZarfPackageConfig`)"
+            ),
+        )),
+        None => Err(document.error(None, Some("kind"), "missing `kind: PkgrPackage`".into())),
+    }
+}
+
+fn pkgr(file: PkgrFile) -> Written {
+    debug_assert_eq!(file.kind, "PkgrPackage");
+    let PkgrMetadata {
+        name,
+        version,
+        architecture,
+        description,
+    } = file.metadata;
+    Written {
+        metadata: WrittenMetadata {
+            name,
+            version,
+            architecture,
+            description,
+        },
+        components: file
+            .components
+            .into_iter()
+            .map(|c| (c.name, c.images))
+            .collect(),
+        warnings: Vec::new(),
+        with_signatures: file.with_signatures,
+    }
+}
+
+fn zarf(file: ZarfFile) -> Written {
+    let mut warnings = Vec::new();
+    let mut components = Vec::new();
+    for component in file.components {
+        for feature in ZARF_UNCARRIED {
+            if component.other.contains_key(*feature) {
+                warnings.push(format!(
+                    "component `{}` has `{feature}`, which pkgr does not carry; only its images are packaged",
+                    component.name
+                ));
+            }
+        }
+        components.push((component.name, component.images));
+    }
+    let ZarfMetadata {
+        name,
+        version,
+        architecture,
+        description,
+    } = file.metadata;
+    Written {
+        metadata: WrittenMetadata {
+            name,
+            version,
+            architecture,
+            description,
+        },
+        components,
+        warnings,
+        with_signatures: false,
+    }
+}
+
+/// Deserializes the whole document, an error pointing at the line serde names.
+fn from_yaml<T: serde::de::DeserializeOwned>(document: &Document) -> Result<T, DefinitionError> {
+    serde_yaml_ng::from_str(document.text).map_err(|err| {
+        let line = err.location().map(|loc| loc.line());
+        // serde_yaml_ng appends "at line X column Y" itself; keep only the first clause.
+        let message = err.to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_owned();
+        document.error(line, None, message)
+    })
+}
