@@ -130,14 +130,49 @@ impl<'r> Fetcher<'r> {
     }
 }
 
+/// Downloads one blob into the store: streamed from where the partial stops, then
+/// committed, and both tried again (after a pause) until [`MAX_ATTEMPTS`] is reached.
 async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Result<(), PullError> {
-    let store_error = |source: StoreError| PullError::Store {
-        what: format!("blob {} of {}", job.digest, job.owner()),
-        source,
+    let Some(mut writer) = begin(store, job, reporter).await? else {
+        return Ok(());
     };
-    // Off the runtime: creating the partial is the costliest step of a small blob on
-    // some filesystems, and taking its lock can wait on another pkgr process.
-    let begin = {
+    reporter.blob_start(&job.digest, job.size);
+    reporter.blob_progress(&job.digest, writer.offset());
+
+    let mut attempt = 1;
+    loop {
+        let failure = if writer.offset() < job.size {
+            stream_once(&mut writer, job, reporter).await?
+        } else {
+            None
+        };
+        let retry_reason = match failure {
+            Some(err) => err,
+            None => match commit_or_retry(writer, job, reporter, attempt).await? {
+                Commit::Stored => return Ok(()),
+                Commit::Retry(handed_back, reason) => {
+                    writer = handed_back;
+                    reason
+                }
+            },
+        };
+        if attempt >= MAX_ATTEMPTS {
+            return Err(gave_up(job, retry_reason));
+        }
+        tokio::time::sleep(backoff(attempt)).await;
+        attempt += 1;
+    }
+}
+
+/// Takes the blob's partial in the store, or `None` when the blob is there already.
+/// Off the runtime: creating the partial is the costliest step of a small blob on
+/// some filesystems, and taking its lock can wait on another pkgr process.
+async fn begin(
+    store: &Store,
+    job: &BlobJob,
+    reporter: &dyn Reporter,
+) -> Result<Option<Box<BlobWriter>>, PullError> {
+    let begun = {
         let store = store.clone();
         let (digest, size) = (job.digest.clone(), job.size);
         tokio::task::spawn_blocking(move || store.begin(&digest, size))
@@ -147,94 +182,104 @@ async fn fetch_one(store: &Store, job: &BlobJob, reporter: &dyn Reporter) -> Res
                 source,
             })?
     };
-    let mut writer = match begin.map_err(store_error)? {
+    match begun.map_err(|source| store_failed(job, source))? {
         Ingest::Present => {
             reporter.blob_cached(job.size);
-            return Ok(());
+            Ok(None)
         }
-        Ingest::Writer(writer) => writer,
-    };
-    reporter.blob_start(&job.digest, job.size);
-    reporter.blob_progress(&job.digest, writer.offset());
+        Ingest::Writer(writer) => Ok(Some(writer)),
+    }
+}
 
-    let mut attempt = 1;
-    loop {
-        let offset = writer.offset();
-        let failure = if offset < job.size {
-            let (mut body, from_offset) = job.source.blob(&job.digest, offset).await?;
-            if !from_offset {
-                writer.restart().map_err(store_error)?;
-                // The whole blob comes again: the partial must not be counted twice.
-                if offset > 0 {
-                    reporter.blob_discarded(&job.digest, offset);
-                }
-            }
-            let mut failure = None;
-            while let Some(chunk) = body.next().await {
-                match chunk {
-                    Ok(bytes) => {
-                        writer
-                            .write(&bytes)
-                            .map_err(|source| damaged(job, source))?;
-                        reporter.blob_progress(&job.digest, bytes.len() as u64);
-                    }
-                    // Stop at the first error: some streams repeat it forever.
-                    Err(err) => {
-                        failure = Some(err);
-                        break;
-                    }
-                }
-            }
-            failure
-        } else {
-            None
-        };
-        let retry_reason = match failure {
-            Some(err) => err,
-            None => {
-                let reported = writer.offset();
-                let (handed_back, committed) = commit(writer, &job.digest).await?;
-                writer = handed_back;
-                // A digest mismatch empties the partial; those bytes will move again.
-                let discarded = reported.saturating_sub(writer.offset());
-                if discarded > 0 {
-                    reporter.blob_discarded(&job.digest, discarded);
-                }
-                match committed {
-                    Ok(()) => {
-                        reporter.blob_done(&job.digest);
-                        return Ok(());
-                    }
-                    Err(
-                        err @ (StoreError::TooShort { .. } | StoreError::DigestMismatch { .. }),
-                    ) => {
-                        if attempt >= MAX_ATTEMPTS {
-                            return Err(damaged(job, err));
-                        }
-                        std::io::Error::other(err.to_string())
-                    }
-                    Err(err) => return Err(store_error(err)),
-                }
-            }
-        };
-        if attempt >= MAX_ATTEMPTS {
-            let (reference, digest) = (job.owner(), job.digest.clone());
-            return Err(if retry_reason.kind() == std::io::ErrorKind::TimedOut {
-                PullError::Stalled {
-                    reference,
-                    digest,
-                    source: retry_reason,
-                }
-            } else {
-                PullError::Interrupted {
-                    reference,
-                    digest,
-                    source: retry_reason,
-                }
-            });
+/// One request for the rest of the blob, written as it streams. Returns the error
+/// that cut the stream, if one did, for the caller to retry.
+async fn stream_once(
+    writer: &mut BlobWriter,
+    job: &BlobJob,
+    reporter: &dyn Reporter,
+) -> Result<Option<std::io::Error>, PullError> {
+    let offset = writer.offset();
+    let (mut body, from_offset) = job.source.blob(&job.digest, offset).await?;
+    if !from_offset {
+        writer
+            .restart()
+            .map_err(|source| store_failed(job, source))?;
+        // The whole blob comes again: the partial must not be counted twice.
+        if offset > 0 {
+            reporter.blob_discarded(&job.digest, offset);
         }
-        tokio::time::sleep(backoff(attempt)).await;
-        attempt += 1;
+    }
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(bytes) => {
+                writer
+                    .write(&bytes)
+                    .map_err(|source| damaged(job, source))?;
+                reporter.blob_progress(&job.digest, bytes.len() as u64);
+            }
+            // Stop at the first error: some streams repeat it forever.
+            Err(err) => return Ok(Some(err)),
+        }
+    }
+    Ok(None)
+}
+
+/// How a commit ended: the blob is stored, or its bytes were short or wrong and the
+/// writer (emptied by a digest mismatch) is handed back to download them again.
+enum Commit {
+    Stored,
+    Retry(Box<BlobWriter>, std::io::Error),
+}
+
+/// Commits the downloaded blob. Bytes that do not hash to the digest are worth
+/// another download until the last attempt, when the blob is called damaged.
+async fn commit_or_retry(
+    writer: Box<BlobWriter>,
+    job: &BlobJob,
+    reporter: &dyn Reporter,
+    attempt: u32,
+) -> Result<Commit, PullError> {
+    let reported = writer.offset();
+    let (writer, committed) = commit(writer, &job.digest).await?;
+    // A digest mismatch empties the partial; those bytes will move again.
+    let discarded = reported.saturating_sub(writer.offset());
+    if discarded > 0 {
+        reporter.blob_discarded(&job.digest, discarded);
+    }
+    match committed {
+        Ok(()) => {
+            reporter.blob_done(&job.digest);
+            Ok(Commit::Stored)
+        }
+        Err(err @ (StoreError::TooShort { .. } | StoreError::DigestMismatch { .. })) => {
+            if attempt >= MAX_ATTEMPTS {
+                return Err(damaged(job, err));
+            }
+            Ok(Commit::Retry(
+                writer,
+                std::io::Error::other(err.to_string()),
+            ))
+        }
+        Err(err) => Err(store_failed(job, err)),
+    }
+}
+
+/// The error of a download still cut after its last attempt: a stall if the last cut
+/// was a timeout, an interruption otherwise.
+fn gave_up(job: &BlobJob, reason: std::io::Error) -> PullError {
+    let (reference, digest) = (job.owner(), job.digest.clone());
+    if reason.kind() == std::io::ErrorKind::TimedOut {
+        PullError::Stalled {
+            reference,
+            digest,
+            source: reason,
+        }
+    } else {
+        PullError::Interrupted {
+            reference,
+            digest,
+            source: reason,
+        }
     }
 }
 
@@ -265,9 +310,13 @@ fn damaged(job: &BlobJob, source: StoreError) -> PullError {
             source,
         }
     } else {
-        PullError::Store {
-            what: format!("blob {} of {}", job.digest, job.owner()),
-            source,
-        }
+        store_failed(job, source)
+    }
+}
+
+fn store_failed(job: &BlobJob, source: StoreError) -> PullError {
+    PullError::Store {
+        what: format!("blob {} of {}", job.digest, job.owner()),
+        source,
     }
 }
