@@ -21,18 +21,15 @@ use serde::Serialize;
 use super::save::{self, ReadError, Saved};
 use super::{Daemon, DaemonError};
 use crate::digest::Digest;
-use crate::manifest::MAX_MANIFEST_BYTES;
+use crate::manifest::{
+    DOCKER_LAYER_TAR, MAX_MANIFEST_BYTES, OCI_IMAGE_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR,
+    OCI_MANIFEST,
+};
 use crate::store::Store;
 
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// Layer media types that say "uncompressed tar": what a daemon writes, never what a
 /// registry serves for an image pulled from it.
-const UNCOMPRESSED_LAYERS: [&str; 2] = [
-    "application/vnd.oci.image.layer.v1.tar",
-    "application/vnd.docker.image.rootfs.diff.tar",
-];
+const UNCOMPRESSED_LAYERS: [&str; 2] = [OCI_LAYER_TAR, DOCKER_LAYER_TAR];
 
 /// Which of the daemon's save formats an image came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -297,7 +294,7 @@ fn build(
         schema_version: 2,
         media_type: OCI_MANIFEST,
         config: Descriptor {
-            media_type: OCI_CONFIG,
+            media_type: OCI_IMAGE_CONFIG,
             digest: config.to_string(),
             size: config_size,
         },

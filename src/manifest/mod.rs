@@ -23,8 +23,13 @@ pub const ACCEPTED: &[&str] = &[OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MAN
 /// Manifests larger than this are refused, so a hostile registry cannot exhaust memory.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
+pub const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// An uncompressed layer, in OCI's words and in Docker's.
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
 const HELM_CONFIG: &str = "application/vnd.cncf.helm.config.v1+json";
-const OCI_IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const DOCKER_IMAGE_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 const IN_TOTO: &str = "application/vnd.dsse.envelope.v1+json";
