@@ -6,6 +6,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::hint::{Fix, Hint};
 use crate::progress::human_bytes;
 
 /// The largest size a blob descriptor may declare unless `--max-blob-size` says
@@ -77,7 +78,8 @@ pub fn filesystem_of(path: &Path) -> PathBuf {
     top.to_owned()
 }
 
-/// A directory a build writes into, and the option that moves it (for the hint).
+/// A directory a build writes into, and the option that moves it (for the hint: the
+/// command line names it, this module only carries it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Place {
     pub dir: PathBuf,
@@ -223,12 +225,11 @@ pub struct Shortfall {
     pub places: Vec<Place>,
 }
 
-impl Shortfall {
-    pub fn hint(&self) -> String {
-        format!(
-            "free some space there, or pass {} a directory on a filesystem with more room",
-            join(self.places.iter().map(|p| p.flag.to_owned())).replace(" and ", " or ")
-        )
+impl Hint for Shortfall {
+    fn hint(&self) -> Option<Fix> {
+        Some(Fix::MakeRoom {
+            options: self.places.iter().map(|p| p.flag).collect(),
+        })
     }
 }
 
@@ -342,7 +343,9 @@ mod tests {
         );
         assert_eq!(
             short.hint(),
-            "free some space there, or pass --cache or --output a directory on a filesystem with more room"
+            Some(Fix::MakeRoom {
+                options: vec!["--cache", "--output"]
+            })
         );
     }
 
@@ -383,7 +386,9 @@ mod tests {
         assert_eq!(short.needed, output_need);
         assert_eq!(
             short.hint(),
-            "free some space there, or pass --output a directory on a filesystem with more room"
+            Some(Fix::MakeRoom {
+                options: vec!["--output"]
+            })
         );
     }
 

@@ -1,13 +1,16 @@
 //! The error a command ends with, at the edge: each library error as it came, plus the
 //! failures only the command line knows (verification refused, images not pushed,
-//! Ctrl-C, SIGTERM). Here alone are exit codes decided and hints gathered for printing.
+//! Ctrl-C, SIGTERM). Here alone are exit codes decided and hints gathered for printing;
+//! `hints` turns the fixes library errors suggest into words.
+
+mod hints;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use crate::definition::DefinitionError;
 use crate::digest::Digest;
-use crate::hint::{Hint, REPORT_BUG};
+use crate::hint::{Fix, Hint};
 use crate::package::scan::Problem;
 use crate::package::PackageError;
 use crate::pull::PullError;
@@ -52,7 +55,7 @@ pub enum Error {
     #[error("{} image(s) failed to push: {}", failed.len(), failed.join(", "))]
     PushFailed {
         failed: Vec<String>,
-        hint: Option<String>,
+        hint: Option<Fix>,
     },
     #[error("{} is not a regular file (it is {kind})", path.display())]
     NotARegularFile { path: PathBuf, kind: &'static str },
@@ -129,17 +132,27 @@ impl Error {
         }
     }
 
+    /// The hint line's text: the library's fix in words, or the command line's own.
     pub fn hint(&self) -> Option<String> {
-        match self {
+        let fix = match self {
             Self::Definition(e) => e.hint(),
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
             Self::Package(e) => e.hint(),
             Self::Cache(e) => e.hint(),
+            Self::PushFailed { hint, .. } => hint.clone(),
+            Self::Internal { .. } => Some(Fix::ReportBug),
+            _ => return self.own_hint(),
+        };
+        fix.as_ref().map(hints::words)
+    }
+
+    /// The hints of the failures only the command line knows.
+    fn own_hint(&self) -> Option<String> {
+        match self {
             Self::DamagedBlobs { .. } => {
                 Some("the next pkgr create fetches them again from their registries".into())
             }
-            Self::PushFailed { hint, .. } => hint.clone(),
             Self::NoSpace {
                 filesystem, flag, ..
             } => Some(match flag {
@@ -149,7 +162,6 @@ impl Error {
                 ),
                 None => format!("free some space on {}", filesystem.display()),
             }),
-            Self::Internal { .. } => Some(REPORT_BUG.into()),
             Self::Verification {
                 refused_push: true, ..
             } => Some(

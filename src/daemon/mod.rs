@@ -15,6 +15,7 @@ mod save;
 pub use engine::Daemon;
 pub use image::{from_save, import, Format, Imported};
 
+use crate::hint::{Fix, Hint};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,17 +65,12 @@ pub enum DaemonError {
     },
 }
 
-impl crate::hint::Hint for DaemonError {
-    fn hint(&self) -> Option<String> {
+impl Hint for DaemonError {
+    fn hint(&self) -> Option<Fix> {
         match self {
-            Self::Unreachable { .. } => Some(
-                "start the Docker daemon, or set DOCKER_HOST to one that has the image".into(),
-            ),
-            Self::NotFound { .. } => Some(
-                "load the image into the Docker daemon (docker load or docker pull), or fix the registry"
-                    .into(),
-            ),
-            Self::Internal { .. } => Some(crate::hint::REPORT_BUG.into()),
+            Self::Unreachable { .. } => Some(Fix::StartDaemon),
+            Self::NotFound { .. } => Some(Fix::LoadIntoDaemon),
+            Self::Internal { .. } => Some(Fix::ReportBug),
             _ => None,
         }
     }

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 pub use assemble::{file_name, Output, Staging};
 
 use crate::digest::Digest;
-use crate::hint::{Hint, REPORT_BUG};
+use crate::hint::{Fix, Hint};
 use crate::manifest::walk::WalkError;
 use crate::nesting::MAX_FLOW_DEPTH;
 
@@ -102,14 +102,11 @@ impl PackageError {
 }
 
 impl Hint for PackageError {
-    fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<Fix> {
         match self {
             Self::Heal(e) => e.hint(),
-            Self::Internal { .. } => Some(REPORT_BUG.into()),
-            Self::DamagedAgain { .. } => Some(
-                "the new copy was verified when it was stored and had changed by the seal, so check the disk and anything else that writes to the cache or the output directory"
-                    .into(),
-            ),
+            Self::Internal { .. } => Some(Fix::ReportBug),
+            Self::DamagedAgain { .. } => Some(Fix::CheckDisk),
             _ => None,
         }
     }

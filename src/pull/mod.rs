@@ -30,7 +30,7 @@ use oci_client::Reference;
 use crate::daemon::DaemonError;
 use crate::definition::Definition;
 use crate::digest::Digest;
-use crate::hint::{Hint, REPORT_BUG};
+use crate::hint::{Fix, Hint, PlatformPin};
 use crate::manifest::walk::WalkError;
 use crate::progress::human_bytes;
 use crate::registry::RegistryError;
@@ -196,76 +196,49 @@ impl PullError {
 }
 
 impl Hint for PullError {
-    fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<Fix> {
         match self {
             Self::Registry(e) => e.hint(),
             Self::NotInDaemon { registry, daemon } => match (registry.hint(), daemon.hint()) {
-                (Some(r), Some(d)) => Some(format!("{r}; or {d}")),
+                (Some(r), Some(d)) => Some(Fix::Either(Box::new(r), Box::new(d))),
                 (r, d) => r.or(d),
             },
             Self::Daemon(e) => e.hint(),
             Self::Shared(e) => e.hint(),
-            Self::Discovery { source, .. } => Some(source.hint().unwrap_or_else(|| {
-                "without --with-signatures (or withSignatures: true) the images are packaged without them".into()
-            })),
-            Self::Internal { .. } => Some(REPORT_BUG.into()),
-            Self::Stalled { .. } => Some(crate::registry::STALLED_HINT.into()),
+            Self::Discovery { source, .. } => {
+                Some(source.hint().unwrap_or(Fix::PackageWithoutSignatures))
+            }
+            Self::Internal { .. } => Some(Fix::ReportBug),
+            Self::Stalled { .. } => Some(Fix::RaiseTimeout),
             Self::IndexRefused {
                 architecture,
                 platforms,
                 ..
-            } => Some(index_listing(architecture, platforms)),
-            Self::BlobTooLarge { .. } => Some(
-                "if the image really has a blob this large, raise the bound with --max-blob-size (e.g. --max-blob-size 128GiB)"
-                    .into(),
-            ),
-            Self::NoSpace(shortfall) => Some(shortfall.hint()),
-            Self::PlatformMissing { .. } => Some(
-                "set metadata.architecture (or --architecture) to one of the platforms listed"
-                    .into(),
-            ),
+            } => Some(Fix::PinPlatform {
+                platforms: platforms
+                    .iter()
+                    .map(|(platform, pinned)| pin(architecture, platform, pinned))
+                    .collect(),
+            }),
+            Self::BlobTooLarge { .. } => Some(Fix::RaiseMaxBlobSize),
+            Self::NoSpace(shortfall) => shortfall.hint(),
+            Self::PlatformMissing { .. } => Some(Fix::PickArchitecture),
             _ => None,
         }
     }
 }
 
-/// The refusal's help: each platform pinned, the matching one marked, attestations
-/// named beside the platform they describe.
-fn index_listing(architecture: &str, platforms: &[(IndexPlatform, String)]) -> String {
-    let name = |p: &IndexPlatform| {
-        p.platform
-            .as_ref()
-            .map_or_else(|| "unknown".to_owned(), ToString::to_string)
-    };
-    let width = platforms
-        .iter()
-        .map(|(p, _)| name(p).len())
-        .max()
-        .unwrap_or(0);
-    let mut text = String::from("pin one platform's manifest instead:\n");
-    for (platform, pinned) in platforms {
-        let marker = if platform
+/// One platform of a refused index, as the refusal's fix lists it.
+fn pin(architecture: &str, platform: &IndexPlatform, pinned: &str) -> PlatformPin {
+    PlatformPin {
+        platform: platform.platform.as_ref().map(ToString::to_string),
+        pinned: pinned.to_owned(),
+        matches: platform
             .platform
             .as_ref()
-            .is_some_and(|p| p.matches_linux(architecture))
-        {
-            "   <- matches this package"
-        } else {
-            ""
-        };
-        text.push_str(&format!(
-            "    {:<width$}  {pinned}{marker}\n",
-            name(platform)
-        ));
-        for attestation in &platform.attestations {
-            text.push_str(&format!(
-                "    {:<width$}    with its attestation {attestation}\n",
-                ""
-            ));
-        }
+            .is_some_and(|p| p.matches_linux(architecture)),
+        attestations: platform.attestations.clone(),
     }
-    text.push_str("or pass --allow-index to keep the whole index and every platform in it");
-    text
 }
 
 /// What a pull produced: every image of the definition in definition order, and the

@@ -219,8 +219,8 @@ mod tests {
             )
         );
         assert_eq!(
-            crate::hint::Hint::hint(&err).as_deref(),
-            Some("if the image really has a blob this large, raise the bound with --max-blob-size (e.g. --max-blob-size 128GiB)")
+            crate::hint::Hint::hint(&err),
+            Some(crate::hint::Fix::RaiseMaxBlobSize)
         );
         let mut plan = Plan::new(big + 1);
         assert_eq!(

@@ -41,7 +41,7 @@ pub enum PushError {
 }
 
 impl Hint for PushError {
-    fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<crate::hint::Fix> {
         match self {
             Self::Registry(e) => e.hint(),
             _ => None,

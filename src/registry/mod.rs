@@ -122,36 +122,22 @@ pub enum RegistryError {
 }
 
 impl crate::hint::Hint for RegistryError {
-    fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<crate::hint::Fix> {
+        use crate::hint::Fix;
         match self {
-            Self::NotFound { .. } => {
-                Some("check the repository name and tag, and that the registry holds it".into())
-            }
-            Self::Unauthorized { .. } => Some(
-                "log in with `docker login`, or check the credentials in Docker's config.json"
-                    .into(),
-            ),
-            Self::NoCredentials { registry, .. } => Some(format!(
-                "log in with `docker login {registry}` (pkgr reads Docker's config.json)"
-            )),
-            Self::Unreachable { .. } => {
-                Some("check the host and port, and that the registry is running".into())
-            }
-            Self::UntrustedCertificate { .. } => Some(
-                "pass --ca-file with the CA that signed it, or --insecure-skip-tls-verify".into(),
-            ),
-            Self::PlainHttpPort { .. } => {
-                Some("the registry speaks plain HTTP: pass --plain-http".into())
-            }
-            Self::Stalled { .. } => Some(STALLED_HINT.into()),
+            Self::NotFound { .. } => Some(Fix::CheckName),
+            Self::Unauthorized { .. } => Some(Fix::CheckCredentials),
+            Self::NoCredentials { registry, .. } => Some(Fix::LogIn {
+                registry: registry.clone(),
+            }),
+            Self::Unreachable { .. } => Some(Fix::CheckHost),
+            Self::UntrustedCertificate { .. } => Some(Fix::TrustCa),
+            Self::PlainHttpPort { .. } => Some(Fix::PlainHttp),
+            Self::Stalled { .. } => Some(Fix::RaiseTimeout),
             _ => None,
         }
     }
 }
-
-/// What to do about a registry that stalled.
-pub const STALLED_HINT: &str =
-    "it was retried and kept stalling; if the link is only slow, raise --timeout";
 
 /// A registry client shared by every download of one run.
 pub struct Registry {

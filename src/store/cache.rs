@@ -79,9 +79,9 @@ impl CacheError {
 }
 
 impl crate::hint::Hint for CacheError {
-    fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<crate::hint::Fix> {
         match self {
-            Self::NoRoot => Some("pass --cache DIR or set $PKGR_CACHE_DIR".into()),
+            Self::NoRoot => Some(crate::hint::Fix::NameCache),
             _ => None,
         }
     }
