@@ -271,4 +271,20 @@ mod tests {
         assert_eq!(def.warnings.len(), 1);
         assert!(def.warnings[0].contains("charts"));
     }
+
+    #[test]
+    fn serde_names_the_struct_it_expected_for_either_kind() {
+        for (text, expected) in [
+            ("kind: PkgrPackage\nmetadata: 5\n", "PkgrMetadata"),
+            ("kind: ZarfPackageConfig\nmetadata: 5\n", "ZarfMetadata"),
+        ] {
+            let err = parse_str(text).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "pkgr.yaml:2: metadata: invalid type: integer `5`, expected struct {expected}"
+                )
+            );
+        }
+    }
 }

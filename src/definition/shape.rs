@@ -16,7 +16,11 @@ pub(super) struct Written {
     pub with_signatures: bool,
 }
 
-/// The metadata fields both kinds share.
+/// The metadata fields both kinds share, as a Zarf file is read (a `PkgrPackage` is
+/// read strictly, through [`PkgrMetadata`]). serde names the struct it expected in
+/// its messages, and a Zarf file's have always said `ZarfMetadata`.
+#[derive(Deserialize)]
+#[serde(expecting = "struct ZarfMetadata")]
 pub(super) struct WrittenMetadata {
     pub name: String,
     pub version: Option<String>,
@@ -35,8 +39,6 @@ struct PkgrFile {
     components: Vec<PkgrComponent>,
 }
 
-// The serde structs keep their names: serde quotes them in its messages
-// ("expected struct PkgrMetadata").
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PkgrMetadata {
@@ -57,17 +59,9 @@ struct PkgrComponent {
 /// Zarf's schema is large: only what pkgr uses is named, the rest is tolerated.
 #[derive(Deserialize)]
 struct ZarfFile {
-    metadata: ZarfMetadata,
+    metadata: WrittenMetadata,
     #[serde(default)]
     components: Vec<ZarfComponent>,
-}
-
-#[derive(Deserialize)]
-struct ZarfMetadata {
-    name: String,
-    version: Option<String>,
-    architecture: Option<String>,
-    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -150,19 +144,8 @@ fn zarf(file: ZarfFile) -> Written {
         }
         components.push((component.name, component.images));
     }
-    let ZarfMetadata {
-        name,
-        version,
-        architecture,
-        description,
-    } = file.metadata;
     Written {
-        metadata: WrittenMetadata {
-            name,
-            version,
-            architecture,
-            description,
-        },
+        metadata: file.metadata,
         components,
         warnings,
         with_signatures: false,
