@@ -22,5 +22,6 @@ pub mod reference;
 pub mod registry;
 pub mod space;
 pub mod store;
+pub mod tarwalk;
 #[cfg(test)]
 mod testing;
