@@ -23,15 +23,24 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct Fallback {
     store: Store,
+    max_blob_size: u64,
     warnings: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Fallback {
-    /// Fallbacks that import into `store` (the fetcher's), and the receiving end of
-    /// their warnings.
-    pub fn new(store: Store) -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    /// Fallbacks that import into `store` (the fetcher's), refusing any file of a save
+    /// over `max_blob_size`, and the receiving end of their warnings.
+    pub fn new(
+        store: Store,
+        max_blob_size: u64,
+    ) -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<String>) {
         let (warnings, receiver) = tokio::sync::mpsc::unbounded_channel();
-        (Arc::new(Self { store, warnings }), receiver)
+        let fallback = Self {
+            store,
+            max_blob_size,
+            warnings,
+        };
+        (Arc::new(fallback), receiver)
     }
 }
 
@@ -83,7 +92,8 @@ impl DaemonFallback {
                 "{failure}; packaging {name} from the Docker daemon at {} instead",
                 daemon.host()
             ));
-            let imported = daemon::import(&daemon, &name, &self.fallback.store).await?;
+            let (store, bound) = (&self.fallback.store, self.fallback.max_blob_size);
+            let imported = daemon::import(&daemon, &name, store, bound).await?;
             // A pinned digest holds for the daemon as for a registry: a manifest pkgr
             // built (which no registry ever served) cannot have it.
             if reference
@@ -280,7 +290,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
         let file = std::fs::File::open(fixture(name)).unwrap();
-        let imported = from_save(file, &store, "registry.invalid/fixtures/x:1").unwrap();
+        let bound = crate::space::DEFAULT_MAX_BLOB_SIZE;
+        let imported = from_save(file, &store, "registry.invalid/fixtures/x:1", bound).unwrap();
         (dir, store, imported)
     }
 
