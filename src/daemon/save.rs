@@ -6,9 +6,13 @@
 //!
 //! Every file that may be a blob streams straight into the store and is named there
 //! by its own hash; a file the stream cuts short fails, and its temp file is removed
-//! (as `Store::put_unnamed` removes any it did not finish). The save's file names are
-//! kept only as keys for finding those digests again once the save's metadata
-//! (`index.json`, `manifest.json`: the legacy format writes it last) has been read.
+//! (as `Store::put_unnamed` removes any it did not finish). Files completed before a
+//! later failure stay: each is whole and named by its hash, as a failed pull's
+//! downloaded blobs stay, and the shared cache cannot tell whether another run
+//! already counts on the same blob; `cache prune` reclaims them. The save's file
+//! names are kept only as keys for finding those digests again once the save's
+//! metadata (`index.json`, `manifest.json`: the legacy format writes it last) has
+//! been read.
 //! Nothing is held in memory but that metadata.
 
 use std::collections::HashMap;

@@ -12,7 +12,8 @@ use crate::support::images::{noise, sha256};
 use crate::support::measure::measure;
 use crate::support::package::Package;
 use crate::support::registry::{Options, TestRegistry};
-use crate::support::save_stand_in::{header, SaveStandIn, Tail};
+use crate::support::save_stand_in::{SaveStandIn, Tail};
+use crate::support::tarfix::header;
 use crate::support::{package_path, stderr, stdout, Workspace};
 
 /// A loopback port that nothing listens on: bound, then freed.
@@ -376,7 +377,7 @@ fn refused_save(head: Vec<u8>, tail: Tail, extra: &[&str]) -> (String, Workspace
 #[test]
 fn a_save_starting_with_a_2_gib_pax_header_is_refused_unread() {
     let (line, _) = refused_save(
-        header("PaxHeaders/x", tar::EntryType::XHeader, 2 << 30),
+        header(b"PaxHeaders/x", tar::EntryType::XHeader, 2 << 30),
         Tail::Zeros,
         &[],
     );
@@ -393,7 +394,7 @@ fn a_save_starting_with_a_2_gib_pax_header_is_refused_unread() {
 #[test]
 fn a_save_whose_first_entry_declares_8_6_gb_is_bounded_and_leaves_nothing() {
     let name = format!("blobs/sha256/{}", "0".repeat(64));
-    let claim = header(&name, tar::EntryType::Regular, 8_600_000_000);
+    let claim = header(name.as_bytes(), tar::EntryType::Regular, 8_600_000_000);
     let (line, _) = refused_save(claim.clone(), Tail::Zeros, &["--max-blob-size", "4GiB"]);
     assert!(
         line.starts_with(&format!("`{name}` in the docker save stream of ")),
@@ -425,7 +426,7 @@ fn a_save_whose_first_entry_declares_8_6_gb_is_bounded_and_leaves_nothing() {
 #[test]
 fn a_save_with_a_1_gb_manifest_json_is_refused_from_its_header() {
     let (line, _) = refused_save(
-        header("manifest.json", tar::EntryType::Regular, 1 << 30),
+        header(b"manifest.json", tar::EntryType::Regular, 1 << 30),
         Tail::Zeros,
         &[],
     );

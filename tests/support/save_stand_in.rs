@@ -23,18 +23,6 @@ pub enum Tail {
 /// The most zeros one answer sends, so that a reader that never refuses still ends.
 const MOST_ZEROS: u64 = 3 << 30;
 
-/// One tar header block declaring `size` bytes (base-256 over 8 GiB, as Go writes).
-pub fn header(name: &str, kind: tar::EntryType, size: u64) -> Vec<u8> {
-    let mut header = tar::Header::new_gnu();
-    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
-    header.set_entry_type(kind);
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_cksum();
-    header.as_bytes().to_vec()
-}
-
 pub struct SaveStandIn {
     /// `unix:///…/docker.sock`, for `DOCKER_HOST`.
     pub host: String,
