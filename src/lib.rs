@@ -4,7 +4,8 @@
 //! and back: `package (read, scan) → inspect / push`. Each stage is a module of this
 //! library; `cli` is the edge that parses arguments, wires the stages together and
 //! decides exit codes. Imports run down: `digest` and `hint` are the ground floor,
-//! then `manifest`, `reference`, `store`, `registry`, `pull`, `package`, `push`.
+//! then `tarwalk`, `manifest`, `reference`, `store`, `registry`, `daemon`, `pull`,
+//! `package`, `push`.
 
 pub mod cancel;
 pub mod cli;
@@ -22,5 +23,6 @@ pub mod reference;
 pub mod registry;
 pub mod space;
 pub mod store;
+pub mod tarwalk;
 #[cfg(test)]
 mod testing;

@@ -52,7 +52,7 @@ async fn build(settings: CreateSettings) -> Result<PathBuf, Error> {
     // Imports from the Docker daemon go into the same store as downloads.
     let (fallback, warnings) = match settings.daemon_fallback {
         true => {
-            let (fallback, warnings) = Fallback::new(store.clone());
+            let (fallback, warnings) = Fallback::new(store.clone(), settings.pull.max_blob_size);
             (Some(fallback), Some(warnings))
         }
         false => (None, None),

@@ -52,8 +52,14 @@ pub struct Imported {
 }
 
 /// Exports `image` from the daemon and puts all it holds into `store`, reading the
-/// save as it streams: a blocking thread reads the tar while this task feeds it.
-pub async fn import(daemon: &Daemon, image: &str, store: &Store) -> Result<Imported, DaemonError> {
+/// save as it streams: a blocking thread reads the tar while this task feeds it. An
+/// entry declaring more than `max_blob_size` bytes is refused from its header.
+pub async fn import(
+    daemon: &Daemon,
+    image: &str,
+    store: &Store,
+    max_blob_size: u64,
+) -> Result<Imported, DaemonError> {
     daemon.has(image).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let mut stream = Box::pin(daemon.export(image));
@@ -75,6 +81,7 @@ pub async fn import(daemon: &Daemon, image: &str, store: &Store) -> Result<Impor
             },
             &store,
             &name,
+            max_blob_size,
         )
     });
     let ((), read) = tokio::join!(pump, reading);
@@ -85,13 +92,25 @@ pub async fn import(daemon: &Daemon, image: &str, store: &Store) -> Result<Impor
 }
 
 /// Reads a whole save and finds (or builds) its root manifest.
-pub fn from_save(reader: impl Read, store: &Store, image: &str) -> Result<Imported, DaemonError> {
+pub fn from_save(
+    reader: impl Read,
+    store: &Store,
+    image: &str,
+    max_blob_size: u64,
+) -> Result<Imported, DaemonError> {
     let format = |message: String| DaemonError::Format {
         image: image.to_owned(),
         message,
     };
-    let saved = save::read(crate::cancel::Cancellable(reader), store).map_err(|e| match e {
+    let reader = crate::cancel::Cancellable(reader);
+    let saved = save::read(reader, store, max_blob_size).map_err(|e| match e {
         ReadError::Format(message) => format(message),
+        ReadError::TooLarge { name, size, limit } => DaemonError::EntryTooLarge {
+            image: image.to_owned(),
+            name,
+            size,
+            limit,
+        },
         ReadError::Store(source) => DaemonError::Store {
             image: image.to_owned(),
             source,

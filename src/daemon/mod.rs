@@ -1,5 +1,6 @@
 //! The local Docker daemon as a second place images come from: connecting to it
-//! (`engine`), reading its `docker save` stream into the store as it arrives (`save`),
+//! (`engine`), reading its `docker save` stream into the store as it arrives, under
+//! the header caps and `--max-blob-size` bound a package is read with (`save`),
 //! gzip-compressing the uncompressed layers it holds (`gzip`), and turning what was
 //! saved into one root manifest whose every blob is named by its bytes (`image`).
 //!
@@ -50,6 +51,18 @@ pub enum DaemonError {
     },
     #[error("the docker save stream of {image} is not one pkgr can read: {message}")]
     Format { image: String, message: String },
+    /// Refused from the entry's header, before its bytes were read.
+    #[error(
+        "`{name}` in the docker save stream of {image} declares {size} bytes ({}), more than the {} allowed for one blob",
+        crate::progress::human_bytes(*size),
+        crate::progress::human_bytes(*limit)
+    )]
+    EntryTooLarge {
+        image: String,
+        name: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("cannot store what the docker save stream of {image} holds")]
     Store {
         image: String,

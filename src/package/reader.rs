@@ -7,7 +7,6 @@
 mod access;
 mod shown;
 mod split;
-mod tarwalk;
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -15,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use super::PackageError;
 use crate::digest::Digest;
+use crate::tarwalk;
 pub use access::PackageBytes;
 use access::TarBytes;
 pub use shown::shown;

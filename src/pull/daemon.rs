@@ -127,7 +127,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
         let file = std::fs::File::open(fixture(name)).unwrap();
-        let imported = from_save(file, &store, "registry.invalid/fixtures/x:1").unwrap();
+        let bound = crate::space::DEFAULT_MAX_BLOB_SIZE;
+        let imported = from_save(file, &store, "registry.invalid/fixtures/x:1", bound).unwrap();
         (dir, store, imported)
     }
 

@@ -21,15 +21,24 @@ use crate::store::Store;
 #[derive(Debug)]
 pub struct Fallback {
     store: Store,
+    max_blob_size: u64,
     warnings: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 impl Fallback {
-    /// Fallbacks that import into `store` (the fetcher's), and the receiving end of
-    /// their warnings.
-    pub fn new(store: Store) -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    /// Fallbacks that import into `store` (the fetcher's), refusing any file of a save
+    /// over `max_blob_size`, and the receiving end of their warnings.
+    pub fn new(
+        store: Store,
+        max_blob_size: u64,
+    ) -> (Arc<Self>, tokio::sync::mpsc::UnboundedReceiver<String>) {
         let (warnings, receiver) = tokio::sync::mpsc::unbounded_channel();
-        (Arc::new(Self { store, warnings }), receiver)
+        let fallback = Self {
+            store,
+            max_blob_size,
+            warnings,
+        };
+        (Arc::new(fallback), receiver)
     }
 }
 
@@ -81,7 +90,8 @@ impl DaemonFallback {
                 "{failure}; packaging {name} from the Docker daemon at {} instead",
                 daemon.host()
             ));
-            let imported = daemon::import(&daemon, &name, &self.fallback.store).await?;
+            let (store, bound) = (&self.fallback.store, self.fallback.max_blob_size);
+            let imported = daemon::import(&daemon, &name, store, bound).await?;
             // A pinned digest holds for the daemon as for a registry: a manifest pkgr
             // built (which no registry ever served) cannot have it.
             if reference

@@ -1,14 +1,19 @@
 //! The Docker daemon fallback against a real `dockerd`: an image that exists only in
 //! the daemon (loaded from a tar built here, under a registry name nobody serves) is
 //! packaged with every blob named by its bytes and pushed cleanly; the flag that turns
-//! the fallback off, and a daemon that is absent or refuses, are clear errors.
+//! the fallback off, and a daemon that is absent or refuses, are clear errors. Hostile
+//! save streams, which no real daemon can be made to write, come from a stand-in of
+//! the engine API, and are refused at once, in bounded memory, leaving nothing behind.
 
 use std::process::Output;
 
 use crate::support::dockerd::{legacy_image_tar, plain_layer, TestDockerd};
 use crate::support::images::{noise, sha256};
+use crate::support::measure::measure;
 use crate::support::package::Package;
 use crate::support::registry::{Options, TestRegistry};
+use crate::support::save_stand_in::{SaveStandIn, Tail};
+use crate::support::tarfix::header;
 use crate::support::{package_path, stderr, stdout, Workspace};
 
 /// A loopback port that nothing listens on: bound, then freed.
@@ -301,4 +306,132 @@ fn an_image_its_registry_does_not_have_is_taken_from_the_daemon_beside_one_it_ha
     )
     .unwrap();
     assert_eq!(manifest["config"]["digest"], sha256(&config));
+}
+
+/// What a refused hostile save may cost.
+const MAX_SECONDS: u64 = 5;
+const MAX_RSS_KIB: u64 = 100 * 1024;
+
+/// Runs create against a stand-in daemon whose save of the image is `head` then
+/// `tail`, with a registry that lacks the image (one that cannot be reached is
+/// retried for seconds before the fallback); checks the refusal's bounds (exit 1,
+/// under 5 s and 100 MB, nothing left in the cache's ingest dir, far fewer bytes taken
+/// than claimed) and returns the rest of the error line, which must name the image.
+fn refused_save(head: Vec<u8>, tail: Tail, extra: &[&str]) -> (String, Workspace) {
+    let stand_in = SaveStandIn::start(head, tail);
+    let registry = TestRegistry::start();
+    let reference = format!("{}/hostile/app:1", registry.addr);
+    let ws = Workspace::new();
+    define(&ws, &reference);
+    let mut cmd = ws.pkgr();
+    cmd.env("DOCKER_HOST", &stand_in.host)
+        .arg("create")
+        .arg(ws.path("def"))
+        .arg("--output")
+        .arg(ws.path("out"))
+        .arg("--no-progress")
+        .args(extra);
+    let run = measure(&cmd, ws.dir.path());
+    let err = failed(&ws, &run.out);
+    eprintln!(
+        "refused in {:?}, peak RSS {} KiB, {} bytes streamed",
+        run.elapsed,
+        run.peak_rss_kib,
+        stand_in.sent()
+    );
+    assert!(
+        run.elapsed.as_secs() < MAX_SECONDS,
+        "refused after {:?}: {err}",
+        run.elapsed
+    );
+    assert!(
+        run.peak_rss_kib < MAX_RSS_KIB,
+        "peak RSS {} KiB: {err}",
+        run.peak_rss_kib
+    );
+    let prefix = format!(
+        "error: {reference} was not found in its registry, and the Docker daemon cannot serve it either: "
+    );
+    assert!(err.starts_with(&prefix), "{err}");
+    assert!(err.contains(&reference), "the image is not named: {err}");
+    let ingest = ws.path("cache").join("ingest-v1");
+    let left: Vec<_> = std::fs::read_dir(&ingest)
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "the failed import left {left:?} in {ingest:?}"
+    );
+    // The stand-in may have sent more than pkgr took (sockets buffer), not gigabytes.
+    assert!(
+        stand_in.sent() < 1 << 30,
+        "{} bytes were streamed",
+        stand_in.sent()
+    );
+    let line = err[prefix.len()..].lines().next().unwrap().to_owned();
+    (line, ws)
+}
+
+/// A save starting with a 2 GiB PAX header, its body streamed for real: it used to be
+/// buffered whole (2.13 GB RSS). A stand-in, since no daemon writes such a save.
+#[test]
+fn a_save_starting_with_a_2_gib_pax_header_is_refused_unread() {
+    let (line, _) = refused_save(
+        header(b"PaxHeaders/x", tar::EntryType::XHeader, 2 << 30),
+        Tail::Zeros,
+        &[],
+    );
+    assert!(
+        line.ends_with("is not one pkgr can read: entry 1 has a 2147483648-byte extended header, over the 65536-byte limit"),
+        "{line}"
+    );
+}
+
+/// A save whose first entry declares 8.6 GB of zeros (it used to take 49 s, and leave
+/// 8.1 GB in the cache): over --max-blob-size it is refused from its header; within
+/// the bound, a stream that ends early leaves no file at all. A stand-in, since no
+/// daemon writes such a save.
+#[test]
+fn a_save_whose_first_entry_declares_8_6_gb_is_bounded_and_leaves_nothing() {
+    let name = format!("blobs/sha256/{}", "0".repeat(64));
+    let claim = header(name.as_bytes(), tar::EntryType::Regular, 8_600_000_000);
+    let (line, _) = refused_save(claim.clone(), Tail::Zeros, &["--max-blob-size", "4GiB"]);
+    assert!(
+        line.starts_with(&format!("`{name}` in the docker save stream of ")),
+        "{line}"
+    );
+    assert!(
+        line.ends_with(
+            "declares 8600000000 bytes (8.0 GiB), more than the 4.0 GiB allowed for one blob"
+        ),
+        "{line}"
+    );
+
+    let mut cut_short = claim;
+    cut_short.extend(noise(3, 1 << 20));
+    let (line, ws) = refused_save(cut_short, Tail::End, &[]);
+    assert!(
+        line.ends_with("is not one pkgr can read: it ends inside an entry"),
+        "{line}"
+    );
+    let blobs = ws.path("cache").join("blobs-v1").join("sha256");
+    let kept: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(kept.is_empty(), "a cut-short entry was stored: {kept:?}");
+}
+
+/// A save whose `manifest.json` declares 1 GB, its body streamed for real: it used to
+/// be refused only after 6.6 s of reading. A stand-in, since no daemon writes it.
+#[test]
+fn a_save_with_a_1_gb_manifest_json_is_refused_from_its_header() {
+    let (line, _) = refused_save(
+        header(b"manifest.json", tar::EntryType::Regular, 1 << 30),
+        Tail::Zeros,
+        &[],
+    );
+    assert!(
+        line.ends_with("is not one pkgr can read: its manifest.json declares 1073741824 bytes, over the 4194304-byte limit"),
+        "{line}"
+    );
 }

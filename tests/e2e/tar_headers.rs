@@ -3,10 +3,10 @@
 //! names and non-tar files reach messages escaped.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use crate::support::measure::measure;
 use crate::support::registry::TestRegistry;
-use crate::support::tarfix::{write_raw_tar, RawEntry};
+use crate::support::tarfix::{header, write_raw_tar, RawEntry};
 use crate::support::{stderr, Workspace};
 
 /// What the hostile name is made of, so a message quoting it can be caught.
@@ -14,17 +14,6 @@ const NAME_PATTERN: &[u8] = b"longname";
 const CLAIMED: u64 = 2 << 30;
 /// A refused package must not cost more than this much memory (KiB, as `time` counts).
 const MAX_RSS_KIB: u64 = 100 * 1024;
-
-fn header(name: &[u8], kind: tar::EntryType, size: u64) -> Vec<u8> {
-    let mut header = tar::Header::new_gnu();
-    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
-    header.set_entry_type(kind);
-    header.set_size(size);
-    header.set_mode(0o644);
-    header.set_mtime(0);
-    header.set_cksum();
-    header.as_bytes().to_vec()
-}
 
 /// A zstd package whose second entry is an extended header of `kind` with a real
 /// 2 GiB body: 1 MiB frames, repeated (a zstd stream may be many frames), keep the
@@ -53,29 +42,6 @@ fn hostile_package(path: &Path, kind: tar::EntryType) {
     std::fs::write(path, out).unwrap();
 }
 
-/// Runs `cmd` under `/usr/bin/time`; returns its output and peak RSS in KiB.
-fn measured(cmd: Command, dir: &Path) -> (Output, u64) {
-    let report = dir.join("rss.txt");
-    let mut timed = Command::new("/usr/bin/time");
-    timed.arg("-f").arg("%M").arg("-o").arg(&report);
-    timed.arg(cmd.get_program()).args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(value) => timed.env(key, value),
-            None => timed.env_remove(key),
-        };
-    }
-    let out = timed.output().unwrap();
-    // GNU time puts "Command exited with non-zero status N" before the figure.
-    let report = std::fs::read_to_string(&report).unwrap();
-    let rss = report.lines().last().unwrap_or_default().trim();
-    (
-        out,
-        rss.parse()
-            .unwrap_or_else(|_| panic!("time said {report:?}")),
-    )
-}
-
 #[test]
 fn extended_headers_claiming_gigabytes_are_refused_in_bounded_memory() {
     let ws = Workspace::new();
@@ -97,7 +63,8 @@ fn extended_headers_claiming_gigabytes_are_refused_in_bounded_memory() {
             if args[0] == "push" {
                 cmd.arg(&target.addr);
             }
-            let (out, rss) = measured(cmd, ws.dir.path());
+            let run = measure(&cmd, ws.dir.path());
+            let (out, rss) = (run.out, run.peak_rss_kib);
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(1), "{label} {args:?}: {err}");
             assert!(

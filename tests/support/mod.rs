@@ -5,10 +5,12 @@
 
 pub mod dockerd;
 pub mod images;
+pub mod measure;
 pub mod package;
 pub mod proxy;
 pub mod referrers;
 pub mod registry;
+pub mod save_stand_in;
 pub mod tarfix;
 pub mod tmpfs;
 

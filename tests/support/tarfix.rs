@@ -22,6 +22,20 @@ impl RawEntry {
     }
 }
 
+/// One GNU tar header block declaring `size` bytes, whatever follows it: hostile
+/// tests claim gigabytes and send a few bytes (over 8 GiB the size is base-256, as
+/// Go's writer puts it).
+pub fn header(name: &[u8], kind: tar::EntryType, size: u64) -> Vec<u8> {
+    let mut header = tar::Header::new_gnu();
+    header.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name);
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    header.as_bytes().to_vec()
+}
+
 /// Writes an uncompressed tar holding exactly `entries`, names unchecked.
 pub fn write_raw_tar(path: &Path, entries: &[RawEntry]) {
     let mut out = Vec::new();

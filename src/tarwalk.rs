@@ -3,6 +3,10 @@
 //! long-name (`L`, `K`) bodies whole before a caller sees the entry they describe, so
 //! a few compressed kilobytes could claim gigabytes of memory; here those bodies are
 //! capped and applied by pkgr. Only `tar::Header` is borrowed, to parse one block.
+//!
+//! Both tars pkgr reads from outside go through this walk: a package (`package::reader`)
+//! and a Docker daemon's `docker save` stream (`daemon::save`). Its messages name the
+//! package; the daemon's reader words its own from the same variants.
 
 use std::io::{self, Read};
 
@@ -44,6 +48,9 @@ pub struct Member {
     pub size: u64,
     /// Where the file's bytes start in the tar.
     pub offset: u64,
+    /// What a link points at: from a GNU long-link or PAX `linkpath` record, else
+    /// the header's own field; `None` when neither names anything.
+    pub link_name: Option<Vec<u8>>,
 }
 
 /// A byte source the walk can move forward in without reading what it passes over,
@@ -68,13 +75,14 @@ impl<A: Read, B: Read> Forward for io::Chain<A, B> {}
 #[derive(Default)]
 struct Pending {
     long_name: Option<Vec<u8>>,
-    long_link: bool,
+    long_link: Option<Vec<u8>>,
     pax: Option<Pax>,
 }
 
 #[derive(Default)]
 struct Pax {
     path: Option<Vec<u8>>,
+    linkpath: Option<Vec<u8>>,
     size: Option<u64>,
 }
 
@@ -111,7 +119,10 @@ impl<R: Forward> TarWalk<R> {
         loop {
             self.skip_rest()?;
             let Some(header) = self.read_header()? else {
-                if pending.long_name.is_some() || pending.long_link || pending.pax.is_some() {
+                if pending.long_name.is_some()
+                    || pending.long_link.is_some()
+                    || pending.pax.is_some()
+                {
                     return Err(TarError::Dangling);
                 }
                 return Ok(None);
@@ -131,6 +142,10 @@ impl<R: Forward> TarWalk<R> {
                     (Some(name), _) | (None, Some(name)) => name,
                     (None, None) => header.path_bytes().into_owned(),
                 };
+                let link_name = pending
+                    .long_link
+                    .or(pax.linkpath)
+                    .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
                 let size = pax.size.unwrap_or(size);
                 self.start_body(size);
                 return Ok(Some(Member {
@@ -138,6 +153,7 @@ impl<R: Forward> TarWalk<R> {
                     kind,
                     size,
                     offset: self.position,
+                    link_name,
                 }));
             }
             // Checked before a byte of the body is read, so a claim is never buffered.
@@ -155,17 +171,16 @@ impl<R: Forward> TarWalk<R> {
                 .into());
             }
             let twice = TarError::TwoExtended { entry };
-            if kind.is_gnu_longname() {
+            if kind.is_gnu_longname() || kind.is_gnu_longlink() {
                 // GNU tar ends the name with a NUL.
                 if body.last() == Some(&0) {
                     body.pop();
                 }
-                if pending.long_name.replace(body).is_some() {
-                    return Err(twice);
-                }
-            } else if kind.is_gnu_longlink() {
-                // Links are refused whatever they point at, so the target is not kept.
-                if std::mem::replace(&mut pending.long_link, true) {
+                let slot = match kind.is_gnu_longname() {
+                    true => &mut pending.long_name,
+                    false => &mut pending.long_link,
+                };
+                if slot.replace(body).is_some() {
                     return Err(twice);
                 }
             } else if kind.is_pax_local_extensions() {
@@ -263,6 +278,7 @@ fn parse_pax(body: &[u8]) -> Option<Pax> {
         let record = record.ok()?;
         match record.key_bytes() {
             b"path" => pax.path = Some(record.value_bytes().to_vec()),
+            b"linkpath" => pax.linkpath = Some(record.value_bytes().to_vec()),
             b"size" => pax.size = Some(record.value().ok()?.parse().ok()?),
             _ => {}
         }
