@@ -83,6 +83,7 @@ impl Hint for DaemonError {
         match self {
             Self::Unreachable { .. } => Some(Fix::StartDaemon),
             Self::NotFound { .. } => Some(Fix::LoadIntoDaemon),
+            Self::EntryTooLarge { .. } => Some(Fix::RaiseMaxBlobSize),
             Self::Internal { .. } => Some(Fix::ReportBug),
             _ => None,
         }

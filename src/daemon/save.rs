@@ -353,6 +353,9 @@ mod tests {
             err.to_string(),
             format!("`{name}` in the docker save stream of {IMAGE} declares 8600000000 bytes (8.0 GiB), more than the 1.0 GiB allowed for one blob")
         );
+        // The bound is the user's to raise, and the hint says how.
+        use crate::hint::{Fix, Hint};
+        assert_eq!(err.hint(), Some(Fix::RaiseMaxBlobSize));
         // Skipped metadata is bounded too: the stream is never read past it.
         let head = header("repositories", tar::EntryType::Regular, 2 << 30);
         let (_, err) = refused(head, Untouchable, 1 << 30);
