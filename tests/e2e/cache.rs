@@ -6,27 +6,18 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use pkgr::progress::human_bytes;
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::{package_path, stderr, stdout, wait_until, Workspace};
 
 const WAITING: &str = "waiting for another pkgr process to release the cache lock";
-
-fn definition(ws: &Workspace, name: &str, refs: &[String]) {
-    let mut text = format!(
-        "kind: PkgrPackage\nmetadata:\n  name: {name}\n  architecture: amd64\ncomponents:\n  - name: main\n    images:\n"
-    );
-    for reference in refs {
-        text.push_str(&format!("      - {reference}\n"));
-    }
-    ws.write_definition(&text);
-}
 
 /// Two images that share a base layer: 2 manifests, 2 configs, 3 distinct layers.
 fn two_images(registry: &TestRegistry) -> (Vec<String>, Vec<Image>) {
@@ -170,7 +161,7 @@ fn ls_counts_exactly_what_a_create_stored() {
         assert_eq!(empty[key], 0, "{key} of an empty cache");
     }
 
-    definition(&ws, "listed", &refs);
+    ws.define(&Definition::new("listed").images(&refs));
     let package = Package::read(&package_path(&ws.create(&[])));
     let in_package: BTreeMap<String, u64> = package
         .blob_names()
@@ -237,7 +228,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let ws = Workspace::new();
-    definition(&ws, "verified", &refs);
+    ws.define(&Definition::new("verified").images(&refs));
     package_path(&ws.create(&[]));
     let all = blobs_of(&[&images[0], &images[1]]);
     let bytes: u64 = all.values().sum();
@@ -304,7 +295,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let ws = Workspace::new();
-    definition(&ws, "pruned", &refs);
+    ws.define(&Definition::new("pruned").images(&refs));
     package_path(&ws.create(&[]));
     let all = blobs_of(&[&images[0], &images[1]]);
 
@@ -369,7 +360,7 @@ fn prune_all_empties_the_cache() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let ws = Workspace::new();
-    definition(&ws, "emptied", &refs);
+    ws.define(&Definition::new("emptied").images(&refs));
     package_path(&ws.create(&[]));
     let bytes: u64 = blobs_of(&[&images[0], &images[1]]).values().sum();
 
@@ -400,15 +391,12 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let (only_a, only_b) = (Workspace::new(), Workspace::new());
-    definition(&only_a, "only-a", &refs[..1]);
-    definition(&only_b, "only-b", &refs[1..]);
+    only_a.define(&Definition::new("only-a").images(&refs[..1]));
+    only_b.define(&Definition::new("only-b").images(&refs[1..]));
     let shared = only_a.path("cache");
     let create = |ws: &Workspace| {
-        ws.pkgr()
+        ws.create_command(&[])
             .env("PKGR_CACHE_DIR", &shared)
-            .args(["create", "--no-progress", "--output"])
-            .arg(ws.path("out"))
-            .arg(ws.path("def"))
             .output()
             .unwrap()
     };
@@ -465,22 +453,11 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
 }
 
 fn spawn_create(ws: &Workspace) -> Child {
-    ws.pkgr()
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
+    ws.create_command(&[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -499,7 +476,7 @@ fn a_prune_racing_a_create_waits_and_the_create_succeeds() {
         vec![(layer_digest.clone(), Fault::Stall(Duration::from_secs(5)))],
     );
     let ws = Workspace::new();
-    definition(&ws, "raced", &[format!("{}/app:1", proxy.addr)]);
+    ws.define(&Definition::new("raced").image(format!("{}/app:1", proxy.addr)));
 
     let create = spawn_create(&ws);
     // The create holds the cache (it opens it before resolving) and is now stuck on
@@ -550,7 +527,7 @@ fn a_create_waits_for_a_maintainer_holding_the_cache() {
     let image =
         Pusher::new(&registry.addr).image("app", "1", true, "amd64", &[layer(&[("a", b"a")])]);
     let ws = Workspace::new();
-    definition(&ws, "waited", &[format!("{}/app:1", registry.addr)]);
+    ws.define(&Definition::new("waited").image(format!("{}/app:1", registry.addr)));
 
     // What `prune` and `verify` hold while they work.
     let lock_path: &Path = &ws.path("cache").join("lock");

@@ -5,20 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, sha256_file, stderr, Workspace};
-
-fn definition(name: &str, addr: &str, repos: &[&str]) -> String {
-    let images: String = repos
-        .iter()
-        .map(|repo| format!("      - {addr}/{repo}:1\n"))
-        .collect();
-    format!(
-        "kind: PkgrPackage\nmetadata:\n  name: {name}\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n{images}"
-    )
-}
 
 fn partial_of(cache: &Path, digest: &str) -> PathBuf {
     cache
@@ -43,12 +34,9 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
     );
 
     let ws = Workspace::new();
-    ws.write_definition(&definition("crash", &proxy.addr, &["app"]));
+    ws.define(&Definition::new("crash").image(format!("{}/app:1", proxy.addr)));
     let mut victim = ws
-        .pkgr()
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
+        .create_command(&[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -90,7 +78,7 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
 
     // A clean run through the same address, on a cache of its own.
     let clean_ws = Workspace::new();
-    clean_ws.write_definition(&definition("crash", &proxy.addr, &["app"]));
+    clean_ws.define(&Definition::new("crash").image(format!("{}/app:1", proxy.addr)));
     let clean = package_path(&clean_ws.create(&[]));
     assert_eq!(sha256_file(&resumed), sha256_file(&clean));
     let verified = ws.pkgr().args(["cache", "verify"]).output().unwrap();
@@ -122,12 +110,12 @@ fn eight_creates_on_one_cache_fetch_each_blob_once() {
         .enumerate()
         .map(|(i, ws)| {
             let chosen = [repos[i % 4], repos[(i + 1) % 4]];
-            ws.write_definition(&definition(&format!("p{}", i % 4), &proxy.addr, &chosen));
-            ws.pkgr()
+            ws.define(
+                &Definition::new(&format!("p{}", i % 4))
+                    .images(chosen.map(|repo| format!("{}/{repo}:1", proxy.addr))),
+            );
+            ws.create_command(&[])
                 .env("PKGR_CACHE_DIR", cache.path())
-                .args(["create", "--no-progress", "--output"])
-                .arg(ws.path("out"))
-                .arg(ws.path("def"))
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()

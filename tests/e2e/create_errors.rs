@@ -1,5 +1,6 @@
 //! `pkgr create` on bad input: one clear sentence, exit 1, and no package left behind.
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, Pusher};
 use crate::support::registry::TestRegistry;
 use crate::support::{stderr, Workspace};
@@ -72,10 +73,11 @@ fn unknown_image_names_the_reference() {
     let registry = TestRegistry::start();
     Pusher::new(&registry.addr).image("exists", "1", false, "amd64", &[layer(&[("a", b"a")])]);
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - {0}/exists:1\n      - {0}/exists:nope\n",
-        registry.addr
-    ));
+    ws.define(
+        &Definition::new("x")
+            .image(format!("{}/exists:1", registry.addr))
+            .image(format!("{}/exists:nope", registry.addr)),
+    );
     // Without the daemon fallback: the registry's answer alone is the error.
     let err = fails(&ws, &["--no-daemon-fallback"]);
     assert!(
@@ -97,9 +99,7 @@ fn unreachable_registry_is_one_clear_error() {
         .unwrap()
         .port();
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - 127.0.0.1:{port}/app:1\n"
-    ));
+    ws.define(&Definition::new("x").image(format!("127.0.0.1:{port}/app:1")));
     // The workspace's DOCKER_HOST names a socket nobody has: the daemon fallback
     // fails too, and the one sentence names both.
     let err = fails(&ws, &[]);
@@ -118,10 +118,7 @@ fn missing_platform_lists_the_platforms() {
     let arm = pusher.image("only-arm", "", false, "arm64", &[layer(&[("a", b"a")])]);
     pusher.index("only-arm", "1", true, &[("linux/arm64", &arm)]);
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/only-arm:1\n",
-        registry.addr
-    ));
+    ws.define(&Definition::new("x").image(format!("{}/only-arm:1", registry.addr)));
     let err = fails(&ws, &[]);
     assert!(
         err.contains("has no linux/amd64 image (it has linux/arm64)"),
@@ -174,10 +171,7 @@ fn layers_that_declare_more_than_2_63_bytes_in_all_are_refused_at_plan_time() {
     .unwrap();
     pusher.manifest("huge", "1", OCI_MANIFEST, manifest);
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/huge:1\n",
-        registry.addr
-    ));
+    ws.define(&Definition::new("x").image(format!("{}/huge:1", registry.addr)));
     // Past the bound on one blob (which would refuse each layer first), to the totals.
     let err = fails(&ws, &["--no-cache", "--max-blob-size", "8EiB"]);
     assert!(
@@ -198,10 +192,7 @@ fn an_index_with_too_many_entries_is_refused() {
     entry["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
     let index = pusher.raw_index("many", "1", vec![entry; 10_001]);
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: x\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/many:1\n",
-        registry.addr
-    ));
+    ws.define(&Definition::new("x").image(format!("{}/many:1", registry.addr)));
     let err = fails(&ws, &[]);
     assert!(
         err.contains(&format!(

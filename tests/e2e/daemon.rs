@@ -5,6 +5,7 @@
 
 use std::process::Output;
 
+use crate::support::definition::Definition;
 use crate::support::dockerd::{legacy_image_tar, plain_layer, TestDockerd};
 use crate::support::images::{noise, sha256};
 use crate::support::package::Package;
@@ -20,24 +21,10 @@ fn closed_port() -> u16 {
         .port()
 }
 
-fn define(ws: &Workspace, reference: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: from-daemon\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {reference}\n"
-    ));
-}
-
 /// `pkgr create` with `DOCKER_HOST` set to `host`.
 fn create(ws: &Workspace, host: &str, extra: &[&str]) -> Output {
-    ws.pkgr()
-        .env("DOCKER_HOST", host)
-        .arg("create")
-        .arg(ws.path("def"))
-        .arg("--output")
-        .arg(ws.path("out"))
-        .arg("--no-progress")
-        .args(extra)
-        .output()
-        .unwrap()
+    let mut cmd = ws.create_command(extra);
+    cmd.env("DOCKER_HOST", host).output().unwrap()
 }
 
 /// Loads an image of two uncompressed layers (one of 1 MiB of noise) into `dockerd`
@@ -78,7 +65,7 @@ fn image_only_in_the_daemon_is_packaged_content_named_and_pushed() {
     let reference = format!("127.0.0.1:{port}/daemon/app:1");
     let (config, layers) = load(&dockerd, &reference);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
 
     let out = create(&ws, &dockerd.host, &[]);
     let package = package_path(&out);
@@ -175,7 +162,7 @@ fn no_daemon_fallback_makes_the_registry_failure_the_error() {
     let reference = format!("127.0.0.1:{port}/daemon/app:1");
     load(&dockerd, &reference);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
     let out = create(&ws, &dockerd.host, &["--no-daemon-fallback"]);
     let err = failed(&ws, &out);
     assert!(
@@ -191,7 +178,7 @@ fn no_daemon_fallback_makes_the_registry_failure_the_error() {
 fn an_absent_daemon_is_named_beside_the_registry_failure() {
     let port = closed_port();
     let ws = Workspace::new();
-    define(&ws, &format!("127.0.0.1:{port}/app:1"));
+    ws.define(&Definition::new("from-daemon").image(&format!("127.0.0.1:{port}/app:1")));
     let host = format!("unix://{}", ws.path("absent.sock").display());
     let err = failed(&ws, &create(&ws, &host, &[]));
     assert!(
@@ -208,7 +195,7 @@ fn an_absent_daemon_is_named_beside_the_registry_failure() {
 fn a_daemon_that_refuses_the_connection_is_named_beside_the_registry_failure() {
     let (registry_port, daemon_port) = (closed_port(), closed_port());
     let ws = Workspace::new();
-    define(&ws, &format!("127.0.0.1:{registry_port}/app:1"));
+    ws.define(&Definition::new("from-daemon").image(&format!("127.0.0.1:{registry_port}/app:1")));
     let host = format!("tcp://127.0.0.1:{daemon_port}");
     let err = failed(&ws, &create(&ws, &host, &[]));
     assert!(
@@ -225,7 +212,7 @@ fn an_image_in_neither_place_names_both() {
     let registry = TestRegistry::start();
     let reference = format!("{}/nowhere:1", registry.addr);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
     let err = failed(&ws, &create(&ws, &dockerd.host, &[]));
     assert!(
         err.starts_with(&format!(
@@ -246,7 +233,7 @@ fn refused_credentials_do_not_fall_back() {
     let reference = format!("{}/app:1", registry.addr);
     load(&dockerd, &reference);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
     let out = create(&ws, &dockerd.host, &[]);
     let err = failed(&ws, &out);
     assert!(
@@ -270,10 +257,11 @@ fn an_image_its_registry_does_not_have_is_taken_from_the_daemon_beside_one_it_ha
     let local = format!("{}/local:1", registry.addr);
     let (config, _) = load(&dockerd, &local);
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: both\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {0}/served:1\n      - {local}\n",
-        registry.addr
-    ));
+    ws.define(
+        &Definition::new("both")
+            .image(format!("{}/served:1", registry.addr))
+            .image(&local),
+    );
     let out = create(&ws, &dockerd.host, &[]);
     let package = package_path(&out);
     let err = stderr(&out);

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, sha256, Pusher};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::{read_entries, write_raw_tar, RawEntry};
@@ -12,20 +13,14 @@ fn small_package(ws: &Workspace, registry: &TestRegistry) -> PathBuf {
     let pusher = Pusher::new(&registry.addr);
     pusher.image("app", "1", false, "amd64", &[layer(&[("a", b"app")])]);
     pusher.helm_chart("chart", "0.2.0");
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: small\n  version: 0.1.0\n  architecture: amd64\n  description: two things\ncomponents:\n  - name: app\n    images:\n      - {0}/app:1\n  - name: chart\n    images:\n      - {0}/chart:0.2.0\n",
-        registry.addr
-    ));
+    ws.define(
+        &Definition::new("small")
+            .version("0.1.0")
+            .description("two things")
+            .component("app", [format!("{}/app:1", registry.addr)])
+            .component("chart", [format!("{}/chart:0.2.0", registry.addr)]),
+    );
     package_path(&ws.create(&["--uncompressed"]))
-}
-
-fn inspect(ws: &Workspace, package: &Path, extra: &[&str]) -> std::process::Output {
-    ws.pkgr()
-        .arg("inspect")
-        .arg(package)
-        .args(extra)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -34,7 +29,7 @@ fn json_output_of_a_created_package_is_complete() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     let package = small_package(&ws, &registry);
-    let one = inspect(&ws, &package, &["--json"]);
+    let one = ws.inspect(&package, &["--json"]);
     assert!(one.status.success(), "{}", stderr(&one));
     let value: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
     assert_eq!(value["metadata"]["name"], "small");
@@ -54,7 +49,7 @@ fn json_output_of_a_created_package_is_complete() {
         assert!(image["size"].as_u64().unwrap() > 0);
     }
 
-    let human = inspect(&ws, &package, &["--verify"]);
+    let human = ws.inspect(&package, &["--verify"]);
     let text = stdout(&human);
     assert!(human.status.success(), "{}", stderr(&human));
     assert!(text.contains("pkgr package small 0.1.0 (amd64)"), "{text}");
@@ -122,7 +117,7 @@ fn tampered_packages_fail_verify_and_push_sends_nothing() {
     let ws = Workspace::new();
     let package = small_package(&ws, &registry);
     for (path, expected) in tampered(&package, ws.dir.path()) {
-        let out = inspect(&ws, &path, &["--verify"]);
+        let out = ws.inspect(&path, &["--verify"]);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -270,7 +265,7 @@ fn zarf_packages_are_inspected_and_pushed() {
         .join("zarf-package-small-zarf-amd64-0.0.1.tar");
     write_raw_tar(&path, &entries);
 
-    let out = inspect(&ws, &path, &["--json", "--verify"]);
+    let out = ws.inspect(&path, &["--json", "--verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["format"], "zarf");
@@ -303,24 +298,21 @@ fn inspect_reads_only_the_head() {
             &crate::support::images::noise(77, 2 << 20),
         )])],
     );
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: head\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/big:1\n",
-        registry.addr
-    ));
+    ws.define(&Definition::new("head").image(format!("{}/big:1", registry.addr)));
     let package = package_path(&ws.create(&[]));
     // Cut the compressed package in half: only the layer's bytes are lost.
     let bytes = std::fs::read(&package).unwrap();
     let cut = ws.path("out").join("cut.tar.zst");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
 
-    let out = inspect(&ws, &cut, &[]);
+    let out = ws.inspect(&cut, &[]);
     assert!(
         out.status.success(),
         "inspect must not read past the metadata: {}",
         stderr(&out)
     );
     assert!(stdout(&out).contains(&format!("{}/big:1", registry.addr)));
-    let out = inspect(&ws, &cut, &["--verify"]);
+    let out = ws.inspect(&cut, &["--verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -340,7 +332,7 @@ fn a_deeply_nested_definition_in_a_package_is_refused() {
     write_raw_tar(&path, &entries);
 
     for args in [&[][..], &["--verify"][..]] {
-        let out = inspect(&ws, &path, args);
+        let out = ws.inspect(&path, args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
@@ -404,7 +396,7 @@ fn a_definition_that_cannot_be_read_is_refused_by_verify_and_push() {
     );
     let target = TestRegistry::start();
     for out in [
-        inspect(&ws, &path, &["--verify"]),
+        ws.inspect(&path, &["--verify"]),
         ws.push(&path, &target.addr, &[]),
     ] {
         let err = stderr(&out);
@@ -478,7 +470,7 @@ fn an_index_that_disagrees_with_the_definition_is_refused_by_verify_and_push() {
         ),
     ];
     for (path, expected) in cases {
-        let out = inspect(&ws, path, &["--verify", "--json"]);
+        let out = ws.inspect(path, &["--verify", "--json"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
@@ -581,7 +573,7 @@ fn an_invalid_package_name_is_refused_by_inspect_verify_and_push() {
     );
     let target = TestRegistry::start();
 
-    let out = inspect(&ws, &path, &[]);
+    let out = ws.inspect(&path, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stderr(&out).lines().next(),
@@ -590,7 +582,7 @@ fn an_invalid_package_name_is_refused_by_inspect_verify_and_push() {
         )
     );
     for out in [
-        inspect(&ws, &path, &["--verify"]),
+        ws.inspect(&path, &["--verify"]),
         ws.push(&path, &target.addr, &[]),
     ] {
         let err = stderr(&out);
@@ -631,7 +623,7 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
     });
     let path = ws.path("renamed.tar");
     write_raw_tar(&path, &renamed);
-    let listing = inspect(&ws, &path, &[]);
+    let listing = ws.inspect(&path, &[]);
     assert!(listing.status.success(), "{}", stderr(&listing));
     assert_no_control_bytes("the listing", &listing.stdout);
     assert!(
@@ -639,7 +631,7 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
         "{}",
         stdout(&listing)
     );
-    let verified = inspect(&ws, &path, &["--verify"]);
+    let verified = ws.inspect(&path, &["--verify"]);
     assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
     assert_no_control_bytes("--verify's report", &verified.stdout);
     assert_no_control_bytes("--verify's error", &verified.stderr);
@@ -660,7 +652,7 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
     }
     let listed = ws.path("listed.tar");
     write_raw_tar(&listed, &entries);
-    let verified = inspect(&ws, &listed, &["--verify"]);
+    let verified = ws.inspect(&listed, &["--verify"]);
     assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
     assert_no_control_bytes("--verify's report", &verified.stderr);
     assert!(
@@ -683,7 +675,7 @@ fn an_index_json_with_too_many_entries_is_refused() {
     let path = ws.path("crowded.tar");
     write_raw_tar(&path, &crowded);
     for args in [&[][..], &["--verify"][..]] {
-        let out = inspect(&ws, &path, args);
+        let out = ws.inspect(&path, args);
         let report = stdout(&out) + &stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {report}");
         assert!(
@@ -774,7 +766,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
         let path = ws.path(&format!("zarf-package-shaped-amd64-1.0.0-{crane_era}.tar"));
         write_raw_tar(&path, &zarf_shaped(&package, &registry.addr, crane_era));
 
-        let out = inspect(&ws, &path, &["--verify"]);
+        let out = ws.inspect(&path, &["--verify"]);
         assert!(out.status.success(), "{crane_era}: {}", stderr(&out));
         let listing = stdout(&out);
         assert!(
@@ -787,7 +779,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
             "{listing}"
         );
         assert!(listing.contains("components/app.tar"), "{listing}");
-        let out = inspect(&ws, &path, &["--json"]);
+        let out = ws.inspect(&path, &["--json"]);
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
             value["otherFiles"],
@@ -858,7 +850,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
     std::fs::create_dir_all(&parts).unwrap();
     let first = split_package(&std::fs::read(&whole).unwrap(), &parts);
 
-    let out = inspect(&ws, &first, &["--verify"]);
+    let out = ws.inspect(&first, &["--verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("{}/app:1", registry.addr)));
     let target = TestRegistry::start();
@@ -871,7 +863,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
 
     // A later part given instead of the first.
     let second = parts.join("zarf-package-shaped-amd64-1.0.0.tar.zst.part002");
-    let err = stderr(&inspect(&ws, &second, &[]));
+    let err = stderr(&ws.inspect(&second, &[]));
     assert!(err.contains("give its first part"), "{err}");
 
     // One byte of the last part changed: caught (by zstd's checksum here, by the
@@ -884,7 +876,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
     std::fs::write(&last, &damaged).unwrap();
     let untouched = TestRegistry::start();
     for out in [
-        inspect(&ws, &first, &["--verify"]),
+        ws.inspect(&first, &["--verify"]),
         ws.push(&first, &untouched.addr, &[]),
     ] {
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -900,7 +892,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
         .to_owned();
     std::fs::write(&first, header.replace(&declared, &"0".repeat(64))).unwrap();
     for out in [
-        inspect(&ws, &first, &["--verify"]),
+        ws.inspect(&first, &["--verify"]),
         ws.push(&first, &untouched.addr, &[]),
     ] {
         let err = stderr(&out);

@@ -6,11 +6,12 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::read_entries;
-use crate::support::{package_path, stderr, Workspace};
+use crate::support::{package_path, stderr, wait_until, Workspace};
 
 /// How long a signalled pkgr may take to exit. The promise is about a second; the
 /// rest is slack for a loaded CI machine.
@@ -22,15 +23,6 @@ fn spawn(mut cmd: Command) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// Waits until `ready` holds (or fails the test after 20 s).
-fn wait_until(what: &str, ready: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Sends SIGINT to `child` and returns its output, failing the test if it is still
@@ -59,18 +51,12 @@ fn assert_interrupted(out: &Output) {
     assert!(err.lines().any(|l| l == "error: interrupted"), "{err}");
 }
 
-fn definition(ws: &Workspace, addr: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: signals\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
-    ));
-}
-
 #[test]
 fn ctrl_c_ends_a_push_blocked_reading_the_password() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
-    definition(&ws, &registry.addr);
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", registry.addr)));
     let package = package_path(&ws.create(&[]));
     let mut cmd = ws.pkgr();
     cmd.args([
@@ -107,14 +93,8 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
         vec![(layer_digest.clone(), Fault::StallAfter(0))],
     );
     let ws = Workspace::new();
-    definition(&ws, &proxy.addr);
-    let create = || {
-        let mut cmd = ws.pkgr();
-        cmd.args(["create", "--no-progress", "--output"])
-            .arg(ws.path("out"))
-            .arg(ws.path("def"));
-        spawn(cmd)
-    };
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", proxy.addr)));
+    let create = || spawn(ws.create_command(&[]));
     let holder = create();
     let layer_requests = || {
         proxy
@@ -156,7 +136,7 @@ fn ctrl_c_during_push_publishes_nothing() {
     let source = TestRegistry::start();
     let ws = Workspace::new();
     Pusher::new(&source.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
-    definition(&ws, &source.addr);
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", source.addr)));
     let package = package_path(&ws.create(&[]));
 
     let target = TestRegistry::start();
@@ -227,7 +207,7 @@ fn ctrl_c_during_inspect_verify_stops_it() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
-    definition(&ws, &registry.addr);
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", registry.addr)));
     let package = package_path(&ws.create(&["--uncompressed"]));
     let long = ws.path("long.tar.zst");
     // 16 GiB of hashing is well over a second on any machine this runs on.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod definition;
 pub mod dockerd;
 pub mod images;
 pub mod package;
@@ -14,6 +15,9 @@ pub mod tmpfs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use definition::Definition;
 
 /// A fresh working area: a definition directory, an output directory, a cache and an
 /// empty Docker config, so no test sees the machine's own settings.
@@ -34,6 +38,13 @@ impl Workspace {
         self.dir.path().join(sub)
     }
 
+    /// Writes `definition` as the workspace's `def/pkgr.yaml`.
+    pub fn define(&self, definition: &Definition) {
+        self.write_definition(&definition.to_yaml());
+    }
+
+    /// Writes `text` as `def/pkgr.yaml` as it stands, for definitions no user would
+    /// write (malformed, or shaped to hit a limit).
     pub fn write_definition(&self, text: &str) {
         std::fs::write(self.path("def").join("pkgr.yaml"), text).unwrap();
     }
@@ -59,14 +70,34 @@ impl Workspace {
         cmd
     }
 
-    /// Runs `pkgr create def -o out --no-progress` plus `extra`.
+    /// Runs `pkgr create def --output out --no-progress` plus `extra`.
     pub fn create(&self, extra: &[&str]) -> Output {
-        self.pkgr()
-            .arg("create")
+        self.create_command(extra).output().unwrap()
+    }
+
+    /// `pkgr create def --output out --no-progress` plus `extra`, to run as the test
+    /// needs (spawned, or with more environment).
+    pub fn create_command(&self, extra: &[&str]) -> Command {
+        self.create_command_into(&self.path("out"), extra)
+    }
+
+    /// As [`create_command`](Self::create_command), writing into `output`.
+    pub fn create_command_into(&self, output: &Path, extra: &[&str]) -> Command {
+        let mut cmd = self.pkgr();
+        cmd.arg("create")
             .arg(self.path("def"))
             .arg("--output")
-            .arg(self.path("out"))
+            .arg(output)
             .arg("--no-progress")
+            .args(extra);
+        cmd
+    }
+
+    /// Runs `pkgr inspect PACKAGE` plus `extra`.
+    pub fn inspect(&self, package: &Path, extra: &[&str]) -> Output {
+        self.pkgr()
+            .arg("inspect")
+            .arg(package)
             .args(extra)
             .output()
             .unwrap()
@@ -116,6 +147,15 @@ pub fn package_path(out: &Output) -> PathBuf {
     let path = PathBuf::from(last);
     assert!(path.is_file(), "{} is not a file", path.display());
     path
+}
+
+/// Waits until `done` holds, failing the test if it has not after 20 s.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub fn sha256_file(path: &Path) -> String {
