@@ -22,12 +22,34 @@ fn fails(ws: &Workspace, extra: &[&str]) -> String {
     err
 }
 
+/// The one `error:` line of a failed create's stderr.
+fn error_line(err: &str) -> &str {
+    let mut lines = err.lines().filter(|l| l.starts_with("error: "));
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("no error line in:\n{err}"));
+    assert_eq!(lines.next(), None, "more than one error line in:\n{err}");
+    line
+}
+
+/// `error: <the workspace's pkgr.yaml>:<rest>`, as create names a definition's fault.
+fn definition_error(ws: &Workspace, rest: &str) -> String {
+    format!(
+        "error: {}:{rest}",
+        ws.path("def").join("pkgr.yaml").display()
+    )
+}
+
 #[test]
 fn malformed_yaml_names_file_and_line() {
     let ws = Workspace::new();
     ws.write_definition("kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images: [unclosed\n");
     let err = fails(&ws, &[]);
-    assert!(err.contains("pkgr.yaml:"), "{err}");
+    assert_eq!(
+        error_line(&err),
+        definition_error(&ws, "7: did not find expected ',' or ']'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -35,8 +57,14 @@ fn unknown_field_names_line_and_field() {
     let ws = Workspace::new();
     ws.write_definition("kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    imagez:\n      - nginx\n");
     let err = fails(&ws, &[]);
-    assert!(err.contains("pkgr.yaml:6"), "{err}");
-    assert!(err.contains("unknown field `imagez`"), "{err}");
+    assert_eq!(
+        error_line(&err),
+        definition_error(
+            &ws,
+            "6: components[0]: unknown field `imagez`, expected `name` or `images`"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -46,11 +74,14 @@ fn bad_reference_is_refused_before_any_pull() {
         "kind: PkgrPackage\nmetadata:\n  name: x\ncomponents:\n  - name: a\n    images:\n      - 127.0.0.1:1/ok:1\n      - UPPER/Case:tag\n",
     );
     let err = fails(&ws, &[]);
-    assert!(
-        err.contains("pkgr.yaml:8: `components[0].images[1]`"),
+    assert_eq!(
+        error_line(&err),
+        definition_error(
+            &ws,
+            "8: `components[0].images[1]`: `UPPER/Case:tag` is not a valid image reference (invalid reference format)"
+        ),
         "{err}"
     );
-    assert!(err.contains("UPPER/Case:tag"), "{err}");
 }
 
 #[test]
@@ -58,14 +89,25 @@ fn bad_package_name_is_refused() {
     let ws = Workspace::new();
     ws.write_definition("kind: PkgrPackage\nmetadata:\n  name: My_Package\ncomponents:\n  - name: a\n    images: [nginx]\n");
     let err = fails(&ws, &[]);
-    assert!(err.contains("pkgr.yaml:3: `metadata.name`"), "{err}");
+    assert_eq!(
+        error_line(&err),
+        definition_error(
+            &ws,
+            "3: `metadata.name`: `My_Package` is not a valid package name (use lowercase letters, digits and '-', starting with a letter or digit)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
 fn missing_definition() {
     let ws = Workspace::new();
     let err = fails(&ws, &[]);
-    assert!(err.contains("no pkgr.yaml"), "{err}");
+    assert_eq!(
+        error_line(&err),
+        definition_error(&ws, " no pkgr.yaml (or zarf.yaml) in this directory"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -136,8 +178,12 @@ fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
         "]".repeat(levels)
     ));
     let err = fails(&ws, &[]);
-    assert!(
-        err.contains("pkgr.yaml:6: nested more than 64 levels deep"),
+    assert_eq!(
+        error_line(&err),
+        definition_error(
+            &ws,
+            "6: nested more than 64 levels deep, more than any definition needs"
+        ),
         "{err}"
     );
 }

@@ -178,7 +178,7 @@ fn no_daemon_fallback_makes_the_registry_failure_the_error() {
 fn an_absent_daemon_is_named_beside_the_registry_failure() {
     let port = closed_port();
     let ws = Workspace::new();
-    ws.define(&Definition::new("from-daemon").image(&format!("127.0.0.1:{port}/app:1")));
+    ws.define(&Definition::new("from-daemon").image(format!("127.0.0.1:{port}/app:1")));
     let host = format!("unix://{}", ws.path("absent.sock").display());
     let err = failed(&ws, &create(&ws, &host, &[]));
     assert!(
@@ -195,7 +195,7 @@ fn an_absent_daemon_is_named_beside_the_registry_failure() {
 fn a_daemon_that_refuses_the_connection_is_named_beside_the_registry_failure() {
     let (registry_port, daemon_port) = (closed_port(), closed_port());
     let ws = Workspace::new();
-    ws.define(&Definition::new("from-daemon").image(&format!("127.0.0.1:{registry_port}/app:1")));
+    ws.define(&Definition::new("from-daemon").image(format!("127.0.0.1:{registry_port}/app:1")));
     let host = format!("tcp://127.0.0.1:{daemon_port}");
     let err = failed(&ws, &create(&ws, &host, &[]));
     assert!(

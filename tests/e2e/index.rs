@@ -22,7 +22,7 @@ fn attestations_are_named_beside_their_platform_not_counted_as_platforms() {
     let registry = TestRegistry::start();
     let (index, amd, arm, attestations) = buildx(&Pusher::new(&registry.addr), "app", "1");
     let ws = Workspace::new();
-    ws.define(&Definition::new("idx").image(&format!("{}/app@{}", registry.addr, index.digest)));
+    ws.define(&Definition::new("idx").image(format!("{}/app@{}", registry.addr, index.digest)));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");

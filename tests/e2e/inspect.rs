@@ -481,7 +481,7 @@ fn an_index_that_disagrees_with_the_definition_is_refused_by_verify_and_push() {
         );
         let out = ws.push(path, &target.addr, &[]);
         let err = stderr(&out);
-        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(expected[0].as_str()), "{err}");
     }
     assert!(target.catalog().is_empty(), "{:?}", target.catalog());

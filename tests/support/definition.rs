@@ -1,5 +1,5 @@
-//! The `pkgr.yaml` a test defines, built the way a user writes one: a name, an
-//! architecture, and components that list images.
+//! The `pkgr.yaml` a test defines, built the way a user writes one: a name, and
+//! components that list images. Every package a test defines is for amd64.
 
 /// A `kind: PkgrPackage` definition. Its YAML keeps the order a user writes:
 /// metadata, `withSignatures`, then components.
@@ -7,7 +7,6 @@
 pub struct Definition {
     name: String,
     version: Option<String>,
-    architecture: String,
     description: Option<String>,
     with_signatures: bool,
     components: Vec<(String, Vec<String>)>,
@@ -19,7 +18,6 @@ impl Definition {
         Self {
             name: name.to_owned(),
             version: None,
-            architecture: "amd64".to_owned(),
             description: None,
             with_signatures: false,
             components: Vec::new(),
@@ -28,11 +26,6 @@ impl Definition {
 
     pub fn version(mut self, version: &str) -> Self {
         self.version = Some(version.to_owned());
-        self
-    }
-
-    pub fn architecture(mut self, architecture: &str) -> Self {
-        self.architecture = architecture.to_owned();
         self
     }
 
@@ -82,7 +75,7 @@ impl Definition {
         if let Some(version) = &self.version {
             text.push_str(&format!("  version: {version}\n"));
         }
-        text.push_str(&format!("  architecture: {}\n", self.architecture));
+        text.push_str("  architecture: amd64\n");
         if let Some(description) = &self.description {
             text.push_str(&format!("  description: {description}\n"));
         }

@@ -1,10 +1,9 @@
 //! Test support: real registries, content builders, and helpers that run the binary
 //! and read the packages it writes.
 
-#![allow(dead_code)]
-
 pub mod definition;
 pub mod dockerd;
+pub mod http;
 pub mod images;
 pub mod package;
 pub mod proxy;
