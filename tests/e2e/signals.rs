@@ -1,7 +1,10 @@
 //! Ctrl-C where the work is stuck or long: a blocked read, a hung registry, a lock held
 //! by another process, a long verification. Each must end within about a second with
-//! exit 130, and leave nothing half-made behind.
+//! exit 130, and leave nothing half-made behind. Each signal goes out only once pkgr
+//! shows it has got there (a thread blocked in a pipe read, a waiter in /proc/locks, a
+//! request the stand-in saw, CPU time spent hashing), never after a guessed sleep.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +19,11 @@ use crate::support::{package_path, stderr, wait_until, Workspace};
 /// How long a signalled pkgr may take to exit. The promise is about a second; the
 /// rest is slack for a loaded CI machine.
 const EXIT_WITHIN: Duration = Duration::from_secs(3);
+
+/// CPU time (0.2 s at the usual 100 ticks a second) that reading a small package's
+/// head never comes near (it takes under a tick), so a verify that has used it is
+/// hashing.
+const HASHING_TICKS: u64 = 20;
 
 fn spawn(mut cmd: Command) -> Child {
     cmd.stdin(Stdio::null())
@@ -43,6 +51,44 @@ fn interrupt(mut child: Child) -> Output {
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().unwrap()
+}
+
+/// Whether a thread of process `pid` is blocked reading a pipe (its stdin, here), as
+/// the kernel names the wait in `/proc/<pid>/task/<tid>/wchan`.
+fn blocked_reading_a_pipe(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        std::fs::read_to_string(task.path().join("wchan"))
+            .is_ok_and(|wchan| wchan.contains("pipe_read"))
+    })
+}
+
+/// Whether process `pid` is blocked waiting for a lock on the file whose inode is
+/// `inode`: `/proc/locks` lists a waiter as `N: -> FLOCK ADVISORY WRITE <pid>
+/// <major>:<minor>:<inode> 0 EOF`.
+fn waiting_for_lock(pid: u32, inode: u64) -> bool {
+    let (pid, inode) = (pid.to_string(), inode.to_string());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"->")
+                && fields.get(5) == Some(&pid.as_str())
+                && fields.get(6).and_then(|file| file.rsplit(':').next()) == Some(inode.as_str())
+        })
+}
+
+/// CPU time (user and system) process `pid` has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // After the `(comm)` field: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 fn assert_interrupted(out: &Output) {
@@ -76,7 +122,9 @@ fn ctrl_c_ends_a_push_blocked_reading_the_password() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("pkgr to block reading the password", || {
+        blocked_reading_a_pipe(child.id())
+    });
     assert_interrupted(&interrupt(child));
 }
 
@@ -115,7 +163,15 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
             .count()
             >= 2
     });
-    std::thread::sleep(Duration::from_millis(500));
+    let partial = ws.path("cache").join("ingest-v1").join(format!(
+        "{}.partial",
+        layer_digest.trim_start_matches("sha256:")
+    ));
+    wait_until("the second create to wait for the layer's lock", || {
+        partial
+            .metadata()
+            .is_ok_and(|meta| waiting_for_lock(waiter.id(), meta.ino()))
+    });
     assert_eq!(
         layer_requests(),
         1,
@@ -216,6 +272,9 @@ fn ctrl_c_during_inspect_verify_stops_it() {
     let mut cmd = ws.pkgr();
     cmd.arg("inspect").arg(&long).arg("--verify");
     let child = spawn(cmd);
-    std::thread::sleep(Duration::from_millis(500));
+    // The package's head is a few small entries; time spent past that is hashing.
+    wait_until("pkgr to be hashing the long blob", || {
+        cpu_ticks(child.id()) >= HASHING_TICKS
+    });
     assert_interrupted(&interrupt(child));
 }
