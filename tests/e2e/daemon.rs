@@ -119,13 +119,7 @@ fn image_only_in_the_daemon_is_packaged_content_named_and_pushed() {
         assert_eq!(&unpacked, plain, "a layer changed on the way");
     }
 
-    let verify = ws
-        .pkgr()
-        .arg("inspect")
-        .arg("--verify")
-        .arg(&package)
-        .output()
-        .unwrap();
+    let verify = ws.inspect(&package, &["--verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
 
     let target = TestRegistry::start();

@@ -372,11 +372,8 @@ fn a_push_needs_no_temporary_space_for_a_package_far_larger_than_it() {
     let tmp = Tmpfs::mount(&ws.path("tmp"), 16 * MIB);
 
     let out = ws
-        .pkgr()
+        .push_command(&package, &target.addr, &[])
         .env("TMPDIR", &tmp.path)
-        .args(["push", "--no-progress"])
-        .arg(&package)
-        .arg(&target.addr)
         .output()
         .unwrap();
     assert!(out.status.success(), "push failed: {}", stderr(&out));

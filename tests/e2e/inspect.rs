@@ -203,24 +203,15 @@ fn hostile_tars_are_refused_and_nothing_escapes() {
             &path,
             &[RawEntry::file("pkgr.yaml", b"kind: PkgrPackage\n"), entry],
         );
-        for args in [
-            vec!["inspect"],
-            vec!["inspect", "--verify"],
-            vec!["push", "--no-progress"],
-        ] {
-            let mut cmd = ws.pkgr();
-            cmd.args(&args).arg(&path);
-            if args[0] == "push" {
-                cmd.arg(&target.addr);
-            }
+        for (command, mut cmd) in ws.package_readers(&path, &target.addr) {
             let out = cmd
                 .current_dir(sandbox.join("deep/er"))
                 .env("TMPDIR", &sandbox)
                 .output()
                 .unwrap();
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "{label} {args:?}: {err}");
-            assert!(err.contains(expected), "{label} {args:?}: {err}");
+            assert_eq!(out.status.code(), Some(1), "{label} `{command}`: {err}");
+            assert!(err.contains(expected), "{label} `{command}`: {err}");
         }
     }
     assert!(!sandbox.join("escaped").exists() && !ws.dir.path().join("escaped").exists());

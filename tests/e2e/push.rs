@@ -245,11 +245,8 @@ fn htpasswd_registry_needs_credentials() {
         std::env::var("PATH").unwrap_or_default()
     );
     let out =
-        f.ws.pkgr()
+        f.ws.push_command(&f.package, &format!("{}/helper", target.addr), &[])
             .env("PATH", path)
-            .args(["push", "--no-progress"])
-            .arg(&f.package)
-            .arg(format!("{}/helper", target.addr))
             .output()
             .unwrap();
     assert_ok(&out);
@@ -257,21 +254,16 @@ fn htpasswd_registry_needs_credentials() {
 
     // --username with --password-stdin, into another prefix so blobs move again.
     let mut child =
-        f.ws.pkgr()
-            .args([
-                "push",
-                "--no-progress",
-                "--username",
-                "ci",
-                "--password-stdin",
-            ])
-            .arg(&f.package)
-            .arg(format!("{}/second", target.addr))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        f.ws.push_command(
+            &f.package,
+            &format!("{}/second", target.addr),
+            &["--username", "ci", "--password-stdin"],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
     assert_ok(&child.wait_with_output().unwrap());
 
@@ -445,13 +437,7 @@ fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
         ("uncompressed", &plain),
         ("one pass", &one_pass),
     ] {
-        let out = ws
-            .pkgr()
-            .arg("inspect")
-            .arg("--verify")
-            .arg(path)
-            .output()
-            .unwrap();
+        let out = ws.inspect(path, &["--verify"]);
         assert!(out.status.success(), "{form}: {}", stderr(&out));
         let target = TestRegistry::start();
         let out = ws.push(path, &target.addr, &[]);
@@ -503,13 +489,7 @@ fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
     for (form, bytes, name) in tampered {
         let path = ws.path(name);
         std::fs::write(&path, bytes).unwrap();
-        let out = ws
-            .pkgr()
-            .arg("inspect")
-            .arg("--verify")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = ws.inspect(&path, &["--verify"]);
         assert_eq!(out.status.code(), Some(1), "{form}: {}", stderr(&out));
         let expected = format!(
             "images/blobs/sha256/{} holds bytes whose digest is",

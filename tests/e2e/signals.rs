@@ -104,16 +104,11 @@ fn ctrl_c_ends_a_push_blocked_reading_the_password() {
     Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
     ws.define(&Definition::new("signals").image(format!("{}/app:1", registry.addr)));
     let package = package_path(&ws.create(&[]));
-    let mut cmd = ws.pkgr();
-    cmd.args([
-        "push",
-        "--no-progress",
-        "--username",
-        "u",
-        "--password-stdin",
-    ])
-    .arg(&package)
-    .arg(&registry.addr);
+    let mut cmd = ws.push_command(
+        &package,
+        &registry.addr,
+        &["--username", "u", "--password-stdin"],
+    );
     // Standard input is a pipe that the test holds open and never writes to, so pkgr
     // stays in read(2) until it is interrupted.
     let child = cmd
@@ -203,11 +198,7 @@ fn ctrl_c_during_push_publishes_nothing() {
             .map(|_| ("PUT /v2/".to_owned(), Fault::Hang))
             .collect(),
     );
-    let mut cmd = ws.pkgr();
-    cmd.args(["push", "--no-progress"])
-        .arg(&package)
-        .arg(&proxy.addr);
-    let child = spawn(cmd);
+    let child = spawn(ws.push_command(&package, &proxy.addr, &[]));
     wait_until("a blob upload", || {
         proxy.seen().iter().any(|s| s.method == "PUT")
     });
@@ -269,9 +260,7 @@ fn ctrl_c_during_inspect_verify_stops_it() {
     // 16 GiB of hashing is well over a second on any machine this runs on.
     package_with_a_long_blob(&package, &long, 16 << 30);
 
-    let mut cmd = ws.pkgr();
-    cmd.arg("inspect").arg(&long).arg("--verify");
-    let child = spawn(cmd);
+    let child = spawn(ws.inspect_command(&long, &["--verify"]));
     // The package's head is a few small entries; time spent past that is hashing.
     wait_until("pkgr to be hashing the long blob", || {
         cpu_ticks(child.id()) >= HASHING_TICKS

@@ -155,7 +155,7 @@ fn signatures_attestations_sboms_and_referrers_travel_byte_exact_and_push_under_
     assert!(built.contains("relation: attestation"), "{built}");
 
     // inspect names what is signed and links each artifact to its subject.
-    let inspect = ws.pkgr().arg("inspect").arg(&path).output().unwrap();
+    let inspect = ws.inspect(&path, &[]);
     assert!(inspect.status.success(), "{}", stderr(&inspect));
     let text = stdout(&inspect);
     assert!(
@@ -164,12 +164,7 @@ fn signatures_attestations_sboms_and_referrers_travel_byte_exact_and_push_under_
         )),
         "{text}"
     );
-    let json = ws
-        .pkgr()
-        .args(["inspect", "--json"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let json = ws.inspect(&path, &["--json"]);
     let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let images = summary["images"].as_array().unwrap();
     assert_eq!(images.len(), expected.len());
@@ -408,7 +403,7 @@ fn allow_index_brings_the_signatures_of_the_index_and_of_every_platform() {
         assert_carried(&package, signature);
     }
     // inspect names a platform that no entry has by its digest.
-    let text = stdout(&ws.pkgr().arg("inspect").arg(&path).output().unwrap());
+    let text = stdout(&ws.inspect(&path, &[]));
     assert!(
         text.contains(&format!("  {}  signature", amd.manifest.digest)),
         "{text}"

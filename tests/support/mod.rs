@@ -94,23 +94,42 @@ impl Workspace {
 
     /// Runs `pkgr inspect PACKAGE` plus `extra`.
     pub fn inspect(&self, package: &Path, extra: &[&str]) -> Output {
-        self.pkgr()
-            .arg("inspect")
-            .arg(package)
-            .args(extra)
-            .output()
-            .unwrap()
+        self.inspect_command(package, extra).output().unwrap()
+    }
+
+    /// `pkgr inspect PACKAGE` plus `extra`, to run as the test needs.
+    pub fn inspect_command(&self, package: &Path, extra: &[&str]) -> Command {
+        let mut cmd = self.pkgr();
+        cmd.arg("inspect").arg(package).args(extra);
+        cmd
     }
 
     /// Runs `pkgr push --no-progress PACKAGE TARGET` plus `extra`.
     pub fn push(&self, package: &Path, target: &str, extra: &[&str]) -> Output {
-        self.pkgr()
-            .args(["push", "--no-progress"])
+        self.push_command(package, target, extra).output().unwrap()
+    }
+
+    /// `pkgr push --no-progress PACKAGE TARGET` plus `extra`, to run as the test needs.
+    pub fn push_command(&self, package: &Path, target: &str, extra: &[&str]) -> Command {
+        let mut cmd = self.pkgr();
+        cmd.args(["push", "--no-progress"])
             .arg(package)
             .arg(target)
-            .args(extra)
-            .output()
-            .unwrap()
+            .args(extra);
+        cmd
+    }
+
+    /// Every command that reads a whole package, named as a user types it: `inspect`,
+    /// `inspect --verify`, and `push` into `target`.
+    pub fn package_readers(&self, package: &Path, target: &str) -> Vec<(&'static str, Command)> {
+        vec![
+            ("inspect", self.inspect_command(package, &[])),
+            (
+                "inspect --verify",
+                self.inspect_command(package, &["--verify"]),
+            ),
+            ("push", self.push_command(package, target, &[])),
+        ]
     }
 
     /// Files left in the output directory (packages, and anything half-written).
