@@ -158,16 +158,15 @@ fn an_endless_manifest_behind_a_token_is_refused_at_the_limit() {
     let ws = Workspace::new();
     ws.define(&Definition::new("auth").image(format!("{}/app:1", gate.addr)));
     let report = ws.path("rss.txt");
+    let create = ws.create_command(&[]);
     let out = std::process::Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%M")
         .arg("-o")
         .arg(&report)
-        .arg(env!("CARGO_BIN_EXE_pkgr"))
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
-        .envs(ws.pkgr().get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .arg(create.get_program())
+        .args(create.get_args())
+        .envs(create.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .output()
         .expect("/usr/bin/time runs pkgr (apt install time)");
     let err = stderr(&out);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use pkgr::progress::human_bytes;
@@ -15,7 +15,7 @@ use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, stdout, wait_until, Workspace};
+use crate::support::{package_path, spawn, stderr, stdout, wait_until, Workspace};
 
 const WAITING: &str = "waiting for another pkgr process to release the cache lock";
 
@@ -55,10 +55,6 @@ fn blobs_of(images: &[&Image]) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn cache(ws: &Workspace, args: &[&str]) -> Output {
-    ws.pkgr().arg("cache").args(args).output().unwrap()
-}
-
 fn succeeded(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
@@ -71,7 +67,7 @@ fn succeeded(out: &Output) -> String {
 }
 
 fn ls_json(ws: &Workspace) -> serde_json::Value {
-    serde_json::from_str(&succeeded(&cache(ws, &["ls", "--json"]))).unwrap()
+    serde_json::from_str(&succeeded(&ws.cache(&["ls", "--json"]))).unwrap()
 }
 
 /// The cache's blobs as `ls --json` lists them, digest → size.
@@ -109,17 +105,17 @@ fn path_follows_the_flag_then_the_environment() {
     let ws = Workspace::new();
     let line = |out: Output| succeeded(&out).trim_end().to_owned();
     let env_cache = ws.path("cache").display().to_string();
-    assert_eq!(line(cache(&ws, &["path"])), env_cache);
+    assert_eq!(line(ws.cache(&["path"])), env_cache);
 
     let flag = ws.path("elsewhere");
     let flag_str = flag.to_str().unwrap();
     assert_eq!(
-        line(cache(&ws, &["path", "--cache", flag_str])),
+        line(ws.cache(&["path", "--cache", flag_str])),
         flag_str,
         "--cache after the subcommand"
     );
     assert_eq!(
-        line(cache(&ws, &["--cache", flag_str, "path"])),
+        line(ws.cache(&["--cache", flag_str, "path"])),
         flag_str,
         "--cache before the subcommand"
     );
@@ -205,7 +201,7 @@ fn ls_counts_exactly_what_a_create_stored() {
         (&1.into(), &1234.into())
     );
 
-    let table = succeeded(&cache(&ws, &["ls"]));
+    let table = succeeded(&ws.cache(&["ls"]));
     assert_eq!(
         table,
         format!(
@@ -216,7 +212,7 @@ fn ls_counts_exactly_what_a_create_stored() {
     );
 
     let absent = ws.path("absent");
-    let out = cache(&ws, &["ls", "--json", "--cache", absent.to_str().unwrap()]);
+    let out = ws.cache(&["ls", "--json", "--cache", absent.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
     assert_eq!((&json["blobs"], &json["bytes"]), (&0.into(), &0.into()));
     assert_eq!(json["entries"], serde_json::json!([]));
@@ -233,7 +229,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     let all = blobs_of(&[&images[0], &images[1]]);
     let bytes: u64 = all.values().sum();
 
-    let clean = succeeded(&cache(&ws, &["verify", "--no-progress"]));
+    let clean = succeeded(&ws.cache(&["verify", "--no-progress"]));
     assert_eq!(
         clean,
         format!("checked 7 blobs ({}): 0 damaged\n", human_bytes(bytes))
@@ -246,7 +242,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     content[100] ^= 0xff;
     std::fs::write(&path, &content).unwrap();
 
-    let out = cache(&ws, &["verify", "--no-progress"]);
+    let out = ws.cache(&["verify", "--no-progress"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(
@@ -269,7 +265,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     rest.remove(&damaged.digest);
     assert_eq!(listed(&ws), rest);
 
-    let again = succeeded(&cache(&ws, &["verify", "--no-progress"]));
+    let again = succeeded(&ws.cache(&["verify", "--no-progress"]));
     assert_eq!(
         again,
         format!(
@@ -282,7 +278,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     assert_eq!(package.blob(&damaged.digest), Some(&damaged.bytes));
 
     let absent = ws.path("absent");
-    let out = cache(&ws, &["verify", "--cache", absent.to_str().unwrap()]);
+    let out = ws.cache(&["verify", "--cache", absent.to_str().unwrap()]);
     assert_eq!(
         succeeded(&out),
         format!("no cache at {}: nothing to verify\n", absent.display())
@@ -320,7 +316,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
         .unwrap();
     busy_writer.lock().unwrap();
 
-    let out = succeeded(&cache(&ws, &["prune"]));
+    let out = succeeded(&ws.cache(&["prune"]));
     assert_eq!(
         out,
         format!(
@@ -333,7 +329,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
     assert_eq!(listed(&ws), all, "prune without options keeps every blob");
     drop(busy_writer);
 
-    let out = succeeded(&cache(&ws, &["prune"]));
+    let out = succeeded(&ws.cache(&["prune"]));
     assert_eq!(
         out,
         format!(
@@ -344,10 +340,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
     assert!(ingest_files(&ws).is_empty());
 
     let absent = ws.path("absent");
-    let out = cache(
-        &ws,
-        &["prune", "--all", "--cache", absent.to_str().unwrap()],
-    );
+    let out = ws.cache(&["prune", "--all", "--cache", absent.to_str().unwrap()]);
     assert_eq!(
         succeeded(&out),
         format!("no cache at {}: nothing to prune\n", absent.display())
@@ -364,7 +357,7 @@ fn prune_all_empties_the_cache() {
     package_path(&ws.create(&[]));
     let bytes: u64 = blobs_of(&[&images[0], &images[1]]).values().sum();
 
-    let out = succeeded(&cache(&ws, &["prune", "--all"]));
+    let out = succeeded(&ws.cache(&["prune", "--all"]));
     assert_eq!(
         out,
         format!(
@@ -377,7 +370,7 @@ fn prune_all_empties_the_cache() {
     assert_eq!((&json["blobs"], &json["bytes"]), (&0.into(), &0.into()));
     assert!(ingest_files(&ws).is_empty());
 
-    let out = cache(&ws, &["prune", "--all", "--older-than", "1d"]);
+    let out = ws.cache(&["prune", "--all", "--older-than", "1d"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     // An emptied cache fills again.
@@ -423,7 +416,7 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
         stderr(&out)
     );
 
-    let out = cache(&only_a, &["prune", "--older-than", "30d"]);
+    let out = only_a.cache(&["prune", "--older-than", "30d"]);
     let text = succeeded(&out);
     let b_blobs = blobs_of(&[&images[1]]);
     let a_only: BTreeMap<String, u64> = blobs_of(&[&images[0]])
@@ -444,20 +437,12 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
         "the blobs app-b used, its share of the base layer included, stay"
     );
 
-    let text = succeeded(&cache(&only_a, &["prune", "--older-than", "30d"]));
+    let text = succeeded(&only_a.cache(&["prune", "--older-than", "30d"]));
     assert!(text.starts_with("removed 0 blobs (0 B)"), "{text}");
-    let out = cache(&only_a, &["prune", "--older-than", "a while"]);
+    let out = only_a.cache(&["prune", "--older-than", "a while"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`a while` is not an age"), "{err}");
-}
-
-fn spawn_create(ws: &Workspace) -> Child {
-    ws.create_command(&[])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 #[test]
@@ -478,19 +463,13 @@ fn a_prune_racing_a_create_waits_and_the_create_succeeds() {
     let ws = Workspace::new();
     ws.define(&Definition::new("raced").image(format!("{}/app:1", proxy.addr)));
 
-    let create = spawn_create(&ws);
+    let create = spawn(ws.create_command(&[]));
     // The create holds the cache (it opens it before resolving) and is now stuck on
     // the layer, with its manifest and config already in the cache.
     wait_until("the layer download to start", || {
         proxy.seen().iter().any(|s| s.path.ends_with(&layer_digest))
     });
-    let prune = ws
-        .pkgr()
-        .args(["cache", "prune", "--all"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let prune = spawn(ws.cache_command(&["prune", "--all"]));
 
     let created = create.wait_with_output().unwrap();
     let package = Package::read(&package_path(&created));
@@ -533,7 +512,7 @@ fn a_create_waits_for_a_maintainer_holding_the_cache() {
     let lock_path: &Path = &ws.path("cache").join("lock");
     let maintainer = File::create(lock_path).unwrap();
     maintainer.lock().unwrap();
-    let mut create = spawn_create(&ws);
+    let mut create = spawn(ws.create_command(&[]));
     // Read the create's log up to the line that says it is waiting; a create that
     // ended instead shows its whole log here.
     let mut log = BufReader::new(create.stderr.take().unwrap());

@@ -3,13 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, sha256_file, stderr, Workspace};
+use crate::support::{package_path, sha256_file, spawn, stderr, wait_until, Workspace};
 
 fn partial_of(cache: &Path, digest: &str) -> PathBuf {
     cache
@@ -42,14 +41,9 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
         .spawn()
         .unwrap();
     let partial = partial_of(&ws.path("cache"), &big);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 1 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the download never reached 1 MiB"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the download to reach 1 MiB", || {
+        std::fs::metadata(&partial).map_or(0, |m| m.len()) >= 1 << 20
+    });
     let killed = Command::new("kill")
         .args(["-KILL", &victim.id().to_string()])
         .status()
@@ -81,7 +75,7 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
     clean_ws.define(&Definition::new("crash").image(format!("{}/app:1", proxy.addr)));
     let clean = package_path(&clean_ws.create(&[]));
     assert_eq!(sha256_file(&resumed), sha256_file(&clean));
-    let verified = ws.pkgr().args(["cache", "verify"]).output().unwrap();
+    let verified = ws.cache(&["verify"]);
     assert!(verified.status.success(), "{}", stderr(&verified));
 }
 
@@ -114,12 +108,7 @@ fn eight_creates_on_one_cache_fetch_each_blob_once() {
                 &Definition::new(&format!("p{}", i % 4))
                     .images(chosen.map(|repo| format!("{}/{repo}:1", proxy.addr))),
             );
-            ws.create_command(&[])
-                .env("PKGR_CACHE_DIR", cache.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            spawn(ws.create_command(&[]).env("PKGR_CACHE_DIR", cache.path()))
         })
         .collect();
     let packages: Vec<PathBuf> = children
@@ -146,9 +135,8 @@ fn eight_creates_on_one_cache_fetch_each_blob_once() {
         }
     }
     let verified = workspaces[0]
-        .pkgr()
+        .cache_command(&["verify"])
         .env("PKGR_CACHE_DIR", cache.path())
-        .args(["cache", "verify"])
         .output()
         .unwrap();
     assert!(verified.status.success(), "{}", stderr(&verified));

@@ -8,7 +8,7 @@ use crate::support::images::{layer, noise, sha256, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, sha256_file, stderr, Workspace};
+use crate::support::{package_path, sha256_file, spawn, stderr, Workspace};
 
 /// Every blob's name is the sha256 of its bytes, and checksums.txt covers every
 /// other file exactly.
@@ -321,12 +321,10 @@ fn two_processes_sharing_one_cache_both_succeed() {
     two.define(&definition);
     let shared_cache = one.path("cache");
     let spawn = |ws: &Workspace| {
-        ws.create_command(&["--uncompressed"])
-            .env("PKGR_CACHE_DIR", &shared_cache)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn(
+            ws.create_command(&["--uncompressed"])
+                .env("PKGR_CACHE_DIR", &shared_cache),
+        )
     };
     let (a, b) = (spawn(&one), spawn(&two));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());

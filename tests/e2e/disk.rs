@@ -5,10 +5,9 @@
 //! `--max-blob-size` allows it. Each test mounts its own small tmpfs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, sha256, Image, Pusher};
@@ -16,7 +15,7 @@ use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tmpfs::Tmpfs;
-use crate::support::{package_path, stderr, Workspace};
+use crate::support::{package_path, spawn, stderr, wait_until, Workspace};
 
 const MIB: u64 = 1 << 20;
 
@@ -219,33 +218,27 @@ fn hold_blobs(image: &Image, gate: &Arc<AtomicBool>) -> Vec<(String, Fault)> {
 /// Waits until the proxy has seen a GET for each of the image's blobs: the plan-time
 /// check has passed and the downloads are waiting at the proxy.
 fn wait_for_blob_requests(proxy: &FaultProxy, image: &Image) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let asked = |digest: &str| {
         proxy
             .seen()
             .iter()
             .any(|s| s.method == "GET" && s.path.ends_with(digest))
     };
-    while !(asked(&image.config.digest) && asked(&image.layers[0].digest)) {
-        assert!(Instant::now() < deadline, "pkgr never asked for the blobs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("pkgr to ask for the blobs", || {
+        asked(&image.config.digest) && asked(&image.layers[0].digest)
+    });
 }
 
 /// Runs create until its downloads wait at the proxy, lets `meanwhile` fill a disk,
 /// then lets the downloads go on and returns how the run ended.
 fn create_while_a_disk_fills(
-    mut cmd: Command,
+    cmd: Command,
     proxy: &FaultProxy,
     image: &Image,
     gate: &AtomicBool,
     meanwhile: impl FnOnce(),
 ) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(cmd);
     wait_for_blob_requests(proxy, image);
     meanwhile();
     gate.store(true, Ordering::SeqCst);

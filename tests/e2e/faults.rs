@@ -8,7 +8,7 @@ use crate::support::images::{layer, noise, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, Workspace};
+use crate::support::{package_path, spawn, stderr, wait_until, Workspace};
 
 #[test]
 fn a_cut_download_resumes_with_a_range_request() {
@@ -193,25 +193,14 @@ fn signal_mid_download(signal: &str, code: i32, message: &str) {
     );
     let ws = Workspace::new();
     ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
-    let child = ws
-        .create_command(&[])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(ws.create_command(&[]));
     // Signal once the download is under way (the stalled layer has been asked for).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !proxy
-        .seen()
-        .iter()
-        .any(|s| s.path.ends_with(&image.layers[0].digest))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the download never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the download to start", || {
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.ends_with(&image.layers[0].digest))
+    });
     let status = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()

@@ -2,12 +2,13 @@
 //! stops push before it sends anything), hostile tars, and Zarf packages.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, sha256, Pusher};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::{read_entries, write_raw_tar, RawEntry};
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::{package_path, run_within, stderr, stdout, Workspace};
 
 fn small_package(ws: &Workspace, registry: &TestRegistry) -> PathBuf {
     let pusher = Pusher::new(&registry.addr);
@@ -488,29 +489,6 @@ fn read_index(package: &Path) -> Vec<serde_json::Value> {
     value["manifests"].as_array().unwrap().clone()
 }
 
-/// Runs `pkgr <args>` and fails the test, instead of hanging it, if it has not exited
-/// within a few seconds: a package path that blocks on open must not stall the suite.
-fn run_with_timeout(ws: &Workspace, args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let mut child = ws
-        .pkgr()
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("pkgr {args:?} was still running after 10 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
     let ws = Workspace::new();
@@ -522,13 +500,14 @@ fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
     assert!(made.success());
     let dir = ws.path("def");
     for (path, kind) in [(&fifo, "a FIFO"), (&dir, "a directory")] {
-        for command in [
-            vec!["inspect".as_ref(), path.as_os_str()],
-            vec!["push".as_ref(), path.as_os_str(), "127.0.0.1:1".as_ref()],
+        for (command, cmd) in [
+            ("inspect", ws.inspect_command(path, &[])),
+            ("push", ws.push_command(path, "127.0.0.1:1", &[])),
         ] {
-            let out = run_with_timeout(&ws, &command);
+            // A package path that blocks on open must fail the test, not stall the suite.
+            let out = run_within(cmd, Duration::from_secs(10));
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
+            assert_eq!(out.status.code(), Some(1), "{command}: {err}");
             assert_eq!(
                 err.lines().next(),
                 Some(
@@ -538,7 +517,7 @@ fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
                     )
                     .as_str()
                 ),
-                "{command:?}: {err}"
+                "{command}: {err}"
             );
         }
     }

@@ -14,7 +14,7 @@ use crate::support::images::{layer, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::read_entries;
-use crate::support::{package_path, stderr, wait_until, Workspace};
+use crate::support::{package_path, spawn, stderr, wait_until, Workspace};
 
 /// How long a signalled pkgr may take to exit. The promise is about a second; the
 /// rest is slack for a loaded CI machine.
@@ -24,14 +24,6 @@ const EXIT_WITHIN: Duration = Duration::from_secs(3);
 /// head never comes near (it takes under a tick), so a verify that has used it is
 /// hashing.
 const HASHING_TICKS: u64 = 20;
-
-fn spawn(mut cmd: Command) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// Sends SIGINT to `child` and returns its output, failing the test if it is still
 /// running `EXIT_WITHIN` later.

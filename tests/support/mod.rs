@@ -12,8 +12,10 @@ pub mod registry;
 pub mod tarfix;
 pub mod tmpfs;
 
+use std::borrow::BorrowMut;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use definition::Definition;
@@ -119,6 +121,18 @@ impl Workspace {
         cmd
     }
 
+    /// Runs `pkgr cache` with `args`.
+    pub fn cache(&self, args: &[&str]) -> Output {
+        self.cache_command(args).output().unwrap()
+    }
+
+    /// `pkgr cache` with `args`, to run as the test needs.
+    pub fn cache_command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.pkgr();
+        cmd.arg("cache").args(args);
+        cmd
+    }
+
     /// Every command that reads a whole package, named as a user types it: `inspect`,
     /// `inspect --verify`, and `push` into `target`.
     pub fn package_readers(&self, package: &Path, target: &str) -> Vec<(&'static str, Command)> {
@@ -167,9 +181,58 @@ pub fn package_path(out: &Output) -> PathBuf {
     path
 }
 
-/// Waits until `done` holds, failing the test if it has not after 20 s.
+/// Starts `cmd` in the background with no input and its output captured, for a test
+/// that acts while it runs.
+pub fn spawn(mut cmd: impl BorrowMut<Command>) -> Child {
+    cmd.borrow_mut()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs `cmd` with no input to its end, failing the test (instead of hanging it) if it
+/// is still running after `limit`. Output goes through files, not pipes, so a long
+/// listing cannot fill a pipe that nobody reads until the end.
+pub fn run_within(mut cmd: impl BorrowMut<Command>, limit: Duration) -> Output {
+    let cmd = cmd.borrow_mut();
+    let (mut out, mut err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{cmd:?} was still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |file: &mut std::fs::File| {
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        bytes
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
+    }
+}
+
+/// Waits until `done` holds, failing the test if it has not after a minute (a long
+/// time, for a loaded machine: a passing test waits only as long as it must).
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
