@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
@@ -83,12 +83,6 @@ fn listed(ws: &Workspace) -> BTreeMap<String, u64> {
             )
         })
         .collect()
-}
-
-fn blob_file(ws: &Workspace, digest: &str) -> PathBuf {
-    ws.path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"))
 }
 
 fn ingest_files(ws: &Workspace) -> Vec<String> {
@@ -182,7 +176,7 @@ fn ls_counts_exactly_what_a_create_stored() {
     let (first, _) = in_package.iter().next().unwrap();
     File::options()
         .write(true)
-        .open(blob_file(&ws, first))
+        .open(ws.cached_blob(first))
         .unwrap()
         .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_599))
         .unwrap();
@@ -237,7 +231,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
 
     // Same length, one byte flipped: only re-hashing can tell.
     let damaged = &images[1].layers[1];
-    let path = blob_file(&ws, &damaged.digest);
+    let path = ws.cached_blob(&damaged.digest);
     let mut content = std::fs::read(&path).unwrap();
     content[100] ^= 0xff;
     std::fs::write(&path, &content).unwrap();
@@ -402,7 +396,7 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
     for digest in listed(&only_a).keys() {
         File::options()
             .write(true)
-            .open(blob_file(&only_a, digest))
+            .open(only_a.cached_blob(digest))
             .unwrap()
             .set_modified(long_ago)
             .unwrap();

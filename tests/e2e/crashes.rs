@@ -1,7 +1,7 @@
 //! A create killed outright, and creates that share one cache: the cache is what
 //! survives them, so it must resume what was cut off and serve every neighbour.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use crate::support::definition::Definition;
@@ -9,12 +9,6 @@ use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, sha256_file, spawn, stderr, wait_until, Workspace};
-
-fn partial_of(cache: &Path, digest: &str) -> PathBuf {
-    cache
-        .join("ingest-v1")
-        .join(format!("{}.partial", digest.trim_start_matches("sha256:")))
-}
 
 #[test]
 fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
@@ -40,7 +34,7 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let partial = partial_of(&ws.path("cache"), &big);
+    let partial = ws.partial_blob(&big);
     wait_until("the download to reach 1 MiB", || {
         std::fs::metadata(&partial).map_or(0, |m| m.len()) >= 1 << 20
     });

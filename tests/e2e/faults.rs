@@ -161,10 +161,7 @@ fn corrupt_bytes_fail_the_build_and_stay_out_of_the_cache() {
     );
     assert!(err.contains("wrong content"), "{err}");
     assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(bad.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&bad);
     assert!(!cached.exists(), "a corrupt blob reached the cache");
 }
 
@@ -238,10 +235,7 @@ fn damage_cached_layer(
     let first = package_path(&ws.create(&[]));
     std::fs::remove_file(&first).unwrap();
     let digest = image.layers[0].digest.clone();
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&digest);
     let mut bytes = std::fs::read(&cached).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&cached, &bytes).unwrap();
@@ -341,10 +335,7 @@ fn a_damaged_cached_manifest_heals_from_its_source_in_one_run() {
     // The tag's manifest is fetched every run, but a same-size copy already in the
     // cache is not rewritten: only the seal can tell it is damaged.
     let digest = image.manifest.digest.clone();
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&digest);
     let mut bytes = std::fs::read(&cached).unwrap();
     bytes[0] ^= 0x01;
     std::fs::write(&cached, &bytes).unwrap();

@@ -130,16 +130,9 @@ fn an_index_of_indexes_round_trips_children_first() {
     }
 }
 
-/// The cache file of `digest` in the workspace's cache.
-fn cached(ws: &Workspace, digest: &str) -> std::path::PathBuf {
-    ws.path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Rewrites the cached copy of `digest` with `change`, which must keep its size.
 fn damage_in_place(ws: &Workspace, digest: &str, change: impl FnOnce(&str) -> String) {
-    let path = cached(ws, digest);
+    let path = ws.cached_blob(digest);
     let text = std::fs::read_to_string(&path).unwrap();
     let damaged = change(&text);
     assert_ne!(damaged, text, "no damage done");
@@ -201,11 +194,11 @@ fn cached_child_manifests_are_used_only_when_their_bytes_match_their_digest() {
         "fetched again once"
     );
     assert_eq!(
-        std::fs::read(cached(&ws, &inner.digest)).unwrap(),
+        std::fs::read(ws.cached_blob(&inner.digest)).unwrap(),
         inner.bytes
     );
     assert_eq!(
-        std::fs::read(cached(&ws, &amd.manifest.digest)).unwrap(),
+        std::fs::read(ws.cached_blob(&amd.manifest.digest)).unwrap(),
         amd.manifest.bytes
     );
 }

@@ -150,10 +150,7 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
             .count()
             >= 2
     });
-    let partial = ws.path("cache").join("ingest-v1").join(format!(
-        "{}.partial",
-        layer_digest.trim_start_matches("sha256:")
-    ));
+    let partial = ws.partial_blob(&layer_digest);
     wait_until("the second create to wait for the layer's lock", || {
         partial
             .metadata()
@@ -167,10 +164,7 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
     assert_interrupted(&interrupt(waiter));
     assert_interrupted(&interrupt(holder));
     assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(layer_digest.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&layer_digest);
     assert!(!cached.exists(), "an unfinished layer reached the cache");
 }
 

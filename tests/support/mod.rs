@@ -133,6 +133,20 @@ impl Workspace {
         cmd
     }
 
+    /// Where the workspace's cache keeps the blob `digest` once it is whole.
+    pub fn cached_blob(&self, digest: &str) -> PathBuf {
+        self.path("cache")
+            .join("blobs-v1/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    }
+
+    /// Where the workspace's cache keeps the blob `digest` while it is downloaded.
+    pub fn partial_blob(&self, digest: &str) -> PathBuf {
+        self.path("cache")
+            .join("ingest-v1")
+            .join(format!("{}.partial", digest.trim_start_matches("sha256:")))
+    }
+
     /// Every command that reads a whole package, named as a user types it: `inspect`,
     /// `inspect --verify`, and `push` into `target`.
     pub fn package_readers(&self, package: &Path, target: &str) -> Vec<(&'static str, Command)> {
