@@ -1,5 +1,11 @@
 //! Test support: real registries, content builders, and helpers that run the binary
 //! and read the packages it writes.
+//!
+//! A test reads as the user's steps through its [`Workspace`], the one test context:
+//! `define` a [`Definition`], `create`, `inspect`, `push` and `cache` (each also as a
+//! `*_command` to spawn or give more environment), all with the workspace's own cache,
+//! Docker config and home. [`spawn`], [`run_within`] and [`wait_until`] are how a test
+//! acts while pkgr runs.
 
 pub mod definition;
 pub mod dockerd;
@@ -20,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use definition::Definition;
 
-/// A fresh working area: a definition directory, an output directory, a cache and an
-/// empty Docker config, so no test sees the machine's own settings.
+/// The test context: a fresh working area (a definition directory, an output
+/// directory, a cache and an empty Docker config, so no test sees the machine's own
+/// settings) and the pkgr commands a user runs in it.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
 }
