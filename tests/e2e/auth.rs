@@ -2,17 +2,12 @@
 //! registry asks for only on repository requests (its `/v2/` answers without a
 //! challenge). Credentials come from the workspace's Docker config.json.
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy, TokenGate};
 use crate::support::registry::{Options, TestRegistry};
 use crate::support::{package_path, stderr, Workspace};
-
-fn definition(ws: &Workspace, addr: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: auth\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
-    ));
-}
 
 fn docker_login(ws: &Workspace, registry: &str, user: &str, password: &str) {
     use base64::Engine;
@@ -48,13 +43,13 @@ fn a_registry_asking_for_a_token_only_on_repositories_is_pulled_with_one() {
         );
     }
     let ws = Workspace::new();
-    let images: String = std::iter::once("1".to_owned())
-        .chain(tags)
-        .map(|tag| format!("      - {}/app:{tag}\n", gate.addr))
-        .collect();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: auth\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n{images}"
-    ));
+    ws.define(
+        &Definition::new("auth").images(
+            std::iter::once("1".to_owned())
+                .chain(tags)
+                .map(|tag| format!("{}/app:{tag}", gate.addr)),
+        ),
+    );
     let package = Package::read(&package_path(&ws.create(&[])));
     for blob in image.all() {
         assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
@@ -88,7 +83,7 @@ fn a_token_service_refusing_the_credentials_is_one_clear_error() {
         }),
     );
     let ws = Workspace::new();
-    definition(&ws, &gate.addr);
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", gate.addr)));
     docker_login(&ws, &gate.addr, "ci", "wrong");
     let out = ws.create(&[]);
     let err = stderr(&out);
@@ -112,7 +107,7 @@ fn a_basic_auth_registry_is_pulled_with_the_configured_credentials() {
         tls: false,
     });
     let ws = Workspace::new();
-    definition(&ws, &registry.addr);
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", registry.addr)));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -161,18 +156,17 @@ fn an_endless_manifest_behind_a_token_is_refused_at_the_limit() {
         Some(TokenGate { credentials: None }),
     );
     let ws = Workspace::new();
-    definition(&ws, &gate.addr);
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", gate.addr)));
     let report = ws.path("rss.txt");
+    let create = ws.create_command(&[]);
     let out = std::process::Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%M")
         .arg("-o")
         .arg(&report)
-        .arg(env!("CARGO_BIN_EXE_pkgr"))
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
-        .envs(ws.pkgr().get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .arg(create.get_program())
+        .args(create.get_args())
+        .envs(create.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .output()
         .expect("/usr/bin/time runs pkgr (apt install time)");
     let err = stderr(&out);
@@ -201,7 +195,7 @@ fn a_push_into_a_registry_asking_for_a_token_only_on_repositories_succeeds() {
     let image =
         Pusher::new(&source.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
     let ws = Workspace::new();
-    definition(&ws, &source.addr);
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", source.addr)));
     let package = package_path(&ws.create(&[]));
 
     let target = TestRegistry::start();

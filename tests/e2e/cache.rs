@@ -4,29 +4,20 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, SystemTime};
 
 use pkgr::progress::human_bytes;
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::{package_path, spawn, stderr, stdout, wait_until, Workspace};
 
 const WAITING: &str = "waiting for another pkgr process to release the cache lock";
-
-fn definition(ws: &Workspace, name: &str, refs: &[String]) {
-    let mut text = format!(
-        "kind: PkgrPackage\nmetadata:\n  name: {name}\n  architecture: amd64\ncomponents:\n  - name: main\n    images:\n"
-    );
-    for reference in refs {
-        text.push_str(&format!("      - {reference}\n"));
-    }
-    ws.write_definition(&text);
-}
 
 /// Two images that share a base layer: 2 manifests, 2 configs, 3 distinct layers.
 fn two_images(registry: &TestRegistry) -> (Vec<String>, Vec<Image>) {
@@ -64,10 +55,6 @@ fn blobs_of(images: &[&Image]) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn cache(ws: &Workspace, args: &[&str]) -> Output {
-    ws.pkgr().arg("cache").args(args).output().unwrap()
-}
-
 fn succeeded(out: &Output) -> String {
     assert_eq!(
         out.status.code(),
@@ -80,7 +67,7 @@ fn succeeded(out: &Output) -> String {
 }
 
 fn ls_json(ws: &Workspace) -> serde_json::Value {
-    serde_json::from_str(&succeeded(&cache(ws, &["ls", "--json"]))).unwrap()
+    serde_json::from_str(&succeeded(&ws.cache(&["ls", "--json"]))).unwrap()
 }
 
 /// The cache's blobs as `ls --json` lists them, digest → size.
@@ -98,12 +85,6 @@ fn listed(ws: &Workspace) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn blob_file(ws: &Workspace, digest: &str) -> PathBuf {
-    ws.path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 fn ingest_files(ws: &Workspace) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(ws.path("cache").join("ingest-v1"))
         .unwrap()
@@ -118,17 +99,17 @@ fn path_follows_the_flag_then_the_environment() {
     let ws = Workspace::new();
     let line = |out: Output| succeeded(&out).trim_end().to_owned();
     let env_cache = ws.path("cache").display().to_string();
-    assert_eq!(line(cache(&ws, &["path"])), env_cache);
+    assert_eq!(line(ws.cache(&["path"])), env_cache);
 
     let flag = ws.path("elsewhere");
     let flag_str = flag.to_str().unwrap();
     assert_eq!(
-        line(cache(&ws, &["path", "--cache", flag_str])),
+        line(ws.cache(&["path", "--cache", flag_str])),
         flag_str,
         "--cache after the subcommand"
     );
     assert_eq!(
-        line(cache(&ws, &["--cache", flag_str, "path"])),
+        line(ws.cache(&["--cache", flag_str, "path"])),
         flag_str,
         "--cache before the subcommand"
     );
@@ -170,7 +151,7 @@ fn ls_counts_exactly_what_a_create_stored() {
         assert_eq!(empty[key], 0, "{key} of an empty cache");
     }
 
-    definition(&ws, "listed", &refs);
+    ws.define(&Definition::new("listed").images(&refs));
     let package = Package::read(&package_path(&ws.create(&[])));
     let in_package: BTreeMap<String, u64> = package
         .blob_names()
@@ -195,7 +176,7 @@ fn ls_counts_exactly_what_a_create_stored() {
     let (first, _) = in_package.iter().next().unwrap();
     File::options()
         .write(true)
-        .open(blob_file(&ws, first))
+        .open(ws.cached_blob(first))
         .unwrap()
         .set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_599))
         .unwrap();
@@ -214,7 +195,7 @@ fn ls_counts_exactly_what_a_create_stored() {
         (&1.into(), &1234.into())
     );
 
-    let table = succeeded(&cache(&ws, &["ls"]));
+    let table = succeeded(&ws.cache(&["ls"]));
     assert_eq!(
         table,
         format!(
@@ -225,7 +206,7 @@ fn ls_counts_exactly_what_a_create_stored() {
     );
 
     let absent = ws.path("absent");
-    let out = cache(&ws, &["ls", "--json", "--cache", absent.to_str().unwrap()]);
+    let out = ws.cache(&["ls", "--json", "--cache", absent.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_str(&succeeded(&out)).unwrap();
     assert_eq!((&json["blobs"], &json["bytes"]), (&0.into(), &0.into()));
     assert_eq!(json["entries"], serde_json::json!([]));
@@ -237,12 +218,12 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let ws = Workspace::new();
-    definition(&ws, "verified", &refs);
+    ws.define(&Definition::new("verified").images(&refs));
     package_path(&ws.create(&[]));
     let all = blobs_of(&[&images[0], &images[1]]);
     let bytes: u64 = all.values().sum();
 
-    let clean = succeeded(&cache(&ws, &["verify", "--no-progress"]));
+    let clean = succeeded(&ws.cache(&["verify", "--no-progress"]));
     assert_eq!(
         clean,
         format!("checked 7 blobs ({}): 0 damaged\n", human_bytes(bytes))
@@ -250,12 +231,12 @@ fn verify_reports_and_evicts_a_damaged_blob() {
 
     // Same length, one byte flipped: only re-hashing can tell.
     let damaged = &images[1].layers[1];
-    let path = blob_file(&ws, &damaged.digest);
+    let path = ws.cached_blob(&damaged.digest);
     let mut content = std::fs::read(&path).unwrap();
     content[100] ^= 0xff;
     std::fs::write(&path, &content).unwrap();
 
-    let out = cache(&ws, &["verify", "--no-progress"]);
+    let out = ws.cache(&["verify", "--no-progress"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(
@@ -278,7 +259,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     rest.remove(&damaged.digest);
     assert_eq!(listed(&ws), rest);
 
-    let again = succeeded(&cache(&ws, &["verify", "--no-progress"]));
+    let again = succeeded(&ws.cache(&["verify", "--no-progress"]));
     assert_eq!(
         again,
         format!(
@@ -291,7 +272,7 @@ fn verify_reports_and_evicts_a_damaged_blob() {
     assert_eq!(package.blob(&damaged.digest), Some(&damaged.bytes));
 
     let absent = ws.path("absent");
-    let out = cache(&ws, &["verify", "--cache", absent.to_str().unwrap()]);
+    let out = ws.cache(&["verify", "--cache", absent.to_str().unwrap()]);
     assert_eq!(
         succeeded(&out),
         format!("no cache at {}: nothing to verify\n", absent.display())
@@ -304,7 +285,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let ws = Workspace::new();
-    definition(&ws, "pruned", &refs);
+    ws.define(&Definition::new("pruned").images(&refs));
     package_path(&ws.create(&[]));
     let all = blobs_of(&[&images[0], &images[1]]);
 
@@ -329,7 +310,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
         .unwrap();
     busy_writer.lock().unwrap();
 
-    let out = succeeded(&cache(&ws, &["prune"]));
+    let out = succeeded(&ws.cache(&["prune"]));
     assert_eq!(
         out,
         format!(
@@ -342,7 +323,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
     assert_eq!(listed(&ws), all, "prune without options keeps every blob");
     drop(busy_writer);
 
-    let out = succeeded(&cache(&ws, &["prune"]));
+    let out = succeeded(&ws.cache(&["prune"]));
     assert_eq!(
         out,
         format!(
@@ -353,10 +334,7 @@ fn prune_sweeps_stale_partials_and_old_locks_but_keeps_blobs() {
     assert!(ingest_files(&ws).is_empty());
 
     let absent = ws.path("absent");
-    let out = cache(
-        &ws,
-        &["prune", "--all", "--cache", absent.to_str().unwrap()],
-    );
+    let out = ws.cache(&["prune", "--all", "--cache", absent.to_str().unwrap()]);
     assert_eq!(
         succeeded(&out),
         format!("no cache at {}: nothing to prune\n", absent.display())
@@ -369,11 +347,11 @@ fn prune_all_empties_the_cache() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let ws = Workspace::new();
-    definition(&ws, "emptied", &refs);
+    ws.define(&Definition::new("emptied").images(&refs));
     package_path(&ws.create(&[]));
     let bytes: u64 = blobs_of(&[&images[0], &images[1]]).values().sum();
 
-    let out = succeeded(&cache(&ws, &["prune", "--all"]));
+    let out = succeeded(&ws.cache(&["prune", "--all"]));
     assert_eq!(
         out,
         format!(
@@ -386,7 +364,7 @@ fn prune_all_empties_the_cache() {
     assert_eq!((&json["blobs"], &json["bytes"]), (&0.into(), &0.into()));
     assert!(ingest_files(&ws).is_empty());
 
-    let out = cache(&ws, &["prune", "--all", "--older-than", "1d"]);
+    let out = ws.cache(&["prune", "--all", "--older-than", "1d"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     // An emptied cache fills again.
@@ -400,15 +378,12 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
     let registry = TestRegistry::start();
     let (refs, images) = two_images(&registry);
     let (only_a, only_b) = (Workspace::new(), Workspace::new());
-    definition(&only_a, "only-a", &refs[..1]);
-    definition(&only_b, "only-b", &refs[1..]);
+    only_a.define(&Definition::new("only-a").images(&refs[..1]));
+    only_b.define(&Definition::new("only-b").images(&refs[1..]));
     let shared = only_a.path("cache");
     let create = |ws: &Workspace| {
-        ws.pkgr()
+        ws.create_command(&[])
             .env("PKGR_CACHE_DIR", &shared)
-            .args(["create", "--no-progress", "--output"])
-            .arg(ws.path("out"))
-            .arg(ws.path("def"))
             .output()
             .unwrap()
     };
@@ -421,7 +396,7 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
     for digest in listed(&only_a).keys() {
         File::options()
             .write(true)
-            .open(blob_file(&only_a, digest))
+            .open(only_a.cached_blob(digest))
             .unwrap()
             .set_modified(long_ago)
             .unwrap();
@@ -435,7 +410,7 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
         stderr(&out)
     );
 
-    let out = cache(&only_a, &["prune", "--older-than", "30d"]);
+    let out = only_a.cache(&["prune", "--older-than", "30d"]);
     let text = succeeded(&out);
     let b_blobs = blobs_of(&[&images[1]]);
     let a_only: BTreeMap<String, u64> = blobs_of(&[&images[0]])
@@ -456,31 +431,12 @@ fn prune_older_than_drops_only_blobs_unused_that_long() {
         "the blobs app-b used, its share of the base layer included, stay"
     );
 
-    let text = succeeded(&cache(&only_a, &["prune", "--older-than", "30d"]));
+    let text = succeeded(&only_a.cache(&["prune", "--older-than", "30d"]));
     assert!(text.starts_with("removed 0 blobs (0 B)"), "{text}");
-    let out = cache(&only_a, &["prune", "--older-than", "a while"]);
+    let out = only_a.cache(&["prune", "--older-than", "a while"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`a while` is not an age"), "{err}");
-}
-
-fn spawn_create(ws: &Workspace) -> Child {
-    ws.pkgr()
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -499,21 +455,15 @@ fn a_prune_racing_a_create_waits_and_the_create_succeeds() {
         vec![(layer_digest.clone(), Fault::Stall(Duration::from_secs(5)))],
     );
     let ws = Workspace::new();
-    definition(&ws, "raced", &[format!("{}/app:1", proxy.addr)]);
+    ws.define(&Definition::new("raced").image(format!("{}/app:1", proxy.addr)));
 
-    let create = spawn_create(&ws);
+    let create = spawn(ws.create_command(&[]));
     // The create holds the cache (it opens it before resolving) and is now stuck on
     // the layer, with its manifest and config already in the cache.
     wait_until("the layer download to start", || {
         proxy.seen().iter().any(|s| s.path.ends_with(&layer_digest))
     });
-    let prune = ws
-        .pkgr()
-        .args(["cache", "prune", "--all"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let prune = spawn(ws.cache_command(&["prune", "--all"]));
 
     let created = create.wait_with_output().unwrap();
     let package = Package::read(&package_path(&created));
@@ -550,13 +500,13 @@ fn a_create_waits_for_a_maintainer_holding_the_cache() {
     let image =
         Pusher::new(&registry.addr).image("app", "1", true, "amd64", &[layer(&[("a", b"a")])]);
     let ws = Workspace::new();
-    definition(&ws, "waited", &[format!("{}/app:1", registry.addr)]);
+    ws.define(&Definition::new("waited").image(format!("{}/app:1", registry.addr)));
 
     // What `prune` and `verify` hold while they work.
     let lock_path: &Path = &ws.path("cache").join("lock");
     let maintainer = File::create(lock_path).unwrap();
     maintainer.lock().unwrap();
-    let mut create = spawn_create(&ws);
+    let mut create = spawn(ws.create_command(&[]));
     // Read the create's log up to the line that says it is waiting; a create that
     // ended instead shows its whole log here.
     let mut log = BufReader::new(create.stderr.take().unwrap());

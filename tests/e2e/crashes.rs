@@ -1,30 +1,14 @@
 //! A create killed outright, and creates that share one cache: the cache is what
 //! survives them, so it must resume what was cut off and serve every neighbour.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, sha256_file, stderr, Workspace};
-
-fn definition(name: &str, addr: &str, repos: &[&str]) -> String {
-    let images: String = repos
-        .iter()
-        .map(|repo| format!("      - {addr}/{repo}:1\n"))
-        .collect();
-    format!(
-        "kind: PkgrPackage\nmetadata:\n  name: {name}\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n{images}"
-    )
-}
-
-fn partial_of(cache: &Path, digest: &str) -> PathBuf {
-    cache
-        .join("ingest-v1")
-        .join(format!("{}.partial", digest.trim_start_matches("sha256:")))
-}
+use crate::support::{package_path, sha256_file, spawn, stderr, wait_until, Workspace};
 
 #[test]
 fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
@@ -43,25 +27,17 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
     );
 
     let ws = Workspace::new();
-    ws.write_definition(&definition("crash", &proxy.addr, &["app"]));
+    ws.define(&Definition::new("crash").image(format!("{}/app:1", proxy.addr)));
     let mut victim = ws
-        .pkgr()
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
+        .create_command(&[])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let partial = partial_of(&ws.path("cache"), &big);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::metadata(&partial).map_or(0, |m| m.len()) < 1 << 20 {
-        assert!(
-            Instant::now() < deadline,
-            "the download never reached 1 MiB"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let partial = ws.partial_blob(&big);
+    wait_until("the download to reach 1 MiB", || {
+        std::fs::metadata(&partial).map_or(0, |m| m.len()) >= 1 << 20
+    });
     let killed = Command::new("kill")
         .args(["-KILL", &victim.id().to_string()])
         .status()
@@ -90,10 +66,10 @@ fn a_create_killed_mid_download_resumes_and_builds_the_same_package() {
 
     // A clean run through the same address, on a cache of its own.
     let clean_ws = Workspace::new();
-    clean_ws.write_definition(&definition("crash", &proxy.addr, &["app"]));
+    clean_ws.define(&Definition::new("crash").image(format!("{}/app:1", proxy.addr)));
     let clean = package_path(&clean_ws.create(&[]));
     assert_eq!(sha256_file(&resumed), sha256_file(&clean));
-    let verified = ws.pkgr().args(["cache", "verify"]).output().unwrap();
+    let verified = ws.cache(&["verify"]);
     assert!(verified.status.success(), "{}", stderr(&verified));
 }
 
@@ -122,16 +98,11 @@ fn eight_creates_on_one_cache_fetch_each_blob_once() {
         .enumerate()
         .map(|(i, ws)| {
             let chosen = [repos[i % 4], repos[(i + 1) % 4]];
-            ws.write_definition(&definition(&format!("p{}", i % 4), &proxy.addr, &chosen));
-            ws.pkgr()
-                .env("PKGR_CACHE_DIR", cache.path())
-                .args(["create", "--no-progress", "--output"])
-                .arg(ws.path("out"))
-                .arg(ws.path("def"))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            ws.define(
+                &Definition::new(&format!("p{}", i % 4))
+                    .images(chosen.map(|repo| format!("{}/{repo}:1", proxy.addr))),
+            );
+            spawn(ws.create_command(&[]).env("PKGR_CACHE_DIR", cache.path()))
         })
         .collect();
     let packages: Vec<PathBuf> = children
@@ -158,9 +129,8 @@ fn eight_creates_on_one_cache_fetch_each_blob_once() {
         }
     }
     let verified = workspaces[0]
-        .pkgr()
+        .cache_command(&["verify"])
         .env("PKGR_CACHE_DIR", cache.path())
-        .args(["cache", "verify"])
         .output()
         .unwrap();
     assert!(verified.status.success(), "{}", stderr(&verified));

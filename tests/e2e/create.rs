@@ -3,21 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, sha256, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, sha256_file, stderr, Workspace};
-
-fn definition(name: &str, arch: &str, images: &[String]) -> String {
-    let mut text = format!(
-        "kind: PkgrPackage\nmetadata:\n  name: {name}\n  version: 1.0.0\n  architecture: {arch}\ncomponents:\n  - name: main\n    images:\n"
-    );
-    for image in images {
-        text.push_str(&format!("      - {image}\n"));
-    }
-    text
-}
+use crate::support::{package_path, sha256_file, spawn, stderr, Workspace};
 
 /// Every blob's name is the sha256 of its bytes, and checksums.txt covers every
 /// other file exactly.
@@ -74,7 +65,7 @@ fn docker_and_oci_images_sharing_a_base_layer() {
         format!("{}/team/app-docker:1.0", registry.addr),
         format!("{}/team/app-oci:2.0", registry.addr),
     ];
-    ws.write_definition(&definition("shared", "amd64", &refs));
+    ws.define(&Definition::new("shared").version("1.0.0").images(&refs));
     let path = package_path(&ws.create(&[]));
     assert_eq!(
         path.file_name().unwrap().to_str().unwrap(),
@@ -134,7 +125,7 @@ fn helm_chart_signature_and_empty_config_artifact_are_byte_exact() {
         format!("{}/app-sbom:v1", registry.addr),
     ];
     let ws = Workspace::new();
-    ws.write_definition(&definition("artifacts", "amd64", &refs));
+    ws.define(&Definition::new("artifacts").version("1.0.0").images(&refs));
     let package = Package::read(&package_path(&ws.create(&["--uncompressed"])));
     assert_self_consistent(&package);
 
@@ -162,11 +153,7 @@ fn digest_only_reference() {
     let image = pusher.image("pinned", "latest", false, "amd64", &[layer(&[("x", b"x")])]);
     let reference = format!("{}/pinned@{}", registry.addr, image.manifest.digest);
     let ws = Workspace::new();
-    ws.write_definition(&definition(
-        "pinned",
-        "amd64",
-        std::slice::from_ref(&reference),
-    ));
+    ws.define(&Definition::new("pinned").version("1.0.0").image(&reference));
     let package = Package::read(&package_path(&ws.create(&[])));
     assert_eq!(package.entry(&reference)["digest"], image.manifest.digest);
     for blob in image.all() {
@@ -200,11 +187,7 @@ fn tag_on_an_index_picks_the_package_architecture() {
     let (amd, arm, _) = multi_arch(&pusher, "multi");
     let reference = format!("{}/multi:3.0", registry.addr);
     let ws = Workspace::new();
-    ws.write_definition(&definition(
-        "multi",
-        "amd64",
-        std::slice::from_ref(&reference),
-    ));
+    ws.define(&Definition::new("multi").version("1.0.0").image(&reference));
 
     // --architecture overrides the file's amd64.
     let path = package_path(&ws.create(&["--architecture", "arm64"]));
@@ -229,11 +212,7 @@ fn index_digest_is_refused_with_a_listing() {
     let (amd, arm, index) = multi_arch(&pusher, "multi");
     let reference = format!("{}/multi@{}", registry.addr, index.digest);
     let ws = Workspace::new();
-    ws.write_definition(&definition(
-        "multi",
-        "amd64",
-        std::slice::from_ref(&reference),
-    ));
+    ws.define(&Definition::new("multi").version("1.0.0").image(&reference));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -265,11 +244,7 @@ fn allow_index_keeps_every_platform() {
     let (amd, arm, index) = multi_arch(&pusher, "multi");
     let reference = format!("{}/multi@{}", registry.addr, index.digest);
     let ws = Workspace::new();
-    ws.write_definition(&definition(
-        "multi",
-        "amd64",
-        std::slice::from_ref(&reference),
-    ));
+    ws.define(&Definition::new("multi").version("1.0.0").image(&reference));
     let package = Package::read(&package_path(&ws.create(&["--allow-index"])));
     assert_self_consistent(&package);
     let entry = package.entry(&reference);
@@ -304,9 +279,9 @@ fn the_same_definition_gives_byte_identical_packages() {
     ];
 
     let first = Workspace::new();
-    first.write_definition(&definition("same", "amd64", &refs));
+    first.define(&Definition::new("same").version("1.0.0").images(&refs));
     let second = Workspace::new();
-    second.write_definition(&definition("same", "amd64", &refs));
+    second.define(&Definition::new("same").version("1.0.0").images(&refs));
     for extra in [&[][..], &["--uncompressed"][..]] {
         let one = package_path(&first.create(extra));
         // A different cache state (none at all) must not change a byte.
@@ -341,20 +316,15 @@ fn two_processes_sharing_one_cache_both_succeed() {
     }
     let one = Workspace::new();
     let two = Workspace::new();
-    let text = definition("racing", "amd64", &refs);
-    one.write_definition(&text);
-    two.write_definition(&text);
+    let definition = Definition::new("racing").version("1.0.0").images(&refs);
+    one.define(&definition);
+    two.define(&definition);
     let shared_cache = one.path("cache");
     let spawn = |ws: &Workspace| {
-        ws.pkgr()
-            .env("PKGR_CACHE_DIR", &shared_cache)
-            .args(["create", "--no-progress", "--uncompressed", "--output"])
-            .arg(ws.path("out"))
-            .arg(ws.path("def"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        spawn(
+            ws.create_command(&["--uncompressed"])
+                .env("PKGR_CACHE_DIR", &shared_cache),
+        )
     };
     let (a, b) = (spawn(&one), spawn(&two));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
@@ -396,11 +366,7 @@ fn a_cache_on_another_filesystem_still_gives_a_whole_package() {
     );
     let ws = Workspace::new();
     let reference = format!("{}/app:1", registry.addr);
-    ws.write_definition(&definition(
-        "copied",
-        "amd64",
-        std::slice::from_ref(&reference),
-    ));
+    ws.define(&Definition::new("copied").version("1.0.0").image(&reference));
     let path = package_path(&ws.create(&["--cache", cache.path().to_str().unwrap()]));
     let package = Package::read(&path);
     assert_self_consistent(&package);
@@ -422,11 +388,11 @@ fn an_images_blobs_are_downloaded_largest_first() {
     let image = Pusher::new(&registry.addr).image("app", "1", false, "amd64", &layers);
     let proxy = FaultProxy::start(&registry.addr, Vec::new());
     let ws = Workspace::new();
-    ws.write_definition(&definition(
-        "order",
-        "amd64",
-        &[format!("{}/app:1", proxy.addr)],
-    ));
+    ws.define(
+        &Definition::new("order")
+            .version("1.0.0")
+            .image(format!("{}/app:1", proxy.addr)),
+    );
     package_path(&ws.create(&["--no-cache", "--concurrency", "1"]));
 
     let mut expected: Vec<&crate::support::images::Pushed> =

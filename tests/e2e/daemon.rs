@@ -7,6 +7,7 @@
 
 use std::process::Output;
 
+use crate::support::definition::Definition;
 use crate::support::dockerd::{legacy_image_tar, plain_layer, TestDockerd};
 use crate::support::images::{noise, sha256};
 use crate::support::measure::measure;
@@ -25,24 +26,10 @@ fn closed_port() -> u16 {
         .port()
 }
 
-fn define(ws: &Workspace, reference: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: from-daemon\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {reference}\n"
-    ));
-}
-
 /// `pkgr create` with `DOCKER_HOST` set to `host`.
 fn create(ws: &Workspace, host: &str, extra: &[&str]) -> Output {
-    ws.pkgr()
-        .env("DOCKER_HOST", host)
-        .arg("create")
-        .arg(ws.path("def"))
-        .arg("--output")
-        .arg(ws.path("out"))
-        .arg("--no-progress")
-        .args(extra)
-        .output()
-        .unwrap()
+    let mut cmd = ws.create_command(extra);
+    cmd.env("DOCKER_HOST", host).output().unwrap()
 }
 
 /// Loads an image of two uncompressed layers (one of 1 MiB of noise) into `dockerd`
@@ -83,7 +70,7 @@ fn image_only_in_the_daemon_is_packaged_content_named_and_pushed() {
     let reference = format!("127.0.0.1:{port}/daemon/app:1");
     let (config, layers) = load(&dockerd, &reference);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
 
     let out = create(&ws, &dockerd.host, &[]);
     let package = package_path(&out);
@@ -137,13 +124,7 @@ fn image_only_in_the_daemon_is_packaged_content_named_and_pushed() {
         assert_eq!(&unpacked, plain, "a layer changed on the way");
     }
 
-    let verify = ws
-        .pkgr()
-        .arg("inspect")
-        .arg("--verify")
-        .arg(&package)
-        .output()
-        .unwrap();
+    let verify = ws.inspect(&package, &["--verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
 
     let target = TestRegistry::start();
@@ -180,7 +161,7 @@ fn no_daemon_fallback_makes_the_registry_failure_the_error() {
     let reference = format!("127.0.0.1:{port}/daemon/app:1");
     load(&dockerd, &reference);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
     let out = create(&ws, &dockerd.host, &["--no-daemon-fallback"]);
     let err = failed(&ws, &out);
     assert!(
@@ -196,7 +177,7 @@ fn no_daemon_fallback_makes_the_registry_failure_the_error() {
 fn an_absent_daemon_is_named_beside_the_registry_failure() {
     let port = closed_port();
     let ws = Workspace::new();
-    define(&ws, &format!("127.0.0.1:{port}/app:1"));
+    ws.define(&Definition::new("from-daemon").image(format!("127.0.0.1:{port}/app:1")));
     let host = format!("unix://{}", ws.path("absent.sock").display());
     let err = failed(&ws, &create(&ws, &host, &[]));
     assert!(
@@ -213,7 +194,7 @@ fn an_absent_daemon_is_named_beside_the_registry_failure() {
 fn a_daemon_that_refuses_the_connection_is_named_beside_the_registry_failure() {
     let (registry_port, daemon_port) = (closed_port(), closed_port());
     let ws = Workspace::new();
-    define(&ws, &format!("127.0.0.1:{registry_port}/app:1"));
+    ws.define(&Definition::new("from-daemon").image(format!("127.0.0.1:{registry_port}/app:1")));
     let host = format!("tcp://127.0.0.1:{daemon_port}");
     let err = failed(&ws, &create(&ws, &host, &[]));
     assert!(
@@ -230,7 +211,7 @@ fn an_image_in_neither_place_names_both() {
     let registry = TestRegistry::start();
     let reference = format!("{}/nowhere:1", registry.addr);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
     let err = failed(&ws, &create(&ws, &dockerd.host, &[]));
     assert!(
         err.starts_with(&format!(
@@ -251,7 +232,7 @@ fn refused_credentials_do_not_fall_back() {
     let reference = format!("{}/app:1", registry.addr);
     load(&dockerd, &reference);
     let ws = Workspace::new();
-    define(&ws, &reference);
+    ws.define(&Definition::new("from-daemon").image(&reference));
     let out = create(&ws, &dockerd.host, &[]);
     let err = failed(&ws, &out);
     assert!(
@@ -275,10 +256,11 @@ fn an_image_its_registry_does_not_have_is_taken_from_the_daemon_beside_one_it_ha
     let local = format!("{}/local:1", registry.addr);
     let (config, _) = load(&dockerd, &local);
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: both\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {0}/served:1\n      - {local}\n",
-        registry.addr
-    ));
+    ws.define(
+        &Definition::new("both")
+            .image(format!("{}/served:1", registry.addr))
+            .image(&local),
+    );
     let out = create(&ws, &dockerd.host, &[]);
     let package = package_path(&out);
     let err = stderr(&out);
@@ -322,15 +304,9 @@ fn refused_save(head: Vec<u8>, tail: Tail, extra: &[&str]) -> (String, Workspace
     let registry = TestRegistry::start();
     let reference = format!("{}/hostile/app:1", registry.addr);
     let ws = Workspace::new();
-    define(&ws, &reference);
-    let mut cmd = ws.pkgr();
-    cmd.env("DOCKER_HOST", &stand_in.host)
-        .arg("create")
-        .arg(ws.path("def"))
-        .arg("--output")
-        .arg(ws.path("out"))
-        .arg("--no-progress")
-        .args(extra);
+    ws.define(&Definition::new("from-daemon").image(&reference));
+    let mut cmd = ws.create_command(extra);
+    cmd.env("DOCKER_HOST", &stand_in.host);
     let run = measure(&cmd, ws.dir.path());
     let err = failed(&ws, &run.out);
     eprintln!(

@@ -5,17 +5,17 @@
 //! `--max-blob-size` allows it. Each test mounts its own small tmpfs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, sha256, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tmpfs::Tmpfs;
-use crate::support::{package_path, stderr, Workspace};
+use crate::support::{package_path, spawn, stderr, wait_until, Workspace};
 
 const MIB: u64 = 1 << 20;
 
@@ -35,24 +35,6 @@ fn registry_with_image(
     );
     let proxy = FaultProxy::start(&registry.addr, rules(&image));
     (registry, image, proxy)
-}
-
-fn define(ws: &Workspace, addr: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: disk\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
-    ));
-}
-
-/// `pkgr create def --output OUTPUT --no-progress EXTRA`, with the workspace's cache.
-fn create(ws: &Workspace, output: &Path, extra: &[&str]) -> Command {
-    let mut cmd = ws.pkgr();
-    cmd.arg("create")
-        .arg(ws.path("def"))
-        .arg("--output")
-        .arg(output)
-        .arg("--no-progress")
-        .args(extra);
-    cmd
 }
 
 /// Asserts a failed run: exit 1, and returns stderr's `error:` and `hint:` lines.
@@ -115,10 +97,10 @@ fn needed_mib(line: &str) -> f64 {
 fn a_package_too_large_for_the_output_filesystem_is_refused_before_any_download() {
     let (_registry, image, proxy) = registry_with_image(12, |_| Vec::new());
     let ws = Workspace::new();
-    define(&ws, &proxy.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", proxy.addr)));
     let small = Tmpfs::mount(&ws.path("small"), 8 * MIB);
 
-    let (error, hint) = failure(&create(&ws, &small.path, &[]).output().unwrap());
+    let (error, hint) = failure(&ws.create_command_into(&small.path, &[]).output().unwrap());
     // The cache is on another filesystem: the output holds a copy of every blob in
     // the staging directory, then the package.
     assert!(
@@ -146,7 +128,11 @@ fn a_package_too_large_for_the_output_filesystem_is_refused_before_any_download(
     assert_eq!(small.names(""), Vec::<String>::new(), "left in the output");
 
     // Without a cache the downloads go to the staging directory there: the same need.
-    let (error, hint) = failure(&create(&ws, &small.path, &["--no-cache"]).output().unwrap());
+    let (error, hint) = failure(
+        &ws.create_command_into(&small.path, &["--no-cache"])
+            .output()
+            .unwrap(),
+    );
     // (The manifest, already in the staging directory, is not downloaded again.)
     let without_cache = needed_mib(&error) * MIB as f64;
     assert!(
@@ -162,10 +148,14 @@ fn a_package_too_large_for_the_output_filesystem_is_refused_before_any_download(
 fn a_cache_without_room_for_the_downloads_is_refused_naming_the_cache() {
     let (_registry, image, proxy) = registry_with_image(12, |_| Vec::new());
     let ws = Workspace::new();
-    define(&ws, &proxy.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", proxy.addr)));
     let cache = Tmpfs::mount(&ws.path("cache"), 8 * MIB);
 
-    let (error, hint) = failure(&create(&ws, &ws.path("out"), &[]).output().unwrap());
+    let (error, hint) = failure(
+        &ws.create_command_into(&ws.path("out"), &[])
+            .output()
+            .unwrap(),
+    );
     // The downloads are the layer and the config; the manifest is already stored.
     let download = (image.layers[0].bytes.len() + image.config.bytes.len()) as f64;
     assert_eq!(
@@ -189,11 +179,12 @@ fn on_one_filesystem_the_cache_and_the_output_needs_are_added_up() {
     // 5 MiB to download plus a 5 MiB package: each fits in 8 MiB, both do not.
     let (_registry, _image, proxy) = registry_with_image(5, |_| Vec::new());
     let ws = Workspace::new();
-    define(&ws, &proxy.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", proxy.addr)));
     let disk = Tmpfs::mount(&ws.path("disk"), 8 * MIB);
     let (cache, output) = (disk.path.join("cache"), disk.path.join("out"));
 
-    let out = create(&ws, &output, &[])
+    let out = ws
+        .create_command_into(&output, &[])
         .env("PKGR_CACHE_DIR", &cache)
         .output()
         .unwrap();
@@ -227,33 +218,27 @@ fn hold_blobs(image: &Image, gate: &Arc<AtomicBool>) -> Vec<(String, Fault)> {
 /// Waits until the proxy has seen a GET for each of the image's blobs: the plan-time
 /// check has passed and the downloads are waiting at the proxy.
 fn wait_for_blob_requests(proxy: &FaultProxy, image: &Image) {
-    let deadline = Instant::now() + Duration::from_secs(60);
     let asked = |digest: &str| {
         proxy
             .seen()
             .iter()
             .any(|s| s.method == "GET" && s.path.ends_with(digest))
     };
-    while !(asked(&image.config.digest) && asked(&image.layers[0].digest)) {
-        assert!(Instant::now() < deadline, "pkgr never asked for the blobs");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("pkgr to ask for the blobs", || {
+        asked(&image.config.digest) && asked(&image.layers[0].digest)
+    });
 }
 
 /// Runs create until its downloads wait at the proxy, lets `meanwhile` fill a disk,
 /// then lets the downloads go on and returns how the run ended.
 fn create_while_a_disk_fills(
-    mut cmd: Command,
+    cmd: Command,
     proxy: &FaultProxy,
     image: &Image,
     gate: &AtomicBool,
     meanwhile: impl FnOnce(),
 ) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn(cmd);
     wait_for_blob_requests(proxy, image);
     meanwhile();
     gate.store(true, Ordering::SeqCst);
@@ -265,11 +250,11 @@ fn a_cache_that_fills_up_during_the_download_is_one_clear_error_and_damages_no_e
     let gate = Arc::new(AtomicBool::new(false));
     let (_registry, image, proxy) = registry_with_image(3, |image| hold_blobs(image, &gate));
     let ws = Workspace::new();
-    define(&ws, &proxy.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", proxy.addr)));
     let cache = Tmpfs::mount(&ws.path("cache"), 8 * MIB);
 
     let out = create_while_a_disk_fills(
-        create(&ws, &ws.path("out"), &[]),
+        ws.create_command_into(&ws.path("out"), &[]),
         &proxy,
         &image,
         &gate,
@@ -331,16 +316,20 @@ fn an_output_that_fills_up_while_the_package_is_written_leaves_nothing_behind() 
     let gate = Arc::new(AtomicBool::new(false));
     let (_registry, image, proxy) = registry_with_image(3, |image| hold_blobs(image, &gate));
     let ws = Workspace::new();
-    define(&ws, &proxy.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", proxy.addr)));
     // 8 MiB holds the staged copy of the 3 MiB layer and the 3 MiB package, so the
     // plan-time check passes; once it has, another writer leaves 4 MiB: room for the
     // copy, not for the package.
     let disk = Tmpfs::mount(&ws.path("disk"), 8 * MIB);
     let output = disk.path.join("out");
 
-    let out = create_while_a_disk_fills(create(&ws, &output, &[]), &proxy, &image, &gate, || {
-        disk.fill("filler", 4 * MIB)
-    });
+    let out = create_while_a_disk_fills(
+        ws.create_command_into(&output, &[]),
+        &proxy,
+        &image,
+        &gate,
+        || disk.fill("filler", 4 * MIB),
+    );
     let (error, hint) = failure(&out);
     assert_eq!(
         error,
@@ -369,18 +358,15 @@ fn an_output_that_fills_up_while_the_package_is_written_leaves_nothing_behind() 
 fn a_push_needs_no_temporary_space_for_a_package_far_larger_than_it() {
     let (registry, image, _proxy) = registry_with_image(48, |_| Vec::new());
     let ws = Workspace::new();
-    define(&ws, &registry.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", registry.addr)));
     let package = package_path(&ws.create(&[]));
     assert!(std::fs::metadata(&package).unwrap().len() > 48 * MIB);
     let target = TestRegistry::start();
     let tmp = Tmpfs::mount(&ws.path("tmp"), 16 * MIB);
 
     let out = ws
-        .pkgr()
+        .push_command(&package, &target.addr, &[])
         .env("TMPDIR", &tmp.path)
-        .args(["push", "--no-progress"])
-        .arg(&package)
-        .arg(&target.addr)
         .output()
         .unwrap();
     assert!(out.status.success(), "push failed: {}", stderr(&out));
@@ -420,10 +406,14 @@ fn a_blob_declared_larger_than_the_bound_is_refused_unless_the_flag_raises_it() 
     pusher.manifest("app", "1", OCI_MANIFEST, manifest);
     let proxy = FaultProxy::start(&registry.addr, Vec::new());
     let ws = Workspace::new();
-    define(&ws, &proxy.addr);
+    ws.define(&Definition::new("disk").image(format!("{}/app:1", proxy.addr)));
     let cache = Tmpfs::mount(&ws.path("cache"), 8 * MIB);
 
-    let (error, hint) = failure(&create(&ws, &ws.path("out"), &[]).output().unwrap());
+    let (error, hint) = failure(
+        &ws.create_command_into(&ws.path("out"), &[])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(
         error,
         format!(
@@ -439,7 +429,8 @@ fn a_blob_declared_larger_than_the_bound_is_refused_unless_the_flag_raises_it() 
 
     // Raised, the bound lets the blob through to the next check, the free space on
     // the cache's 8 MiB: 100 GiB would not fit there.
-    let raised = create(&ws, &ws.path("out"), &["--max-blob-size", "128GiB"])
+    let raised = ws
+        .create_command_into(&ws.path("out"), &["--max-blob-size", "128GiB"])
         .output()
         .unwrap();
     let (error, _) = failure(&raised);

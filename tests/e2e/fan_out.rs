@@ -5,8 +5,7 @@
 //! again.
 
 use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -14,7 +13,7 @@ use crate::support::images::{sha256, OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::{write_raw_tar, RawEntry};
-use crate::support::{stderr, stdout, Workspace};
+use crate::support::{run_within, stderr, stdout, Workspace};
 
 const ENTRIES: usize = 10_000;
 
@@ -107,55 +106,20 @@ fn fan_package(path: &Path, reference: &str, distinct_roots: bool) {
     write_raw_tar(path, &entries);
 }
 
-/// Runs `pkgr <args>` to its end, failing the test if that takes over
-/// `FINISH_WITHIN`. Output goes through files: ten thousand listed images would fill a
-/// pipe that nobody reads until the end.
-fn run(ws: &Workspace, args: &[&std::ffi::OsStr]) -> Output {
-    let (out_path, err_path) = (ws.path("stdout.txt"), ws.path("stderr.txt"));
-    let mut child = ws
-        .pkgr()
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out_path).unwrap())
-        .stderr(std::fs::File::create(&err_path).unwrap())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > FINISH_WITHIN {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("pkgr {args:?} was still running after {FINISH_WITHIN:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(out_path).unwrap(),
-        stderr: std::fs::read(err_path).unwrap(),
-    }
-}
-
 #[test]
 fn shared_indexes_cost_the_same_as_one_in_inspect_and_verify() {
     let ws = Workspace::new();
     for (distinct_roots, blobs) in [(false, 4), (true, ENTRIES + 4)] {
         let path = ws.path("fan.tar");
         fan_package(&path, "127.0.0.1:5000/fan:1", distinct_roots);
-        let out = run(&ws, &["inspect".as_ref(), path.as_os_str()]);
+        let out = run_within(ws.inspect_command(&path, &[]), FINISH_WITHIN);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
             stdout(&out).contains(&format!("{ENTRIES} images, {blobs} blobs")),
             "{}",
             stdout(&out)
         );
-        let out = run(
-            &ws,
-            &["inspect".as_ref(), path.as_os_str(), "--verify".as_ref()],
-        );
+        let out = run_within(ws.inspect_command(&path, &["--verify"]), FINISH_WITHIN);
         assert!(out.status.success(), "{}", stderr(&out));
     }
 }
@@ -167,15 +131,7 @@ fn entries_that_share_an_index_send_each_manifest_once() {
     let ws = Workspace::new();
     let path = ws.path("fan.tar");
     fan_package(&path, "127.0.0.1:5000/fan:1", false);
-    let out = run(
-        &ws,
-        &[
-            "push".as_ref(),
-            "--no-progress".as_ref(),
-            path.as_os_str(),
-            proxy.addr.as_ref(),
-        ],
-    );
+    let out = run_within(ws.push_command(&path, &proxy.addr, &[]), FINISH_WITHIN);
     assert!(out.status.success(), "{}", stderr(&out));
     let mut puts: Vec<String> = proxy
         .seen()

@@ -3,17 +3,12 @@
 //! cut off, corrupt bytes never reach a package or the cache, and no request is made
 //! twice.
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, Workspace};
-
-fn single_image_definition(ws: &Workspace, addr: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: faults\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
-    ));
-}
+use crate::support::{package_path, spawn, stderr, wait_until, Workspace};
 
 #[test]
 fn a_cut_download_resumes_with_a_range_request() {
@@ -32,7 +27,7 @@ fn a_cut_download_resumes_with_a_range_request() {
         vec![(big.digest.clone(), Fault::CutAfter(cut))],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let package = Package::read(&package_path(&ws.create(&[])));
     assert_eq!(package.blob(&big.digest), Some(&big.bytes));
 
@@ -63,7 +58,7 @@ fn transient_statuses_are_retried() {
         ],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let package = Package::read(&package_path(&ws.create(&[])));
     for blob in image.all() {
         assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
@@ -95,7 +90,7 @@ fn a_registry_without_credentials_is_asked_each_thing_once() {
     );
     let proxy = FaultProxy::start(&registry.addr, Vec::new());
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     package_path(&ws.create(&[]));
 
     let mut gets: Vec<String> = proxy
@@ -125,7 +120,7 @@ fn a_manifest_body_that_never_ends_is_refused_at_the_limit() {
         vec![("GET /v2/app/manifests/1".to_owned(), Fault::EndlessBody)],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -156,7 +151,7 @@ fn corrupt_bytes_fail_the_build_and_stay_out_of_the_cache() {
         .collect();
     let proxy = FaultProxy::start(&registry.addr, rules);
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -166,10 +161,7 @@ fn corrupt_bytes_fail_the_build_and_stay_out_of_the_cache() {
     );
     assert!(err.contains("wrong content"), "{err}");
     assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(bad.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&bad);
     assert!(!cached.exists(), "a corrupt blob reached the cache");
 }
 
@@ -197,29 +189,15 @@ fn signal_mid_download(signal: &str, code: i32, message: &str) {
         )],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
-    let child = ws
-        .pkgr()
-        .args(["create", "--no-progress", "--output"])
-        .arg(ws.path("out"))
-        .arg(ws.path("def"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
+    let child = spawn(ws.create_command(&[]));
     // Signal once the download is under way (the stalled layer has been asked for).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !proxy
-        .seen()
-        .iter()
-        .any(|s| s.path.ends_with(&image.layers[0].digest))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the download never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the download to start", || {
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.ends_with(&image.layers[0].digest))
+    });
     let status = std::process::Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
@@ -257,10 +235,7 @@ fn damage_cached_layer(
     let first = package_path(&ws.create(&[]));
     std::fs::remove_file(&first).unwrap();
     let digest = image.layers[0].digest.clone();
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&digest);
     let mut bytes = std::fs::read(&cached).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&cached, &bytes).unwrap();
@@ -279,7 +254,7 @@ fn a_damaged_cache_blob_heals_in_one_run() {
     );
     let proxy = FaultProxy::start(&registry.addr, Vec::new());
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let (digest, cached) = damage_cached_layer(&ws, &image);
     let before = proxy.seen().len();
 
@@ -321,14 +296,14 @@ fn a_damaged_cache_blob_whose_source_is_also_bad_stops_the_build() {
     );
     let bad = image.layers[0].digest.clone();
     let ws = Workspace::new();
-    single_image_definition(&ws, &registry.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", registry.addr)));
     let (digest, cached) = damage_cached_layer(&ws, &image);
     // From now on the source corrupts every download of that blob.
     let rules = (0..10)
         .map(|_| (bad.clone(), Fault::Corrupt(1000)))
         .collect();
     let proxy = FaultProxy::start(&registry.addr, rules);
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
 
     let out = ws.create(&[]);
     let err = stderr(&out);
@@ -355,15 +330,12 @@ fn a_damaged_cached_manifest_heals_from_its_source_in_one_run() {
         Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("m", b"m")])]);
     let proxy = FaultProxy::start(&registry.addr, Vec::new());
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     std::fs::remove_file(package_path(&ws.create(&[]))).unwrap();
     // The tag's manifest is fetched every run, but a same-size copy already in the
     // cache is not rewritten: only the seal can tell it is damaged.
     let digest = image.manifest.digest.clone();
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&digest);
     let mut bytes = std::fs::read(&cached).unwrap();
     bytes[0] ^= 0x01;
     std::fs::write(&cached, &bytes).unwrap();
@@ -401,7 +373,7 @@ fn a_registry_error_body_reaches_the_terminal_escaped() {
         )],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -433,7 +405,7 @@ fn a_trickling_blob_is_given_up_on_and_resumed() {
         )],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let package = Package::read(&package_path(&ws.create(&["--timeout", "1"])));
     assert_eq!(package.blob(&big.digest), Some(&big.bytes));
     let ranges: Vec<Option<String>> = proxy
@@ -464,7 +436,7 @@ fn a_registry_that_keeps_stalling_fails_saying_so() {
             .collect(),
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let out = ws.create(&["--timeout", "1"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -487,7 +459,7 @@ fn a_manifest_request_never_answered_is_retried_then_reported_as_a_stall() {
 
     let once = FaultProxy::start(&registry.addr, vec![(manifest.clone(), Fault::Hang)]);
     let ws = Workspace::new();
-    single_image_definition(&ws, &once.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", once.addr)));
     package_path(&ws.create(&["--timeout", "1"]));
 
     let always = FaultProxy::start(
@@ -495,7 +467,7 @@ fn a_manifest_request_never_answered_is_retried_then_reported_as_a_stall() {
         (0..5).map(|_| (manifest.clone(), Fault::Hang)).collect(),
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &always.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", always.addr)));
     let out = ws.create(&["--timeout", "1"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -522,7 +494,7 @@ fn a_blob_redirected_elsewhere_is_followed_and_a_redirect_loop_is_an_error() {
         vec![(layer_digest.clone(), Fault::Redirect(storage))],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &proxy.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", proxy.addr)));
     let package = Package::read(&package_path(&ws.create(&[])));
     assert_eq!(
         package.blob(&layer_digest),
@@ -537,7 +509,7 @@ fn a_blob_redirected_elsewhere_is_followed_and_a_redirect_loop_is_an_error() {
             .collect(),
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &looping.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", looping.addr)));
     let out = ws.create(&["--no-cache"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -562,7 +534,7 @@ fn an_upload_longer_than_the_timeout_is_not_taken_for_a_stall() {
         &[layer(&[("big", &noise(8, 512 << 10))])],
     );
     let ws = Workspace::new();
-    single_image_definition(&ws, &source.addr);
+    ws.define(&Definition::new("faults").image(format!("{}/app:1", source.addr)));
     let package = package_path(&ws.create(&[]));
 
     // 16 KiB every 100 ms: the layer takes about 3 s to upload, three timeouts.

@@ -1,17 +1,12 @@
 //! Index resolution as the spec allows it: indexes that hold indexes, and the
 //! attestation manifests buildx adds beside each platform.
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, Image, Pushed, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, stderr, Workspace};
-
-fn definition(ws: &Workspace, reference: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: idx\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {reference}\n"
-    ));
-}
 
 /// `repo:tag` is a buildx index of amd64 and arm64, each with an attestation.
 fn buildx(pusher: &Pusher, repo: &str, tag: &str) -> (Pushed, Image, Image, Vec<Image>) {
@@ -27,7 +22,7 @@ fn attestations_are_named_beside_their_platform_not_counted_as_platforms() {
     let registry = TestRegistry::start();
     let (index, amd, arm, attestations) = buildx(&Pusher::new(&registry.addr), "app", "1");
     let ws = Workspace::new();
-    definition(&ws, &format!("{}/app@{}", registry.addr, index.digest));
+    ws.define(&Definition::new("idx").image(format!("{}/app@{}", registry.addr, index.digest)));
     let out = ws.create(&[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -56,7 +51,7 @@ fn a_tag_on_a_buildx_index_takes_the_platform_and_allow_index_keeps_everything()
     let reference = format!("{}/app:1", registry.addr);
 
     let ws = Workspace::new();
-    definition(&ws, &reference);
+    ws.define(&Definition::new("idx").image(&reference));
     let package = Package::read(&package_path(&ws.create(&[])));
     assert_eq!(package.entry(&reference)["digest"], amd.manifest.digest);
     assert_eq!(
@@ -66,7 +61,7 @@ fn a_tag_on_a_buildx_index_takes_the_platform_and_allow_index_keeps_everything()
     );
 
     let ws = Workspace::new();
-    definition(&ws, &reference);
+    ws.define(&Definition::new("idx").image(&reference));
     let package = Package::read(&package_path(&ws.create(&["--allow-index"])));
     assert_eq!(package.entry(&reference)["digest"], index.digest);
     for image in [&amd, &arm].into_iter().chain(&attestations) {
@@ -96,7 +91,7 @@ fn a_tag_on_an_index_of_indexes_descends_to_the_platform() {
     let (_, _, amd, arm) = nested(&Pusher::new(&registry.addr));
     let reference = format!("{}/nest:1", registry.addr);
     let ws = Workspace::new();
-    definition(&ws, &reference);
+    ws.define(&Definition::new("idx").image(&reference));
     let package = Package::read(&package_path(&ws.create(&["--architecture", "arm64"])));
     let entry = package.entry(&reference);
     assert_eq!(entry["digest"], arm.manifest.digest);
@@ -107,7 +102,7 @@ fn a_tag_on_an_index_of_indexes_descends_to_the_platform() {
     }
 
     let ws = Workspace::new();
-    definition(&ws, &reference);
+    ws.define(&Definition::new("idx").image(&reference));
     let out = ws.create(&["--architecture", "s390x"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -123,7 +118,7 @@ fn an_index_of_indexes_round_trips_children_first() {
     let (outer, inner, amd, arm) = nested(&Pusher::new(&registry.addr));
     let reference = format!("{}/nest:1", registry.addr);
     let ws = Workspace::new();
-    definition(&ws, &reference);
+    ws.define(&Definition::new("idx").image(&reference));
     let package = package_path(&ws.create(&["--allow-index"]));
     let target = TestRegistry::start();
     let out = ws.push(&package, &target.addr, &[]);
@@ -135,16 +130,9 @@ fn an_index_of_indexes_round_trips_children_first() {
     }
 }
 
-/// The cache file of `digest` in the workspace's cache.
-fn cached(ws: &Workspace, digest: &str) -> std::path::PathBuf {
-    ws.path("cache")
-        .join("blobs-v1/sha256")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Rewrites the cached copy of `digest` with `change`, which must keep its size.
 fn damage_in_place(ws: &Workspace, digest: &str, change: impl FnOnce(&str) -> String) {
-    let path = cached(ws, digest);
+    let path = ws.cached_blob(digest);
     let text = std::fs::read_to_string(&path).unwrap();
     let damaged = change(&text);
     assert_ne!(damaged, text, "no damage done");
@@ -159,7 +147,7 @@ fn cached_child_manifests_are_used_only_when_their_bytes_match_their_digest() {
     let proxy = FaultProxy::start(&registry.addr, Vec::new());
     let reference = format!("{}/nest:1", proxy.addr);
     let ws = Workspace::new();
-    definition(&ws, &reference);
+    ws.define(&Definition::new("idx").image(&reference));
     let manifest_gets = |from: usize, digest: &str| {
         proxy.seen()[from..]
             .iter()
@@ -206,11 +194,11 @@ fn cached_child_manifests_are_used_only_when_their_bytes_match_their_digest() {
         "fetched again once"
     );
     assert_eq!(
-        std::fs::read(cached(&ws, &inner.digest)).unwrap(),
+        std::fs::read(ws.cached_blob(&inner.digest)).unwrap(),
         inner.bytes
     );
     assert_eq!(
-        std::fs::read(cached(&ws, &amd.manifest.digest)).unwrap(),
+        std::fs::read(ws.cached_blob(&amd.manifest.digest)).unwrap(),
         amd.manifest.bytes
     );
 }

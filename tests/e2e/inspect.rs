@@ -2,30 +2,26 @@
 //! stops push before it sends anything), hostile tars, and Zarf packages.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, sha256, Pusher};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::{read_entries, write_raw_tar, RawEntry};
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::{package_path, run_within, stderr, stdout, Workspace};
 
 fn small_package(ws: &Workspace, registry: &TestRegistry) -> PathBuf {
     let pusher = Pusher::new(&registry.addr);
     pusher.image("app", "1", false, "amd64", &[layer(&[("a", b"app")])]);
     pusher.helm_chart("chart", "0.2.0");
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: small\n  version: 0.1.0\n  architecture: amd64\n  description: two things\ncomponents:\n  - name: app\n    images:\n      - {0}/app:1\n  - name: chart\n    images:\n      - {0}/chart:0.2.0\n",
-        registry.addr
-    ));
+    ws.define(
+        &Definition::new("small")
+            .version("0.1.0")
+            .description("two things")
+            .component("app", [format!("{}/app:1", registry.addr)])
+            .component("chart", [format!("{}/chart:0.2.0", registry.addr)]),
+    );
     package_path(&ws.create(&["--uncompressed"]))
-}
-
-fn inspect(ws: &Workspace, package: &Path, extra: &[&str]) -> std::process::Output {
-    ws.pkgr()
-        .arg("inspect")
-        .arg(package)
-        .args(extra)
-        .output()
-        .unwrap()
 }
 
 #[test]
@@ -34,7 +30,7 @@ fn json_output_of_a_created_package_is_complete() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     let package = small_package(&ws, &registry);
-    let one = inspect(&ws, &package, &["--json"]);
+    let one = ws.inspect(&package, &["--json"]);
     assert!(one.status.success(), "{}", stderr(&one));
     let value: serde_json::Value = serde_json::from_slice(&one.stdout).unwrap();
     assert_eq!(value["metadata"]["name"], "small");
@@ -54,7 +50,7 @@ fn json_output_of_a_created_package_is_complete() {
         assert!(image["size"].as_u64().unwrap() > 0);
     }
 
-    let human = inspect(&ws, &package, &["--verify"]);
+    let human = ws.inspect(&package, &["--verify"]);
     let text = stdout(&human);
     assert!(human.status.success(), "{}", stderr(&human));
     assert!(text.contains("pkgr package small 0.1.0 (amd64)"), "{text}");
@@ -122,7 +118,7 @@ fn tampered_packages_fail_verify_and_push_sends_nothing() {
     let ws = Workspace::new();
     let package = small_package(&ws, &registry);
     for (path, expected) in tampered(&package, ws.dir.path()) {
-        let out = inspect(&ws, &path, &["--verify"]);
+        let out = ws.inspect(&path, &["--verify"]);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -208,24 +204,15 @@ fn hostile_tars_are_refused_and_nothing_escapes() {
             &path,
             &[RawEntry::file("pkgr.yaml", b"kind: PkgrPackage\n"), entry],
         );
-        for args in [
-            vec!["inspect"],
-            vec!["inspect", "--verify"],
-            vec!["push", "--no-progress"],
-        ] {
-            let mut cmd = ws.pkgr();
-            cmd.args(&args).arg(&path);
-            if args[0] == "push" {
-                cmd.arg(&target.addr);
-            }
+        for (command, mut cmd) in ws.package_readers(&path, &target.addr) {
             let out = cmd
                 .current_dir(sandbox.join("deep/er"))
                 .env("TMPDIR", &sandbox)
                 .output()
                 .unwrap();
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "{label} {args:?}: {err}");
-            assert!(err.contains(expected), "{label} {args:?}: {err}");
+            assert_eq!(out.status.code(), Some(1), "{label} `{command}`: {err}");
+            assert!(err.contains(expected), "{label} `{command}`: {err}");
         }
     }
     assert!(!sandbox.join("escaped").exists() && !ws.dir.path().join("escaped").exists());
@@ -270,7 +257,7 @@ fn zarf_packages_are_inspected_and_pushed() {
         .join("zarf-package-small-zarf-amd64-0.0.1.tar");
     write_raw_tar(&path, &entries);
 
-    let out = inspect(&ws, &path, &["--json", "--verify"]);
+    let out = ws.inspect(&path, &["--json", "--verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(value["format"], "zarf");
@@ -303,24 +290,21 @@ fn inspect_reads_only_the_head() {
             &crate::support::images::noise(77, 2 << 20),
         )])],
     );
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: head\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/big:1\n",
-        registry.addr
-    ));
+    ws.define(&Definition::new("head").image(format!("{}/big:1", registry.addr)));
     let package = package_path(&ws.create(&[]));
     // Cut the compressed package in half: only the layer's bytes are lost.
     let bytes = std::fs::read(&package).unwrap();
     let cut = ws.path("out").join("cut.tar.zst");
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
 
-    let out = inspect(&ws, &cut, &[]);
+    let out = ws.inspect(&cut, &[]);
     assert!(
         out.status.success(),
         "inspect must not read past the metadata: {}",
         stderr(&out)
     );
     assert!(stdout(&out).contains(&format!("{}/big:1", registry.addr)));
-    let out = inspect(&ws, &cut, &["--verify"]);
+    let out = ws.inspect(&cut, &["--verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
@@ -340,7 +324,7 @@ fn a_deeply_nested_definition_in_a_package_is_refused() {
     write_raw_tar(&path, &entries);
 
     for args in [&[][..], &["--verify"][..]] {
-        let out = inspect(&ws, &path, args);
+        let out = ws.inspect(&path, args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(
@@ -404,7 +388,7 @@ fn a_definition_that_cannot_be_read_is_refused_by_verify_and_push() {
     );
     let target = TestRegistry::start();
     for out in [
-        inspect(&ws, &path, &["--verify"]),
+        ws.inspect(&path, &["--verify"]),
         ws.push(&path, &target.addr, &[]),
     ] {
         let err = stderr(&out);
@@ -478,7 +462,7 @@ fn an_index_that_disagrees_with_the_definition_is_refused_by_verify_and_push() {
         ),
     ];
     for (path, expected) in cases {
-        let out = inspect(&ws, path, &["--verify", "--json"]);
+        let out = ws.inspect(path, &["--verify", "--json"]);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
@@ -489,7 +473,7 @@ fn an_index_that_disagrees_with_the_definition_is_refused_by_verify_and_push() {
         );
         let out = ws.push(path, &target.addr, &[]);
         let err = stderr(&out);
-        assert_ne!(out.status.code(), Some(0), "{err}");
+        assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(expected[0].as_str()), "{err}");
     }
     assert!(target.catalog().is_empty(), "{:?}", target.catalog());
@@ -505,29 +489,6 @@ fn read_index(package: &Path) -> Vec<serde_json::Value> {
     value["manifests"].as_array().unwrap().clone()
 }
 
-/// Runs `pkgr <args>` and fails the test, instead of hanging it, if it has not exited
-/// within a few seconds: a package path that blocks on open must not stall the suite.
-fn run_with_timeout(ws: &Workspace, args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let mut child = ws
-        .pkgr()
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("pkgr {args:?} was still running after 10 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
     let ws = Workspace::new();
@@ -539,13 +500,14 @@ fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
     assert!(made.success());
     let dir = ws.path("def");
     for (path, kind) in [(&fifo, "a FIFO"), (&dir, "a directory")] {
-        for command in [
-            vec!["inspect".as_ref(), path.as_os_str()],
-            vec!["push".as_ref(), path.as_os_str(), "127.0.0.1:1".as_ref()],
+        for (command, cmd) in [
+            ("inspect", ws.inspect_command(path, &[])),
+            ("push", ws.push_command(path, "127.0.0.1:1", &[])),
         ] {
-            let out = run_with_timeout(&ws, &command);
+            // A package path that blocks on open must fail the test, not stall the suite.
+            let out = run_within(cmd, Duration::from_secs(10));
             let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "{command:?}: {err}");
+            assert_eq!(out.status.code(), Some(1), "{command}: {err}");
             assert_eq!(
                 err.lines().next(),
                 Some(
@@ -555,7 +517,7 @@ fn a_fifo_or_a_directory_is_refused_by_inspect_and_push_before_it_is_opened() {
                     )
                     .as_str()
                 ),
-                "{command:?}: {err}"
+                "{command}: {err}"
             );
         }
     }
@@ -581,7 +543,7 @@ fn an_invalid_package_name_is_refused_by_inspect_verify_and_push() {
     );
     let target = TestRegistry::start();
 
-    let out = inspect(&ws, &path, &[]);
+    let out = ws.inspect(&path, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(
         stderr(&out).lines().next(),
@@ -590,7 +552,7 @@ fn an_invalid_package_name_is_refused_by_inspect_verify_and_push() {
         )
     );
     for out in [
-        inspect(&ws, &path, &["--verify"]),
+        ws.inspect(&path, &["--verify"]),
         ws.push(&path, &target.addr, &[]),
     ] {
         let err = stderr(&out);
@@ -631,7 +593,7 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
     });
     let path = ws.path("renamed.tar");
     write_raw_tar(&path, &renamed);
-    let listing = inspect(&ws, &path, &[]);
+    let listing = ws.inspect(&path, &[]);
     assert!(listing.status.success(), "{}", stderr(&listing));
     assert_no_control_bytes("the listing", &listing.stdout);
     assert!(
@@ -639,7 +601,7 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
         "{}",
         stdout(&listing)
     );
-    let verified = inspect(&ws, &path, &["--verify"]);
+    let verified = ws.inspect(&path, &["--verify"]);
     assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
     assert_no_control_bytes("--verify's report", &verified.stdout);
     assert_no_control_bytes("--verify's error", &verified.stderr);
@@ -660,7 +622,7 @@ fn names_from_checksums_and_annotations_reach_the_terminal_escaped() {
     }
     let listed = ws.path("listed.tar");
     write_raw_tar(&listed, &entries);
-    let verified = inspect(&ws, &listed, &["--verify"]);
+    let verified = ws.inspect(&listed, &["--verify"]);
     assert_eq!(verified.status.code(), Some(1), "{}", stderr(&verified));
     assert_no_control_bytes("--verify's report", &verified.stderr);
     assert!(
@@ -683,7 +645,7 @@ fn an_index_json_with_too_many_entries_is_refused() {
     let path = ws.path("crowded.tar");
     write_raw_tar(&path, &crowded);
     for args in [&[][..], &["--verify"][..]] {
-        let out = inspect(&ws, &path, args);
+        let out = ws.inspect(&path, args);
         let report = stdout(&out) + &stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {report}");
         assert!(
@@ -774,7 +736,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
         let path = ws.path(&format!("zarf-package-shaped-amd64-1.0.0-{crane_era}.tar"));
         write_raw_tar(&path, &zarf_shaped(&package, &registry.addr, crane_era));
 
-        let out = inspect(&ws, &path, &["--verify"]);
+        let out = ws.inspect(&path, &["--verify"]);
         assert!(out.status.success(), "{crane_era}: {}", stderr(&out));
         let listing = stdout(&out);
         assert!(
@@ -787,7 +749,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
             "{listing}"
         );
         assert!(listing.contains("components/app.tar"), "{listing}");
-        let out = inspect(&ws, &path, &["--json"]);
+        let out = ws.inspect(&path, &["--json"]);
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(
             value["otherFiles"],
@@ -858,7 +820,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
     std::fs::create_dir_all(&parts).unwrap();
     let first = split_package(&std::fs::read(&whole).unwrap(), &parts);
 
-    let out = inspect(&ws, &first, &["--verify"]);
+    let out = ws.inspect(&first, &["--verify"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("{}/app:1", registry.addr)));
     let target = TestRegistry::start();
@@ -871,7 +833,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
 
     // A later part given instead of the first.
     let second = parts.join("zarf-package-shaped-amd64-1.0.0.tar.zst.part002");
-    let err = stderr(&inspect(&ws, &second, &[]));
+    let err = stderr(&ws.inspect(&second, &[]));
     assert!(err.contains("give its first part"), "{err}");
 
     // One byte of the last part changed: caught (by zstd's checksum here, by the
@@ -884,7 +846,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
     std::fs::write(&last, &damaged).unwrap();
     let untouched = TestRegistry::start();
     for out in [
-        inspect(&ws, &first, &["--verify"]),
+        ws.inspect(&first, &["--verify"]),
         ws.push(&first, &untouched.addr, &[]),
     ] {
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -900,7 +862,7 @@ fn a_split_package_is_read_part_by_part_and_a_bad_part_stops_everything() {
         .to_owned();
     std::fs::write(&first, header.replace(&declared, &"0".repeat(64))).unwrap();
     for out in [
-        inspect(&ws, &first, &["--verify"]),
+        ws.inspect(&first, &["--verify"]),
         ws.push(&first, &untouched.addr, &[]),
     ] {
         let err = stderr(&out);

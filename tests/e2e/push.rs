@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::{Output, Stdio};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::registry::{Options, TestRegistry};
@@ -58,11 +59,14 @@ fn fixture() -> Fixture {
     images.push(("multi:3".to_owned(), amd));
 
     let ws = Workspace::new();
-    let mut text = "kind: PkgrPackage\nmetadata:\n  name: roundtrip\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n".to_owned();
-    for (reference, _) in &images {
-        text.push_str(&format!("      - {}/{reference}\n", source.addr));
-    }
-    ws.write_definition(&text);
+    ws.define(
+        &Definition::new("roundtrip").component(
+            "all",
+            images
+                .iter()
+                .map(|(reference, _)| format!("{}/{reference}", source.addr)),
+        ),
+    );
     let package = package_path(&ws.create(&[]));
     Fixture {
         source,
@@ -141,11 +145,14 @@ fn round_trip_keeps_every_digest_and_tag() {
 
     // A package made from the pushed copy has the same manifests and blobs.
     let again = Workspace::new();
-    let mut text = "kind: PkgrPackage\nmetadata:\n  name: roundtrip\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n".to_owned();
-    for (reference, _) in &f.images {
-        text.push_str(&format!("      - {}/{reference}\n", target.addr));
-    }
-    again.write_definition(&text);
+    again.define(
+        &Definition::new("roundtrip").component(
+            "all",
+            f.images
+                .iter()
+                .map(|(reference, _)| format!("{}/{reference}", target.addr)),
+        ),
+    );
     let first = Package::read(&f.package);
     let second = Package::read(&package_path(&again.create(&[])));
     let digests = |p: &Package| {
@@ -238,11 +245,8 @@ fn htpasswd_registry_needs_credentials() {
         std::env::var("PATH").unwrap_or_default()
     );
     let out =
-        f.ws.pkgr()
+        f.ws.push_command(&f.package, &format!("{}/helper", target.addr), &[])
             .env("PATH", path)
-            .args(["push", "--no-progress"])
-            .arg(&f.package)
-            .arg(format!("{}/helper", target.addr))
             .output()
             .unwrap();
     assert_ok(&out);
@@ -250,30 +254,22 @@ fn htpasswd_registry_needs_credentials() {
 
     // --username with --password-stdin, into another prefix so blobs move again.
     let mut child =
-        f.ws.pkgr()
-            .args([
-                "push",
-                "--no-progress",
-                "--username",
-                "ci",
-                "--password-stdin",
-            ])
-            .arg(&f.package)
-            .arg(format!("{}/second", target.addr))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        f.ws.push_command(
+            &f.package,
+            &format!("{}/second", target.addr),
+            &["--username", "ci", "--password-stdin"],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
     assert_ok(&child.wait_with_output().unwrap());
 
     // create pulls from the guarded registry with config.json credentials too.
     let pull = Workspace::new();
-    pull.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: guarded\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/team/web:1.0\n",
-        target.addr
-    ));
+    pull.define(&Definition::new("guarded").image(format!("{}/team/web:1.0", target.addr)));
     let out = pull.create(&[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
@@ -342,10 +338,7 @@ fn a_whole_index_is_pushed_children_first() {
         &[("linux/amd64", &amd), ("linux/arm64", &arm)],
     );
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: whole\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {}/multi:4\n",
-        source.addr
-    ));
+    ws.define(&Definition::new("whole").image(format!("{}/multi:4", source.addr)));
     let package = package_path(&ws.create(&["--allow-index"]));
     let target = TestRegistry::start();
     assert_ok(&ws.push(&package, &target.addr, &[]));
@@ -419,9 +412,12 @@ fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
         &[big.clone(), layer(&[("t", b"tool")])],
     );
     let ws = Workspace::new();
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: forms\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n      - {0}/forms/app:1\n      - {0}/forms/tool:1\n",
-        source.addr
+    ws.define(&Definition::new("forms").component(
+        "all",
+        [
+            format!("{}/forms/app:1", source.addr),
+            format!("{}/forms/tool:1", source.addr),
+        ],
     ));
     let seekable = package_path(&ws.create(&[]));
     let seekable_bytes = std::fs::read(&seekable).unwrap();
@@ -441,13 +437,7 @@ fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
         ("uncompressed", &plain),
         ("one pass", &one_pass),
     ] {
-        let out = ws
-            .pkgr()
-            .arg("inspect")
-            .arg("--verify")
-            .arg(path)
-            .output()
-            .unwrap();
+        let out = ws.inspect(path, &["--verify"]);
         assert!(out.status.success(), "{form}: {}", stderr(&out));
         let target = TestRegistry::start();
         let out = ws.push(path, &target.addr, &[]);
@@ -499,13 +489,7 @@ fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
     for (form, bytes, name) in tampered {
         let path = ws.path(name);
         std::fs::write(&path, bytes).unwrap();
-        let out = ws
-            .pkgr()
-            .arg("inspect")
-            .arg("--verify")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = ws.inspect(&path, &["--verify"]);
         assert_eq!(out.status.code(), Some(1), "{form}: {}", stderr(&out));
         let expected = format!(
             "images/blobs/sha256/{} holds bytes whose digest is",

@@ -1,37 +1,29 @@
 //! Ctrl-C where the work is stuck or long: a blocked read, a hung registry, a lock held
 //! by another process, a long verification. Each must end within about a second with
-//! exit 130, and leave nothing half-made behind.
+//! exit 130, and leave nothing half-made behind. Each signal goes out only once pkgr
+//! shows it has got there (a thread blocked in a pipe read, a waiter in /proc/locks, a
+//! request the stand-in saw, CPU time spent hashing), never after a guessed sleep.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::read_entries;
-use crate::support::{package_path, stderr, Workspace};
+use crate::support::{package_path, spawn, stderr, wait_until, Workspace};
 
 /// How long a signalled pkgr may take to exit. The promise is about a second; the
 /// rest is slack for a loaded CI machine.
 const EXIT_WITHIN: Duration = Duration::from_secs(3);
 
-fn spawn(mut cmd: Command) -> Child {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits until `ready` holds (or fails the test after 20 s).
-fn wait_until(what: &str, ready: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// CPU time (0.2 s at the usual 100 ticks a second) that reading a small package's
+/// head never comes near (it takes under a tick), so a verify that has used it is
+/// hashing.
+const HASHING_TICKS: u64 = 20;
 
 /// Sends SIGINT to `child` and returns its output, failing the test if it is still
 /// running `EXIT_WITHIN` later.
@@ -53,16 +45,48 @@ fn interrupt(mut child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Whether a thread of process `pid` is blocked reading a pipe (its stdin, here), as
+/// the kernel names the wait in `/proc/<pid>/task/<tid>/wchan`.
+fn blocked_reading_a_pipe(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).any(|task| {
+        std::fs::read_to_string(task.path().join("wchan"))
+            .is_ok_and(|wchan| wchan.contains("pipe_read"))
+    })
+}
+
+/// Whether process `pid` is blocked waiting for a lock on the file whose inode is
+/// `inode`: `/proc/locks` lists a waiter as `N: -> FLOCK ADVISORY WRITE <pid>
+/// <major>:<minor>:<inode> 0 EOF`.
+fn waiting_for_lock(pid: u32, inode: u64) -> bool {
+    let (pid, inode) = (pid.to_string(), inode.to_string());
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"->")
+                && fields.get(5) == Some(&pid.as_str())
+                && fields.get(6).and_then(|file| file.rsplit(':').next()) == Some(inode.as_str())
+        })
+}
+
+/// CPU time (user and system) process `pid` has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0;
+    };
+    // After the `(comm)` field: state is field 3, utime 14 and stime 15.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
 fn assert_interrupted(out: &Output) {
     let err = stderr(out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.lines().any(|l| l == "error: interrupted"), "{err}");
-}
-
-fn definition(ws: &Workspace, addr: &str) {
-    ws.write_definition(&format!(
-        "kind: PkgrPackage\nmetadata:\n  name: signals\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {addr}/app:1\n"
-    ));
 }
 
 #[test]
@@ -70,18 +94,13 @@ fn ctrl_c_ends_a_push_blocked_reading_the_password() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
-    definition(&ws, &registry.addr);
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", registry.addr)));
     let package = package_path(&ws.create(&[]));
-    let mut cmd = ws.pkgr();
-    cmd.args([
-        "push",
-        "--no-progress",
-        "--username",
-        "u",
-        "--password-stdin",
-    ])
-    .arg(&package)
-    .arg(&registry.addr);
+    let mut cmd = ws.push_command(
+        &package,
+        &registry.addr,
+        &["--username", "u", "--password-stdin"],
+    );
     // Standard input is a pipe that the test holds open and never writes to, so pkgr
     // stays in read(2) until it is interrupted.
     let child = cmd
@@ -90,7 +109,9 @@ fn ctrl_c_ends_a_push_blocked_reading_the_password() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("pkgr to block reading the password", || {
+        blocked_reading_a_pipe(child.id())
+    });
     assert_interrupted(&interrupt(child));
 }
 
@@ -107,14 +128,8 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
         vec![(layer_digest.clone(), Fault::StallAfter(0))],
     );
     let ws = Workspace::new();
-    definition(&ws, &proxy.addr);
-    let create = || {
-        let mut cmd = ws.pkgr();
-        cmd.args(["create", "--no-progress", "--output"])
-            .arg(ws.path("out"))
-            .arg(ws.path("def"));
-        spawn(cmd)
-    };
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", proxy.addr)));
+    let create = || spawn(ws.create_command(&[]));
     let holder = create();
     let layer_requests = || {
         proxy
@@ -135,7 +150,12 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
             .count()
             >= 2
     });
-    std::thread::sleep(Duration::from_millis(500));
+    let partial = ws.partial_blob(&layer_digest);
+    wait_until("the second create to wait for the layer's lock", || {
+        partial
+            .metadata()
+            .is_ok_and(|meta| waiting_for_lock(waiter.id(), meta.ino()))
+    });
     assert_eq!(
         layer_requests(),
         1,
@@ -144,10 +164,7 @@ fn ctrl_c_ends_a_create_waiting_for_another_process_s_download() {
     assert_interrupted(&interrupt(waiter));
     assert_interrupted(&interrupt(holder));
     assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
-    let cached = ws
-        .path("cache")
-        .join("blobs-v1/sha256")
-        .join(layer_digest.trim_start_matches("sha256:"));
+    let cached = ws.cached_blob(&layer_digest);
     assert!(!cached.exists(), "an unfinished layer reached the cache");
 }
 
@@ -156,7 +173,7 @@ fn ctrl_c_during_push_publishes_nothing() {
     let source = TestRegistry::start();
     let ws = Workspace::new();
     Pusher::new(&source.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
-    definition(&ws, &source.addr);
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", source.addr)));
     let package = package_path(&ws.create(&[]));
 
     let target = TestRegistry::start();
@@ -167,11 +184,7 @@ fn ctrl_c_during_push_publishes_nothing() {
             .map(|_| ("PUT /v2/".to_owned(), Fault::Hang))
             .collect(),
     );
-    let mut cmd = ws.pkgr();
-    cmd.args(["push", "--no-progress"])
-        .arg(&package)
-        .arg(&proxy.addr);
-    let child = spawn(cmd);
+    let child = spawn(ws.push_command(&package, &proxy.addr, &[]));
     wait_until("a blob upload", || {
         proxy.seen().iter().any(|s| s.method == "PUT")
     });
@@ -227,15 +240,16 @@ fn ctrl_c_during_inspect_verify_stops_it() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
-    definition(&ws, &registry.addr);
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", registry.addr)));
     let package = package_path(&ws.create(&["--uncompressed"]));
     let long = ws.path("long.tar.zst");
     // 16 GiB of hashing is well over a second on any machine this runs on.
     package_with_a_long_blob(&package, &long, 16 << 30);
 
-    let mut cmd = ws.pkgr();
-    cmd.arg("inspect").arg(&long).arg("--verify");
-    let child = spawn(cmd);
-    std::thread::sleep(Duration::from_millis(500));
+    let child = spawn(ws.inspect_command(&long, &["--verify"]));
+    // The package's head is a few small entries; time spent past that is hashing.
+    wait_until("pkgr to be hashing the long blob", || {
+        cpu_ticks(child.id()) >= HASHING_TICKS
+    });
     assert_interrupted(&interrupt(child));
 }

@@ -2,6 +2,7 @@
 //! (through the referrers API and through the tag fallback) and buildx attestations
 //! travel with their images, byte-exact, and land on the far side under the same tags.
 
+use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, sha256, simple_signing, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
@@ -10,19 +11,6 @@ use crate::support::registry::TestRegistry;
 use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
 
 const REPORT: &str = "application/vnd.example.report+json";
-
-fn definition(images: &[String], with_signatures: bool) -> String {
-    let mut text =
-        String::from("kind: PkgrPackage\nmetadata:\n  name: signed\n  architecture: amd64\n");
-    if with_signatures {
-        text.push_str("withSignatures: true\n");
-    }
-    text.push_str("components:\n  - name: main\n    images:\n");
-    for image in images {
-        text.push_str(&format!("      - {image}\n"));
-    }
-    text
-}
 
 /// `sha256-<hex>` for a digest, as cosign and the referrers fallback name tags.
 fn tag_of(digest: &str) -> String {
@@ -75,7 +63,7 @@ fn signatures_attestations_sboms_and_referrers_travel_byte_exact_and_push_under_
 
     let ws = Workspace::new();
     let app_ref = format!("{}/team/app:1.0", registry.addr);
-    ws.write_definition(&definition(std::slice::from_ref(&app_ref), false));
+    ws.define(&Definition::new("signed").image(&app_ref));
 
     // Without the flag, the image comes alone.
     let plain = Package::read(&package_path(&ws.create(&[])));
@@ -167,7 +155,7 @@ fn signatures_attestations_sboms_and_referrers_travel_byte_exact_and_push_under_
     assert!(built.contains("relation: attestation"), "{built}");
 
     // inspect names what is signed and links each artifact to its subject.
-    let inspect = ws.pkgr().arg("inspect").arg(&path).output().unwrap();
+    let inspect = ws.inspect(&path, &[]);
     assert!(inspect.status.success(), "{}", stderr(&inspect));
     let text = stdout(&inspect);
     assert!(
@@ -176,12 +164,7 @@ fn signatures_attestations_sboms_and_referrers_travel_byte_exact_and_push_under_
         )),
         "{text}"
     );
-    let json = ws
-        .pkgr()
-        .args(["inspect", "--json"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let json = ws.inspect(&path, &["--json"]);
     let summary: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     let images = summary["images"].as_array().unwrap();
     assert_eq!(images.len(), expected.len());
@@ -229,7 +212,11 @@ fn an_image_without_signatures_packages_alone_with_the_flag() {
     let app = pusher.image("bare", "1", true, "amd64", &[layer(&[("a", b"bare")])]);
     let ws = Workspace::new();
     // `withSignatures: true` in pkgr.yaml asks for discovery as the flag does.
-    ws.write_definition(&definition(&[format!("{}/bare:1", registry.addr)], true));
+    ws.define(
+        &Definition::new("signed")
+            .with_signatures(true)
+            .image(format!("{}/bare:1", registry.addr)),
+    );
     let out = ws.create(&[]);
     let package = Package::read(&package_path(&out));
     let index = package.index();
@@ -252,7 +239,7 @@ fn referrers_come_through_the_referrers_api_where_the_registry_has_it() {
         vec![("app".into(), referrer.manifest.digest.clone())],
     );
     let ws = Workspace::new();
-    ws.write_definition(&definition(&[format!("{}/app:2.0", stand_in.addr)], false));
+    ws.define(&Definition::new("signed").image(format!("{}/app:2.0", stand_in.addr)));
     let package = Package::read(&package_path(&ws.create(&["--with-signatures"])));
     let pinned = format!("{}/app@{}", stand_in.addr, referrer.manifest.digest);
     assert_eq!(
@@ -309,7 +296,11 @@ fn referrers_listed_over_several_pages_all_come() {
         1,
     );
     let ws = Workspace::new();
-    ws.write_definition(&definition(&[format!("{}/paged:1", stand_in.addr)], true));
+    ws.define(
+        &Definition::new("signed")
+            .with_signatures(true)
+            .image(format!("{}/paged:1", stand_in.addr)),
+    );
     let package = Package::read(&package_path(&ws.create(&[])));
     assert_eq!(package.index().len(), 4);
     for referrer in &referrers {
@@ -344,7 +335,11 @@ fn buildx_attestation_of_the_picked_platform_comes_with_a_tag_resolved_through_i
         &[("linux/amd64", &amd), ("linux/arm64", &arm)],
     );
     let ws = Workspace::new();
-    ws.write_definition(&definition(&[format!("{}/multi:1", registry.addr)], true));
+    ws.define(
+        &Definition::new("signed")
+            .with_signatures(true)
+            .image(format!("{}/multi:1", registry.addr)),
+    );
     let package = Package::read(&package_path(&ws.create(&[])));
     let index = package.index();
     assert_eq!(index.len(), 2, "{index:?}");
@@ -384,7 +379,7 @@ fn allow_index_brings_the_signatures_of_the_index_and_of_every_platform() {
     ];
     let ws = Workspace::new();
     let pinned = format!("{}/idx@{}", registry.addr, index.digest);
-    ws.write_definition(&definition(std::slice::from_ref(&pinned), false));
+    ws.define(&Definition::new("signed").image(&pinned));
     let path = package_path(&ws.create(&["--allow-index", "--with-signatures"]));
     let first = sha256_file(&path);
     // Discovery asks concurrently, yet the package is the same byte for byte.
@@ -408,7 +403,7 @@ fn allow_index_brings_the_signatures_of_the_index_and_of_every_platform() {
         assert_carried(&package, signature);
     }
     // inspect names a platform that no entry has by its digest.
-    let text = stdout(&ws.pkgr().arg("inspect").arg(&path).output().unwrap());
+    let text = stdout(&ws.inspect(&path, &[]));
     assert!(
         text.contains(&format!("  {}  signature", amd.manifest.digest)),
         "{text}"
@@ -428,7 +423,7 @@ fn a_registry_error_other_than_404_during_discovery_fails_the_build() {
             .collect();
         let proxy = FaultProxy::start(&registry.addr, rules);
         let ws = Workspace::new();
-        ws.write_definition(&definition(&[format!("{}/app:1", proxy.addr)], false));
+        ws.define(&Definition::new("signed").image(format!("{}/app:1", proxy.addr)));
         let out = ws.create(&["--with-signatures"]);
         assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
         let err = stderr(&out);
@@ -467,10 +462,7 @@ fn a_signature_made_here_verifies_on_the_pushed_copy() {
     pusher.cosign_signature_with("signed/app", &app.manifest, &encoded);
 
     let ws = Workspace::new();
-    ws.write_definition(&definition(
-        &[format!("{}/signed/app:1", registry.addr)],
-        false,
-    ));
+    ws.define(&Definition::new("signed").image(format!("{}/signed/app:1", registry.addr)));
     let path = package_path(&ws.create(&["--with-signatures"]));
     let far = TestRegistry::start();
     let pushed = ws.push(&path, &far.addr, &[]);

@@ -53,47 +53,32 @@ fn render(out: &Output, temp: &Path) -> String {
     text.replace(&temp.display().to_string(), "[TEMP]")
 }
 
-fn inspect(ws: &Workspace, package: &Path, extra: &[&str]) -> Output {
-    ws.pkgr()
-        .arg("inspect")
-        .arg(package)
-        .args(extra)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn inspect_text() {
     let ws = Workspace::new();
     let package = fixture_package(ws.dir.path(), false);
-    insta::assert_snapshot!(render(&inspect(&ws, &package, &[]), ws.dir.path()));
+    insta::assert_snapshot!(render(&ws.inspect(&package, &[]), ws.dir.path()));
 }
 
 #[test]
 fn inspect_json() {
     let ws = Workspace::new();
     let package = fixture_package(ws.dir.path(), false);
-    insta::assert_snapshot!(render(&inspect(&ws, &package, &["--json"]), ws.dir.path()));
+    insta::assert_snapshot!(render(&ws.inspect(&package, &["--json"]), ws.dir.path()));
 }
 
 #[test]
 fn inspect_verify() {
     let ws = Workspace::new();
     let package = fixture_package(ws.dir.path(), false);
-    insta::assert_snapshot!(render(
-        &inspect(&ws, &package, &["--verify"]),
-        ws.dir.path()
-    ));
+    insta::assert_snapshot!(render(&ws.inspect(&package, &["--verify"]), ws.dir.path()));
 }
 
 #[test]
 fn inspect_verify_tampered() {
     let ws = Workspace::new();
     let package = fixture_package(ws.dir.path(), true);
-    insta::assert_snapshot!(render(
-        &inspect(&ws, &package, &["--verify"]),
-        ws.dir.path()
-    ));
+    insta::assert_snapshot!(render(&ws.inspect(&package, &["--verify"]), ws.dir.path()));
 }
 
 #[test]
@@ -101,7 +86,7 @@ fn inspect_verify_json_tampered() {
     let ws = Workspace::new();
     let package = fixture_package(ws.dir.path(), true);
     insta::assert_snapshot!(render(
-        &inspect(&ws, &package, &["--verify", "--json"]),
+        &ws.inspect(&package, &["--verify", "--json"]),
         ws.dir.path()
     ));
 }

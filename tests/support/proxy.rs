@@ -1,13 +1,15 @@
 //! A fault-injecting HTTP proxy in front of a real registry, for the failures a real
 //! server will not produce on demand: a body cut mid-way, a corrupted byte, an error
 //! status, a server that ignores Range requests, or a request held until the test lets
-//! it go. One request per connection; every response says `Connection: close`.
+//! it go. It runs on the shared [`Server`](super::http::Server).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::http::{header, read_head, Request, Server};
 
 #[derive(Clone, Debug)]
 pub enum Fault {
@@ -53,11 +55,11 @@ pub struct Seen {
 
 pub struct FaultProxy {
     pub addr: String,
-    stop: Arc<AtomicBool>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    _server: Server,
 }
 
-type Rules = Arc<Mutex<Vec<(String, Fault)>>>;
+type Rules = Mutex<Vec<(String, Fault)>>;
 
 /// A token service in front of the registry, as real registries have: `/v2/` answers
 /// without a challenge, every repository request without the token gets a 401 with a
@@ -84,41 +86,22 @@ impl FaultProxy {
         rules: Vec<(String, Fault)>,
         gate: Option<TokenGate>,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let rules: Rules = Arc::new(Mutex::new(rules));
+        let rules = Mutex::new(rules);
         let upstream = upstream.to_owned();
-        {
-            let (stop, seen) = (stop.clone(), seen.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((client, _)) => {
-                            let (upstream, rules, seen, gate) =
-                                (upstream.clone(), rules.clone(), seen.clone(), gate.clone());
-                            std::thread::spawn(move || {
-                                let _ = serve(client, &upstream, &rules, &seen, gate.as_ref());
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            });
+        let server = {
+            let seen = seen.clone();
+            Server::start(move |request| serve(request, &upstream, &rules, &seen, gate.as_ref()))
+        };
+        Self {
+            addr: server.addr.clone(),
+            seen,
+            _server: server,
         }
-        Self { addr, stop, seen }
     }
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -184,30 +167,6 @@ fn answered_by_gate(
     Ok(true)
 }
 
-/// Reads an HTTP head (up to the blank line) as lines.
-fn read_head(reader: &mut impl BufRead) -> std::io::Result<Vec<String>> {
-    let mut lines = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end().to_owned();
-        if line.is_empty() {
-            break;
-        }
-        lines.push(line);
-    }
-    Ok(lines)
-}
-
-fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
-    head.iter().skip(1).find_map(|line| {
-        let (key, value) = line.split_once(':')?;
-        key.eq_ignore_ascii_case(name).then(|| value.trim())
-    })
-}
-
 /// The head with its Connection header replaced by `Connection: close`.
 fn closing(head: &[String]) -> String {
     let mut out = String::new();
@@ -223,22 +182,19 @@ fn closing(head: &[String]) -> String {
 }
 
 fn serve(
-    client: TcpStream,
+    request: Request,
     upstream: &str,
     rules: &Rules,
     seen: &Mutex<Vec<Seen>>,
     gate: Option<&TokenGate>,
 ) -> std::io::Result<()> {
-    client.set_nonblocking(false)?;
-    let mut client_reader = BufReader::new(client.try_clone()?);
-    let mut client = client;
-    let head = read_head(&mut client_reader)?;
-    let Some(request_line) = head.first() else {
-        return Ok(());
-    };
-    let mut parts = request_line.split(' ');
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
+    let Request {
+        method,
+        path,
+        head,
+        reader: mut client_reader,
+        mut client,
+    } = request;
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),

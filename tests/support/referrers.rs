@@ -4,19 +4,18 @@
 //! pushed by digest only) is read from the registry, and those whose `subject` is the
 //! digest are listed, as the API lists them, a page at a time if asked to (the next
 //! page named by a `Link: <…>; rel="next"` header). Every other GET or HEAD is
-//! forwarded.
-//! One request per connection; every response says `Connection: close`.
+//! forwarded. It runs on the shared [`Server`](super::http::Server).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::http::{Request, Server};
+
 pub struct ReferrersStandIn {
     pub addr: String,
-    stop: Arc<AtomicBool>,
     asked: Arc<Mutex<Vec<String>>>,
+    _server: Server,
 }
 
 impl ReferrersStandIn {
@@ -32,42 +31,22 @@ impl ReferrersStandIn {
         candidates: Vec<(String, String)>,
         page_size: usize,
     ) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
         let asked = Arc::new(Mutex::new(Vec::new()));
-        let candidates = Arc::new(candidates);
         let upstream = format!("http://{upstream}");
-        {
-            let (stop, asked) = (stop.clone(), asked.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((client, _)) => {
-                            let (upstream, candidates, asked) =
-                                (upstream.clone(), candidates.clone(), asked.clone());
-                            std::thread::spawn(move || {
-                                let _ = serve(client, &upstream, &candidates, page_size, &asked);
-                            });
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            });
+        let server = {
+            let asked = asked.clone();
+            Server::start(move |request| serve(request, &upstream, &candidates, page_size, &asked))
+        };
+        Self {
+            addr: server.addr.clone(),
+            asked,
+            _server: server,
         }
-        Self { addr, stop, asked }
     }
 
     /// The paths of the referrers requests answered so far.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
-    }
-}
-
-impl Drop for ReferrersStandIn {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -80,39 +59,14 @@ fn client() -> reqwest::blocking::Client {
 }
 
 fn serve(
-    client_stream: TcpStream,
+    request: Request,
     upstream: &str,
     candidates: &[(String, String)],
     page_size: usize,
     asked: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    client_stream.set_nonblocking(false)?;
-    let mut reader = BufReader::new(client_stream.try_clone()?);
-    let mut head = Vec::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            break;
-        }
-        let line = line.trim_end().to_owned();
-        if line.is_empty() {
-            break;
-        }
-        head.push(line);
-    }
-    let mut out = client_stream;
-    let mut parts = head.first().map(|l| l.split(' ')).into_iter().flatten();
-    let (method, path) = (
-        parts.next().unwrap_or_default().to_owned(),
-        parts.next().unwrap_or_default().to_owned(),
-    );
-    let header = |name: &str| {
-        head.iter().skip(1).find_map(|l| {
-            let (key, value) = l.split_once(':')?;
-            key.eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_owned())
-        })
-    };
+    let (method, path) = (request.method.clone(), request.path.clone());
+    let mut out = request.client.try_clone()?;
     if let Some((name, digest)) = path
         .strip_prefix("/v2/")
         .and_then(|rest| rest.split_once("/referrers/"))
@@ -145,16 +99,16 @@ fn serve(
             body.len()
         );
     }
-    let mut request = match method.as_str() {
+    let mut forwarded = match method.as_str() {
         "HEAD" => client().head(format!("{upstream}{path}")),
         _ => client().get(format!("{upstream}{path}")),
     };
     for name in ["accept", "range", "authorization"] {
-        if let Some(value) = header(name) {
-            request = request.header(name, value);
+        if let Some(value) = request.header(name) {
+            forwarded = forwarded.header(name, value);
         }
     }
-    let mut response = match request.send() {
+    let mut response = match forwarded.send() {
         Ok(response) => response,
         Err(_) => {
             return write!(
