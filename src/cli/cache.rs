@@ -1,5 +1,6 @@
-//! `pkgr cache`: where the shared blob cache is, what it holds, and its upkeep
-//! (`verify`, `prune`); also how `create` opens it.
+//! `pkgr cache`: its arguments (with `--older-than`'s age parser), and the printing of
+//! where the shared blob cache is, what it holds, and its upkeep (`verify`, `prune`),
+//! which the library does.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,10 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Subcommand};
 
 use super::error::ignore_broken_pipe;
+use super::settings::{CacheAction, CacheSettings};
 use super::Error;
-use crate::progress::{self, human_bytes, Reporter};
-use crate::store::cache::{parse_age, PruneBlobs, Pruned, Usage};
+use crate::progress::{self, human_bytes};
+use crate::store::cache::{waiting_message, Pruned, Usage};
 use crate::store::Cache;
 
 #[derive(Debug, Args)]
@@ -51,9 +53,20 @@ pub enum CacheCommand {
     },
 }
 
+/// A `--older-than` value that is not an age.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an age: write a number and a unit, such as 30d, 12h, 90m, 45s or 2w")]
+pub struct InvalidAge(pub String);
+
+/// Parses an age such as `30d`, `12h`, `90m`, `45s` or `2w` (humantime's syntax, so
+/// `1h 30m` works too).
+pub fn parse_age(text: &str) -> Result<Duration, InvalidAge> {
+    humantime::parse_duration(text).map_err(|_| InvalidAge(text.to_owned()))
+}
+
 pub async fn run(args: CacheArgs) -> Result<(), Error> {
     // Waiting for the lock and hashing are blocking work: keep them off the runtime.
-    tokio::task::spawn_blocking(move || run_blocking(args))
+    tokio::task::spawn_blocking(move || CacheSettings::new(args).and_then(run_blocking))
         .await
         .unwrap_or_else(|source| {
             Err(Error::Internal {
@@ -63,12 +76,12 @@ pub async fn run(args: CacheArgs) -> Result<(), Error> {
         })
 }
 
-fn run_blocking(args: CacheArgs) -> Result<(), Error> {
-    let root = Cache::default_root(args.cache.as_deref())?;
+fn run_blocking(settings: CacheSettings) -> Result<(), Error> {
+    let root = settings.root;
     let mut out = std::io::stdout().lock();
-    let written = match args.command {
-        CacheCommand::Path => writeln!(out, "{}", root.display()),
-        CacheCommand::Ls { json } => {
+    let written = match settings.action {
+        CacheAction::Path => writeln!(out, "{}", root.display()),
+        CacheAction::Ls { json } => {
             let usage = Cache::usage(&root)?;
             if json {
                 write_json(&mut out, &root, &usage)
@@ -76,7 +89,7 @@ fn run_blocking(args: CacheArgs) -> Result<(), Error> {
                 write_table(&mut out, &root, &usage)
             }
         }
-        CacheCommand::Verify { no_progress } => {
+        CacheAction::Verify { no_progress } => {
             let Some(cache) = Cache::open_exclusive(&root, say_waiting)? else {
                 return ignore_broken_pipe(nothing_to_do(&mut out, &root, "verify"));
             };
@@ -103,50 +116,15 @@ fn run_blocking(args: CacheArgs) -> Result<(), Error> {
             }
             Ok(())
         }
-        CacheCommand::Prune { all, older_than } => {
+        CacheAction::Prune(blobs) => {
             let Some(cache) = Cache::open_exclusive(&root, say_waiting)? else {
                 return ignore_broken_pipe(nothing_to_do(&mut out, &root, "prune"));
-            };
-            let blobs = match (all, older_than) {
-                (true, _) => PruneBlobs::All,
-                (false, Some(age)) => PruneBlobs::UnusedFor(age),
-                (false, None) => PruneBlobs::None,
             };
             let pruned = cache.prune(blobs)?;
             writeln!(out, "{}", removed(&pruned, &root))
         }
     };
     ignore_broken_pipe(written)
-}
-
-/// Opens the cache for `create`, held shared until the `Cache` is dropped, so that a
-/// prune or verify waits for the build instead of removing blobs it has counted on.
-pub async fn open_shared(root: &Path, reporter: &dyn Reporter) -> Result<Cache, Error> {
-    let root = root.to_owned();
-    let (waiting_tx, waiting_rx) = tokio::sync::oneshot::channel();
-    let opening = tokio::task::spawn_blocking(move || {
-        Cache::open_shared(&root, |lock| {
-            let _ = waiting_tx.send(lock.to_owned());
-        })
-    });
-    // Resolves at once either way: the sender is used or dropped before any wait.
-    if let Ok(lock) = waiting_rx.await {
-        reporter.step(&waiting_message(&lock));
-    }
-    opening
-        .await
-        .map_err(|source| Error::Internal {
-            what: "opening the cache",
-            source,
-        })?
-        .map_err(Error::from)
-}
-
-fn waiting_message(lock: &Path) -> String {
-    format!(
-        "waiting for another pkgr process to release the cache lock {}",
-        lock.display()
-    )
 }
 
 fn say_waiting(lock: &Path) {
@@ -228,6 +206,21 @@ fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_parse_and_reject() {
+        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86400)));
+        assert_eq!(parse_age("0d"), Ok(Duration::ZERO));
+        assert_eq!(parse_age("1h 30m"), Ok(Duration::from_secs(90 * 60)));
+        assert_eq!(parse_age("1.5h"), Ok(Duration::from_secs(90 * 60)));
+        for bad in ["", "30", "d", "-1d", "1dd", "99999999999999999999d"] {
+            assert!(parse_age(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn times_print_as_utc() {

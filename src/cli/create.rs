@@ -12,6 +12,7 @@ use crate::progress::Reporter;
 use crate::pull::{self, DaemonFallback, Fallback, Fetcher, RegistryImage};
 use crate::registry::Registry;
 use crate::space::{Place, SpaceCheck};
+use crate::store::Cache;
 
 pub async fn run(args: CreateArgs) -> Result<(), Error> {
     let settings = CreateSettings::new(args)?;
@@ -33,7 +34,7 @@ async fn build(settings: CreateSettings) -> Result<PathBuf, Error> {
     let staging = Staging::create(settings.output.clone())?;
     // Held shared until the package is written, so a prune waits for this build.
     let cache = match &settings.cache {
-        Some(root) => Some(super::cache::open_shared(root, reporter).await?),
+        Some(root) => Some(Cache::open_shared_reporting(root, reporter).await?),
         None => None,
     };
     let store = cache

@@ -1,17 +1,21 @@
 //! The second stage of argument handling: everything a command needs, built once from
 //! clap's arguments, with every setup step that can fail done here (reading the
-//! definition, choosing the cache, loading credentials, picking the reporter).
+//! definition, choosing the cache, loading credentials, picking the reporter). Every
+//! command goes args → settings → library.
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::{CreateArgs, Error, PushArgs, TransportArgs};
+use super::cache::{CacheArgs, CacheCommand};
+use super::package_file::ensure_regular;
+use super::{CreateArgs, Error, InspectArgs, PushArgs, TransportArgs};
 use crate::definition::{self, Definition};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
 use crate::pull::{PullOptions, ResolveOptions};
 use crate::reference::Target;
 use crate::registry::{Credentials, RegistryError, Transport};
+use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
 
 /// What `pkgr create` runs with.
@@ -103,6 +107,68 @@ impl PushSettings {
             package: args.package,
             target: args.target,
             credentials,
+        })
+    }
+}
+
+/// What `pkgr inspect` runs with.
+pub struct InspectSettings {
+    /// A regular file, checked before it is opened.
+    pub package: PathBuf,
+    /// One JSON object instead of a table.
+    pub json: bool,
+    /// Whether every file and blob is hashed again.
+    pub verify: bool,
+}
+
+impl InspectSettings {
+    pub fn new(args: InspectArgs) -> Result<Self, Error> {
+        ensure_regular(&args.package)?;
+        Ok(Self {
+            package: args.package,
+            json: args.json,
+            verify: args.verify,
+        })
+    }
+}
+
+/// What `pkgr cache` runs with.
+pub struct CacheSettings {
+    pub root: PathBuf,
+    pub action: CacheAction,
+}
+
+/// One `pkgr cache` subcommand, ready to run.
+pub enum CacheAction {
+    Path,
+    Ls {
+        json: bool,
+    },
+    /// The reporter is picked once the cache is open, so that none is drawn while the
+    /// lock is waited for.
+    Verify {
+        no_progress: bool,
+    },
+    Prune(PruneBlobs),
+}
+
+impl CacheSettings {
+    pub fn new(args: CacheArgs) -> Result<Self, Error> {
+        let action = match args.command {
+            CacheCommand::Path => CacheAction::Path,
+            CacheCommand::Ls { json } => CacheAction::Ls { json },
+            CacheCommand::Verify { no_progress } => CacheAction::Verify { no_progress },
+            CacheCommand::Prune { all, older_than } => {
+                CacheAction::Prune(match (all, older_than) {
+                    (true, _) => PruneBlobs::All,
+                    (false, Some(age)) => PruneBlobs::UnusedFor(age),
+                    (false, None) => PruneBlobs::None,
+                })
+            }
+        };
+        Ok(Self {
+            root: Cache::default_root(args.cache.as_deref())?,
+            action,
         })
     }
 }
