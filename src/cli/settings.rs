@@ -13,8 +13,9 @@ use crate::definition::{self, Definition};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
 use crate::pull::{PullOptions, ResolveOptions};
-use crate::reference::Target;
+use crate::push::PushRequest;
 use crate::registry::{Credentials, RegistryError, Transport};
+use crate::space::Place;
 use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
 
@@ -73,13 +74,29 @@ impl CreateSettings {
     }
 }
 
+impl CreateSettings {
+    /// Where the build writes, each with the option that moves it (for a full disk's
+    /// hint): the store its downloads go to (the cache, or without one the staging
+    /// directory in the output directory), then the output directory.
+    pub fn places(&self) -> [Place; 2] {
+        let output = Place {
+            dir: self.output.dir.clone(),
+            flag: "--output",
+        };
+        let store = match &self.cache {
+            Some(root) => Place {
+                dir: root.clone(),
+                flag: "--cache",
+            },
+            None => output.clone(),
+        };
+        [store, output]
+    }
+}
+
 /// What `pkgr push` runs with.
 pub struct PushSettings {
-    pub package: PathBuf,
-    pub target: Target,
-    pub transport: Transport,
-    pub credentials: Credentials,
-    pub concurrency: usize,
+    pub request: PushRequest,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -101,12 +118,14 @@ impl PushSettings {
             _ => from_config,
         };
         Ok(Self {
-            transport: transport(&args.transport),
-            concurrency: usize::from(args.concurrency),
+            request: PushRequest {
+                transport: transport(&args.transport),
+                concurrency: usize::from(args.concurrency),
+                package: args.package,
+                target: args.target,
+                credentials,
+            },
             reporter: progress::reporter(args.no_progress),
-            package: args.package,
-            target: args.target,
-            credentials,
         })
     }
 }
