@@ -1,68 +1,17 @@
-//! `pkgr cache`: its arguments (with `--older-than`'s age parser), and the printing of
-//! where the shared blob cache is, what it holds, and its upkeep (`verify`, `prune`),
-//! which the library does.
+//! `pkgr cache`: wiring and printing. Settings → the library's cache upkeep (`ls`,
+//! `verify`, `prune`) → where the shared blob cache is, what it holds, and what its
+//! upkeep found or removed.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
-
-use clap::{Args, Subcommand};
+use std::path::Path;
+use std::time::SystemTime;
 
 use super::error::ignore_broken_pipe;
 use super::settings::{CacheAction, CacheSettings};
-use super::Error;
+use super::{CacheArgs, Error};
 use crate::progress::{self, human_bytes};
 use crate::store::cache::{waiting_message, Pruned, Usage};
 use crate::store::Cache;
-
-#[derive(Debug, Args)]
-pub struct CacheArgs {
-    /// Blob cache directory [default: $PKGR_CACHE_DIR, $XDG_CACHE_HOME/pkgr, ~/.cache/pkgr]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-
-    #[command(subcommand)]
-    pub command: CacheCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CacheCommand {
-    /// Print the cache directory
-    Path,
-    /// Show how many blobs and partial downloads the cache holds, and their size
-    Ls {
-        /// Print one JSON object, with every blob's digest, size and last use
-        #[arg(long)]
-        json: bool,
-    },
-    /// Re-hash every blob and remove each one whose bytes do not match its name
-    Verify {
-        /// Plain progress lines instead of progress bars
-        #[arg(long)]
-        no_progress: bool,
-    },
-    /// Remove stale partial downloads and locks; with --all or --older-than, blobs too
-    Prune {
-        /// Empty the cache
-        #[arg(long, conflicts_with = "older_than")]
-        all: bool,
-
-        /// Also remove blobs no package has used for this long (e.g. 30d, 12h, 90m, 45s)
-        #[arg(long, value_name = "AGE", value_parser = parse_age)]
-        older_than: Option<Duration>,
-    },
-}
-
-/// A `--older-than` value that is not an age.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an age: write a number and a unit, such as 30d, 12h, 90m, 45s or 2w")]
-pub struct InvalidAge(pub String);
-
-/// Parses an age such as `30d`, `12h`, `90m`, `45s` or `2w` (humantime's syntax, so
-/// `1h 30m` works too).
-pub fn parse_age(text: &str) -> Result<Duration, InvalidAge> {
-    humantime::parse_duration(text).map_err(|_| InvalidAge(text.to_owned()))
-}
 
 pub async fn run(args: CacheArgs) -> Result<(), Error> {
     // Waiting for the lock and hashing are blocking work: keep them off the runtime.
@@ -208,23 +157,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ages_parse_and_reject() {
-        assert_eq!(parse_age("45s"), Ok(Duration::from_secs(45)));
-        assert_eq!(parse_age("90m"), Ok(Duration::from_secs(90 * 60)));
-        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(parse_age("30d"), Ok(Duration::from_secs(30 * 86400)));
-        assert_eq!(parse_age("2w"), Ok(Duration::from_secs(14 * 86400)));
-        assert_eq!(parse_age("0d"), Ok(Duration::ZERO));
-        assert_eq!(parse_age("1h 30m"), Ok(Duration::from_secs(90 * 60)));
-        assert_eq!(parse_age("1.5h"), Ok(Duration::from_secs(90 * 60)));
-        for bad in ["", "30", "d", "-1d", "1dd", "99999999999999999999d"] {
-            assert!(parse_age(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
     fn times_print_as_utc() {
-        let at = |secs| rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+        let at = |secs| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_767_225_599), "2025-12-31T23:59:59Z");

@@ -6,9 +6,8 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::cache::{CacheArgs, CacheCommand};
 use super::package_file::ensure_regular;
-use super::{CreateArgs, Error, InspectArgs, PushArgs, TransportArgs};
+use super::{CacheArgs, CacheCommand, CreateArgs, Error, InspectArgs, PushArgs, TransportArgs};
 use crate::definition::{self, Definition};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
