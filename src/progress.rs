@@ -318,3 +318,27 @@ impl Reporter for Lines {
         self.line(&line);
     }
 }
+
+/// Runs `work`, telling `reporter` each warning as it arrives on `warnings` (the daemon
+/// fallback's, during a pull), and those left once it ends.
+pub async fn warning_meanwhile<T>(
+    work: impl std::future::Future<Output = T>,
+    warnings: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    reporter: &dyn Reporter,
+) -> T {
+    let Some(mut warnings) = warnings else {
+        return work.await;
+    };
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => {
+                while let Ok(warning) = warnings.try_recv() {
+                    reporter.warn(&warning);
+                }
+                return done;
+            }
+            Some(warning) = warnings.recv() => reporter.warn(&warning),
+        }
+    }
+}

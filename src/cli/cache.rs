@@ -1,59 +1,21 @@
-//! `pkgr cache`: where the shared blob cache is, what it holds, and its upkeep
-//! (`verify`, `prune`); also how `create` opens it.
+//! `pkgr cache`: wiring and printing. Settings → the library's cache upkeep (`ls`,
+//! `verify`, `prune`) → where the shared blob cache is, what it holds, and what its
+//! upkeep found or removed.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
-
-use clap::{Args, Subcommand};
+use std::path::Path;
+use std::time::SystemTime;
 
 use super::error::ignore_broken_pipe;
-use super::Error;
-use crate::progress::{self, human_bytes, Reporter};
-use crate::store::cache::{parse_age, PruneBlobs, Pruned, Usage};
+use super::settings::{CacheAction, CacheSettings};
+use super::{CacheArgs, Error};
+use crate::progress::{self, human_bytes};
+use crate::store::cache::{waiting_message, Pruned, Usage};
 use crate::store::Cache;
-
-#[derive(Debug, Args)]
-pub struct CacheArgs {
-    /// Blob cache directory [default: $PKGR_CACHE_DIR, $XDG_CACHE_HOME/pkgr, ~/.cache/pkgr]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-
-    #[command(subcommand)]
-    pub command: CacheCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum CacheCommand {
-    /// Print the cache directory
-    Path,
-    /// Show how many blobs and partial downloads the cache holds, and their size
-    Ls {
-        /// Print one JSON object, with every blob's digest, size and last use
-        #[arg(long)]
-        json: bool,
-    },
-    /// Re-hash every blob and remove each one whose bytes do not match its name
-    Verify {
-        /// Plain progress lines instead of progress bars
-        #[arg(long)]
-        no_progress: bool,
-    },
-    /// Remove stale partial downloads and locks; with --all or --older-than, blobs too
-    Prune {
-        /// Empty the cache
-        #[arg(long, conflicts_with = "older_than")]
-        all: bool,
-
-        /// Also remove blobs no package has used for this long (e.g. 30d, 12h, 90m, 45s)
-        #[arg(long, value_name = "AGE", value_parser = parse_age)]
-        older_than: Option<Duration>,
-    },
-}
 
 pub async fn run(args: CacheArgs) -> Result<(), Error> {
     // Waiting for the lock and hashing are blocking work: keep them off the runtime.
-    tokio::task::spawn_blocking(move || run_blocking(args))
+    tokio::task::spawn_blocking(move || CacheSettings::new(args).and_then(run_blocking))
         .await
         .unwrap_or_else(|source| {
             Err(Error::Internal {
@@ -63,12 +25,12 @@ pub async fn run(args: CacheArgs) -> Result<(), Error> {
         })
 }
 
-fn run_blocking(args: CacheArgs) -> Result<(), Error> {
-    let root = Cache::default_root(args.cache.as_deref())?;
+fn run_blocking(settings: CacheSettings) -> Result<(), Error> {
+    let root = settings.root;
     let mut out = std::io::stdout().lock();
-    let written = match args.command {
-        CacheCommand::Path => writeln!(out, "{}", root.display()),
-        CacheCommand::Ls { json } => {
+    let written = match settings.action {
+        CacheAction::Path => writeln!(out, "{}", root.display()),
+        CacheAction::Ls { json } => {
             let usage = Cache::usage(&root)?;
             if json {
                 write_json(&mut out, &root, &usage)
@@ -76,7 +38,7 @@ fn run_blocking(args: CacheArgs) -> Result<(), Error> {
                 write_table(&mut out, &root, &usage)
             }
         }
-        CacheCommand::Verify { no_progress } => {
+        CacheAction::Verify { no_progress } => {
             let Some(cache) = Cache::open_exclusive(&root, say_waiting)? else {
                 return ignore_broken_pipe(nothing_to_do(&mut out, &root, "verify"));
             };
@@ -103,50 +65,15 @@ fn run_blocking(args: CacheArgs) -> Result<(), Error> {
             }
             Ok(())
         }
-        CacheCommand::Prune { all, older_than } => {
+        CacheAction::Prune(blobs) => {
             let Some(cache) = Cache::open_exclusive(&root, say_waiting)? else {
                 return ignore_broken_pipe(nothing_to_do(&mut out, &root, "prune"));
-            };
-            let blobs = match (all, older_than) {
-                (true, _) => PruneBlobs::All,
-                (false, Some(age)) => PruneBlobs::UnusedFor(age),
-                (false, None) => PruneBlobs::None,
             };
             let pruned = cache.prune(blobs)?;
             writeln!(out, "{}", removed(&pruned, &root))
         }
     };
     ignore_broken_pipe(written)
-}
-
-/// Opens the cache for `create`, held shared until the `Cache` is dropped, so that a
-/// prune or verify waits for the build instead of removing blobs it has counted on.
-pub async fn open_shared(root: &Path, reporter: &dyn Reporter) -> Result<Cache, Error> {
-    let root = root.to_owned();
-    let (waiting_tx, waiting_rx) = tokio::sync::oneshot::channel();
-    let opening = tokio::task::spawn_blocking(move || {
-        Cache::open_shared(&root, |lock| {
-            let _ = waiting_tx.send(lock.to_owned());
-        })
-    });
-    // Resolves at once either way: the sender is used or dropped before any wait.
-    if let Ok(lock) = waiting_rx.await {
-        reporter.step(&waiting_message(&lock));
-    }
-    opening
-        .await
-        .map_err(|source| Error::Internal {
-            what: "opening the cache",
-            source,
-        })?
-        .map_err(Error::from)
-}
-
-fn waiting_message(lock: &Path) -> String {
-    format!(
-        "waiting for another pkgr process to release the cache lock {}",
-        lock.display()
-    )
 }
 
 fn say_waiting(lock: &Path) {
@@ -231,7 +158,7 @@ mod tests {
 
     #[test]
     fn times_print_as_utc() {
-        let at = |secs| rfc3339(std::time::UNIX_EPOCH + Duration::from_secs(secs));
+        let at = |secs| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_767_225_599), "2025-12-31T23:59:59Z");

@@ -1,17 +1,21 @@
 //! The second stage of argument handling: everything a command needs, built once from
 //! clap's arguments, with every setup step that can fail done here (reading the
-//! definition, choosing the cache, loading credentials, picking the reporter).
+//! definition, choosing the cache, loading credentials, picking the reporter). Every
+//! command goes args → settings → library.
 
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::{CreateArgs, Error, PushArgs, TransportArgs};
+use super::package_file::ensure_regular;
+use super::{CacheArgs, CacheCommand, CreateArgs, Error, InspectArgs, PushArgs, TransportArgs};
 use crate::definition::{self, Definition};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
 use crate::pull::{PullOptions, ResolveOptions};
-use crate::reference::Target;
+use crate::push::PushRequest;
 use crate::registry::{Credentials, RegistryError, Transport};
+use crate::space::Place;
+use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
 
 /// What `pkgr create` runs with.
@@ -69,13 +73,29 @@ impl CreateSettings {
     }
 }
 
+impl CreateSettings {
+    /// Where the build writes, each with the option that moves it (for a full disk's
+    /// hint): the store its downloads go to (the cache, or without one the staging
+    /// directory in the output directory), then the output directory.
+    pub fn places(&self) -> [Place; 2] {
+        let output = Place {
+            dir: self.output.dir.clone(),
+            flag: "--output",
+        };
+        let store = match &self.cache {
+            Some(root) => Place {
+                dir: root.clone(),
+                flag: "--cache",
+            },
+            None => output.clone(),
+        };
+        [store, output]
+    }
+}
+
 /// What `pkgr push` runs with.
 pub struct PushSettings {
-    pub package: PathBuf,
-    pub target: Target,
-    pub transport: Transport,
-    pub credentials: Credentials,
-    pub concurrency: usize,
+    pub request: PushRequest,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -97,12 +117,76 @@ impl PushSettings {
             _ => from_config,
         };
         Ok(Self {
-            transport: transport(&args.transport),
-            concurrency: usize::from(args.concurrency),
+            request: PushRequest {
+                transport: transport(&args.transport),
+                concurrency: usize::from(args.concurrency),
+                package: args.package,
+                target: args.target,
+                credentials,
+            },
             reporter: progress::reporter(args.no_progress),
+        })
+    }
+}
+
+/// What `pkgr inspect` runs with.
+pub struct InspectSettings {
+    /// A regular file, checked before it is opened.
+    pub package: PathBuf,
+    /// One JSON object instead of a table.
+    pub json: bool,
+    /// Whether every file and blob is hashed again.
+    pub verify: bool,
+}
+
+impl InspectSettings {
+    pub fn new(args: InspectArgs) -> Result<Self, Error> {
+        ensure_regular(&args.package)?;
+        Ok(Self {
             package: args.package,
-            target: args.target,
-            credentials,
+            json: args.json,
+            verify: args.verify,
+        })
+    }
+}
+
+/// What `pkgr cache` runs with.
+pub struct CacheSettings {
+    pub root: PathBuf,
+    pub action: CacheAction,
+}
+
+/// One `pkgr cache` subcommand, ready to run.
+pub enum CacheAction {
+    Path,
+    Ls {
+        json: bool,
+    },
+    /// The reporter is picked once the cache is open, so that none is drawn while the
+    /// lock is waited for.
+    Verify {
+        no_progress: bool,
+    },
+    Prune(PruneBlobs),
+}
+
+impl CacheSettings {
+    pub fn new(args: CacheArgs) -> Result<Self, Error> {
+        let action = match args.command {
+            CacheCommand::Path => CacheAction::Path,
+            CacheCommand::Ls { json } => CacheAction::Ls { json },
+            CacheCommand::Verify { no_progress } => CacheAction::Verify { no_progress },
+            CacheCommand::Prune { all, older_than } => {
+                CacheAction::Prune(match (all, older_than) {
+                    (true, _) => PruneBlobs::All,
+                    (false, Some(age)) => PruneBlobs::UnusedFor(age),
+                    (false, None) => PruneBlobs::None,
+                })
+            }
+        };
+        Ok(Self {
+            root: Cache::default_root(args.cache.as_deref())?,
+            action,
         })
     }
 }

@@ -9,13 +9,13 @@ use std::sync::Mutex;
 use futures_util::stream::{self, StreamExt};
 use oci_client::Reference;
 
-use super::PlannedImage;
+use super::plan::PlannedImage;
 use crate::digest::Digest;
 use crate::registry::{Registry, RegistryError};
 
 /// The answers so far.
 #[derive(Default)]
-pub struct Present {
+pub(super) struct Present {
     /// (repository, blob) pairs asked about, and those the registry has.
     asked_blobs: HashSet<(String, Digest)>,
     blobs: HashSet<(String, Digest)>,
@@ -29,8 +29,8 @@ pub struct Present {
 
 enum Question {
     Blob(Reference, Digest),
-    Manifest(Reference, Digest),
-    Tag(Reference, Digest),
+    /// A manifest by digest or a tag, asked at a reference, and recorded under its key.
+    Manifest(Reference, (String, Digest)),
 }
 
 impl Present {
@@ -65,22 +65,9 @@ impl Present {
                     questions.push(Question::Blob(image.target.clone(), digest.clone()));
                 }
             }
-            for (digest, _) in &image.manifests {
-                if self.asked_manifests.insert((repo.clone(), digest.clone())) {
-                    let pinned = Reference::with_digest(
-                        image.target.registry().to_owned(),
-                        repo.clone(),
-                        digest.to_string(),
-                    );
-                    questions.push(Question::Manifest(pinned, digest.clone()));
-                }
-            }
-            if let (Some(_), Some((root, _))) = (image.target.tag(), image.manifests.last()) {
-                if self
-                    .asked_manifests
-                    .insert((image.target.whole(), root.clone()))
-                {
-                    questions.push(Question::Tag(image.target.clone(), root.clone()));
+            for place in image.manifest_places() {
+                if self.asked_manifests.insert(place.key.clone()) {
+                    questions.push(Question::Manifest(place.at, place.key));
                 }
             }
         }
@@ -91,7 +78,7 @@ impl Present {
                         let answer = registry.blob_exists(repo, digest).await;
                         (question, answer)
                     }
-                    Question::Manifest(at, digest) | Question::Tag(at, digest) => {
+                    Question::Manifest(at, (_, digest)) => {
                         // A manifest that cannot be asked about is put anyway; the put
                         // says what is wrong.
                         let has = registry.manifest_digest(at).await;
@@ -114,11 +101,8 @@ impl Present {
                         failed.insert((repo.repository().to_owned(), digest), err);
                     }
                 }
-                (Question::Manifest(at, digest), Ok(true)) => {
-                    self.manifests.insert((at.repository().to_owned(), digest));
-                }
-                (Question::Tag(at, digest), Ok(true)) => {
-                    self.manifests.insert((at.whole(), digest));
+                (Question::Manifest(_, key), Ok(true)) => {
+                    self.manifests.insert(key);
                 }
                 _ => {}
             }

@@ -1,0 +1,125 @@
+//! `pkgr inspect`'s table for people: the package's metadata, components, images (with
+//! their platform, size and digest), what is signed or attested, the other files, the
+//! totals, and the outcome of `--verify`. Every text that comes from the package is
+//! escaped before it reaches the terminal.
+
+use std::io::Write;
+
+use crate::package::reader::shown;
+use crate::package::scan::Scan;
+use crate::package::summary::{OtherKind, Summary};
+use crate::progress::human_bytes;
+
+/// The summary, then the verification's outcome when there was one.
+pub fn write(
+    out: &mut impl Write,
+    summary: &Summary,
+    verification: Option<&Scan>,
+) -> std::io::Result<()> {
+    write_summary(out, summary)?;
+    match verification {
+        Some(scan) if scan.problems.is_empty() => writeln!(
+            out,
+            "\nverified: {} files; every checksum and every blob digest matches",
+            scan.files.len()
+        ),
+        Some(scan) => {
+            writeln!(out, "\nverification failed:")?;
+            for problem in &scan.problems {
+                writeln!(out, "  {problem}")?;
+            }
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+    // Everything below but the numbers and digests comes from the package, which may
+    // have been written to move the cursor or recolour the terminal.
+    let esc = |text: &str| shown(text.as_bytes());
+    let meta = &summary.metadata;
+    write!(out, "{} package {}", summary.format, esc(&meta.name))?;
+    if let Some(version) = &meta.version {
+        write!(out, " {}", esc(version))?;
+    }
+    if let Some(arch) = &meta.architecture {
+        write!(out, " ({})", esc(arch))?;
+    }
+    writeln!(out)?;
+    if let Some(description) = &meta.description {
+        writeln!(out, "  {}", esc(description))?;
+    }
+    writeln!(out, "\ncomponents:")?;
+    for component in &summary.components {
+        let n = component.images.len();
+        writeln!(
+            out,
+            "  {} ({n} image{})",
+            esc(&component.name),
+            if n == 1 { "" } else { "s" }
+        )?;
+    }
+    let rows: Vec<(String, String)> = summary
+        .images
+        .iter()
+        .map(|i| (esc(&i.reference), esc(i.platform.as_deref().unwrap_or("-"))))
+        .collect();
+    let width = rows
+        .iter()
+        .map(|(reference, _)| reference.chars().count())
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    writeln!(
+        out,
+        "\n{:<width$}  {:<15}  {:<14}  {:>10}  DIGEST",
+        "REFERENCE", "KIND", "PLATFORM", "SIZE"
+    )?;
+    for (image, (reference, platform)) in summary.images.iter().zip(&rows) {
+        writeln!(
+            out,
+            "{:<width$}  {:<15}  {:<14}  {:>10}  {}",
+            reference,
+            image.kind.to_string(),
+            platform,
+            human_bytes(image.size),
+            image.digest
+        )?;
+    }
+    let signed = summary.signed();
+    if !signed.is_empty() {
+        writeln!(
+            out,
+            "\nsigned or attested (artifacts listed above, linked by digest):"
+        )?;
+        for (subject, relations) in &signed {
+            writeln!(out, "  {}  {}", esc(subject), esc(&relations.join(", ")))?;
+        }
+    }
+    if !summary.other_files.is_empty() {
+        writeln!(out, "\nother files (verified, never pushed):")?;
+        for file in &summary.other_files {
+            let note = match file.kind {
+                OtherKind::Component => "component",
+                OtherKind::Sboms => "SBOMs",
+                OtherKind::Signature => "signature present, not verified",
+            };
+            writeln!(
+                out,
+                "  {:<40}  {:>10}  {note}",
+                esc(&file.name),
+                human_bytes(file.size)
+            )?;
+        }
+    }
+    let totals = &summary.totals;
+    writeln!(
+        out,
+        "\n{} images, {} blobs, {}; {} shared between images",
+        totals.images,
+        totals.blobs,
+        human_bytes(totals.bytes),
+        human_bytes(totals.shared_bytes)
+    )
+}

@@ -1,0 +1,172 @@
+//! The blob step: every blob the images need, each digest once across all images,
+//! skipped where the registry has it, else mounted from a repository that has just
+//! received it or uploaded straight from the package (hashed again as it streams).
+
+use std::collections::BTreeMap;
+
+use futures_util::stream::{self, StreamExt};
+use oci_client::Reference;
+
+use super::plan::PlannedImage;
+use super::present::Present;
+use super::{Layout, PushReport};
+use crate::digest::Digest;
+use crate::progress::Reporter;
+use crate::registry::{Registry, RegistryError};
+
+/// What became of a blob in one repository.
+enum Outcome {
+    Uploaded,
+    Skipped,
+    Mounted,
+}
+
+/// Pushes every blob `images` need and counts each outcome into `report`; returns the
+/// blobs that could not be pushed, with their error.
+pub(super) async fn push_blobs(
+    registry: &Registry,
+    layout: &Layout<'_>,
+    images: &[PlannedImage],
+    present: &Present,
+    concurrency: usize,
+    reporter: &dyn Reporter,
+    report: &mut PushReport,
+) -> BTreeMap<Digest, RegistryError> {
+    let needed = repositories_by_blob(images);
+    announce(&needed, layout, present, reporter);
+    // A package read in one pass is read in the order of its blobs, one at a time.
+    let mut in_order: Vec<(Digest, Vec<Reference>)> = needed.into_iter().collect();
+    in_order.sort_by_key(|(digest, _)| layout.offsets.get(digest).copied());
+    let parallel = if layout.package.is_random_access() {
+        concurrency.max(1)
+    } else {
+        1
+    };
+    let outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)> = stream::iter(in_order)
+        .map(|(digest, repos)| async move {
+            let result = push_blob(registry, layout, present, &digest, &repos, reporter).await;
+            (digest, result)
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    reporter.finish();
+    tally(outcomes, layout, report)
+}
+
+/// Each digest once: the repositories that need it, in a fixed order.
+fn repositories_by_blob(images: &[PlannedImage]) -> BTreeMap<Digest, Vec<Reference>> {
+    let mut needed: BTreeMap<Digest, Vec<Reference>> = BTreeMap::new();
+    for image in images {
+        for digest in &image.blobs {
+            let repos = needed.entry(digest.clone()).or_default();
+            if !repos
+                .iter()
+                .any(|r| r.repository() == image.target.repository())
+            {
+                repos.push(image.target.clone());
+            }
+        }
+    }
+    needed
+}
+
+/// Tells the reporter how many blobs, and bytes, some repository still lacks.
+fn announce(
+    needed: &BTreeMap<Digest, Vec<Reference>>,
+    layout: &Layout<'_>,
+    present: &Present,
+    reporter: &dyn Reporter,
+) {
+    let (mut sending, mut missing) = (0, 0u64);
+    for (digest, repos) in needed {
+        if repos.iter().any(|repo| !present.has_blob(digest, repo)) {
+            sending += 1;
+            missing = missing.saturating_add(layout.size_of(digest));
+        }
+    }
+    reporter.blobs_planned("pushing", sending, missing);
+}
+
+/// Counts each blob's outcomes into `report`, and keeps the errors of those that failed.
+fn tally(
+    outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)>,
+    layout: &Layout<'_>,
+    report: &mut PushReport,
+) -> BTreeMap<Digest, RegistryError> {
+    let mut failed_blobs = BTreeMap::new();
+    for (digest, outcome) in outcomes {
+        let size = layout.size_of(&digest);
+        match outcome {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome {
+                        Outcome::Uploaded => report.uploaded.add(size),
+                        Outcome::Skipped => report.skipped.add(size),
+                        Outcome::Mounted => report.mounted.add(size),
+                    }
+                }
+            }
+            Err(err) => {
+                failed_blobs.insert(digest, err);
+            }
+        }
+    }
+    failed_blobs
+}
+
+/// Pushes one blob into each repository that needs it: the first upload is the source
+/// of a mount into the next.
+async fn push_blob(
+    registry: &Registry,
+    layout: &Layout<'_>,
+    present: &Present,
+    digest: &Digest,
+    repos: &[Reference],
+    reporter: &dyn Reporter,
+) -> Result<Vec<Outcome>, RegistryError> {
+    let mut outcomes = Vec::new();
+    let mut holder: Option<&Reference> = None;
+    for repo in repos {
+        if let Some(err) = present.blob_failure(digest, repo) {
+            return Err(err);
+        }
+        let outcome = if present.has_blob(digest, repo) {
+            Outcome::Skipped
+        } else if let Some(from) = holder {
+            if registry.mount(repo, from, digest).await? {
+                Outcome::Mounted
+            } else {
+                upload(registry, layout, repo, digest, reporter).await?
+            }
+        } else {
+            upload(registry, layout, repo, digest, reporter).await?
+        };
+        outcomes.push(outcome);
+        holder = Some(repo);
+    }
+    Ok(outcomes)
+}
+
+/// Uploads a blob straight from the package.
+async fn upload(
+    registry: &Registry,
+    layout: &Layout<'_>,
+    repo: &Reference,
+    digest: &Digest,
+    reporter: &dyn Reporter,
+) -> Result<Outcome, RegistryError> {
+    let size = layout.size_of(digest);
+    let offset = layout.offsets.get(digest).copied();
+    let open = || match offset {
+        Some(offset) => layout.package.read_at(offset, size),
+        None => Err(std::io::Error::other(format!(
+            "blob {digest} is not in the package"
+        ))),
+    };
+    reporter.blob_start(digest, size);
+    registry.upload(repo, digest, size, &open).await?;
+    reporter.blob_progress(digest, size);
+    reporter.blob_done(digest);
+    Ok(Outcome::Uploaded)
+}

@@ -1,0 +1,170 @@
+//! The one entry point: a package file pushed to a target. The package is opened and
+//! verified in full while the registry is connected to and asked what it already has
+//! of what the package's (still unverified) head says it needs; a package that fails
+//! verification is refused at once, whatever the registry says or has yet to say, and
+//! no content is sent before it verifies. Then its images are pushed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::images::push_images;
+use super::plan::plan_images;
+use super::present::Present;
+use super::{Layout, PushReport};
+use crate::package::reader::{classify, Known, PackageBytes};
+use crate::package::scan::{head, scan_package, Head, Problem, Scan};
+use crate::package::PackageError;
+use crate::progress::Reporter;
+use crate::reference::Target;
+use crate::registry::{Credentials, Registry, RegistryError, Transport};
+
+/// A push to run: which package, where to, and how to reach the registry.
+pub struct PushRequest {
+    pub package: PathBuf,
+    pub target: Target,
+    pub transport: Transport,
+    pub credentials: Credentials,
+    /// Blob uploads in flight across all images.
+    pub concurrency: usize,
+}
+
+/// Why nothing of a package was pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushPackageError {
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The package was changed or damaged after it was built: it is refused whole.
+    #[error("the package failed verification")]
+    Verification { problems: Vec<Problem> },
+    /// A thread reading the package panicked: a bug in pkgr.
+    #[error("internal error while verifying the package")]
+    Internal(#[source] tokio::task::JoinError),
+}
+
+/// Verifies the package at `request.package` and pushes every image in it. An image
+/// that fails is in the report; an error means nothing was pushed.
+pub async fn push_package(
+    request: PushRequest,
+    reporter: &dyn Reporter,
+) -> Result<PushReport, PushPackageError> {
+    let PushRequest {
+        package,
+        target,
+        transport,
+        credentials,
+        concurrency,
+    } = request;
+    reporter.step(&format!("verifying {}", package.display()));
+    let package =
+        Arc::new(blocking(move || PackageBytes::open(&package).map_err(PackageError::from)).await?);
+    let asked = ask_registry(
+        package.clone(),
+        &target,
+        &transport,
+        credentials,
+        concurrency,
+    );
+    let (scanned, (registry, present)) = verify_while(package.clone(), asked).await?;
+    say_what_stays_behind(&scanned, reporter);
+    let index = scanned.index.as_ref().ok_or(PackageError::NoIndex)?;
+    let sizes = blob_sizes(&scanned);
+    let layout = Layout {
+        index,
+        manifests: &scanned.manifests,
+        package: &package,
+        offsets: &scanned.offsets,
+        sizes: &sizes,
+    };
+    Ok(push_images(&registry, &layout, &target, concurrency, reporter, present).await)
+}
+
+/// Verifies the package while `asked` runs. A package that fails verification is the
+/// error, at once, without waiting for `asked`.
+async fn verify_while<T>(
+    package: Arc<PackageBytes>,
+    asked: impl std::future::Future<Output = Result<T, PushPackageError>>,
+) -> Result<(Scan, T), PushPackageError> {
+    let verified = blocking(move || scan_package(&package));
+    tokio::pin!(verified, asked);
+    let mut answered = None;
+    let scanned = loop {
+        tokio::select! {
+            scanned = &mut verified => break scanned?,
+            connected = &mut asked, if answered.is_none() => answered = Some(connected),
+        }
+    };
+    if !scanned.problems.is_empty() {
+        return Err(PushPackageError::Verification {
+            problems: scanned.problems,
+        });
+    }
+    let answer = match answered {
+        Some(answer) => answer?,
+        None => asked.await?,
+    };
+    Ok((scanned, answer))
+}
+
+/// Connects to the registry and, where the package can be read at offsets, asks it what
+/// it has of what the package's unverified head says it needs. The questions send no
+/// content.
+async fn ask_registry(
+    package: Arc<PackageBytes>,
+    target: &Target,
+    transport: &Transport,
+    credentials: Credentials,
+    concurrency: usize,
+) -> Result<(Registry, Present), PushPackageError> {
+    let registries = BTreeSet::from([target.registry.clone()]);
+    let registry = Registry::connect(transport, &registries, credentials).await?;
+    let mut present = Present::default();
+    if package.is_random_access() {
+        if let Ok(Head {
+            index: Some(index),
+            manifests,
+        }) = blocking(move || head(&package)).await
+        {
+            let images = plan_images(&index, &manifests, target, &mut Vec::new());
+            present.ask(&registry, &images, concurrency).await;
+        }
+    }
+    Ok((registry, present))
+}
+
+/// Push loads images only: says how many of a Zarf package's other files (components,
+/// SBOMs, signature) stay behind.
+fn say_what_stays_behind(scanned: &Scan, reporter: &dyn Reporter) {
+    let others = scanned
+        .files
+        .keys()
+        .filter(|name| classify(name).is_ok_and(|k| k == Known::ZarfExtra))
+        .count();
+    if others > 0 {
+        reporter.step(&format!(
+            "push loads images only: the package's {others} other file(s) (components, SBOMs, signature) are not pushed"
+        ));
+    }
+}
+
+/// Each blob's size, as the scan measured it.
+fn blob_sizes(scanned: &Scan) -> BTreeMap<crate::digest::Digest, u64> {
+    scanned
+        .files
+        .iter()
+        .filter(|(name, _)| name.starts_with("images/blobs/"))
+        .map(|(_, (digest, size))| (digest.clone(), *size))
+        .collect()
+}
+
+/// Runs blocking package work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, PackageError> + Send + 'static,
+) -> Result<T, PushPackageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(PushPackageError::Internal)?
+        .map_err(PushPackageError::from)
+}
