@@ -48,6 +48,13 @@ pub enum PackageError {
         #[source]
         source: tokio::task::JoinError,
     },
+    /// A worker thread of a parallel pass panicked: a bug in pkgr, as above.
+    #[error("internal error while {what}")]
+    Panicked {
+        what: &'static str,
+        #[source]
+        source: crate::parallel::Panicked,
+    },
     #[error("cannot use the output directory {}", path.display())]
     Output {
         path: PathBuf,
@@ -105,7 +112,7 @@ impl Hint for PackageError {
     fn hint(&self) -> Option<String> {
         match self {
             Self::Heal(e) => e.hint(),
-            Self::Internal { .. } => Some(REPORT_BUG.into()),
+            Self::Internal { .. } | Self::Panicked { .. } => Some(REPORT_BUG.into()),
             Self::DamagedAgain { .. } => Some(
                 "the new copy was verified when it was stored and had changed by the seal, so check the disk and anything else that writes to the cache or the output directory"
                     .into(),

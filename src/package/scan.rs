@@ -8,7 +8,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::built::BuiltDefinition;
 use super::reader::{
@@ -20,6 +19,7 @@ use crate::digest::{Digest, Hasher};
 use crate::manifest::walk::{Role, Walk, LIMITS};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
+use crate::parallel::{self, Stopped};
 use crate::store::layout::LayoutIndex;
 use crate::store::StoreError;
 
@@ -363,37 +363,24 @@ fn hash_in_parallel(
     mut deferred: Vec<Deferred>,
 ) -> Result<Vec<(usize, String, Digest, u64)>, PackageError> {
     deferred.sort_by_key(|entry| std::cmp::Reverse(entry.size));
-    let next = AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(deferred.len());
-    let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut buf = vec![0u8; 1 << 20];
-                    let mut done = Vec::new();
-                    while let Some(entry) = deferred.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let mut reader = package
-                            .read_at(entry.offset, entry.size)
-                            .map_err(|e| StoreError::io("read", package.path(), e))?;
-                        let (actual, read) = hash_stream(&mut reader, &mut buf, None, &entry.name)?;
-                        done.push((entry.order, entry.name.clone(), actual, read));
-                    }
-                    Ok::<_, PackageError>(done)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("a hashing thread panicked"))
-            .collect::<Vec<_>>()
-    });
-    let mut all = Vec::new();
-    for result in results {
-        all.extend(result?);
-    }
-    Ok(all)
+    let hashed = parallel::try_map_init(
+        &deferred,
+        || vec![0u8; 1 << 20],
+        |buf, entry| {
+            let mut reader = package
+                .read_at(entry.offset, entry.size)
+                .map_err(|e| StoreError::io("read", package.path(), e))?;
+            let (actual, read) = hash_stream(&mut reader, buf, None, &entry.name)?;
+            Ok((entry.order, entry.name.clone(), actual, read))
+        },
+    );
+    hashed.map_err(|stopped| match stopped {
+        Stopped::Failed(e) => e,
+        Stopped::Panicked(source) => PackageError::Panicked {
+            what: "hashing the package's blobs",
+            source,
+        },
+    })
 }
 
 /// Hashes an entry to its end; returns its digest and how many bytes it really had.

@@ -9,14 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use super::layout::LayoutIndex;
 use crate::cancel::Cancellable;
 use crate::digest::{hash_reader, Digest};
 use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
 use crate::manifest::Manifest;
+use crate::parallel::{self, Stopped};
 
 /// A blob whose bytes did not match its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,37 +188,15 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
         }
         names.push(name);
     }
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(BTreeMap::new());
-    let first_error = Mutex::new(None);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(name) = names.get(i) else { break };
-                let path = dir.join(name);
-                match fs::File::open(&path).and_then(|file| hash_reader(Cancellable(file))) {
-                    Ok(hashed) => {
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(name.clone(), hashed);
-                    }
-                    Err(source) => {
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(SealError::Io { path, source });
-                    }
-                }
-            });
-        }
-    });
-    if let Some(err) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(err);
-    }
-    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
+    let hashed = parallel::try_map(&names, |name| {
+        let path = dir.join(name);
+        fs::File::open(&path)
+            .and_then(|file| hash_reader(Cancellable(file)))
+            .map_err(|source| SealError::Io { path, source })
+    })
+    // The seal runs on a blocking task, whose join reports a panic as an internal error.
+    .map_err(Stopped::or_resume_panic)?;
+    Ok(names.into_iter().zip(hashed).collect())
 }
 
 #[cfg(test)]
