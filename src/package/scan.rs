@@ -16,10 +16,10 @@ use super::reader::{
 };
 use super::PackageError;
 use crate::digest::{Digest, Hasher};
-use crate::manifest::walk::{Role, Walk, LIMITS};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
 use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
 use crate::parallel::{self, Stopped};
+use crate::store::graph::{self, Blobs, Fault, Faults};
 use crate::store::layout::LayoutIndex;
 use crate::store::StoreError;
 
@@ -529,60 +529,61 @@ impl Scan {
             }
             return;
         };
-        let mut problems = Vec::new();
-        let mut walk = Walk::new(LIMITS);
-        let unfollowable =
-            |root: usize, e: crate::manifest::walk::WalkError| Problem::GraphUnfollowable {
-                reference: index.reference_of(root),
-                message: e.to_string(),
-            };
-        for (n, entry) in index.manifests.iter().enumerate() {
-            if let Err(e) = walk.add_root(entry.descriptor(), n) {
-                problems.push(unfollowable(n, e));
-            }
+        let packaged = PackagedBlobs {
+            files: &self.files,
+            manifests: &self.manifests,
+        };
+        let checked = graph::check(index, &packaged, Faults::All);
+        self.problems
+            .extend(checked.faults.into_iter().map(Problem::from));
+    }
+}
+
+/// The package's blobs as the scan found them: sizes from the hashing, manifests from
+/// the small blobs it kept.
+struct PackagedBlobs<'a> {
+    files: &'a BTreeMap<String, (Digest, u64)>,
+    manifests: &'a BTreeMap<Digest, Vec<u8>>,
+}
+
+impl Blobs for PackagedBlobs<'_> {
+    /// Not kept, or not a manifest: the problem says no more.
+    type Unreadable = ();
+
+    fn size(&self, digest: &Digest) -> Option<u64> {
+        let name = format!("images/blobs/sha256/{}", digest.hex());
+        self.files.get(&name).map(|(_, size)| *size)
+    }
+
+    fn manifest(&self, digest: &Digest) -> Result<Manifest, ()> {
+        let bytes = self.manifests.get(digest).ok_or(())?;
+        Manifest::parse(bytes).map_err(|_| ())
+    }
+}
+
+impl From<Fault<()>> for Problem {
+    fn from(fault: Fault<()>) -> Self {
+        match fault {
+            Fault::Missing { reference, digest } => Self::BlobMissing { reference, digest },
+            Fault::WrongSize {
+                reference,
+                digest,
+                declared,
+                actual,
+            } => Self::BlobWrongSize {
+                reference,
+                digest,
+                actual,
+                declared,
+            },
+            Fault::ManifestUnreadable {
+                reference, digest, ..
+            } => Self::ManifestUnreadable { reference, digest },
+            Fault::Unfollowable { reference, source } => Self::GraphUnfollowable {
+                reference,
+                message: source.to_string(),
+            },
         }
-        while let Some(node) = walk.next_node() {
-            let digest = node.digest();
-            let name = format!("images/blobs/sha256/{}", digest.hex());
-            match self.files.get(&name) {
-                None => {
-                    problems.push(Problem::BlobMissing {
-                        reference: index.reference_of(node.root),
-                        digest: digest.clone(),
-                    });
-                    continue;
-                }
-                Some((_, actual)) if *actual != node.descriptor.size => {
-                    problems.push(Problem::BlobWrongSize {
-                        reference: index.reference_of(node.root),
-                        digest: digest.clone(),
-                        actual: *actual,
-                        declared: node.descriptor.size,
-                    });
-                    continue;
-                }
-                Some(_) => {}
-            }
-            if node.role != Role::Manifest {
-                continue;
-            }
-            let Some(manifest) = self
-                .manifests
-                .get(digest)
-                .and_then(|b| Manifest::parse(b).ok())
-            else {
-                problems.push(Problem::ManifestUnreadable {
-                    reference: index.reference_of(node.root),
-                    digest: digest.clone(),
-                });
-                continue;
-            };
-            if let Err(e) = walk.descend(&node, &manifest) {
-                problems.push(unfollowable(node.root, e));
-                break;
-            }
-        }
-        self.problems.extend(problems);
     }
 }
 
