@@ -5,6 +5,7 @@ pub mod assemble;
 pub mod built;
 pub mod contents;
 mod framed;
+mod kept;
 mod needed;
 pub mod reader;
 pub mod scan;

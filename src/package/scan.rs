@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::built::BuiltDefinition;
+use super::kept::Kept;
 use super::reader::{
     classify, for_each_entry, read_bounded, shown, Entry, Flow, Known, PackageBytes,
     MAX_METADATA_BYTES,
@@ -17,15 +18,10 @@ use super::reader::{
 use super::PackageError;
 use crate::digest::{Digest, Hasher};
 use crate::manifest::{Manifest, MAX_MANIFEST_BYTES};
-use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
 use crate::parallel::{self, Stopped};
 use crate::store::graph::{self, Blobs, Fault, Faults};
 use crate::store::layout::LayoutIndex;
 use crate::store::StoreError;
-
-/// Manifests and configs kept in memory to walk the graph, in all: a package that
-/// needs more is refused rather than allowed to exhaust memory.
-const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// One thing wrong with a package.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +208,7 @@ pub fn scan(path: &Path) -> Result<Scan, PackageError> {
 pub fn head(package: &PackageBytes) -> Result<Head, PackageError> {
     let mut index = None;
     let mut manifests = BTreeMap::new();
-    let mut kept_bytes = 0u64;
+    let mut kept = Kept::default();
     for_each_entry(package, |entry| {
         match &entry.known {
             Known::Index => {
@@ -220,12 +216,7 @@ pub fn head(package: &PackageBytes) -> Result<Head, PackageError> {
                 index = serde_json::from_slice(&bytes).ok();
             }
             Known::Blob(digest) if entry.size <= MAX_MANIFEST_BYTES => {
-                kept_bytes += entry.size;
-                if kept_bytes > MAX_KEPT_BYTES {
-                    return Err(PackageError::TooMuchMetadata {
-                        limit: MAX_KEPT_BYTES,
-                    });
-                }
+                kept.add(entry.size)?;
                 let bytes = read_bounded(entry.reader, entry.name, entry.size, MAX_MANIFEST_BYTES)?;
                 if bytes.first() == Some(&b'{') {
                     manifests.insert(digest.clone(), bytes);
@@ -259,7 +250,7 @@ struct Deferred {
 pub fn scan_package(package: &PackageBytes) -> Result<Scan, PackageError> {
     let mut scan = Scan::default();
     let mut buf = vec![0u8; 1 << 20];
-    let mut kept_bytes = 0u64;
+    let mut kept_bytes = Kept::default();
     let mut deferred = Vec::new();
     let mut hashed = Vec::new();
     let mut order = 0usize;
@@ -318,12 +309,7 @@ pub fn scan_package(package: &PackageBytes) -> Result<Scan, PackageError> {
                 let (actual, read) =
                     hash_stream(reader, &mut buf, keep.then_some(&mut kept), name)?;
                 if keep && kept.first() == Some(&b'{') && &actual == digest {
-                    kept_bytes += kept.len() as u64;
-                    if kept_bytes > MAX_KEPT_BYTES {
-                        return Err(PackageError::TooMuchMetadata {
-                            limit: MAX_KEPT_BYTES,
-                        });
-                    }
+                    kept_bytes.add(kept.len() as u64)?;
                     scan.manifests.insert(digest.clone(), kept);
                 }
                 hashed.push((order, name.to_owned(), actual, read));
@@ -411,28 +397,12 @@ impl Scan {
         let (Some(bytes), false, Some(index)) = (&self.definition, self.zarf, &self.index) else {
             return;
         };
-        let parsed = check_flow_depth(bytes)
-            .map_err(|TooDeep { line }| {
-                format!("it nests more than {MAX_FLOW_DEPTH} levels deep (line {line})")
-            })
-            .and_then(|()| {
-                serde_yaml_ng::from_slice::<BuiltDefinition>(bytes).map_err(|e| e.to_string())
-            });
-        let parsed = parsed.and_then(|definition| {
-            if crate::definition::is_valid_name(&definition.metadata.name) {
-                Ok(definition)
-            } else {
-                Err(format!(
-                    "`{}` is not a valid package name",
-                    definition.metadata.name
-                ))
-            }
-        });
-        let definition = match parsed {
+        let definition = match BuiltDefinition::read(bytes) {
             Ok(definition) => definition,
-            Err(message) => {
-                self.problems
-                    .push(Problem::DefinitionUnreadable { message });
+            Err(unreadable) => {
+                self.problems.push(Problem::DefinitionUnreadable {
+                    message: unreadable.to_string(),
+                });
                 return;
             }
         };
