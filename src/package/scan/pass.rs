@@ -62,29 +62,23 @@ pub(super) fn read_entries(package: &PackageBytes) -> Result<Pass, PackageError>
                     size,
                 });
             }
-            Known::Blob(digest) => {
-                let keep = size <= MAX_MANIFEST_BYTES;
+            Known::Blob(_) | Known::ZarfExtra => {
+                // Only a blob small enough to be a manifest may be kept.
+                let keepable = match &known {
+                    Known::Blob(digest) if size <= MAX_MANIFEST_BYTES => Some(digest),
+                    _ => None,
+                };
                 let mut kept = Vec::new();
                 let (actual, read) =
-                    hash_stream(reader, &mut buf, keep.then_some(&mut kept), name)?;
-                if keep && kept.first() == Some(&b'{') && &actual == digest {
+                    hash_stream(reader, &mut buf, keepable.map(|_| &mut kept), name)?;
+                let looks_like_manifest = kept.first() == Some(&b'{');
+                if let Some(digest) = keepable.filter(|d| looks_like_manifest && actual == **d) {
                     kept_bytes.add(kept.len() as u64)?;
                     pass.scan.manifests.insert(digest.clone(), kept);
                 }
-                let name = name.to_owned();
                 pass.hashed.push(Hashed {
                     order,
-                    name,
-                    actual,
-                    read,
-                });
-            }
-            Known::ZarfExtra => {
-                let (actual, read) = hash_stream(reader, &mut buf, None, name)?;
-                let name = name.to_owned();
-                pass.hashed.push(Hashed {
-                    order,
-                    name,
+                    name: name.to_owned(),
                     actual,
                     read,
                 });
