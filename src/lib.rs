@@ -16,6 +16,7 @@ pub mod hint;
 pub mod manifest;
 pub mod nesting;
 pub mod package;
+pub mod parallel;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -8,53 +8,20 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use flate2::read::GzEncoder;
 use flate2::Compression;
 
 use crate::digest::Digest;
+use crate::parallel::{self, Stopped};
 use crate::store::{Store, StoreError};
-
-/// One layer's outcome: its gzip's digest and size in the store.
-type Compressed = Result<(Digest, u64), StoreError>;
 
 /// The gzip of each layer, in order, as (digest, size) in the store.
 pub fn compress_all(store: &Store, layers: &[Digest]) -> Result<Vec<(Digest, u64)>, StoreError> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(layers.len())
-        .max(1);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Compressed>>> =
-        Mutex::new((0..layers.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(layer) = layers.get(i) else { break };
-                let result = compress(store, layer);
-                let failed = result.is_err();
-                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
-                if failed {
-                    // The others finish their layer; no new one is started.
-                    next.store(layers.len(), Ordering::Relaxed);
-                    break;
-                }
-            });
-        }
-    });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut out = Vec::with_capacity(layers.len());
-    for result in results {
-        match result {
-            Some(result) => out.push(result?),
-            // Skipped after another layer failed: that failure was returned above.
-            None => unreachable!("a layer was skipped although none failed"),
-        }
-    }
-    Ok(out)
+    parallel::try_map(layers, |layer| compress(store, layer))
+        // The save is read on a blocking task, whose join reports a panic as an
+        // internal error.
+        .map_err(Stopped::or_resume_panic)
 }
 
 fn compress(store: &Store, layer: &Digest) -> Result<(Digest, u64), StoreError> {

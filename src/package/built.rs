@@ -1,10 +1,14 @@
 //! The `pkgr.yaml` written into a package: the definition as built, with each image's
 //! resolved digest and platform. Serialized one way, so it never varies between builds.
+//! Read back with [`read_definition`], the one reader of a package's definition, which
+//! bounds its nesting, parses it and checks its name.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::definition::Metadata;
+use crate::definition::{is_valid_name, Metadata};
 use crate::digest::Digest;
+use crate::nesting::{check_flow_depth, TooDeep, MAX_FLOW_DEPTH};
 use crate::pull::ResolvedImage;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -83,4 +87,41 @@ impl BuiltDefinition {
     pub fn to_yaml(&self) -> String {
         serde_yaml_ng::to_string(self).expect("the built definition always serializes")
     }
+}
+
+impl BuiltDefinition {
+    /// Reads the `pkgr.yaml` of a package.
+    pub fn read(bytes: &[u8]) -> Result<Self, Unreadable> {
+        read_definition(bytes, |definition: &Self| &definition.metadata.name)
+    }
+}
+
+/// Why a definition in a package was refused; the texts are the scan's.
+#[derive(Debug, thiserror::Error)]
+pub enum Unreadable {
+    #[error("it nests more than {MAX_FLOW_DEPTH} levels deep (line {line})")]
+    TooDeep { line: usize },
+    #[error("{0}")]
+    Parse(serde_yaml_ng::Error),
+    /// The name as written, unescaped.
+    #[error("`{name}` is not a valid package name")]
+    InvalidName { name: String },
+}
+
+/// Reads a definition from a package (`pkgr.yaml`, or the parts of a `zarf.yaml` the
+/// caller's type names): its nesting is bounded before the parser sees it, and the
+/// package name that `name_of` finds must be valid.
+pub fn read_definition<D: DeserializeOwned>(
+    bytes: &[u8],
+    name_of: impl Fn(&D) -> &str,
+) -> Result<D, Unreadable> {
+    check_flow_depth(bytes).map_err(|TooDeep { line }| Unreadable::TooDeep { line })?;
+    let definition: D = serde_yaml_ng::from_slice(bytes).map_err(Unreadable::Parse)?;
+    let name = name_of(&definition);
+    if !is_valid_name(name) {
+        return Err(Unreadable::InvalidName {
+            name: name.to_owned(),
+        });
+    }
+    Ok(definition)
 }

@@ -5,6 +5,7 @@ pub mod assemble;
 pub mod built;
 pub mod contents;
 mod framed;
+mod kept;
 mod needed;
 pub mod reader;
 pub mod scan;
@@ -47,6 +48,13 @@ pub enum PackageError {
         what: &'static str,
         #[source]
         source: tokio::task::JoinError,
+    },
+    /// A worker thread of a parallel pass panicked: a bug in pkgr, as above.
+    #[error("internal error while {what}")]
+    Panicked {
+        what: &'static str,
+        #[source]
+        source: crate::parallel::Panicked,
     },
     #[error("cannot use the output directory {}", path.display())]
     Output {
@@ -105,7 +113,7 @@ impl Hint for PackageError {
     fn hint(&self) -> Option<Fix> {
         match self {
             Self::Heal(e) => e.hint(),
-            Self::Internal { .. } => Some(Fix::ReportBug),
+            Self::Internal { .. } | Self::Panicked { .. } => Some(Fix::ReportBug),
             Self::DamagedAgain { .. } => Some(Fix::CheckDisk),
             _ => None,
         }

@@ -7,7 +7,8 @@ use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 
-use super::built::BuiltDefinition;
+use super::built::{read_definition, BuiltDefinition, Unreadable};
+use super::kept::Kept;
 use super::needed::Needed;
 use super::reader::{
     for_each_entry, read_bounded, Entry, Flow, Known, PackageBytes, MAX_METADATA_BYTES,
@@ -17,9 +18,8 @@ use crate::digest::Digest;
 use crate::manifest::parsed::ParsedManifests;
 use crate::manifest::walk::{Role, Walk, WalkError};
 use crate::manifest::{Descriptor, Kind, Manifest, MAX_MANIFEST_BYTES};
-use crate::nesting::{check_flow_depth, TooDeep};
 use crate::reference::parse_reference;
-use crate::store::layout::LayoutIndex;
+use crate::store::layout::{IndexEntry, LayoutIndex};
 
 #[derive(Debug, Serialize)]
 pub struct Summary {
@@ -141,7 +141,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut index: Option<LayoutIndex> = None;
     let mut docs = Docs::new();
     let mut speculative_bytes = 0u64;
-    let mut kept_bytes = 0u64;
+    let mut kept = Kept::default();
     let mut needed: Option<Needed> = None;
     let mut other_files = Vec::new();
     let package = PackageBytes::open(path)?;
@@ -180,12 +180,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
                     if !certain {
                         speculative_bytes += size;
                     }
-                    kept_bytes += size;
-                    if kept_bytes > MAX_KEPT_BYTES {
-                        return Err(PackageError::TooMuchMetadata {
-                            limit: MAX_KEPT_BYTES,
-                        });
-                    }
+                    kept.add(size)?;
                     docs.insert(
                         digest.clone(),
                         read_bounded(reader, name, size, MAX_MANIFEST_BYTES)?,
@@ -209,9 +204,6 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     summary.other_files = other_files;
     Ok(summary)
 }
-
-/// Manifests and configs held in memory in all; a package that needs more is refused.
-const MAX_KEPT_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Small blobs kept in memory on the chance that they are configs.
 const SPECULATIVE_BUDGET: u64 = 64 * 1024 * 1024;
@@ -251,67 +243,87 @@ impl Summary {
     }
 }
 
+/// Each blob any image reaches: its size, and how many images reach it.
+type Users = BTreeMap<Digest, (u64, usize)>;
+
 fn build(
     zarf: bool,
     definition: &[u8],
     index: &LayoutIndex,
     docs: &Docs,
 ) -> Result<Summary, PackageError> {
-    let name = if zarf { "zarf.yaml" } else { "pkgr.yaml" };
-    check_flow_depth(definition)
-        .map_err(|TooDeep { line }| PackageError::DefinitionTooDeep { name, line })?;
     let (metadata, components) = if zarf {
-        let parsed: ZarfDefinition = serde_yaml_ng::from_slice(definition).map_err(|source| {
-            PackageError::BadDefinition {
-                name: "zarf.yaml",
-                source,
-            }
-        })?;
-        let components: Vec<SummaryComponent> = parsed
-            .components
-            .into_iter()
-            .map(|c| SummaryComponent {
-                name: c.name,
-                images: c
-                    .images
-                    .iter()
-                    .map(|i| parse_reference(i).map_or_else(|_| i.clone(), |r| r.whole()))
-                    .collect(),
-            })
-            .collect();
-        (parsed.metadata, components)
+        read_zarf(definition)?
     } else {
-        let parsed: BuiltDefinition = serde_yaml_ng::from_slice(definition).map_err(|source| {
-            PackageError::BadDefinition {
-                name: "pkgr.yaml",
-                source,
-            }
-        })?;
-        let components = parsed
-            .components
-            .into_iter()
-            .map(|c| SummaryComponent {
-                name: c.name,
-                images: c.images.into_iter().map(|i| i.reference).collect(),
-            })
-            .collect();
-        let m = parsed.metadata;
-        let metadata = SummaryMetadata {
-            name: m.name,
-            version: m.version,
-            architecture: Some(m.architecture),
-            description: m.description,
-        };
-        (metadata, components)
+        read_pkgr(definition)?
     };
-    if !crate::definition::is_valid_name(&metadata.name) {
-        return Err(PackageError::InvalidName {
-            file: name,
-            shown_name: super::reader::shown(metadata.name.as_bytes()),
-        });
-    }
+    let (images, users) = summarize_images(index, docs, &components)?;
+    Ok(Summary {
+        format: if zarf { "zarf" } else { "pkgr" },
+        metadata,
+        components,
+        totals: totals(&images, &users),
+        images,
+        other_files: Vec::new(),
+    })
+}
 
-    let mut users: BTreeMap<Digest, (u64, usize)> = BTreeMap::new();
+fn read_zarf(bytes: &[u8]) -> Result<(SummaryMetadata, Vec<SummaryComponent>), PackageError> {
+    let parsed = read_definition(bytes, |d: &ZarfDefinition| &d.metadata.name)
+        .map_err(|e| definition_error("zarf.yaml", e))?;
+    let components = parsed
+        .components
+        .into_iter()
+        .map(|c| SummaryComponent {
+            name: c.name,
+            images: c
+                .images
+                .iter()
+                .map(|i| parse_reference(i).map_or_else(|_| i.clone(), |r| r.whole()))
+                .collect(),
+        })
+        .collect();
+    Ok((parsed.metadata, components))
+}
+
+fn read_pkgr(bytes: &[u8]) -> Result<(SummaryMetadata, Vec<SummaryComponent>), PackageError> {
+    let parsed = BuiltDefinition::read(bytes).map_err(|e| definition_error("pkgr.yaml", e))?;
+    let components = parsed
+        .components
+        .into_iter()
+        .map(|c| SummaryComponent {
+            name: c.name,
+            images: c.images.into_iter().map(|i| i.reference).collect(),
+        })
+        .collect();
+    let m = parsed.metadata;
+    let metadata = SummaryMetadata {
+        name: m.name,
+        version: m.version,
+        architecture: Some(m.architecture),
+        description: m.description,
+    };
+    Ok((metadata, components))
+}
+
+fn definition_error(name: &'static str, unreadable: Unreadable) -> PackageError {
+    match unreadable {
+        Unreadable::TooDeep { line } => PackageError::DefinitionTooDeep { name, line },
+        Unreadable::Parse(source) => PackageError::BadDefinition { name, source },
+        Unreadable::InvalidName { name: read } => PackageError::InvalidName {
+            file: name,
+            shown_name: super::reader::shown(read.as_bytes()),
+        },
+    }
+}
+
+/// One summary per entry of `index.json`, and every blob the entries reach.
+fn summarize_images(
+    index: &LayoutIndex,
+    docs: &Docs,
+    components: &[SummaryComponent],
+) -> Result<(Vec<SummaryImage>, Users), PackageError> {
+    let mut users = Users::new();
     let mut images = Vec::new();
     let parsed = ParsedManifests::new(docs);
     // Entries that name one digest (tags of one image) share one walk.
@@ -340,28 +352,46 @@ fn build(
         for (digest, size) in blobs.iter() {
             users.entry(digest.clone()).or_insert((*size, 0)).1 += 1;
         }
-        let platform = entry
-            .platform
-            .as_ref()
-            .map(ToString::to_string)
-            .or_else(|| config_platform(manifest, docs));
-        let component = components
-            .iter()
-            .find(|c| c.images.contains(&reference))
-            .map(|c| c.name.clone());
-        images.push(SummaryImage {
-            media_type: entry.media_type.clone(),
-            digest: entry.digest.clone(),
-            kind: manifest.kind(),
-            platform,
-            size: blobs.values().fold(0, |a, b| a.saturating_add(*b)),
-            component,
-            reference,
-            subject: entry.link().map(|(subject, _)| subject.to_owned()),
-            relation: entry.link().map(|(_, relation)| relation.to_owned()),
-        });
+        let size = blobs.values().fold(0u64, |a, b| a.saturating_add(*b));
+        images.push(summarize_image(
+            entry, reference, manifest, size, docs, components,
+        ));
     }
-    let totals = Totals {
+    Ok((images, users))
+}
+
+fn summarize_image(
+    entry: &IndexEntry,
+    reference: String,
+    manifest: &Manifest,
+    size: u64,
+    docs: &Docs,
+    components: &[SummaryComponent],
+) -> SummaryImage {
+    let platform = entry
+        .platform
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| config_platform(manifest, docs));
+    let component = components
+        .iter()
+        .find(|c| c.images.contains(&reference))
+        .map(|c| c.name.clone());
+    SummaryImage {
+        media_type: entry.media_type.clone(),
+        digest: entry.digest.clone(),
+        kind: manifest.kind(),
+        platform,
+        size,
+        component,
+        reference,
+        subject: entry.link().map(|(subject, _)| subject.to_owned()),
+        relation: entry.link().map(|(_, relation)| relation.to_owned()),
+    }
+}
+
+fn totals(images: &[SummaryImage], users: &Users) -> Totals {
+    Totals {
         images: images.len(),
         blobs: users.len(),
         bytes: users
@@ -371,15 +401,7 @@ fn build(
             .values()
             .filter(|(_, n)| *n > 1)
             .fold(0, |a, (size, _)| a.saturating_add(*size)),
-    };
-    Ok(Summary {
-        format: if zarf { "zarf" } else { "pkgr" },
-        metadata,
-        components,
-        images,
-        other_files: Vec::new(),
-        totals,
-    })
+    }
 }
 
 /// Every blob of an image (manifests, configs, layers) with its size, each once.

@@ -1,8 +1,9 @@
 //! Content addressing: the verified blob store, the shared cache around it, the OCI
-//! layout and its seal.
+//! layout, its graph check and its seal.
 
 pub mod cache;
 pub mod cas;
+pub mod graph;
 pub mod layout;
 pub mod seal;
 

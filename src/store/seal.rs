@@ -9,14 +9,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
+use super::graph::{self, Blobs, Fault, Faults};
 use super::layout::LayoutIndex;
 use crate::cancel::Cancellable;
 use crate::digest::{hash_reader, Digest};
-use crate::manifest::walk::{Role, Walk, WalkError, LIMITS};
+use crate::manifest::walk::{Role, WalkError};
 use crate::manifest::Manifest;
+use crate::parallel::{self, Stopped};
 
 /// A blob whose bytes did not match its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,9 +81,50 @@ pub struct Sealed {
 /// Seals the layout rooted at `root` (holding `index.json` and `blobs/sha256`).
 pub fn seal(root: &Path) -> Result<Sealed, SealError> {
     let blobs_dir = root.join("blobs").join("sha256");
-    let mut sealed = Sealed::default();
+    let blobs = rename_misnamed(&blobs_dir, hash_all(&blobs_dir)?)?;
+    let index = read_index(&root.join("index.json"))?;
+    let checked = graph::check(
+        &index,
+        &StagedBlobs {
+            dir: &blobs_dir,
+            blobs: &blobs,
+        },
+        Faults::First,
+    );
+    if let Some(fault) = checked.faults.into_iter().next() {
+        return Err(fault_error(fault));
+    }
+    let reached = checked.reached;
+    // Only what index.json reaches is packaged: a stored root index whose platform
+    // manifest was picked must not ride along.
+    for digest in blobs.keys().filter(|d| !reached.contains_key(*d)) {
+        let _ = fs::remove_file(blobs_dir.join(digest.hex()));
+    }
+    let with_role = |role| {
+        reached
+            .iter()
+            .filter(move |(_, r)| **r == role)
+            .map(|(digest, _)| digest.clone())
+    };
+    Ok(Sealed {
+        manifests: with_role(Role::Manifest).collect(),
+        configs: with_role(Role::Config).collect(),
+        blobs: blobs
+            .into_iter()
+            .filter(|(digest, _)| reached.contains_key(digest))
+            .collect(),
+    })
+}
+
+/// Gives each hashed file (name → true digest and size) the name of its bytes; returns
+/// every blob's digest and size, or the misnamed ones as the error.
+fn rename_misnamed(
+    blobs_dir: &Path,
+    hashed: BTreeMap<String, (Digest, u64)>,
+) -> Result<BTreeMap<Digest, u64>, SealError> {
+    let mut blobs = BTreeMap::new();
     let mut misnamed = Vec::new();
-    for (name, (actual, size)) in hash_all(&blobs_dir)? {
+    for (name, (actual, size)) in hashed {
         if name != actual.hex() {
             let from = blobs_dir.join(&name);
             let to = blobs_dir.join(actual.hex());
@@ -101,77 +142,83 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
                 });
             }
         }
-        sealed.blobs.insert(actual, size);
+        blobs.insert(actual, size);
     }
     if !misnamed.is_empty() {
         return Err(SealError::Misnamed { misnamed });
     }
+    Ok(blobs)
+}
 
-    let index_path = root.join("index.json");
-    let index_bytes = fs::read(&index_path).map_err(|source| SealError::Io {
-        path: index_path.clone(),
+fn read_index(path: &Path) -> Result<LayoutIndex, SealError> {
+    let bytes = fs::read(path).map_err(|source| SealError::Io {
+        path: path.to_owned(),
         source,
     })?;
-    let index: LayoutIndex = serde_json::from_slice(&index_bytes).map_err(|e| SealError::Io {
-        path: index_path,
+    serde_json::from_slice(&bytes).map_err(|e| SealError::Io {
+        path: path.to_owned(),
         source: e.into(),
-    })?;
-    let index = &index;
-    let walk_error = |root: usize| {
-        move |source| SealError::Walk {
-            reference: index.reference_of(root),
-            source,
-        }
-    };
-    let mut walk = Walk::new(LIMITS);
-    for (n, entry) in index.manifests.iter().enumerate() {
-        walk.add_root(entry.descriptor(), n)
-            .map_err(walk_error(n))?;
+    })
+}
+
+/// The staged blobs, hashed: sizes from the hashing, manifests read from their files.
+struct StagedBlobs<'a> {
+    dir: &'a Path,
+    blobs: &'a BTreeMap<Digest, u64>,
+}
+
+/// Why a staged manifest could not be read.
+enum Unreadable {
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Parse(String),
+}
+
+impl Blobs for StagedBlobs<'_> {
+    type Unreadable = Unreadable;
+
+    fn size(&self, digest: &Digest) -> Option<u64> {
+        self.blobs.get(digest).copied()
     }
-    let mut reached = BTreeSet::new();
-    while let Some(node) = walk.next_node() {
-        let digest = node.digest().clone();
-        let Some(&actual) = sealed.blobs.get(&digest) else {
-            return Err(SealError::Missing {
-                reference: index.reference_of(node.root),
-                digest,
-            });
-        };
-        if actual != node.descriptor.size {
-            return Err(SealError::WrongSize {
-                reference: index.reference_of(node.root),
-                digest,
-                expected: node.descriptor.size,
-                actual,
-            });
-        }
-        reached.insert(digest.clone());
-        match node.role {
-            Role::Config => {
-                sealed.configs.insert(digest);
-            }
-            Role::Layer => {}
-            Role::Manifest => {
-                let path = blobs_dir.join(digest.hex());
-                let bytes = fs::read(&path).map_err(|source| SealError::Io { path, source })?;
-                let manifest = Manifest::parse(&bytes).map_err(|e| SealError::BadManifest {
-                    reference: index.reference_of(node.root),
-                    digest: digest.clone(),
-                    message: e.to_string(),
-                })?;
-                walk.descend(&node, &manifest)
-                    .map_err(walk_error(node.root))?;
-                sealed.manifests.insert(digest);
-            }
-        }
+
+    fn manifest(&self, digest: &Digest) -> Result<Manifest, Unreadable> {
+        let path = self.dir.join(digest.hex());
+        let bytes = fs::read(&path).map_err(|source| Unreadable::Io { path, source })?;
+        Manifest::parse(&bytes).map_err(|e| Unreadable::Parse(e.to_string()))
     }
-    // Only what index.json reaches is packaged: a stored root index whose platform
-    // manifest was picked must not ride along.
-    for digest in sealed.blobs.keys().filter(|d| !reached.contains(*d)) {
-        let _ = fs::remove_file(blobs_dir.join(digest.hex()));
+}
+
+fn fault_error(fault: Fault<Unreadable>) -> SealError {
+    match fault {
+        Fault::Missing { reference, digest } => SealError::Missing { reference, digest },
+        Fault::WrongSize {
+            reference,
+            digest,
+            declared,
+            actual,
+        } => SealError::WrongSize {
+            reference,
+            digest,
+            expected: declared,
+            actual,
+        },
+        Fault::ManifestUnreadable {
+            reason: Unreadable::Io { path, source },
+            ..
+        } => SealError::Io { path, source },
+        Fault::ManifestUnreadable {
+            reference,
+            digest,
+            reason: Unreadable::Parse(message),
+        } => SealError::BadManifest {
+            reference,
+            digest,
+            message,
+        },
+        Fault::Unfollowable { reference, source } => SealError::Walk { reference, source },
     }
-    sealed.blobs.retain(|digest, _| reached.contains(digest));
-    Ok(sealed)
 }
 
 /// Hashes every file of `dir` on all cores; returns name → (true digest, size).
@@ -189,37 +236,15 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
         }
         names.push(name);
     }
-    let next = AtomicUsize::new(0);
-    let results = Mutex::new(BTreeMap::new());
-    let first_error = Mutex::new(None);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(name) = names.get(i) else { break };
-                let path = dir.join(name);
-                match fs::File::open(&path).and_then(|file| hash_reader(Cancellable(file))) {
-                    Ok(hashed) => {
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(name.clone(), hashed);
-                    }
-                    Err(source) => {
-                        first_error
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(SealError::Io { path, source });
-                    }
-                }
-            });
-        }
-    });
-    if let Some(err) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(err);
-    }
-    Ok(results.into_inner().unwrap_or_else(|e| e.into_inner()))
+    let hashed = parallel::try_map(&names, |name| {
+        let path = dir.join(name);
+        fs::File::open(&path)
+            .and_then(|file| hash_reader(Cancellable(file)))
+            .map_err(|source| SealError::Io { path, source })
+    })
+    // The seal runs on a blocking task, whose join reports a panic as an internal error.
+    .map_err(Stopped::or_resume_panic)?;
+    Ok(names.into_iter().zip(hashed).collect())
 }
 
 #[cfg(test)]
