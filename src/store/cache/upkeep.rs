@@ -6,14 +6,13 @@
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::list::{list_blobs, list_ingest, BlobEntry, IngestFile, Usage};
 use super::{blobs_dir, ingest_dir, Cache, CacheError};
 use crate::cancel::Cancellable;
 use crate::digest::{Digest, Hasher};
+use crate::parallel::{self, Stopped};
 use crate::progress::Reporter;
 
 /// Which blobs a prune removes (stale partials and locks always go).
@@ -125,36 +124,24 @@ impl Cache {
         let bytes = blobs.iter().fold(0u64, |a, b| a.saturating_add(b.size));
         reporter.blobs_planned("verifying", blobs.len(), bytes);
 
-        let next = AtomicUsize::new(0);
-        let damaged = Mutex::new(Vec::new());
-        let first_error = Mutex::new(None);
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                scope.spawn(|| {
-                    let mut buf = vec![0u8; 1 << 20];
-                    while let Some(blob) = blobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let path = dir.join(blob.digest.hex());
-                        match hash_reporting(&path, &blob.digest, &mut buf, reporter) {
-                            Ok(Some(actual)) if actual != blob.digest => {
-                                lock_ignoring_poison(&damaged).push(blob.digest.clone());
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                lock_ignoring_poison(&first_error)
-                                    .get_or_insert(CacheError::io("read", &path, e));
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-        });
+        let hashed = parallel::try_map_init(
+            &blobs,
+            || vec![0u8; 1 << 20],
+            |buf, blob| {
+                let path = dir.join(blob.digest.hex());
+                match hash_reporting(&path, &blob.digest, buf, reporter) {
+                    Ok(Some(actual)) if actual != blob.digest => Ok(Some(blob.digest.clone())),
+                    Ok(_) => Ok(None),
+                    Err(e) => Err(CacheError::io("read", &path, e)),
+                }
+            },
+        );
         reporter.finish();
-        if let Some(err) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            return Err(err);
-        }
-        let mut damaged = damaged.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut damaged: Vec<Digest> = hashed
+            .map_err(Stopped::or_resume_panic)?
+            .into_iter()
+            .flatten()
+            .collect();
         damaged.sort();
         for digest in &damaged {
             let path = self.store.blob_path(digest);
@@ -214,10 +201,6 @@ fn hash_reporting(
         reporter.blob_progress(digest, chunk.len() as u64);
     })?;
     Ok(Some(hasher.finish()))
-}
-
-fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
