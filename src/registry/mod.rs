@@ -2,7 +2,6 @@
 //! backoff, and the error sentences users see.
 
 pub mod auth;
-mod challenge;
 mod direct;
 mod retry;
 pub mod stall;
