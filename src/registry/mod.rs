@@ -2,6 +2,7 @@
 //! backoff, and the error sentences users see.
 
 pub mod auth;
+mod classify;
 mod direct;
 mod retry;
 pub mod stall;
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use oci_client::client::ClientProtocol;
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
 
 /// A blob body as it arrives.
@@ -305,98 +306,6 @@ impl Registry {
             }
         }
     }
-
-    pub fn classify(
-        &self,
-        reference: &Reference,
-        what: &str,
-        err: OciDistributionError,
-    ) -> RegistryError {
-        let registry = reference.registry().to_owned();
-        match &err {
-            OciDistributionError::RegistryError { envelope, .. }
-                if envelope.errors.iter().any(|e| {
-                    matches!(
-                        e.code,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::BlobUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) =>
-            {
-                RegistryError::NotFound {
-                    reference: what.to_owned(),
-                }
-            }
-            OciDistributionError::RegistryError { envelope, .. }
-                if envelope.errors.iter().any(|e| {
-                    matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)
-                }) =>
-            {
-                RegistryError::Unauthorized {
-                    registry,
-                    reference: reference.whole(),
-                }
-            }
-            OciDistributionError::ServerError { code: 404, .. } => RegistryError::NotFound {
-                reference: what.to_owned(),
-            },
-            OciDistributionError::AuthenticationFailure(message)
-                if message == direct::NO_CREDENTIALS =>
-            {
-                RegistryError::NoCredentials {
-                    registry,
-                    reference: reference.whole(),
-                }
-            }
-            OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
-                registry,
-                reference: reference.whole(),
-            },
-            OciDistributionError::RequestError(e)
-                if e.status()
-                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
-            {
-                RegistryError::Unauthorized {
-                    registry,
-                    reference: reference.whole(),
-                }
-            }
-            OciDistributionError::RequestError(e) if e.is_timeout() && !e.is_connect() => {
-                RegistryError::Stalled {
-                    registry,
-                    what: what.to_owned(),
-                    source: err,
-                }
-            }
-            OciDistributionError::IoError(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                RegistryError::Stalled {
-                    registry,
-                    what: what.to_owned(),
-                    source: err,
-                }
-            }
-            OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
-                if error_chain_mentions(&err, "InvalidContentType") {
-                    RegistryError::PlainHttpPort {
-                        registry,
-                        source: err,
-                    }
-                } else {
-                    RegistryError::Unreachable {
-                        registry,
-                        source: err,
-                    }
-                }
-            }
-            _ => RegistryError::Other {
-                what: what.to_owned(),
-                source: err,
-            },
-        }
-    }
 }
 
 const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));
@@ -437,15 +346,4 @@ async fn speaks_tls(registry: &str) -> bool {
         .send()
         .await
         .is_ok()
-}
-
-fn error_chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if format!("{e:?}").contains(needle) {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }
