@@ -1,5 +1,9 @@
-//! Registry access over oci-client: transport choice, credentials, retries with
-//! backoff, and the error sentences users see.
+//! Registry access for pulls and pushes: the transport (TLS settings, and plain HTTP
+//! for a loopback registry that speaks no TLS), credentials, retries with backoff,
+//! and the errors users see. Every request is made by [`direct`], as plain HTTP
+//! through reqwest; from oci-client come only `Reference`, `ClientProtocol`,
+//! `RegistryAuth` and the error types (`OciDistributionError` and its envelope),
+//! whose shapes retries and [`classify`] read.
 
 pub mod auth;
 mod classify;
@@ -193,7 +197,7 @@ impl Registry {
                     plain.push(registry.clone());
                 }
             }
-            // oci-client matches the exception list against `host:port` exactly.
+            // `direct::url` matches the exception list against `host[:port]` exactly.
             ClientProtocol::HttpsExcept(plain)
         };
         let ca = match &transport.ca_file {

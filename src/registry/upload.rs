@@ -1,6 +1,8 @@
-//! The push side of registry access: existence checks, cross-repository mounts,
-//! streamed monolithic uploads and byte-exact manifest puts, over the same requests
-//! (and answers to challenges) as pulls.
+//! The push side of registry access: existence checks (HEAD), cross-repository
+//! mounts, monolithic uploads streamed from a file and byte-exact manifest puts,
+//! through the same client (and answers to challenges) as pulls. An upload's bytes
+//! are read on a blocking thread and hashed as they go; the last chunk is held back
+//! until they hash to the digest.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
