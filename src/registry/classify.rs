@@ -146,6 +146,18 @@ mod tests {
         }
     }
 
+    /// How asking `address` for a manifest fails.
+    async fn manifest_error(registry: &Registry, address: std::net::SocketAddr) -> RegistryError {
+        let reference: Reference = format!("{address}/app:1").parse().unwrap();
+        let err = registry
+            .http
+            .manifest(&reference, &RegistryAuth::Anonymous)
+            .await
+            .err()
+            .expect("the request succeeded");
+        registry.classify(&reference, "the manifest", err)
+    }
+
     #[tokio::test]
     async fn a_port_that_answers_tls_in_plain_http_is_told_apart_from_one_that_refuses() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -160,31 +172,16 @@ mod tests {
             }
         });
         let registry = over_tls();
-        let reference: Reference = format!("{plain}/app:1").parse().unwrap();
-        let err = registry
-            .http
-            .manifest(&reference, &RegistryAuth::Anonymous)
-            .await
-            .err()
-            .unwrap();
-        assert!(matches!(
-            registry.classify(&reference, "the manifest", err),
-            RegistryError::PlainHttpPort { .. }
-        ));
+        let err = manifest_error(&registry, plain).await;
+        assert!(
+            matches!(err, RegistryError::PlainHttpPort { .. }),
+            "{err:?}"
+        );
 
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let refusing = closed.local_addr().unwrap();
         drop(closed);
-        let reference: Reference = format!("{refusing}/app:1").parse().unwrap();
-        let err = registry
-            .http
-            .manifest(&reference, &RegistryAuth::Anonymous)
-            .await
-            .err()
-            .unwrap();
-        assert!(matches!(
-            registry.classify(&reference, "the manifest", err),
-            RegistryError::Unreachable { .. }
-        ));
+        let err = manifest_error(&registry, refusing).await;
+        assert!(matches!(err, RegistryError::Unreachable { .. }), "{err:?}");
     }
 }
