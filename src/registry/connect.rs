@@ -13,7 +13,7 @@ use super::{Credentials, Registry, RegistryError, Transport};
 
 /// Whether `registry` (`host[:port]`) is a loopback address, which may use plain HTTP
 /// without a flag.
-pub fn is_loopback(registry: &str) -> bool {
+fn is_loopback(registry: &str) -> bool {
     let host = if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
     } else {

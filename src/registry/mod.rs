@@ -25,7 +25,6 @@ pub type BlobStream =
     futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
 pub use auth::{AuthError, Credentials};
-pub use connect::is_loopback;
 pub use retry::{backoff, MAX_ATTEMPTS};
 
 use crate::digest::Digest;

@@ -26,6 +26,8 @@ use super::stall::{self, Progress};
 pub use endpoints::ManifestBody;
 pub use proof::{Access, NO_CREDENTIALS};
 
+/// The HTTP side of a run's registry client: one reqwest client, and the proofs the
+/// registries have asked for so far.
 pub struct DirectClient {
     protocol: ClientProtocol,
     client: reqwest::Client,
