@@ -1,10 +1,10 @@
-//! Registry access for pulls and pushes, through one client per run: [`connect`] sets
-//! it up, [`download`] and [`upload`] are the pull and push sides, each retried
-//! ([`retry`]) and watched for stalls ([`stall`]), [`auth`] finds the credentials, and
-//! [`classify`] sorts failures into the [`RegistryError`]s users see. Every request is
-//! made by [`direct`], as plain HTTP through reqwest; from oci-client come only
-//! `Reference`, `ClientProtocol`, `RegistryAuth` and the error types
-//! (`OciDistributionError` and its envelope), whose shapes retries and `classify` read.
+//! Registry access for pulls and pushes, through one client per run: `connect` sets it
+//! up, `download` and `upload` are the pull and push sides, each retried (`retry`) and
+//! watched for stalls ([`stall`]), [`auth`] finds the credentials, and `classify` sorts
+//! failures into the [`RegistryError`]s users see. Every request is made by `direct`,
+//! as plain HTTP through reqwest; from oci-client come only `Reference`,
+//! `ClientProtocol`, `RegistryAuth` and the error types (`OciDistributionError` and its
+//! envelope), whose shapes retries and `classify` read.
 
 pub mod auth;
 mod classify;
