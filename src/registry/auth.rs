@@ -1,4 +1,5 @@
-//! Credentials from Docker's `config.json`: `auths`, `credHelpers` and `credsStore`.
+//! Credentials per registry, looked up once a run: those given to the run, else
+//! Docker's `config.json` (`credHelpers`, `auths`, then `credsStore`), else none.
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,20 +1,24 @@
-//! Registry access over oci-client: transport choice, credentials, retries with
-//! backoff, and the error sentences users see.
+//! Registry access for pulls and pushes, through one client per run: `connect` sets it
+//! up, `download` and `upload` are the pull and push sides, each retried (`retry`) and
+//! watched for stalls ([`stall`]), [`auth`] finds the credentials, and `classify` sorts
+//! failures into the [`RegistryError`]s users see. Every request is made by `direct`,
+//! as plain HTTP through reqwest; from oci-client come only `Reference`,
+//! `ClientProtocol`, `RegistryAuth` and the error types (`OciDistributionError` and its
+//! envelope), whose shapes retries and `classify` read.
 
 pub mod auth;
-mod challenge;
+mod classify;
+mod connect;
 mod direct;
+mod download;
 mod retry;
 pub mod stall;
 mod upload;
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use oci_client::client::ClientProtocol;
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::Reference;
+use oci_client::errors::OciDistributionError;
 
 /// A blob body as it arrives.
 pub type BlobStream =
@@ -25,7 +29,7 @@ pub use retry::{backoff, MAX_ATTEMPTS};
 
 use crate::digest::Digest;
 use crate::manifest::MAX_MANIFEST_BYTES;
-use direct::{DirectClient, ManifestBody};
+use direct::DirectClient;
 
 /// How to reach registries, from the command line.
 #[derive(Debug, Clone)]
@@ -139,300 +143,9 @@ impl crate::hint::Hint for RegistryError {
     }
 }
 
-/// A registry client shared by every download of one run.
+/// The registry client of one run, shared by all its requests, pulls and pushes.
 pub struct Registry {
     /// Every request (see [`direct`] for why not oci-client's client).
     http: DirectClient,
     credentials: Credentials,
-}
-
-/// Whether `registry` (`host[:port]`) is a loopback address, which may use plain HTTP
-/// without a flag.
-pub fn is_loopback(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        registry.rsplit_once(':').map_or(registry, |(h, _)| h)
-    };
-    host == "localhost"
-        || host == "::1"
-        || host
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
-impl Registry {
-    /// Builds one client for the given registries (as written in references).
-    /// Loopback registries are probed: one that answers a TLS handshake gets HTTPS
-    /// (verified as usual), any other gets plain HTTP without a flag.
-    pub async fn connect(
-        transport: &Transport,
-        registries: &BTreeSet<String>,
-        credentials: Credentials,
-    ) -> Result<Self, RegistryError> {
-        let protocol = if transport.plain_http {
-            ClientProtocol::Http
-        } else {
-            let mut plain = Vec::new();
-            for registry in registries.iter().filter(|r| is_loopback(r)) {
-                if !speaks_tls(registry).await {
-                    plain.push(registry.clone());
-                }
-            }
-            // oci-client matches the exception list against `host:port` exactly.
-            ClientProtocol::HttpsExcept(plain)
-        };
-        let ca = match &transport.ca_file {
-            Some(path) => Some(std::fs::read(path).map_err(|source| RegistryError::CaFile {
-                path: path.clone(),
-                source,
-            })?),
-            None => None,
-        };
-        let http = DirectClient::new(
-            protocol.clone(),
-            pull_client(transport, ca.as_deref())?,
-            transport.timeout,
-        );
-        Ok(Self { http, credentials })
-    }
-
-    /// The exact bytes of a manifest, checked against the reference's digest if it has one.
-    pub async fn manifest(
-        &self,
-        reference: &Reference,
-    ) -> Result<(Vec<u8>, Digest), RegistryError> {
-        let too_large = |size| RegistryError::ManifestTooLarge {
-            reference: reference.whole(),
-            size,
-        };
-        let auth = self.credentials.for_registry(reference.registry())?;
-        let body = retry::with_retry(|| self.http.manifest(reference, &auth))
-            .await
-            .map_err(|e| self.classify(reference, &reference.whole(), e))?;
-        let bytes = match body {
-            ManifestBody::Whole(bytes) => bytes,
-            ManifestBody::TooLarge { read } => return Err(too_large(read)),
-        };
-        let digest = Digest::of(&bytes);
-        if let Some(pinned) = reference.digest() {
-            if pinned != digest.to_string() {
-                return Err(RegistryError::ManifestDigest {
-                    reference: reference.whole(),
-                    expected: pinned.parse().unwrap_or(digest),
-                });
-            }
-        }
-        Ok((bytes, digest))
-    }
-
-    /// Streams a blob from `offset`. The second value says whether the stream starts at
-    /// `offset` (true) or the server ignored the range and sends the whole blob (false).
-    ///
-    /// Foreign-layer `urls` are never followed: only the registry itself is asked.
-    pub async fn blob(
-        &self,
-        reference: &Reference,
-        digest: &Digest,
-        offset: u64,
-    ) -> Result<(BlobStream, bool), RegistryError> {
-        let auth = self.credentials.for_registry(reference.registry())?;
-        retry::with_retry(|| self.http.blob(reference, digest, offset, &auth))
-            .await
-            .map_err(|e| {
-                self.classify(
-                    reference,
-                    &format!("blob {digest} of {}", reference.whole()),
-                    e,
-                )
-            })
-    }
-
-    /// The referrers API's answer for `digest` in the reference's repository: each
-    /// page's exact bytes (an index), following `Link: <…>; rel="next"` for at most
-    /// [`MAX_REFERRER_PAGES`] pages, or `None` when the registry answers 404 (it has no
-    /// such API, as docker-registry 2.8 has not). Any other failure is an error.
-    pub async fn referrers(
-        &self,
-        reference: &Reference,
-        digest: &Digest,
-    ) -> Result<Option<Vec<Vec<u8>>>, RegistryError> {
-        let what = format!("the referrers of {digest} in {}", reference.whole());
-        let auth = self.credentials.for_registry(reference.registry())?;
-        let mut pages = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let page = next.as_deref();
-            let answer = retry::with_retry(|| self.http.referrers(reference, digest, page, &auth))
-                .await
-                .map_err(|e| self.classify(reference, &what, e))?;
-            let (body, following) = match answer {
-                // A 404 on a later page is a registry that lost its place: an error.
-                None if pages.is_empty() => return Ok(None),
-                None => {
-                    return Err(RegistryError::NotFound {
-                        reference: format!("{what}, page {}", pages.len() + 1),
-                    })
-                }
-                Some(answer) => answer,
-            };
-            match body {
-                ManifestBody::Whole(bytes) => pages.push(bytes),
-                ManifestBody::TooLarge { read } => {
-                    return Err(RegistryError::ManifestTooLarge {
-                        reference: what,
-                        size: read,
-                    })
-                }
-            }
-            match following {
-                Some(url) if pages.len() < MAX_REFERRER_PAGES => next = Some(url),
-                Some(_) => return Err(RegistryError::TooManyReferrerPages { what }),
-                None => return Ok(Some(pages)),
-            }
-        }
-    }
-
-    pub fn classify(
-        &self,
-        reference: &Reference,
-        what: &str,
-        err: OciDistributionError,
-    ) -> RegistryError {
-        let registry = reference.registry().to_owned();
-        match &err {
-            OciDistributionError::RegistryError { envelope, .. }
-                if envelope.errors.iter().any(|e| {
-                    matches!(
-                        e.code,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::BlobUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) =>
-            {
-                RegistryError::NotFound {
-                    reference: what.to_owned(),
-                }
-            }
-            OciDistributionError::RegistryError { envelope, .. }
-                if envelope.errors.iter().any(|e| {
-                    matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)
-                }) =>
-            {
-                RegistryError::Unauthorized {
-                    registry,
-                    reference: reference.whole(),
-                }
-            }
-            OciDistributionError::ServerError { code: 404, .. } => RegistryError::NotFound {
-                reference: what.to_owned(),
-            },
-            OciDistributionError::AuthenticationFailure(message)
-                if message == direct::NO_CREDENTIALS =>
-            {
-                RegistryError::NoCredentials {
-                    registry,
-                    reference: reference.whole(),
-                }
-            }
-            OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => RegistryError::Unauthorized {
-                registry,
-                reference: reference.whole(),
-            },
-            OciDistributionError::RequestError(e)
-                if e.status()
-                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
-            {
-                RegistryError::Unauthorized {
-                    registry,
-                    reference: reference.whole(),
-                }
-            }
-            OciDistributionError::RequestError(e) if e.is_timeout() && !e.is_connect() => {
-                RegistryError::Stalled {
-                    registry,
-                    what: what.to_owned(),
-                    source: err,
-                }
-            }
-            OciDistributionError::IoError(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                RegistryError::Stalled {
-                    registry,
-                    what: what.to_owned(),
-                    source: err,
-                }
-            }
-            OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
-                if error_chain_mentions(&err, "InvalidContentType") {
-                    RegistryError::PlainHttpPort {
-                        registry,
-                        source: err,
-                    }
-                } else {
-                    RegistryError::Unreachable {
-                        registry,
-                        source: err,
-                    }
-                }
-            }
-            _ => RegistryError::Other {
-                what: what.to_owned(),
-                source: err,
-            },
-        }
-    }
-}
-
-const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));
-
-/// A plain HTTP client with the TLS settings of the run, for pulls.
-fn pull_client(transport: &Transport, ca: Option<&[u8]>) -> Result<reqwest::Client, RegistryError> {
-    let mut builder = reqwest::Client::builder()
-        .danger_accept_invalid_certs(transport.insecure_skip_tls_verify)
-        .connect_timeout(transport.timeout)
-        .user_agent(USER_AGENT);
-    if let Some(pem) = ca {
-        let certificate =
-            reqwest::Certificate::from_pem(pem).map_err(|source| RegistryError::CaFile {
-                path: transport.ca_file.clone().unwrap_or_default(),
-                source: std::io::Error::other(source),
-            })?;
-        builder = builder.add_root_certificate(certificate);
-    }
-    builder
-        .build()
-        .map_err(|e| RegistryError::Setup(OciDistributionError::RequestError(e)))
-}
-
-/// Whether a loopback registry completes a TLS handshake. The probe accepts any
-/// certificate because it only asks which protocol the port speaks; it sends no
-/// credentials, and the real client verifies certificates as configured.
-async fn speaks_tls(registry: &str) -> bool {
-    let Ok(probe) = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-    else {
-        return false;
-    };
-    probe
-        .get(format!("https://{registry}/v2/"))
-        .send()
-        .await
-        .is_ok()
-}
-
-fn error_chain_mentions(err: &(dyn std::error::Error + 'static), needle: &str) -> bool {
-    let mut current = Some(err);
-    while let Some(e) = current {
-        if format!("{e:?}").contains(needle) {
-            return true;
-        }
-        current = e.source();
-    }
-    false
 }

@@ -1,5 +1,5 @@
 //! Retries with exponential backoff for failures that may pass: connection errors,
-//! timeouts, 429 and 5xx.
+//! timeouts and stalls, bodies cut off, 429 (or `TOOMANYREQUESTS`) and 5xx.
 
 use std::future::Future;
 use std::time::Duration;

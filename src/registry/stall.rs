@@ -2,7 +2,9 @@
 //! then sends nothing, or trickles a byte every few seconds, would hold a download for
 //! ever under an idle timeout alone (each byte resets it). A body must instead bring
 //! at least [`MIN_PROGRESS`] bytes, or end, within every window of the run's timeout;
-//! otherwise it fails with a `TimedOut` error that the retries resume from.
+//! otherwise it fails with a `TimedOut` error that the retries resume from. A request
+//! waiting for its answer is given up on once its [`Progress`] (which an upload's body
+//! touches as it goes) sees a whole window pass without any.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -1,6 +1,8 @@
-//! The push side of registry access: existence checks, cross-repository mounts,
-//! streamed monolithic uploads and byte-exact manifest puts, over the same requests
-//! (and answers to challenges) as pulls.
+//! The push side of registry access: existence checks (HEAD), cross-repository
+//! mounts, monolithic uploads streamed from a file and byte-exact manifest puts,
+//! through the same client (and answers to challenges) as pulls. An upload's bytes
+//! are read on a blocking thread and hashed as they go; the last chunk is held back
+//! until they hash to the digest.
 
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
@@ -8,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
-use reqwest::StatusCode;
+use reqwest::{RequestBuilder, Response, StatusCode};
 
 use super::direct::Access;
 use super::stall::Progress;
@@ -17,26 +19,23 @@ use crate::digest::{Digest, Hasher};
 use crate::manifest::ACCEPTED;
 
 impl Registry {
+    /// Whether the target's repository holds the blob.
     pub async fn blob_exists(
         &self,
         target: &Reference,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        let auth = self.credentials.for_registry(target.registry())?;
         let url = self.http.url(target, &format!("blobs/{digest}"));
-        retry::with_retry(|| async {
-            let response = self
-                .http
-                .send(target, Access::Push, &auth, || self.http.http().head(&url))
-                .await?;
-            match response.status() {
-                StatusCode::OK => Ok(true),
-                StatusCode::NOT_FOUND => Ok(false),
-                _ => Err(self.http.refusal(response, &url).await),
-            }
-        })
-        .await
-        .map_err(|e| self.classify(target, &format!("blob {digest} in {}", target.whole()), e))
+        let found = self
+            .head(
+                target,
+                &url,
+                || self.http.http().head(&url),
+                |_| (),
+                || format!("blob {digest} in {}", target.whole()),
+            )
+            .await?;
+        Ok(found.is_some())
     }
 
     /// The digest of the manifest the target's tag (or digest) names there, or `None`
@@ -45,31 +44,56 @@ impl Registry {
         &self,
         target: &Reference,
     ) -> Result<Option<Digest>, RegistryError> {
-        let auth = self.credentials.for_registry(target.registry())?;
         let tag_or_digest = target.digest().or(target.tag()).unwrap_or("latest");
         let url = self.http.url(target, &format!("manifests/{tag_or_digest}"));
-        retry::with_retry(|| async {
-            let response = self
-                .http
-                .send(target, Access::Push, &auth, || {
+        let found = self
+            .head(
+                target,
+                &url,
+                || {
                     self.http
                         .http()
                         .head(&url)
                         .header(ACCEPT, ACCEPTED.join(", "))
-                })
+                },
+                |response| {
+                    response
+                        .headers()
+                        .get("Docker-Content-Digest")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<Digest>().ok())
+                },
+                || format!("the manifest for {}", target.whole()),
+            )
+            .await?;
+        Ok(found.flatten())
+    }
+
+    /// Asks with the HEAD that `request` makes (with push access, retried while
+    /// failures may pass) whether `url` is there: what `read` takes from a 200, `None`
+    /// for a 404, and any other answer an error about `what`.
+    async fn head<T>(
+        &self,
+        target: &Reference,
+        url: &str,
+        request: impl Fn() -> RequestBuilder,
+        read: impl Fn(&Response) -> T,
+        what: impl FnOnce() -> String,
+    ) -> Result<Option<T>, RegistryError> {
+        let auth = self.credentials.for_registry(target.registry())?;
+        retry::with_retry(|| async {
+            let response = self
+                .http
+                .send(target, Access::Push, &auth, &request)
                 .await?;
             match response.status() {
-                StatusCode::OK => Ok(response
-                    .headers()
-                    .get("Docker-Content-Digest")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<Digest>().ok())),
+                StatusCode::OK => Ok(Some(read(&response))),
                 StatusCode::NOT_FOUND => Ok(None),
-                _ => Err(self.http.refusal(response, &url).await),
+                _ => Err(self.http.refusal(response, url).await),
             }
         })
         .await
-        .map_err(|e| self.classify(target, &format!("the manifest for {}", target.whole()), e))
+        .map_err(|e| self.classify(target, &what(), e))
     }
 
     /// Mounts a blob from another repository of the same registry. `false` means the
