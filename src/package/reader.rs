@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use super::seekable::SeekTableError;
 use super::PackageError;
 use crate::digest::Digest;
 pub use access::PackageBytes;
@@ -47,6 +48,8 @@ pub enum ReadError {
     Tar(TarError),
     #[error(transparent)]
     Split(#[from] SplitError),
+    #[error(transparent)]
+    SeekTable(SeekTableError),
 }
 
 /// A read failure at `path`; a split package's own failure keeps its sentence.
