@@ -5,6 +5,7 @@
 
 pub mod dockerd;
 pub mod images;
+pub mod measure;
 pub mod package;
 pub mod proxy;
 pub mod referrers;
