@@ -295,6 +295,34 @@ fn a_table_of_four_million_records_is_refused_unread() {
     );
 }
 
+#[test]
+fn a_table_of_the_most_frames_read_is_checked_within_bounds() {
+    // 2^20 empty frames, the most a table may list and be used: every one is found
+    // and measured, and the package (an empty tar, as `zstd -dc` shows) is refused
+    // for what it lacks.
+    let ws = Workspace::new();
+    let count = 1usize << 20;
+    // Single segment, a one-byte size of 0, one empty raw block marked last.
+    let empty = [0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0x01, 0x00, 0x00];
+    assert_eq!(zstd::decode_all(&empty[..]).unwrap(), b"");
+    let path = ws.path("out").join("empty-frames.tar.zst");
+    let frames = vec![&empty[..]; count];
+    write_seekable(&path, &frames, &vec![(empty.len() as u32, 0); count]);
+    let plain = zstd::decode_all(std::fs::File::open(&path).unwrap()).unwrap();
+    assert!(plain.is_empty());
+    let target = TestRegistry::start();
+    for run in every_reader(&ws, &path, &target.addr) {
+        let err = stderr(&run.output);
+        assert_eq!(run.output.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("the package has no pkgr.yaml or zarf.yaml")
+                || err.contains("checksums.txt is missing"),
+            "{err}"
+        );
+    }
+    assert!(target.catalog().is_empty());
+}
+
 /// Blobs added to alpha, each over 4 MiB so that a reader that can seek would read it
 /// from its offset, and together over the 8 MiB a frame may hold for random access.
 /// (Few, as the debug build hashes slowly; `seekable`'s unit tests check that such a
