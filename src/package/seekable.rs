@@ -10,7 +10,7 @@
 //! a frame that decodes to another size than it declares). A table that a frame
 //! contradicts, or that lists more frames than the file could hold, is refused; one
 //! that cannot be checked cheaply (a frame that declares no size) or is not worth
-//! using (a frame over [`MAX_RANDOM_ACCESS_FRAME_BYTES`], or over [`MAX_FRAMES`]
+//! using (a frame over [`MAX_RANDOM_ACCESS_FRAME_BYTES`], or over `MAX_FRAMES`
 //! frames) is ignored, and the file is read as one stream. Either way every reader
 //! sees what a plain `zstd -dc` shows.
 //!
@@ -40,7 +40,7 @@ const CHECKSUM_FLAG: u8 = 0x80;
 const MAX_FRAMES: u64 = 1 << 20;
 /// A frame larger than this makes the file be read as one stream: a read that starts
 /// inside a frame decodes it from its start, and twice what pkgr writes
-/// ([`FRAME_BYTES`](super::framed::FRAME_BYTES)) is as much as that may waste.
+/// (`framed::FRAME_BYTES`) is as much as that may waste.
 pub const MAX_RANDOM_ACCESS_FRAME_BYTES: u32 = 8 << 20;
 /// How much of the file is read at once while the frames are measured: a block
 /// header and what usually follows it.

@@ -8,6 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pkgr::package::seekable::SeekTable;
+
 use crate::support::images::{layer, sha256, Pusher};
 use crate::support::measure::{measured, Measured};
 use crate::support::registry::TestRegistry;
@@ -17,7 +19,6 @@ use crate::support::{package_path, stderr, stdout, Workspace};
 const MAX_RSS_KIB: u64 = 100 * 1024;
 const MAX_SECONDS: f64 = 5.0;
 
-const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
 const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
 
 /// Two packages as `pkgr create` writes them: `alpha` holds `alpha/app:1`, `bravo`
@@ -59,20 +60,6 @@ fn fixture() -> Fixture {
     }
 }
 
-/// The seek table of frames of the given (compressed, decompressed) sizes.
-fn seek_table(sizes: &[(u32, u32)]) -> Vec<u8> {
-    let mut out = SKIPPABLE_MAGIC.to_le_bytes().to_vec();
-    out.extend((sizes.len() as u32 * 8 + 9).to_le_bytes());
-    for (compressed, decompressed) in sizes {
-        out.extend(compressed.to_le_bytes());
-        out.extend(decompressed.to_le_bytes());
-    }
-    out.extend((sizes.len() as u32).to_le_bytes());
-    out.push(0);
-    out.extend(SEEKABLE_MAGIC.to_le_bytes());
-    out
-}
-
 /// A seekable package's data frames, each with its record in the table.
 fn frames_of(path: &Path) -> Vec<(Vec<u8>, (u32, u32))> {
     let bytes = std::fs::read(path).unwrap();
@@ -98,7 +85,7 @@ fn write_seekable(path: &Path, frames: &[&[u8]], sizes: &[(u32, u32)]) {
     for frame in frames {
         file.write_all(frame).unwrap();
     }
-    file.write_all(&seek_table(sizes)).unwrap();
+    file.write_all(&SeekTable::encode(sizes)).unwrap();
 }
 
 /// `alpha`'s frames under a table whose records `edit` rewrote.
@@ -327,7 +314,7 @@ fn a_table_of_the_most_frames_read_is_checked_within_bounds() {
 /// from its offset, and together over the 8 MiB a frame may hold for random access.
 /// (Few, as the debug build hashes slowly; `seekable`'s unit tests check that such a
 /// frame makes the package a stream.)
-const EXTRA_BLOBS: usize = 3;
+const EXTRA_BLOBS: usize = 2;
 const EXTRA_BLOB_BYTES: usize = (4 << 20) + 4096;
 
 /// Alpha with [`EXTRA_BLOBS`] more blobs (listed in checksums.txt), written as one
@@ -370,7 +357,7 @@ fn giant_frame(fx: &Fixture) -> PathBuf {
     tar_len += 1024;
     let mut file = tar.into_inner().unwrap().finish().unwrap();
     let compressed = file.metadata().unwrap().len();
-    file.write_all(&seek_table(&[(compressed as u32, tar_len as u32)]))
+    file.write_all(&SeekTable::encode(&[(compressed as u32, tar_len as u32)]))
         .unwrap();
     path
 }
