@@ -395,4 +395,13 @@ mod tests {
             ("pkgr.yaml".to_owned(), b"A".to_vec())
         );
     }
+
+    #[test]
+    fn a_package_pkgr_writes_is_read_through_its_table() {
+        // Its frames declare their sizes and hold at most 4 MiB: the table is used.
+        let dir = crate::testing::fixture_dir();
+        let path = crate::testing::write_fixture_package(dir.path(), true);
+        let package = reads_as_zstd_dc(&path);
+        assert!(package.is_random_access());
+    }
 }
