@@ -2,7 +2,8 @@
 //! frames (a new one at every entry, and every [`FRAME_BYTES`] within one),
 //! compresses them on all cores, writes them in order and ends with the seek table.
 //! Each frame depends only on its own bytes, so the output is the same for any
-//! number of workers.
+//! number of workers. Every frame declares its decompressed size in its header, which
+//! is how a reader checks the seek table before trusting it.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -36,6 +37,9 @@ impl<W: Write> FramedEncoder<W> {
         for _ in 0..workers.max(1) {
             let queue = queue.clone();
             let mut compressor = zstd::bulk::Compressor::new(level)?;
+            // zstd's default, made explicit: readers check the seek table against the
+            // size each frame declares, and read a frame that declares none as a stream.
+            compressor.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
             handles.push(std::thread::spawn(move || loop {
                 let job = queue.lock().map(|q| q.recv());
                 let Ok(Ok((bytes, reply))) = job else { return };

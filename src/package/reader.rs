@@ -2,7 +2,10 @@
 //! are used. Only regular files at known paths are accepted; absolute paths, `..`,
 //! links, devices, duplicates and oversized metadata are refused with the entry named.
 //! Tar headers are walked by `tarwalk`, which bounds extended headers; names reach
-//! messages only through `shown`.
+//! messages only through `shown`. Whatever the package's form (`access`), every reader
+//! sees the entries a plain `zstd -dc | tar` sees: a seek table is used only once its
+//! frames bear it out, and one they contradict refuses the package
+//! ([`ReadError::SeekTable`]).
 
 mod access;
 mod shown;
@@ -12,6 +15,7 @@ use std::collections::HashSet;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use super::seekable::SeekTableError;
 use super::PackageError;
 use crate::digest::Digest;
 use crate::tarwalk;
@@ -47,6 +51,8 @@ pub enum ReadError {
     Tar(TarError),
     #[error(transparent)]
     Split(#[from] SplitError),
+    #[error(transparent)]
+    SeekTable(SeekTableError),
 }
 
 /// A read failure at `path`; a split package's own failure keeps its sentence.

@@ -16,6 +16,7 @@ mod fetch;
 mod index;
 mod inspect;
 mod push;
+mod seek_table;
 mod signals;
 mod signatures;
 mod snapshots;

@@ -24,7 +24,9 @@ pub fn measure(cmd: &Command, dir: &Path) -> Measured {
             None => timed.env_remove(key),
         };
     }
-    let out = timed.output().unwrap();
+    let out = timed
+        .output()
+        .expect("/usr/bin/time runs the command (apt-get install time)");
     // GNU time puts "Command exited with non-zero status N" before the figures.
     let report = std::fs::read_to_string(&report).unwrap();
     let figures: Vec<&str> = report

@@ -1,9 +1,11 @@
 //! Where a package's tar bytes come from, and how to read them from an offset. An
 //! uncompressed tar is read at any offset by seeking, and a seekable `.tar.zst` (what
-//! pkgr writes) through its seek table, so entries can be read in parallel. Any other
-//! zstd file, and a split package, is one stream: reading it from an offset goes on
-//! from where the last read ended when that is not past the offset, and otherwise
-//! starts again from the beginning.
+//! pkgr writes) through its seek table once every frame has been checked against it,
+//! so entries can be read in parallel; a table that its frames contradict refuses the
+//! package. Any other zstd file (a seekable one whose table cannot be checked or has
+//! frames too large for random access among them), and a split package, is one
+//! stream: reading it from an offset goes on from where the last read ended when that
+//! is not past the offset, and otherwise starts again from the beginning.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -13,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use super::split;
 use super::{read_failure, ReadError, ZSTD_MAGIC};
 use crate::cancel::is_cancelled;
-use crate::package::seekable::{FrameReader, SeekTable};
+use crate::package::seekable::{FrameReader, SeekTable, SeekTableError};
 
 /// A package file, ready to be read from any offset of its tar.
 pub struct PackageBytes {
@@ -47,9 +49,11 @@ impl PackageBytes {
             let mut magic = [0u8; 4];
             let head = file.read(&mut magic).map_err(io_err)?;
             if head == 4 && magic == ZSTD_MAGIC {
-                match SeekTable::read(&mut file).map_err(io_err)? {
-                    Some(table) => Kind::Framed(Arc::new(table)),
-                    None => Kind::Stream(Arc::default()),
+                match SeekTable::read(&mut file) {
+                    Ok(Some(table)) => Kind::Framed(Arc::new(table)),
+                    Ok(None) => Kind::Stream(Arc::default()),
+                    Err(SeekTableError::Io(source)) => return Err(io_err(source)),
+                    Err(refused) => return Err(ReadError::SeekTable(refused)),
                 }
             } else {
                 Kind::Plain
@@ -249,5 +253,155 @@ impl Read for Exactly {
         }
         self.left -= n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::reader::{for_each_entry, read_bounded, Flow};
+    use crate::package::seekable::{SeekTable, MAX_RANDOM_ACCESS_FRAME_BYTES};
+    use std::io::Write;
+
+    /// A tar of `pkgr.yaml` and `checksums.txt` holding the given texts.
+    fn tar_of(definition: &[u8], checksums: &[u8]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("pkgr.yaml", definition), ("checksums.txt", checksums)] {
+            let mut header = tar::Header::new_ustar();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    /// `frames`, then a seek table of `sizes`, as a package file.
+    fn package(frames: &[Vec<u8>], sizes: &[(u32, u32)]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        for frame in frames {
+            file.write_all(frame).unwrap();
+        }
+        file.write_all(&SeekTable::encode(sizes)).unwrap();
+        file
+    }
+
+    /// Each entry's name and bytes, as the package reader hands them out.
+    fn entries(package: &PackageBytes) -> Vec<(String, Vec<u8>)> {
+        let mut out = Vec::new();
+        for_each_entry(package, |entry| {
+            let bytes = read_bounded(entry.reader, entry.name, entry.size, 1 << 24)?;
+            out.push((entry.name.to_owned(), bytes));
+            Ok(Flow::Continue)
+        })
+        .unwrap();
+        out
+    }
+
+    /// Asserts that every way of reading `path` sees what a plain zstd decoder sees.
+    fn reads_as_zstd_dc(path: &Path) -> PackageBytes {
+        let plain = zstd::decode_all(File::open(path).unwrap()).unwrap();
+        let package = PackageBytes::open(path).unwrap();
+        let mut whole = Vec::new();
+        package.tar().unwrap().read_to_end(&mut whole).unwrap();
+        assert_eq!(whole, plain);
+        for (offset, len) in [(512u64, 10u64), (1536, 1), (0, 2048)] {
+            let mut bytes = Vec::new();
+            let mut reader = package.read_at(offset, len).unwrap();
+            reader.read_to_end(&mut bytes).unwrap();
+            assert_eq!(bytes, plain[offset as usize..(offset + len) as usize]);
+        }
+        package
+    }
+
+    #[test]
+    fn a_table_hiding_a_package_refuses_it() {
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let frames = [
+            zstd::bulk::compress(&a, 3).unwrap(),
+            zstd::bulk::compress(&b, 3).unwrap(),
+        ];
+        let file = package(
+            &frames,
+            &[
+                (frames[0].len() as u32, 0),
+                (frames[1].len() as u32, b.len() as u32),
+            ],
+        );
+        let err = PackageBytes::open(file.path()).err().unwrap();
+        assert!(matches!(err, ReadError::SeekTable(_)), "{err}");
+        assert!(
+            err.to_string().starts_with("the package's seek table disagrees with its frames: frame 1 (at byte 0) decompresses to"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_table_that_cannot_be_checked_is_read_past() {
+        // Package A in a frame that declares no size, said to hold nothing: the file
+        // is read as one stream, so every reader sees A, as `zstd -dc | tar` does.
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let mut streamed = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        streamed.write_all(&a).unwrap();
+        let frames = [
+            streamed.finish().unwrap(),
+            zstd::bulk::compress(&b, 3).unwrap(),
+        ];
+        let file = package(
+            &frames,
+            &[
+                (frames[0].len() as u32, 0),
+                (frames[1].len() as u32, b.len() as u32),
+            ],
+        );
+        let package = reads_as_zstd_dc(file.path());
+        assert!(!package.is_random_access());
+        assert_eq!(
+            entries(&package),
+            [
+                ("pkgr.yaml".to_owned(), b"A".to_vec()),
+                ("checksums.txt".to_owned(), b"a".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_frame_too_large_for_random_access_makes_the_package_a_stream() {
+        let big = vec![b'x'; MAX_RANDOM_ACCESS_FRAME_BYTES as usize];
+        let tar = tar_of(b"A", &big);
+        let frame = zstd::bulk::compress(&tar, 1).unwrap();
+        let file = package(
+            std::slice::from_ref(&frame),
+            &[(frame.len() as u32, tar.len() as u32)],
+        );
+        let package = reads_as_zstd_dc(file.path());
+        assert!(!package.is_random_access());
+        assert_eq!(entries(&package)[1].1.len(), big.len());
+    }
+
+    #[test]
+    fn a_checked_table_reads_as_zstd_dc_does() {
+        let tar = tar_of(b"A", b"a");
+        // A frame per 512-byte block, as the writer cuts at every entry.
+        let frames: Vec<Vec<u8>> = tar
+            .chunks(512)
+            .map(|block| zstd::bulk::compress(block, 3).unwrap())
+            .collect();
+        let sizes: Vec<(u32, u32)> = frames.iter().map(|f| (f.len() as u32, 512)).collect();
+        let file = package(&frames, &sizes);
+        let package = reads_as_zstd_dc(file.path());
+        assert!(package.is_random_access());
+        assert_eq!(
+            entries(&package)[0],
+            ("pkgr.yaml".to_owned(), b"A".to_vec())
+        );
+    }
+
+    #[test]
+    fn a_package_pkgr_writes_is_read_through_its_table() {
+        // Its frames declare their sizes and hold at most 4 MiB: the table is used.
+        let dir = crate::testing::fixture_dir();
+        let path = crate::testing::write_fixture_package(dir.path(), true);
+        let package = reads_as_zstd_dc(&path);
+        assert!(package.is_random_access());
     }
 }
