@@ -98,10 +98,7 @@ pub fn from_save(
     image: &str,
     max_blob_size: u64,
 ) -> Result<Imported, DaemonError> {
-    let format = |message: String| DaemonError::Format {
-        image: image.to_owned(),
-        message,
-    };
+    let format = unreadable(image);
     let reader = crate::cancel::Cancellable(reader);
     let saved = save::read(reader, store, max_blob_size).map_err(|e| match e {
         ReadError::Format(message) => format(message),
@@ -150,16 +147,21 @@ struct LayerEntry {
     digest: String,
 }
 
+/// The error for a save of `image` that is not one pkgr can read, given why.
+fn unreadable(image: &str) -> impl Fn(String) -> DaemonError + '_ {
+    move |message| DaemonError::Format {
+        image: image.to_owned(),
+        message,
+    }
+}
+
 fn from_layout(
     saved: &Saved,
     index: &[u8],
     store: &Store,
     image: &str,
 ) -> Result<Imported, DaemonError> {
-    let format = |message: String| DaemonError::Format {
-        image: image.to_owned(),
-        message,
-    };
+    let format = unreadable(image);
     let index: Index = serde_json::from_slice(index)
         .map_err(|e| format(format!("its index.json cannot be read ({e})")))?;
     // One image was asked for, so the layout has one entry for it.
@@ -210,10 +212,7 @@ fn from_legacy(
     store: &Store,
     image: &str,
 ) -> Result<Imported, DaemonError> {
-    let format = |message: String| DaemonError::Format {
-        image: image.to_owned(),
-        message,
-    };
+    let format = unreadable(image);
     let entries: Vec<LegacyEntry> = serde_json::from_slice(manifest)
         .map_err(|e| format(format!("its manifest.json cannot be read ({e})")))?;
     let [entry] = entries.as_slice() else {
