@@ -1,11 +1,12 @@
 //! pkgr: package OCI content for air-gapped networks.
 //!
-//! The pipeline is `definition → pull (resolve, plan, fetch) → package (seal, write)`,
-//! and back: `package (read, scan) → inspect / push`. Each stage is a module of this
-//! library; `cli` is the edge that parses arguments, wires the stages together and
-//! decides exit codes. Imports run down: `digest` and `hint` are the ground floor,
-//! then `tarwalk`, `manifest`, `reference`, `store`, `registry`, `daemon`, `pull`,
-//! `package`, `push`.
+//! The pipeline is `definition → pull (resolve, discover, plan, fetch) → package (seal,
+//! write)`, and back: `package (read, scan) → inspect / push`. Each stage is a module of
+//! this library; `cli` is the edge that parses arguments, builds settings, wires the
+//! stages together, words hints and decides exit codes. Imports run down: `digest`,
+//! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
+//! `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
+//! `daemon`, `pull`, `package`, `push`, and `cli` last (ARCHITECTURE.md's code map).
 
 pub mod cancel;
 pub mod cli;
