@@ -25,6 +25,9 @@ pub enum Fix {
     CheckCredentials,
     /// The registry wants credentials and has none: log in to it.
     LogIn { registry: String },
+    /// The registry's token service would take the credentials over plain HTTP, which
+    /// only a plain-HTTP registry's own host may: they are kept from it.
+    TokenServiceOverHttps,
     /// The registry cannot be reached: check its host and port.
     CheckHost,
     /// The registry's certificate is signed by a CA the system does not trust.

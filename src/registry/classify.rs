@@ -20,6 +20,14 @@ impl Registry {
         err: OciDistributionError,
     ) -> RegistryError {
         let registry = reference.registry().to_owned();
+        if let OciDistributionError::AuthenticationFailure(message) = &err {
+            if let Some(realm) = direct::plain_http_realm(message) {
+                return RegistryError::PlainHttpTokenService {
+                    registry,
+                    realm: realm.to_owned(),
+                };
+            }
+        }
         match &err {
             OciDistributionError::RegistryError { envelope, .. }
                 if envelope.errors.iter().any(|e| {

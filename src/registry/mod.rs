@@ -68,6 +68,10 @@ pub enum RegistryError {
     Unauthorized { registry: String, reference: String },
     #[error("{registry} asks for credentials for {reference}, and none are configured for it")]
     NoCredentials { registry: String, reference: String },
+    #[error(
+        "the credentials for {registry} were not sent to its token service {realm}: over plain HTTP they go only to the registry's own host, when the registry itself is plain HTTP"
+    )]
+    PlainHttpTokenService { registry: String, realm: String },
     #[error("cannot reach the registry {registry}")]
     Unreachable {
         registry: String,
@@ -134,6 +138,7 @@ impl crate::hint::Hint for RegistryError {
             Self::NoCredentials { registry, .. } => Some(Fix::LogIn {
                 registry: registry.clone(),
             }),
+            Self::PlainHttpTokenService { .. } => Some(Fix::TokenServiceOverHttps),
             Self::Unreachable { .. } => Some(Fix::CheckHost),
             Self::UntrustedCertificate { .. } => Some(Fix::TrustCa),
             Self::PlainHttpPort { .. } => Some(Fix::PlainHttp),

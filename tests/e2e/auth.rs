@@ -1,11 +1,13 @@
-//! Pulling from registries that want proof: Basic credentials, and tokens that a
-//! registry asks for only on repository requests (its `/v2/` answers without a
-//! challenge). Credentials come from the workspace's Docker config.json.
+//! Pulling from and pushing to registries that want proof: Basic credentials, tokens
+//! that a registry asks for only on repository requests (its `/v2/` answers without a
+//! challenge), and token services elsewhere, which get the credentials only where they
+//! cannot travel in the clear to another host. Credentials come from the workspace's
+//! Docker config.json.
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::package::Package;
-use crate::support::proxy::{Fault, FaultProxy, TokenGate};
+use crate::support::proxy::{Fault, FaultProxy, TokenGate, TokenService};
 use crate::support::registry::{Options, TestRegistry};
 use crate::support::{package_path, stderr, Workspace};
 
@@ -224,4 +226,112 @@ fn a_push_into_a_registry_asking_for_a_token_only_on_repositories_succeeds() {
         "push asks for a push scope: {scopes:?}"
     );
     assert_eq!(scopes.len(), 2, "one token per scope: {scopes:?}");
+}
+
+/// The error and hint for credentials kept from `realm`, the token service of `registry`.
+fn kept_from(registry: &str, realm: &str) -> [String; 2] {
+    [
+        format!(
+            "error: the credentials for {registry} were not sent to its token service {realm}: over plain HTTP they go only to the registry's own host, when the registry itself is plain HTTP"
+        ),
+        "hint: the registry's token service must use HTTPS, or be on the registry's own host"
+            .to_owned(),
+    ]
+}
+
+#[test]
+fn credentials_are_kept_from_a_plain_http_token_service_on_another_host() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    // The registry is 127.0.0.1; its challenge names the service as localhost: the same
+    // machine, but another host by name, which is all a client can go by.
+    let service = TokenService::start(None);
+    let realm = format!("http://localhost:{}/token", service.port);
+    let gate =
+        FaultProxy::start_gated_with_realm(&registry.addr, TokenGate { credentials: None }, &realm);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", gate.addr)));
+    docker_login(&ws, &gate.addr, "ci", "s3cret");
+    let out = ws.create(&[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    for line in kept_from(&gate.addr, &realm) {
+        assert!(err.contains(&line), "{err}");
+    }
+    assert_eq!(
+        service.received(),
+        Vec::<Option<String>>::new(),
+        "the token service is not asked at all"
+    );
+    assert_eq!(ws.output_files(), Vec::<String>::new());
+
+    // Without credentials the same service is asked anonymously: public images work.
+    std::fs::write(ws.path("docker").join("config.json"), "{}").unwrap();
+    let package = Package::read(&package_path(&ws.create(&[])));
+    for blob in image.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+    let received = service.received();
+    assert!(!received.is_empty());
+    assert!(received.iter().all(Option::is_none), "{received:?}");
+}
+
+#[test]
+fn a_push_keeps_the_credentials_from_a_plain_http_token_service_on_another_host() {
+    let source = TestRegistry::start();
+    Pusher::new(&source.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", source.addr)));
+    let package = package_path(&ws.create(&[]));
+
+    let target = TestRegistry::start();
+    let service = TokenService::start(Some(("ci".into(), "s3cret".into())));
+    let realm = format!("http://localhost:{}/token", service.port);
+    let gate = FaultProxy::start_gated_with_realm(
+        &target.addr,
+        TokenGate {
+            credentials: Some(("ci".into(), "s3cret".into())),
+        },
+        &realm,
+    );
+    docker_login(&ws, &gate.addr, "ci", "s3cret");
+    let out = ws.push(&package, &gate.addr, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let [sentence, hint] = kept_from(&gate.addr, &realm);
+    let sentence = sentence.trim_start_matches("error: ");
+    assert!(
+        err.contains(&format!("{}/app:1 was not pushed: {sentence}", source.addr)),
+        "{err}"
+    );
+    assert!(err.contains(&hint), "{err}");
+    assert_eq!(service.received(), Vec::<Option<String>>::new());
+    assert!(target.catalog().is_empty(), "{:?}", target.catalog());
+}
+
+#[test]
+fn a_token_service_on_the_registry_s_host_at_another_port_gets_the_credentials() {
+    let registry = TestRegistry::start();
+    let image =
+        Pusher::new(&registry.addr).image("app", "1", false, "amd64", &[layer(&[("a", b"a")])]);
+    let service = TokenService::start(Some(("ci".into(), "s3cret".into())));
+    let realm = format!("http://127.0.0.1:{}/token", service.port);
+    let gate =
+        FaultProxy::start_gated_with_realm(&registry.addr, TokenGate { credentials: None }, &realm);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("auth").image(format!("{}/app:1", gate.addr)));
+    docker_login(&ws, &gate.addr, "ci", "s3cret");
+    let package = Package::read(&package_path(&ws.create(&[])));
+    for blob in image.all() {
+        assert_eq!(package.blob(&blob.digest), Some(&blob.bytes));
+    }
+    let received = service.received();
+    assert!(
+        !received.is_empty()
+            && received
+                .iter()
+                .all(|a| a.as_deref().is_some_and(|a| a.starts_with("Basic "))),
+        "{received:?}"
+    );
 }

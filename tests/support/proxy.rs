@@ -1,7 +1,9 @@
 //! A fault-injecting HTTP proxy in front of a real registry, for the failures a real
 //! server will not produce on demand: a body cut mid-way, a corrupted byte, an error
 //! status, a server that ignores Range requests, or a request held until the test lets
-//! it go. It runs on the shared [`Server`](super::http::Server).
+//! it go. Its token gate plays a registry's token service, itself or as a
+//! [`TokenService`] of its own that the challenge names elsewhere. Both run on the
+//! shared [`Server`](super::http::Server).
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -61,6 +63,12 @@ pub struct FaultProxy {
 
 type Rules = Mutex<Vec<(String, Fault)>>;
 
+/// A gate, and the realm its challenges name (`None`: the proxy's own `/token`).
+struct Gated {
+    gate: TokenGate,
+    realm: Option<String>,
+}
+
 /// A token service in front of the registry, as real registries have: `/v2/` answers
 /// without a challenge, every repository request without the token gets a 401 with a
 /// Bearer challenge for its repository's scope, and `/token` hands the token out, to
@@ -86,6 +94,22 @@ impl FaultProxy {
         rules: Vec<(String, Fault)>,
         gate: Option<TokenGate>,
     ) -> Self {
+        Self::serve_gated(
+            upstream,
+            rules,
+            gate.map(|gate| Gated { gate, realm: None }),
+        )
+    }
+
+    /// As [`start_gated`](Self::start_gated), with the challenges naming `realm` (a
+    /// [`TokenService`], as the test writes its URL) instead of the proxy's own
+    /// `/token`. The gate lets through what carries the token that service hands out.
+    pub fn start_gated_with_realm(upstream: &str, gate: TokenGate, realm: &str) -> Self {
+        let realm = Some(realm.to_owned());
+        Self::serve_gated(upstream, vec![], Some(Gated { gate, realm }))
+    }
+
+    fn serve_gated(upstream: &str, rules: Vec<(String, Fault)>, gate: Option<Gated>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let rules = Mutex::new(rules);
         let upstream = upstream.to_owned();
@@ -105,41 +129,87 @@ impl FaultProxy {
     }
 }
 
+/// A registry's token service on a port of its own, for a gate whose challenges name
+/// it ([`FaultProxy::start_gated_with_realm`]): it hands out the gate's token, to
+/// anyone or only to these Basic credentials, and keeps the Authorization header of
+/// every request it receives.
+pub struct TokenService {
+    pub port: u16,
+    received: Arc<Mutex<Vec<Option<String>>>>,
+    _server: Server,
+}
+
+impl TokenService {
+    pub fn start(credentials: Option<(String, String)>) -> Self {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let server = {
+            let received = received.clone();
+            Server::start(move |mut request| {
+                let authorization = request.header("authorization").map(str::to_owned);
+                received.lock().unwrap().push(authorization);
+                answer_token(&mut request.client, credentials.as_ref(), &request.head)
+            })
+        };
+        Self {
+            port: server.addr.rsplit_once(':').unwrap().1.parse().unwrap(),
+            received,
+            _server: server,
+        }
+    }
+
+    /// The Authorization header of each request received so far (`None` for one
+    /// without).
+    pub fn received(&self) -> Vec<Option<String>> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn refuse(client: &mut TcpStream, challenge: Option<String>) -> std::io::Result<()> {
+    let challenge = challenge
+        .map(|c| format!("WWW-Authenticate: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        client,
+        "HTTP/1.1 401 Unauthorized\r\n{challenge}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+}
+
+/// Answers a token request: the token, if `credentials` are none or the request
+/// carries them; a 401 otherwise.
+fn answer_token(
+    client: &mut TcpStream,
+    credentials: Option<&(String, String)>,
+    head: &[String],
+) -> std::io::Result<()> {
+    let expected = credentials.map(|(user, password)| {
+        use base64::Engine;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Basic {encoded}")
+    });
+    if expected.is_some() && header(head, "authorization") != expected.as_deref() {
+        return refuse(client, None);
+    }
+    let body = format!(r#"{{"token":"{TOKEN}"}}"#);
+    write!(
+        client,
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Plays the token service for `path`: hands out the token at `/token`, and refuses a
-/// repository request without it. Returns whether it answered.
+/// repository request without it, with a challenge naming the gate's realm. Returns
+/// whether it answered.
 fn answered_by_gate(
     client: &mut TcpStream,
-    gate: &TokenGate,
+    gated: &Gated,
     head: &[String],
     method: &str,
     path: &str,
 ) -> std::io::Result<bool> {
-    let refuse = |client: &mut TcpStream, challenge: Option<String>| {
-        let challenge = challenge
-            .map(|c| format!("WWW-Authenticate: {c}\r\n"))
-            .unwrap_or_default();
-        write!(
-            client,
-            "HTTP/1.1 401 Unauthorized\r\n{challenge}Content-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-    };
     if path.starts_with("/token") {
-        let expected = gate.credentials.as_ref().map(|(user, password)| {
-            use base64::Engine;
-            let encoded =
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-            format!("Basic {encoded}")
-        });
-        if expected.is_some() && header(head, "authorization") != expected.as_deref() {
-            refuse(client, None)?;
-            return Ok(true);
-        }
-        let body = format!(r#"{{"token":"{TOKEN}"}}"#);
-        write!(
-            client,
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
+        answer_token(client, gated.gate.credentials.as_ref(), head)?;
         return Ok(true);
     }
     let Some(rest) = path.strip_prefix("/v2/").filter(|rest| !rest.is_empty()) else {
@@ -153,6 +223,10 @@ fn answered_by_gate(
         .find_map(|marker| rest.split_once(marker).map(|(repo, _)| repo))
         .unwrap_or(rest);
     let host = header(head, "host").unwrap_or("127.0.0.1");
+    let realm = gated
+        .realm
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}/token"));
     let actions = if matches!(method, "GET" | "HEAD") {
         "pull"
     } else {
@@ -161,7 +235,7 @@ fn answered_by_gate(
     refuse(
         client,
         Some(format!(
-            r#"Bearer realm="http://{host}/token",service="pkgr-test",scope="repository:{repository}:{actions}""#
+            r#"Bearer realm="{realm}",service="pkgr-test",scope="repository:{repository}:{actions}""#
         )),
     )?;
     Ok(true)
@@ -186,7 +260,7 @@ fn serve(
     upstream: &str,
     rules: &Rules,
     seen: &Mutex<Vec<Seen>>,
-    gate: Option<&TokenGate>,
+    gate: Option<&Gated>,
 ) -> std::io::Result<()> {
     let Request {
         method,

@@ -20,6 +20,9 @@ pub fn words(fix: &Fix) -> String {
         Fix::LogIn { registry } => {
             format!("log in with `docker login {registry}` (pkgr reads Docker's config.json)")
         }
+        Fix::TokenServiceOverHttps => {
+"the registry's token service must use HTTPS, or be on the registry's own host".into()
+        }
         Fix::CheckHost => "check the host and port, and that the registry is running".into(),
         Fix::TrustCa => {
             "pass --ca-file with the CA that signed it, or --insecure-skip-tls-verify".into()

@@ -24,7 +24,7 @@ use reqwest::Response;
 
 use super::stall::{self, Progress};
 pub use endpoints::ManifestBody;
-pub use proof::{Access, NO_CREDENTIALS};
+pub use proof::{plain_http_realm, Access, NO_CREDENTIALS};
 
 /// The HTTP side of a run's registry client: one reqwest client, and the proofs the
 /// registries have asked for so far.

@@ -1,6 +1,6 @@
 //! Where requests go: a registry's scheme and host, the URL of an endpoint, the next
-//! page a `Link` header names, and whether two URLs share an origin (credentials go
-//! only to the registry's own).
+//! page a `Link` header names, and whether two URLs share an origin (proof goes only
+//! to the registry's own) or a host (see `proof::realm` for what that allows).
 
 use oci_client::client::ClientProtocol;
 use oci_client::Reference;
@@ -51,10 +51,17 @@ pub fn next_page(current: &reqwest::Url, link: &str) -> Option<String> {
     })
 }
 
+/// Whether `a` and `b` have one scheme, host and port.
 pub fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Whether `a` and `b` name one host, as written (a name is not resolved; the URL
+/// parser has lowercased it), whatever their schemes and ports.
+pub fn same_host(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.host_str().is_some() && a.host_str() == b.host_str()
 }
 
 #[cfg(test)]

@@ -1,9 +1,13 @@
 //! How a request proves itself: the proof this run already knows a registry wants is
 //! sent with the first try, and a 401 is answered once with what its challenge asks
 //! for: the credentials (Basic), or a token from the challenge's realm for the scope
-//! it names (Bearer), kept for the run. Proof goes only to the registry's own origin.
+//! it names (Bearer), kept for the run. Proof goes only to the registry's own origin;
+//! the credentials go to a token service only where [`realm`] allows (over HTTPS, or
+//! over plain HTTP to a plain-HTTP registry's own host), and a token is asked for
+//! anonymously from any.
 
 mod challenge;
+mod realm;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,12 +16,13 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
-use reqwest::{RequestBuilder, Response, StatusCode};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
 use super::refusal::{read_capped, unauthorized};
 use super::{url, DirectClient};
 use crate::registry::stall::{self, Progress};
 use challenge::Challenge;
+pub use realm::plain_http_realm;
 
 /// The failure when a registry asks for credentials and the run has none for it,
 /// told apart from credentials it refused.
@@ -88,7 +93,7 @@ impl DirectClient {
         let registry = reference.registry();
         let scope = access.scope(reference);
         let whole = reference.whole();
-        let origin = reqwest::Url::parse(&self.url(reference, "")).ok();
+        let origin = Url::parse(&self.url(reference, "")).ok();
         let request = |proof| with_proof(build(), origin.as_ref(), proof);
         let known = self.known_proof(registry, &scope, auth);
         let sent_token = match &known {
@@ -106,6 +111,7 @@ impl DirectClient {
             .and_then(challenge::parse);
         let asked = Asked {
             registry,
+            origin: origin.as_ref(),
             scope,
             refused: &whole,
             sent_token: sent_token.as_deref(),
@@ -142,6 +148,7 @@ impl DirectClient {
                 service,
                 scope,
             }) => {
+                keep_credentials_from(&realm, asked.origin, auth)?;
                 let key = (asked.registry.to_owned(), scope.unwrap_or(asked.scope));
                 let token = self
                     .shared_token(key, &realm, service.as_deref(), auth, asked.sent_token)
@@ -254,6 +261,8 @@ impl DirectClient {
 struct Asked<'a> {
     /// The registry as the reference names it.
     registry: &'a str,
+    /// The registry's own origin, for where its credentials may go.
+    origin: Option<&'a Url>,
     /// The scope the request needs.
     scope: String,
     /// The reference, for the error when no proof will do.
@@ -262,12 +271,32 @@ struct Asked<'a> {
     sent_token: Option<&'a str>,
 }
 
+/// Refuses a token request that would send the credentials to a `realm` that
+/// [`realm::may_receive_credentials`] keeps them from. Anonymous requests carry no
+/// secret and always go; a realm that is no URL goes on to fail as its request is built.
+fn keep_credentials_from(
+    realm: &str,
+    origin: Option<&Url>,
+    auth: &RegistryAuth,
+) -> Result<(), OciDistributionError> {
+    let Ok(service) = Url::parse(realm) else {
+        return Ok(());
+    };
+    let carries_secret = matches!(auth, RegistryAuth::Basic(..));
+    if carries_secret && !origin.is_some_and(|o| realm::may_receive_credentials(o, &service)) {
+        return Err(OciDistributionError::AuthenticationFailure(realm::refused(
+            realm,
+        )));
+    }
+    Ok(())
+}
+
 /// The request `builder` makes, with `proof` in its Authorization header when it goes
 /// to the registry's own origin, never to another host that an upload's Location
 /// names.
 fn with_proof(
     builder: RequestBuilder,
-    origin: Option<&reqwest::Url>,
+    origin: Option<&Url>,
     proof: Option<Proof>,
 ) -> Result<reqwest::Request, OciDistributionError> {
     let mut request = builder
@@ -302,5 +331,112 @@ impl Proof {
         let mut value = HeaderValue::from_str(&text).ok()?;
         value.set_sensitive(true);
         Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use oci_client::client::ClientProtocol;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A token service on 127.0.0.1 that hands out a token and keeps the head of each
+    /// request it receives.
+    async fn token_service() -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let kept = heads.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut head = vec![0u8; 4096];
+                let n = socket.read(&mut head).await.unwrap_or(0);
+                kept.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head[..n]).to_ascii_lowercase());
+                let body = r#"{"token":"t"}"#;
+                let _ = socket
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            }
+        });
+        (port, heads)
+    }
+
+    /// Answers a Bearer challenge naming `realm` for a plain-HTTP registry on
+    /// 127.0.0.1:`port`.
+    async fn answer(port: u16, realm: String, auth: &RegistryAuth) -> Result<Proof, String> {
+        let registry = format!("127.0.0.1:{port}");
+        let client = DirectClient::new(
+            ClientProtocol::HttpsExcept(vec![registry.clone()]),
+            reqwest::Client::new(),
+            Duration::from_secs(5),
+        );
+        let origin = Url::parse(&format!("http://{registry}/v2/app/")).unwrap();
+        let asked = Asked {
+            registry: &registry,
+            origin: Some(&origin),
+            scope: "repository:app:pull".into(),
+            refused: "app",
+            sent_token: None,
+        };
+        let challenge = Challenge::Bearer {
+            realm,
+            service: None,
+            scope: None,
+        };
+        client
+            .answer_challenge(Some(challenge), asked, auth)
+            .await
+            .map_err(|e| match e {
+                OciDistributionError::AuthenticationFailure(message) => message,
+                other => other.to_string(),
+            })
+    }
+
+    fn basic() -> RegistryAuth {
+        RegistryAuth::Basic("ci".into(), "s3cret".into())
+    }
+
+    #[tokio::test]
+    async fn credentials_are_kept_from_a_plain_http_token_service_on_another_host() {
+        let (port, heads) = token_service().await;
+        let realm = format!("http://localhost:{port}/token");
+        let err = answer(port, realm.clone(), &basic()).await.err().unwrap();
+        assert_eq!(plain_http_realm(&err), Some(realm.as_str()));
+        assert!(heads.lock().unwrap().is_empty(), "the realm was asked");
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_token_is_asked_for_from_a_plain_http_service_anywhere() {
+        let (port, heads) = token_service().await;
+        let realm = format!("http://localhost:{port}/token");
+        let proof = answer(port, realm, &RegistryAuth::Anonymous).await;
+        assert!(matches!(proof, Ok(Proof::Bearer(ref t)) if t == "t"));
+        let heads = heads.lock().unwrap();
+        assert_eq!(heads.len(), 1);
+        assert!(!heads[0].contains("authorization:"), "{}", heads[0]);
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_token_service_on_the_registry_s_host_gets_the_credentials() {
+        let (port, heads) = token_service().await;
+        // The registry on another port of the same host; it is not asked.
+        let registry_port = 1;
+        let realm = format!("http://127.0.0.1:{port}/token");
+        let proof = answer(registry_port, realm, &basic()).await;
+        assert!(matches!(proof, Ok(Proof::Bearer(_))));
+        let heads = heads.lock().unwrap();
+        assert!(heads[0].contains("authorization: basic "), "{}", heads[0]);
     }
 }
