@@ -5,6 +5,7 @@
 //! to its subject; `fallback` lets the Docker daemon stand in for a registry that
 //! cannot serve an image, and `daemon` serves what it imported from the store.
 
+mod bounds;
 mod daemon;
 mod discover;
 mod fallback;
@@ -14,6 +15,7 @@ mod plan;
 mod resolve;
 mod source;
 
+pub use bounds::{Bounds, DEFAULT_MAX_REFERRERS};
 pub use daemon::DaemonImage;
 pub use discover::discover;
 pub use fallback::{falls_back, DaemonFallback, Fallback};
@@ -138,6 +140,16 @@ pub enum PullError {
         #[source]
         source: Box<PullError>,
     },
+    /// A subject lists more artifacts than `--max-referrers` lets one bring.
+    #[error("{subject} in {reference} has more than {limit} signatures, attestations, SBOMs and referrers, the most one image or artifact may bring")]
+    TooManyArtifacts {
+        subject: Digest,
+        reference: String,
+        limit: usize,
+    },
+    /// Discovery made as many requests as one run may.
+    #[error("looking for signatures, attestations and referrers took {limit} requests, the most this run may make")]
+    DiscoveryRequests { limit: usize },
     /// The registry could not serve the image, and the Docker daemon could not either.
     #[error("{registry}, and the Docker daemon cannot serve it either: {daemon}")]
     NotInDaemon {
@@ -223,6 +235,9 @@ impl Hint for PullError {
                     .collect(),
             }),
             Self::BlobTooLarge { .. } => Some(Fix::RaiseMaxBlobSize),
+            Self::TooManyArtifacts { .. } | Self::DiscoveryRequests { .. } => {
+                Some(Fix::RaiseMaxReferrers)
+            }
             Self::NoSpace(shortfall) => shortfall.hint(),
             Self::PlatformMissing { .. } => Some(Fix::PickArchitecture),
             _ => None,
@@ -272,6 +287,9 @@ pub struct PullOptions {
     /// Discover each image's signatures, attestations, SBOMs and referrers
     /// (`--with-signatures`), which then travel as images of their own.
     pub with_signatures: bool,
+    /// The most manifests discovery may bring for one subject (`--max-referrers`);
+    /// the run's requests are bounded in proportion (see [`Bounds`]).
+    pub max_referrers: usize,
 }
 
 /// Resolves every image of the definition, several at a time, and fetches each
@@ -298,8 +316,10 @@ pub async fn pull(
     reporter.step(&format!("resolving {} image references", unique.len()));
 
     let store = fetcher.store();
+    let bounds = Bounds::new(unique.len(), options.max_referrers);
+    let bounds = &bounds;
     let mut resolving = stream::iter(unique.into_values())
-        .map(|reference| resolve_and_discover(open(&reference), store, options))
+        .map(|reference| resolve_and_discover(open(&reference), store, options, bounds))
         .buffer_unordered(options.resolve_concurrency.max(1));
     let mut fetching = FuturesUnordered::new();
     let mut plan = Plan::new(options.max_blob_size);
@@ -369,10 +389,11 @@ async fn resolve_and_discover(
     source: Arc<dyn Source>,
     store: &Store,
     options: &PullOptions,
+    bounds: &Arc<Bounds>,
 ) -> Result<(ResolvedImage, Vec<ResolvedImage>), PullError> {
     let image = resolve(source, store, &options.resolve).await?;
     let found = if options.with_signatures {
-        discover(&image, store, &options.resolve)
+        discover(&image, store, &options.resolve, bounds)
             .await
             .map_err(|source| PullError::Discovery {
                 reference: image.reference.whole(),
