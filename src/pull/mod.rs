@@ -363,17 +363,17 @@ pub async fn pull(
     for component in &definition.components {
         for image in &component.images {
             // A reference listed twice is packaged once, under its first component.
+            // Taken, not copied: each is packaged once, and a definition may hold
+            // thousands.
             if seen.insert(image.full()) {
-                if let Some(entry) = resolved.get(&image.full()) {
-                    let mut entry = entry.clone();
+                if let Some(mut entry) = resolved.remove(&image.full()) {
                     entry.component = component.name.clone();
                     images.push(entry);
                 }
                 // Each artifact right after its image, under the same component; one
                 // that two images share comes once.
-                for artifact in artifacts.get(&image.full()).into_iter().flatten() {
+                for mut artifact in artifacts.remove(&image.full()).into_iter().flatten() {
                     if seen.insert(artifact.reference.whole()) {
-                        let mut artifact = artifact.clone();
                         artifact.component = component.name.clone();
                         images.push(artifact);
                     }
