@@ -165,3 +165,45 @@ impl Source for Counted {
         Box::pin(self.bounds.request(self.inner.referrers(digest, enough)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subject_counts_each_digest_once_and_is_refused_past_its_cap() {
+        let bounds = Bounds::new(1, 2);
+        let tally = Tally::new(Digest::of(b"subject"), "registry.test/app:1".into());
+        let [a, b, c] = [b"a", b"b", b"c"].map(|bytes| Digest::of(bytes));
+        tally.count([&a, &b, &a], &bounds).unwrap();
+        tally.count([&b], &bounds).unwrap();
+        let err = tally.count([&c], &bounds).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} in registry.test/app:1 has more than 2 signatures, attestations, SBOMs and referrers, the most one image or artifact may bring",
+                Digest::of(b"subject")
+            )
+        );
+        assert_eq!(
+            crate::hint::Hint::hint(&err),
+            Some(crate::hint::Fix::RaiseMaxReferrers)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_run_makes_no_request_past_its_cap() {
+        // One image, one artifact a subject: eight requests in all.
+        let bounds = Bounds::new(1, 1);
+        for _ in 0..REQUESTS_PER_ARTIFACT {
+            bounds.request(async { Ok(()) }).await.unwrap();
+        }
+        let refused: Result<(), PullError> = bounds
+            .request(async { panic!("a request past the cap was made") })
+            .await;
+        assert!(matches!(
+            refused,
+            Err(PullError::DiscoveryRequests { limit: 8 })
+        ));
+    }
+}
