@@ -17,6 +17,11 @@
 //! no deeper. A tag or referrer that is not there is normal; any other failure of the
 //! registry stops the build, since a package that silently lacks a signature would
 //! fail verification on the far side for a reason nobody could see here.
+//!
+//! A hostile registry cannot make this endless: every request goes through the run's
+//! [`Bounds`] (16 at once, a cap on the run's total), and each subject may bring at
+//! most `--max-referrers` manifests, counted as soon as a listing or index names them,
+//! so a listing of thousands is refused before any of it is fetched.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! The pull pipeline: resolve each reference through its [`Source`], discover what
-//! travels with it (`--with-signatures`, see `discover`), plan the unique blobs, and
-//! fetch them into the content-addressed store through one per-digest table. Fetching
+//! travels with it (`--with-signatures`, see `discover`, held by `bounds` to a few
+//! requests at once, a cap on the run's requests and one on what each subject may
+//! bring), plan the unique blobs, and fetch them into the content-addressed store
+//! through one per-digest table. Fetching
 //! an image's blobs starts as soon as that image is resolved. `link` ties an artifact
 //! to its subject; `fallback` lets the Docker daemon stand in for a registry that
 //! cannot serve an image, and `daemon` serves what it imported from the store.
