@@ -536,6 +536,10 @@ fn assert_refused_in_bounds(reference: &str, subject: &str, extra: &[&str]) {
     args.extend_from_slice(extra);
     let run = measure(&ws.create_command(&args), ws.dir.path());
     let err = stderr(&run.out);
+    eprintln!(
+        "{reference}: refused in {:?}, peak RSS {} KiB",
+        run.elapsed, run.peak_rss_kib
+    );
     assert_eq!(run.out.status.code(), Some(1), "{err}");
     assert!(
         run.elapsed < Duration::from_secs(5),
