@@ -46,6 +46,8 @@ pub enum Fix {
     PackageWithoutSignatures,
     /// A reference pinned to an index: pin one of its platforms, or keep them all.
     PinPlatform { platforms: Vec<PlatformPin> },
+    /// Discovery met its bound on what one subject may bring, or on its requests.
+    RaiseMaxReferrers,
     /// A blob declares more than the bound on one blob.
     RaiseMaxBlobSize,
     /// The image has no manifest for the package's architecture.

@@ -99,6 +99,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub with_signatures: bool,
 
+    /// With --with-signatures, the most signatures, attestations, SBOMs and referrers
+    /// (counted in manifests) one image or artifact may bring
+    #[arg(long, value_name = "N", default_value_t = crate::pull::DEFAULT_MAX_REFERRERS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_referrers: usize,
+
     /// Blob cache directory [default: $PKGR_CACHE_DIR, $XDG_CACHE_HOME/pkgr, ~/.cache/pkgr]
     #[arg(long, conflicts_with = "no_cache")]
     pub cache: Option<PathBuf>,

@@ -57,6 +57,7 @@ impl CreateSettings {
                 resolve_concurrency: usize::from(args.concurrency),
                 max_blob_size: args.max_blob_size,
                 with_signatures: args.with_signatures || definition.with_signatures,
+                max_referrers: args.max_referrers,
             },
             definition,
             output: Output {

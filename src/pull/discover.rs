@@ -17,12 +17,19 @@
 //! no deeper. A tag or referrer that is not there is normal; any other failure of the
 //! registry stops the build, since a package that silently lacks a signature would
 //! fail verification on the far side for a reason nobody could see here.
+//!
+//! A hostile registry cannot make this endless: every request goes through the run's
+//! [`Bounds`] (16 at once, a cap on the run's total), and each subject may bring at
+//! most `--max-referrers` manifests, counted as soon as a listing or index names them,
+//! so a listing of thousands is refused before any of it is fetched.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use oci_client::Reference;
 
+use super::bounds::{Bounds, Counted, Tally};
 use super::link::{Link, Relation};
 use super::{resolve, PullError, ResolveOptions, ResolvedImage};
 use crate::digest::Digest;
@@ -38,21 +45,28 @@ const COSIGN_TAGS: [(&str, Relation); 3] = [
 ];
 
 /// Subjects looked up at once, per image. Each costs four or five requests, and the
-/// images themselves already resolve several at a time.
+/// images themselves already resolve several at a time; [`Bounds`] holds the requests
+/// of the whole run to a few at once whatever these allow.
 const SUBJECTS_AT_ONCE: usize = 4;
+
+/// Referrers of one subject resolved at once.
+const REFERRERS_AT_ONCE: usize = 8;
 
 /// Every artifact that travels with `image`: first those of its own manifests, then
 /// those of the artifacts found (one level), each once, in a fixed order whatever
 /// order the answers come in. An image whose source cannot be asked for other
-/// references (see [`super::Source::sibling`]) has none.
+/// references (see [`super::Source::sibling`]) has none. Every request goes through
+/// the run's `bounds`, and a subject that would bring more than its cap is refused.
 pub async fn discover(
     image: &ResolvedImage,
     store: &Store,
     options: &ResolveOptions,
+    bounds: &Arc<Bounds>,
 ) -> Result<Vec<ResolvedImage>, PullError> {
     let ask = Ask {
         from: image,
         store,
+        bounds,
         // Artifacts keep whatever they are: an index is not a platform choice here.
         options: ResolveOptions {
             allow_index: true,
@@ -68,13 +82,14 @@ pub async fn discover(
             }
         }
     };
+    let buildx = ask.tally(&image.digest);
     for digest in &image.buildx_attestations {
         let link = Link {
             subject: image.digest.clone(),
             relation: Relation::BuildxAttestation,
         };
         let found = ask
-            .optional(Target::pinned(&image.reference, digest), link)
+            .optional(Target::pinned(&image.reference, digest), link, &buildx)
             .await?;
         keep(found.into_iter().collect(), &mut artifacts);
     }
@@ -94,6 +109,7 @@ pub async fn discover(
 struct Ask<'a> {
     from: &'a ResolvedImage,
     store: &'a Store,
+    bounds: &'a Arc<Bounds>,
     options: ResolveOptions,
 }
 
@@ -111,20 +127,26 @@ impl Ask<'_> {
         Ok(found.into_iter().flatten().collect())
     }
 
+    /// A fresh count of what `subject` brings.
+    fn tally(&self, subject: &Digest) -> Arc<Tally> {
+        Tally::new(subject.clone(), self.from.reference.whole())
+    }
+
     /// The cosign tags and the referrers of `subject`, in the image's repository,
     /// asked at once and given in that order.
     async fn artifacts_of(&self, subject: &Digest) -> Result<Vec<ResolvedImage>, PullError> {
         let tag = format!("sha256-{}", subject.hex());
+        let tally = self.tally(subject);
         let cosign = COSIGN_TAGS.map(|(suffix, relation)| {
             let link = Link {
                 subject: subject.clone(),
                 relation,
             };
-            self.optional(self.at(format!("{tag}.{suffix}")), link)
+            self.optional(self.at(format!("{tag}.{suffix}")), link, &tally)
         });
         let [sig, att, sbom] = cosign;
         let (sig, att, sbom, referrers) =
-            futures_util::try_join!(sig, att, sbom, self.referrers_of(subject, &tag))?;
+            futures_util::try_join!(sig, att, sbom, self.referrers_of(subject, &tag, &tally))?;
         Ok(sig
             .into_iter()
             .chain(att)
@@ -134,21 +156,28 @@ impl Ask<'_> {
     }
 
     /// The referrers of `subject`: through the referrers API, or where the registry
-    /// answers it with 404, through the `sha256-<hex>` tag, which comes first.
+    /// answers it with 404, through the `sha256-<hex>` tag, which comes first. A
+    /// listing longer than the subject may bring is refused before any is fetched.
     async fn referrers_of(
         &self,
         subject: &Digest,
         tag: &str,
+        tally: &Arc<Tally>,
     ) -> Result<Vec<ResolvedImage>, PullError> {
         let mut found = Vec::new();
-        let pages: Vec<(Digest, Vec<u8>)> = match self.from.source.referrers(subject).await? {
+        let enough = self.bounds.max_per_subject().saturating_add(1);
+        let answer = self
+            .bounds
+            .request(self.from.source.referrers(subject, enough))
+            .await?;
+        let pages: Vec<(Digest, Vec<u8>)> = match answer {
             Some(pages) => pages.into_iter().map(|b| (Digest::of(&b), b)).collect(),
             None => {
                 let link = Link {
                     subject: subject.clone(),
                     relation: Relation::ReferrersTag,
                 };
-                let Some(index) = self.optional(self.at(tag.to_owned()), link).await? else {
+                let Some(index) = self.optional(self.at(tag.to_owned()), link, tally).await? else {
                     return Ok(found);
                 };
                 let path = self.store.blob_path(&index.digest);
@@ -162,6 +191,7 @@ impl Ask<'_> {
             }
         };
         let mut listed = HashSet::new();
+        let mut referrers = Vec::new();
         for (page, bytes) in pages {
             let listing = Manifest::parse(&bytes).map_err(|e| PullError::BadManifest {
                 reference: format!(
@@ -171,18 +201,26 @@ impl Ask<'_> {
                 digest: page,
                 message: e.to_string(),
             })?;
+            tally.count(listing.manifests.iter().map(|r| &r.digest), self.bounds)?;
             for referrer in listing.manifests {
-                if !listed.insert(referrer.digest.clone()) {
-                    continue;
+                if listed.insert(referrer.digest.clone()) {
+                    referrers.push(referrer.digest);
                 }
+            }
+        }
+        let resolved: Vec<Option<ResolvedImage>> = stream::iter(referrers)
+            .map(|referrer| {
                 let link = Link {
                     subject: subject.clone(),
                     relation: Relation::Referrer,
                 };
-                let pinned = Target::pinned(&self.from.reference, &referrer.digest);
-                found.extend(self.optional(pinned, link).await?);
-            }
-        }
+                let pinned = Target::pinned(&self.from.reference, &referrer);
+                async move { self.optional(pinned, link, tally).await }
+            })
+            .buffered(REFERRERS_AT_ONCE)
+            .try_collect()
+            .await?;
+        found.extend(resolved.into_iter().flatten());
         Ok(found)
     }
 
@@ -196,20 +234,29 @@ impl Ask<'_> {
     }
 
     /// Resolves `reference` as an artifact with `link`, if the registry has it: its
-    /// own manifest answering "not found" means there is none, which is normal.
+    /// own manifest answering "not found" means there is none, which is normal. Its
+    /// manifests count against `tally` as they arrive.
     async fn optional(
         &self,
         reference: Reference,
         link: Link,
+        tally: &Arc<Tally>,
     ) -> Result<Option<ResolvedImage>, PullError> {
         let whole = reference.whole();
         let Some(source) = self.from.source.sibling(reference) else {
             return Ok(None);
         };
-        match resolve(source, self.store, &self.options).await {
+        let counted: Arc<dyn super::Source> = Arc::new(Counted {
+            inner: source.clone(),
+            bounds: self.bounds.clone(),
+            tally: tally.clone(),
+        });
+        match resolve(counted, self.store, &self.options).await {
             Ok(mut artifact) => {
                 artifact.link = Some(link);
                 artifact.component = self.from.component.clone();
+                // Fetching and healing are not discovery: they go to the source itself.
+                artifact.source = source;
                 Ok(Some(artifact))
             }
             // Only the artifact's own manifest may be absent: a child it names that is
@@ -309,7 +356,7 @@ mod tests {
             allow_index: false,
         };
         let image = resolve(source, &store, &options).await?;
-        discover(&image, &store, &options).await
+        discover(&image, &store, &options, &Bounds::new(1, 1000)).await
     }
 
     #[tokio::test]

@@ -172,8 +172,9 @@ impl Source for DaemonFallback {
     fn referrers<'a>(
         &'a self,
         digest: &'a Digest,
+        enough: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
-        self.current().referrers(digest)
+        self.current().referrers(digest, enough)
     }
 }
 

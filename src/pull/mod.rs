@@ -1,10 +1,13 @@
 //! The pull pipeline: resolve each reference through its [`Source`], discover what
-//! travels with it (`--with-signatures`, see `discover`), plan the unique blobs, and
-//! fetch them into the content-addressed store through one per-digest table. Fetching
+//! travels with it (`--with-signatures`, see `discover`, held by `bounds` to a few
+//! requests at once, a cap on the run's requests and one on what each subject may
+//! bring), plan the unique blobs, and fetch them into the content-addressed store
+//! through one per-digest table. Fetching
 //! an image's blobs starts as soon as that image is resolved. `link` ties an artifact
 //! to its subject; `fallback` lets the Docker daemon stand in for a registry that
 //! cannot serve an image, and `daemon` serves what it imported from the store.
 
+mod bounds;
 mod daemon;
 mod discover;
 mod fallback;
@@ -14,6 +17,7 @@ mod plan;
 mod resolve;
 mod source;
 
+pub use bounds::{Bounds, DEFAULT_MAX_REFERRERS};
 pub use daemon::DaemonImage;
 pub use discover::discover;
 pub use fallback::{falls_back, DaemonFallback, Fallback};
@@ -138,6 +142,16 @@ pub enum PullError {
         #[source]
         source: Box<PullError>,
     },
+    /// A subject lists more artifacts than `--max-referrers` lets one bring.
+    #[error("{subject} in {reference} has more than {limit} signatures, attestations, SBOMs and referrers, the most one image or artifact may bring")]
+    TooManyArtifacts {
+        subject: Digest,
+        reference: String,
+        limit: usize,
+    },
+    /// Discovery made as many requests as one run may.
+    #[error("looking for signatures, attestations and referrers took {limit} requests, the most this run may make")]
+    DiscoveryRequests { limit: usize },
     /// The registry could not serve the image, and the Docker daemon could not either.
     #[error("{registry}, and the Docker daemon cannot serve it either: {daemon}")]
     NotInDaemon {
@@ -223,6 +237,9 @@ impl Hint for PullError {
                     .collect(),
             }),
             Self::BlobTooLarge { .. } => Some(Fix::RaiseMaxBlobSize),
+            Self::TooManyArtifacts { .. } | Self::DiscoveryRequests { .. } => {
+                Some(Fix::RaiseMaxReferrers)
+            }
             Self::NoSpace(shortfall) => shortfall.hint(),
             Self::PlatformMissing { .. } => Some(Fix::PickArchitecture),
             _ => None,
@@ -272,6 +289,9 @@ pub struct PullOptions {
     /// Discover each image's signatures, attestations, SBOMs and referrers
     /// (`--with-signatures`), which then travel as images of their own.
     pub with_signatures: bool,
+    /// The most manifests discovery may bring for one subject (`--max-referrers`);
+    /// the run's requests are bounded in proportion (see [`Bounds`]).
+    pub max_referrers: usize,
 }
 
 /// Resolves every image of the definition, several at a time, and fetches each
@@ -298,8 +318,10 @@ pub async fn pull(
     reporter.step(&format!("resolving {} image references", unique.len()));
 
     let store = fetcher.store();
+    let bounds = Bounds::new(unique.len(), options.max_referrers);
+    let bounds = &bounds;
     let mut resolving = stream::iter(unique.into_values())
-        .map(|reference| resolve_and_discover(open(&reference), store, options))
+        .map(|reference| resolve_and_discover(open(&reference), store, options, bounds))
         .buffer_unordered(options.resolve_concurrency.max(1));
     let mut fetching = FuturesUnordered::new();
     let mut plan = Plan::new(options.max_blob_size);
@@ -343,17 +365,17 @@ pub async fn pull(
     for component in &definition.components {
         for image in &component.images {
             // A reference listed twice is packaged once, under its first component.
+            // Taken, not copied: each is packaged once, and a definition may hold
+            // thousands.
             if seen.insert(image.full()) {
-                if let Some(entry) = resolved.get(&image.full()) {
-                    let mut entry = entry.clone();
+                if let Some(mut entry) = resolved.remove(&image.full()) {
                     entry.component = component.name.clone();
                     images.push(entry);
                 }
                 // Each artifact right after its image, under the same component; one
                 // that two images share comes once.
-                for artifact in artifacts.get(&image.full()).into_iter().flatten() {
+                for mut artifact in artifacts.remove(&image.full()).into_iter().flatten() {
                     if seen.insert(artifact.reference.whole()) {
-                        let mut artifact = artifact.clone();
                         artifact.component = component.name.clone();
                         images.push(artifact);
                     }
@@ -369,10 +391,11 @@ async fn resolve_and_discover(
     source: Arc<dyn Source>,
     store: &Store,
     options: &PullOptions,
+    bounds: &Arc<Bounds>,
 ) -> Result<(ResolvedImage, Vec<ResolvedImage>), PullError> {
     let image = resolve(source, store, &options.resolve).await?;
     let found = if options.with_signatures {
-        discover(&image, store, &options.resolve)
+        discover(&image, store, &options.resolve, bounds)
             .await
             .map_err(|source| PullError::Discovery {
                 reference: image.reference.whole(),

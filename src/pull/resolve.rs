@@ -310,6 +310,11 @@ pub(super) async fn store_manifest(
     digest: &Digest,
     bytes: Vec<u8>,
 ) -> Result<(), PullError> {
+    // Many references may name one manifest: once it is in place, as the writer would
+    // find too, there is nothing to hand to a blocking thread.
+    if store.contains(digest, bytes.len() as u64) {
+        return Ok(());
+    }
     let (store, wanted) = (store.clone(), digest.clone());
     tokio::task::spawn_blocking(move || store.put_bytes(&wanted, &bytes))
         .await

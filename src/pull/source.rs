@@ -41,10 +41,12 @@ pub trait Source: Send + Sync {
     }
 
     /// The OCI referrers API's answer for `digest` (each page's exact bytes, an index),
-    /// or `None` where the source has no such API (a registry that answers 404).
+    /// or `None` where the source has no such API (a registry that answers 404). No
+    /// page is asked for once those read list `enough` referrers.
     fn referrers<'a>(
         &'a self,
         _digest: &'a Digest,
+        _enough: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
         Box::pin(async { Ok(None) })
     }
@@ -109,7 +111,13 @@ impl Source for RegistryImage {
     fn referrers<'a>(
         &'a self,
         digest: &'a Digest,
+        enough: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<Vec<u8>>>, PullError>> {
-        Box::pin(async move { Ok(self.registry.referrers(&self.reference, digest).await?) })
+        Box::pin(async move {
+            Ok(self
+                .registry
+                .referrers(&self.reference, digest, enough)
+                .await?)
+        })
     }
 }

@@ -63,15 +63,19 @@ impl Registry {
     /// The referrers API's answer for `digest` in the reference's repository: each
     /// page's exact bytes (an index), following `Link: <…>; rel="next"` for at most
     /// [`MAX_REFERRER_PAGES`] pages, or `None` when the registry answers 404 (it has no
-    /// such API, as docker-registry 2.8 has not). Any other failure is an error.
+    /// such API, as docker-registry 2.8 has not). Any other failure is an error. No
+    /// further page is asked for once the pages read list `enough` referrers: the
+    /// caller refuses that many anyway.
     pub async fn referrers(
         &self,
         reference: &Reference,
         digest: &Digest,
+        enough: usize,
     ) -> Result<Option<Vec<Vec<u8>>>, RegistryError> {
         let what = format!("the referrers of {digest} in {}", reference.whole());
         let auth = self.credentials.for_registry(reference.registry())?;
         let mut pages = Vec::new();
+        let mut listed = 0usize;
         let mut next: Option<String> = None;
         loop {
             let page = next.as_deref();
@@ -89,7 +93,10 @@ impl Registry {
                 Some(answer) => answer,
             };
             match body {
-                ManifestBody::Whole(bytes) => pages.push(bytes),
+                ManifestBody::Whole(bytes) => {
+                    listed = listed.saturating_add(listed_in(&bytes));
+                    pages.push(bytes);
+                }
                 ManifestBody::TooLarge { read } => {
                     return Err(RegistryError::ManifestTooLarge {
                         reference: what,
@@ -98,10 +105,22 @@ impl Registry {
                 }
             }
             match following {
+                _ if listed >= enough => return Ok(Some(pages)),
                 Some(url) if pages.len() < MAX_REFERRER_PAGES => next = Some(url),
                 Some(_) => return Err(RegistryError::TooManyReferrerPages { what }),
                 None => return Ok(Some(pages)),
             }
         }
     }
+}
+
+/// How many referrers a page lists; a page that is not an index lists none here, and
+/// its reader says what is wrong with it.
+fn listed_in(page: &[u8]) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Listing {
+        #[serde(default)]
+        manifests: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Listing>(page).map_or(0, |l| l.manifests.len())
 }

@@ -16,6 +16,7 @@ mod fetch;
 mod index;
 mod inspect;
 mod push;
+mod scale;
 mod seek_table;
 mod signals;
 mod signatures;

@@ -2,11 +2,17 @@
 //! (through the referrers API and through the tag fallback) and buildx attestations
 //! travel with their images, byte-exact, and land on the far side under the same tags.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use crate::support::definition::Definition;
-use crate::support::images::{layer, noise, sha256, simple_signing, Image, Pusher};
+use crate::support::images::{
+    layer, noise, sha256, simple_signing, Image, Pusher, OCI_INDEX, OCI_MANIFEST,
+};
+use crate::support::measure::measure;
 use crate::support::package::Package;
 use crate::support::proxy::{Fault, FaultProxy};
-use crate::support::referrers::ReferrersStandIn;
+use crate::support::referrers::{Answers, ReferrersStandIn};
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
 
@@ -498,4 +504,164 @@ fn a_signature_made_here_verifies_on_the_pushed_copy() {
     let mut tampered = payload.clone();
     tampered[0] ^= 1;
     assert!(public.verify(&tampered, &signature).is_err());
+}
+
+/// A manifest no registry holds, told apart by `n`, as a hostile listing names them.
+fn made_up_manifest(n: usize) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2},
+        "layers": [],
+        "annotations": {"n": n.to_string()},
+    }))
+    .unwrap()
+}
+
+fn descriptor_of(bytes: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": sha256(bytes),
+        "size": bytes.len(),
+        "artifactType": REPORT,
+    })
+}
+
+/// Runs `create --with-signatures` (plus `extra`) of `reference` and checks that it is
+/// refused within the bounds, naming `subject` in one sentence, with nothing left.
+fn assert_refused_in_bounds(reference: &str, subject: &str, extra: &[&str]) {
+    let ws = Workspace::new();
+    ws.define(&Definition::new("flood").image(reference));
+    let mut args = vec!["--with-signatures"];
+    args.extend_from_slice(extra);
+    let run = measure(&ws.create_command(&args), ws.dir.path());
+    let err = stderr(&run.out);
+    eprintln!(
+        "{reference}: refused in {:?}, peak RSS {} KiB",
+        run.elapsed, run.peak_rss_kib
+    );
+    assert_eq!(run.out.status.code(), Some(1), "{err}");
+    assert!(
+        run.elapsed < Duration::from_secs(5),
+        "took {:?}: {err}",
+        run.elapsed
+    );
+    assert!(
+        run.peak_rss_kib < 100 << 10,
+        "peak RSS {} KiB: {err}",
+        run.peak_rss_kib
+    );
+    assert!(
+        err.contains(&format!(
+            "  caused by: {subject} in {reference} has more than 1000 signatures, attestations, SBOMs and referrers, the most one image or artifact may bring\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ") && err.contains("--max-referrers"),
+        "{err}"
+    );
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+    let partials: Vec<_> = std::fs::read_dir(ws.path("cache").join("ingest-v1"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(partials.is_empty(), "{partials:?}");
+}
+
+#[test]
+fn a_referrers_listing_of_ten_thousand_is_refused_at_once_naming_its_subject() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let app = pusher.image("flood", "1", false, "amd64", &[layer(&[("a", b"f")])]);
+    // Ten thousand referrers that no registry holds: none need be asked for.
+    let listing = (0..10_000)
+        .map(|n| descriptor_of(&made_up_manifest(n)))
+        .collect();
+    let stand_in = ReferrersStandIn::start_answering(
+        &registry.addr,
+        Answers {
+            listing: Some(listing),
+            ..Answers::default()
+        },
+    );
+    let reference = format!("{}/flood:1", stand_in.addr);
+    assert_refused_in_bounds(&reference, &app.manifest.digest, &[]);
+    let requests = stand_in.requests();
+    assert!(
+        requests.len() < 20,
+        "{} requests: {requests:?}",
+        requests.len()
+    );
+}
+
+#[test]
+fn a_signature_index_of_three_thousand_is_refused_before_any_is_fetched() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let app = pusher.image("flood", "1", false, "amd64", &[layer(&[("a", b"g")])]);
+    // cosign's `.sig` tag holds an index of three thousand manifests, each served.
+    let children: Vec<Vec<u8>> = (0..3_000).map(made_up_manifest).collect();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|c| descriptor_of(c)).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let mut manifests: HashMap<String, (String, Vec<u8>)> = children
+        .iter()
+        .map(|c| {
+            let path = format!("flood/manifests/{}", sha256(c));
+            (path, (OCI_MANIFEST.to_owned(), c.clone()))
+        })
+        .collect();
+    let sig = format!("flood/manifests/{}.sig", tag_of(&app.manifest.digest));
+    manifests.insert(sig, (OCI_INDEX.to_owned(), index));
+    let stand_in = ReferrersStandIn::start_answering(
+        &registry.addr,
+        Answers {
+            manifests,
+            ..Answers::default()
+        },
+    );
+    let reference = format!("{}/flood:1", stand_in.addr);
+    assert_refused_in_bounds(&reference, &app.manifest.digest, &[]);
+    let fetched = stand_in
+        .requests()
+        .iter()
+        .filter(|p| children.iter().any(|c| p.ends_with(&sha256(c))))
+        .count();
+    assert_eq!(fetched, 0, "children fetched after the index was refused");
+}
+
+#[test]
+fn max_referrers_counts_each_manifest_a_subject_brings_once_and_can_be_raised() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let app = pusher.image("few", "1", false, "amd64", &[layer(&[("a", b"r")])]);
+    let referrers: Vec<Image> = (0..3)
+        .map(|i| pusher.referrer("few", &app.manifest, REPORT, format!("{i}").as_bytes()))
+        .collect();
+    let listed: Vec<(&Image, &str)> = referrers.iter().map(|r| (r, REPORT)).collect();
+    pusher.referrers_tag("few", &app.manifest, &listed);
+    let ws = Workspace::new();
+    let reference = format!("{}/few:1", registry.addr);
+    ws.define(&Definition::new("few").image(&reference));
+    // The fallback tag's index and the three referrers it lists: four manifests, each
+    // counted once though the index lists what is then resolved on its own.
+    let refused = ws.create(&["--with-signatures", "--max-referrers", "3"]);
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "  caused by: {} in {reference} has more than 3 signatures",
+            app.manifest.digest
+        )),
+        "{err}"
+    );
+    let package = Package::read(&package_path(&ws.create(&[
+        "--with-signatures",
+        "--max-referrers",
+        "4",
+    ])));
+    assert_eq!(package.index().len(), 5);
 }

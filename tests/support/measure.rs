@@ -1,5 +1,5 @@
 //! A `pkgr` run under GNU `time`, for the bounds a hostile input must stay within:
-//! wall-clock seconds and peak resident memory.
+//! wall-clock seconds, CPU seconds and peak resident memory.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -8,6 +8,8 @@ use std::time::Duration;
 pub struct Measured {
     pub out: Output,
     pub elapsed: Duration,
+    /// User and system time together: the work pkgr itself did.
+    pub cpu: Duration,
     pub peak_rss_kib: u64,
 }
 
@@ -16,7 +18,7 @@ pub struct Measured {
 pub fn measure(cmd: &Command, dir: &Path) -> Measured {
     let report = dir.join("time-report.txt");
     let mut timed = Command::new("/usr/bin/time");
-    timed.args(["-f", "%e %M", "-o"]).arg(&report);
+    timed.args(["-f", "%e %U %S %M", "-o"]).arg(&report);
     timed.arg(cmd.get_program()).args(cmd.get_args());
     for (key, value) in cmd.get_envs() {
         match value {
@@ -35,12 +37,13 @@ pub fn measure(cmd: &Command, dir: &Path) -> Measured {
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    let [seconds, rss] = figures[..] else {
+    let [seconds, user, system, rss] = figures[..] else {
         panic!("time said {report:?}");
     };
     Measured {
         out,
         elapsed: Duration::from_secs_f64(seconds.parse().unwrap()),
+        cpu: Duration::from_secs_f64(user.parse::<f64>().unwrap() + system.parse::<f64>().unwrap()),
         peak_rss_kib: rss.parse().unwrap(),
     }
 }

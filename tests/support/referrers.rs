@@ -4,8 +4,11 @@
 //! pushed by digest only) is read from the registry, and those whose `subject` is the
 //! digest are listed, as the API lists them, a page at a time if asked to (the next
 //! page named by a `Link: <…>; rel="next"` header). Every other GET or HEAD is
-//! forwarded. It runs on the shared [`Server`](super::http::Server).
+//! forwarded. A hostile registry's answers can be given as they stand instead
+//! ([`Answers`]): one listing for every referrers request, and manifests served from
+//! memory by tag or digest. It runs on the shared [`Server`](super::http::Server).
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +18,34 @@ use super::http::{Request, Server};
 pub struct ReferrersStandIn {
     pub addr: String,
     asked: Arc<Mutex<Vec<String>>>,
+    requests: Arc<Mutex<Vec<String>>>,
     _server: Server,
+}
+
+/// What the stand-in answers itself.
+#[derive(Clone)]
+pub struct Answers {
+    /// `(repository, digest)` of the manifests that may be referrers.
+    pub candidates: Vec<(String, String)>,
+    /// The most referrers listed per answer.
+    pub page_size: usize,
+    /// Descriptors listed, as they stand, for every referrers request (instead of
+    /// the candidates that name the digest).
+    pub listing: Option<Vec<serde_json::Value>>,
+    /// Manifests served from memory: `<repository>/manifests/<tag or digest>` to its
+    /// media type and bytes.
+    pub manifests: HashMap<String, (String, Vec<u8>)>,
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Self {
+            candidates: Vec::new(),
+            page_size: usize::MAX,
+            listing: None,
+            manifests: HashMap::new(),
+        }
+    }
 }
 
 impl ReferrersStandIn {
@@ -31,15 +61,32 @@ impl ReferrersStandIn {
         candidates: Vec<(String, String)>,
         page_size: usize,
     ) -> Self {
+        Self::start_answering(
+            upstream,
+            Answers {
+                candidates,
+                page_size,
+                ..Answers::default()
+            },
+        )
+    }
+
+    /// Serves `upstream`'s content, answering what `answers` names itself.
+    pub fn start_answering(upstream: &str, answers: Answers) -> Self {
         let asked = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let upstream = format!("http://{upstream}");
         let server = {
-            let asked = asked.clone();
-            Server::start(move |request| serve(request, &upstream, &candidates, page_size, &asked))
+            let (asked, requests) = (asked.clone(), requests.clone());
+            Server::start(move |request| {
+                requests.lock().unwrap().push(request.path.clone());
+                serve(request, &upstream, &answers, &asked)
+            })
         };
         Self {
             addr: server.addr.clone(),
             asked,
+            requests,
             _server: server,
         }
     }
@@ -47,6 +94,11 @@ impl ReferrersStandIn {
     /// The paths of the referrers requests answered so far.
     pub fn asked(&self) -> Vec<String> {
         self.asked.lock().unwrap().clone()
+    }
+
+    /// The paths of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 }
 
@@ -61,12 +113,26 @@ fn client() -> reqwest::blocking::Client {
 fn serve(
     request: Request,
     upstream: &str,
-    candidates: &[(String, String)],
-    page_size: usize,
+    answers: &Answers,
     asked: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let (method, path) = (request.method.clone(), request.path.clone());
     let mut out = request.client.try_clone()?;
+    if let Some((media_type, body)) = path
+        .strip_prefix("/v2/")
+        .and_then(|rest| answers.manifests.get(rest))
+    {
+        write!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )?;
+        if method != "HEAD" {
+            out.write_all(body)?;
+        }
+        return out.flush();
+    }
+    let page_size = answers.page_size;
     if let Some((name, digest)) = path
         .strip_prefix("/v2/")
         .and_then(|rest| rest.split_once("/referrers/"))
@@ -76,7 +142,10 @@ fn serve(
             Some((digest, page)) => (digest, page.parse().unwrap_or(0)),
             None => (digest, 0),
         };
-        let all = listing(upstream, name, digest, candidates);
+        let all = match &answers.listing {
+            Some(listed) => listed.clone(),
+            None => listing(upstream, name, digest, &answers.candidates),
+        };
         let start = page.saturating_mul(page_size).min(all.len());
         let end = start.saturating_add(page_size).min(all.len());
         let link = if end < all.len() {

@@ -47,6 +47,10 @@ pub fn words(fix: &Fix) -> String {
             "if the image really has a blob this large, raise the bound with --max-blob-size (e.g. --max-blob-size 128GiB)"
                 .into()
         }
+        Fix::RaiseMaxReferrers => {
+            "if the image really has that many, raise the bound with --max-referrers (e.g. --max-referrers 5000), or leave out --with-signatures"
+                .into()
+        }
         Fix::PickArchitecture => {
             "set metadata.architecture (or --architecture) to one of the platforms listed".into()
         }
@@ -117,6 +121,10 @@ mod tests {
         assert_eq!(
             words(&Fix::RaiseMaxBlobSize),
             "if the image really has a blob this large, raise the bound with --max-blob-size (e.g. --max-blob-size 128GiB)"
+        );
+        assert_eq!(
+            words(&Fix::RaiseMaxReferrers),
+            "if the image really has that many, raise the bound with --max-referrers (e.g. --max-referrers 5000), or leave out --with-signatures"
         );
         assert_eq!(
             words(&Fix::Either(
