@@ -48,7 +48,7 @@ impl PackageBytes {
             let mut file = File::open(path).map_err(io_err)?;
             let mut magic = [0u8; 4];
             let head = file.read(&mut magic).map_err(io_err)?;
-            if head == 4 && magic == ZSTD_MAGIC {
+            if head == 4 && starts_as_zstd(&magic) {
                 match SeekTable::read(&mut file) {
                     Ok(Some(table)) => Kind::Framed(Arc::new(table)),
                     Ok(None) => Kind::Stream(Arc::default()),
@@ -123,11 +123,20 @@ fn stream(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Box::new(File::open(path)?)
     };
     let mut file = BufReader::with_capacity(1 << 20, source);
-    if file.fill_buf()?.starts_with(&ZSTD_MAGIC) {
+    if starts_as_zstd(file.fill_buf()?) {
         Ok(Box::new(zstd::stream::read::Decoder::with_buffer(file)?))
     } else {
         Ok(Box::new(file))
     }
+}
+
+/// Whether `head` starts a zstd stream as `zstd -dc` reads one: with a data frame, or
+/// with a skippable frame (magics `0x184D2A50` to `0x184D2A5F`), which it passes over.
+/// Bytes that make both a skippable frame and a tar header are read as zstd, never as
+/// a tar: a tar reader would see what the skippable frame hides from `zstd -dc`.
+fn starts_as_zstd(head: &[u8]) -> bool {
+    let skippable = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
+    head.starts_with(&ZSTD_MAGIC) || skippable
 }
 
 /// The tar bytes a walk reads, able to move forward without reading what it passes
@@ -360,6 +369,42 @@ mod tests {
             [
                 ("pkgr.yaml".to_owned(), b"A".to_vec()),
                 ("checksums.txt".to_owned(), b"a".to_vec())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tar_hidden_in_a_leading_skippable_frame_is_passed_over_as_zstd_dc_does() {
+        // Found against the fuzzers' reference reader: a PAX header whose first bytes
+        // are a skippable frame's magic and length, covering a whole package A, then a
+        // zstd frame of package B. `zstd -dc | tar` shows B; read as a tar, A.
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let record = b"18 path=pkgr.yaml\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        let mut hidden = pax.as_bytes().to_vec();
+        hidden.extend(record);
+        hidden.resize(1024, 0);
+        hidden.extend(&a);
+        let skipped = hidden.len() as u32 - 8;
+        hidden[..4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
+        hidden[4..8].copy_from_slice(&skipped.to_le_bytes());
+        let header = tar::Header::from_byte_slice(&hidden[..512]);
+        let mut header = header.clone();
+        header.set_cksum();
+        hidden[..512].copy_from_slice(header.as_bytes());
+        let mut bytes = hidden;
+        bytes.extend(zstd::bulk::compress(&b, 3).unwrap());
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &bytes).unwrap();
+
+        let package = reads_as_zstd_dc(file.path());
+        assert_eq!(
+            entries(&package),
+            [
+                ("pkgr.yaml".to_owned(), b"B".to_vec()),
+                ("checksums.txt".to_owned(), b"b".to_vec())
             ]
         );
     }

@@ -3,7 +3,7 @@
 //! for: the credentials (Basic), or a token from the challenge's realm for the scope
 //! it names (Bearer), kept for the run. Proof goes only to the registry's own origin.
 
-mod challenge;
+pub(crate) mod challenge;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
