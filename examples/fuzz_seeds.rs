@@ -138,6 +138,11 @@ fn hostile(
         sizes.extend(bravo.iter().map(|(_, sizes)| *sizes));
         out.push((name, seekable(&frames, &sizes)));
     }
+    let bravo_frames: Vec<u8> = bravo.iter().flat_map(|(frame, _)| frame.clone()).collect();
+    out.push((
+        "skippable-polyglot.tar.zst",
+        skippable_polyglot(&tar, &bravo_frames),
+    ));
     out.push((
         "rotated.tar.zst",
         retabled(alpha, |sizes| {
@@ -161,6 +166,28 @@ fn hostile(
             sizes[1].0 -= 1;
         }),
     ));
+    out
+}
+
+/// `tar` behind a PAX header whose first bytes are a zstd skippable frame's magic and
+/// length, covering all of it, then `frames`: a tar reader sees `tar`, `zstd -dc` the
+/// frames.
+fn skippable_polyglot(tar: &[u8], frames: &[u8]) -> Vec<u8> {
+    let record = b"18 path=pkgr.yaml\n";
+    let mut pax = ::tar::Header::new_ustar();
+    pax.set_entry_type(::tar::EntryType::XHeader);
+    pax.set_size(record.len() as u64);
+    let mut out = pax.as_bytes().to_vec();
+    out.extend(record);
+    out.resize(1024, 0);
+    out.extend(tar);
+    let skipped = out.len() as u32 - 8;
+    out[..4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
+    out[4..8].copy_from_slice(&skipped.to_le_bytes());
+    let mut header = ::tar::Header::from_byte_slice(&out[..512]).clone();
+    header.set_cksum();
+    out[..512].copy_from_slice(header.as_bytes());
+    out.extend(frames);
     out
 }
 

@@ -107,12 +107,18 @@ pub fn tar_members(tar_bytes: &[u8]) -> Reference<Vec<Member>> {
     Reference::Read(members)
 }
 
-/// The entries pkgr may show, from the reference's members: regular files, named as
-/// pkgr names them (no leading `./`, no trailing `/`); directories are passed over.
+/// The entries pkgr may show, from the reference's members, named as pkgr names them
+/// (no leading `./`, no trailing `/`); directories and global PAX headers (which
+/// `tar -t` does not list) are passed over.
 pub fn regular_files(members: &[Member]) -> Vec<(String, Vec<u8>)> {
     members
         .iter()
-        .filter(|m| m.kind != tar::EntryType::Directory)
+        .filter(|m| {
+            !matches!(
+                m.kind,
+                tar::EntryType::Directory | tar::EntryType::XGlobalHeader
+            )
+        })
         .map(|m| {
             let name = String::from_utf8_lossy(&m.name);
             let name = name.trim_start_matches("./").trim_end_matches('/');
