@@ -85,11 +85,8 @@ fn read_sequentially(package: &PackageBytes) -> Option<Vec<(String, (u64, u64), 
             read <= budget,
             "pkgr reads more entry bytes than `zstd -dc` decodes"
         );
-        assert_eq!(
-            read, entry.size,
-            "`{}` ended early without an error",
-            entry.name
-        );
+        // An entry cut short must fail the walk when it moves on; if it does not, the
+        // comparison with the reference (which refuses it) finds it.
         total += read;
         entries.push((entry.name.to_owned(), (entry.offset, entry.size), bytes));
         Ok(Flow::Continue)

@@ -410,6 +410,33 @@ mod tests {
     }
 
     #[test]
+    fn a_package_cut_inside_an_entry_is_refused_by_the_walk() {
+        // The fuzzers' first catch, in their own harness: an entry's reader ends early
+        // without an error (as any `Read` may); the walk refuses the package when it
+        // moves past the entry, so no caller goes on with a short entry.
+        let mut tar = tar_of(b"A", b"the checksums");
+        tar.truncate(3 * 512 + 4);
+        for bytes in [tar.clone(), zstd::bulk::compress(&tar, 3).unwrap()] {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &bytes).unwrap();
+            let package = PackageBytes::open(file.path()).unwrap();
+            let mut lengths = Vec::new();
+            let err = for_each_entry(&package, |entry| {
+                let mut body = Vec::new();
+                entry.reader.read_to_end(&mut body).unwrap();
+                lengths.push(body.len());
+                Ok(Flow::Continue)
+            })
+            .unwrap_err();
+            assert_eq!(lengths, [1, 4]);
+            assert!(
+                format!("{err:?}").contains("ends inside an entry"),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_frame_too_large_for_random_access_makes_the_package_a_stream() {
         let big = vec![b'x'; MAX_RANDOM_ACCESS_FRAME_BYTES as usize];
         let tar = tar_of(b"A", &big);
