@@ -141,7 +141,12 @@ fn hostile(
     let bravo_frames: Vec<u8> = bravo.iter().flat_map(|(frame, _)| frame.clone()).collect();
     out.push((
         "skippable-polyglot.tar.zst",
-        skippable_polyglot(&tar, &bravo_frames),
+        polyglot(&[], &tar, &bravo_frames),
+    ));
+    let legacy_empty_frame = [0x27, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0xc0, 0x00, 0x00];
+    out.push((
+        "legacy-polyglot.tar.zst",
+        polyglot(&legacy_empty_frame, &tar, &bravo_frames),
     ));
     out.push((
         "rotated.tar.zst",
@@ -169,10 +174,10 @@ fn hostile(
     out
 }
 
-/// `tar` behind a PAX header whose first bytes are a zstd skippable frame's magic and
-/// length, covering all of it, then `frames`: a tar reader sees `tar`, `zstd -dc` the
-/// frames.
-fn skippable_polyglot(tar: &[u8], frames: &[u8]) -> Vec<u8> {
+/// `tar` behind a PAX header whose first bytes are `prefix` (frames that decode to
+/// nothing), then a zstd skippable frame's magic and length, covering the rest of it,
+/// then `frames`: a tar reader sees `tar`, `zstd -dc` the frames.
+fn polyglot(prefix: &[u8], tar: &[u8], frames: &[u8]) -> Vec<u8> {
     let record = b"18 path=pkgr.yaml\n";
     let mut pax = ::tar::Header::new_ustar();
     pax.set_entry_type(::tar::EntryType::XHeader);
@@ -181,9 +186,11 @@ fn skippable_polyglot(tar: &[u8], frames: &[u8]) -> Vec<u8> {
     out.extend(record);
     out.resize(1024, 0);
     out.extend(tar);
-    let skipped = out.len() as u32 - 8;
-    out[..4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
-    out[4..8].copy_from_slice(&skipped.to_le_bytes());
+    let at = prefix.len();
+    let skipped = (out.len() - at - 8) as u32;
+    out[..at].copy_from_slice(prefix);
+    out[at..at + 4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
+    out[at + 4..at + 8].copy_from_slice(&skipped.to_le_bytes());
     let mut header = ::tar::Header::from_byte_slice(&out[..512]).clone();
     header.set_cksum();
     out[..512].copy_from_slice(header.as_bytes());

@@ -34,14 +34,15 @@ impl<T> Reference<T> {
     }
 }
 
-/// Whether `bytes` start as a zstd file does (a data frame or a skippable one), so that
-/// pkgr and `zstd -dc` read it as compressed.
+/// Whether `bytes` start as `zstd -dc` reads a zstd file: a data frame of this format or
+/// a legacy one (magics 0xFD2FB51E to 0xFD2FB527), or a skippable frame.
 pub fn is_zstd(bytes: &[u8]) -> bool {
-    bytes.starts_with(&ZSTD_MAGIC)
-}
-
-fn is_skippable(bytes: &[u8]) -> bool {
-    bytes.len() >= 4 && bytes[1..4] == SKIPPABLE_MAGIC_HIGH && bytes[0] & 0xf0 == 0x50
+    let Some(magic) = bytes.get(..4) else {
+        return false;
+    };
+    let legacy = (0x1e..=0x27).contains(&magic[0]) && magic[1..] == ZSTD_MAGIC[1..];
+    let skippable = magic[0] & 0xf0 == 0x50 && magic[1..] == SKIPPABLE_MAGIC_HIGH;
+    magic == ZSTD_MAGIC || legacy || skippable
 }
 
 /// `zstd -dc` of `bytes`: every frame decoded in order, skippable frames passed over;
@@ -62,7 +63,7 @@ pub fn zstd_dc(bytes: &[u8]) -> Reference<Vec<u8>> {
 /// The tar bytes pkgr reads from a package file's bytes: decoded when they start as
 /// zstd, as they are otherwise.
 pub fn package_tar(bytes: &[u8]) -> Reference<Vec<u8>> {
-    if is_zstd(bytes) || is_skippable(bytes) {
+    if is_zstd(bytes) {
         zstd_dc(bytes)
     } else {
         Reference::Read(bytes.to_vec())

@@ -130,13 +130,19 @@ fn stream(path: &Path) -> io::Result<Box<dyn Read + Send>> {
     }
 }
 
-/// Whether `head` starts a zstd stream as `zstd -dc` reads one: with a data frame, or
-/// with a skippable frame (magics `0x184D2A50` to `0x184D2A5F`), which it passes over.
-/// Bytes that make both a skippable frame and a tar header are read as zstd, never as
-/// a tar: a tar reader would see what the skippable frame hides from `zstd -dc`.
+/// Whether `head` starts a zstd stream as `zstd -dc` reads one: with a data frame (of
+/// this format, or of a legacy one, magics `0xFD2FB51E` to `0xFD2FB527`, which zstd
+/// and pkgr's decoder still read), or with a skippable frame (magics `0x184D2A50` to
+/// `0x184D2A5F`), which it passes over. Bytes that make both such a start and a tar
+/// header are read as zstd, never as a tar: a tar reader would see what the frames
+/// hide from `zstd -dc`.
 fn starts_as_zstd(head: &[u8]) -> bool {
-    let skippable = head.len() >= 4 && head[0] & 0xf0 == 0x50 && head[1..4] == [0x2a, 0x4d, 0x18];
-    head.starts_with(&ZSTD_MAGIC) || skippable
+    let Some(magic) = head.get(..4) else {
+        return false;
+    };
+    let legacy = (0x1e..=0x27).contains(&magic[0]) && magic[1..] == ZSTD_MAGIC[1..];
+    let skippable = magic[0] & 0xf0 == 0x50 && magic[1..] == [0x2a, 0x4d, 0x18];
+    magic == ZSTD_MAGIC || legacy || skippable
 }
 
 /// The tar bytes a walk reads, able to move forward without reading what it passes
@@ -373,40 +379,51 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_tar_hidden_in_a_leading_skippable_frame_is_passed_over_as_zstd_dc_does() {
-        // Found against the fuzzers' reference reader: a PAX header whose first bytes
-        // are a skippable frame's magic and length, covering a whole package A, then a
-        // zstd frame of package B. `zstd -dc | tar` shows B; read as a tar, A.
-        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+    /// `hidden` behind a PAX header whose first bytes are `prefix` (frames that decode to
+    /// nothing), then a skippable frame's magic and length covering the rest of `hidden`;
+    /// then `shown` in a zstd frame. A tar reader sees `hidden`; `zstd -dc`, `shown`.
+    fn polyglot(prefix: &[u8], hidden: &[u8], shown: &[u8]) -> Vec<u8> {
         let record = b"18 path=pkgr.yaml\n";
         let mut pax = tar::Header::new_ustar();
         pax.set_entry_type(tar::EntryType::XHeader);
         pax.set_size(record.len() as u64);
-        let mut hidden = pax.as_bytes().to_vec();
-        hidden.extend(record);
-        hidden.resize(1024, 0);
-        hidden.extend(&a);
-        let skipped = hidden.len() as u32 - 8;
-        hidden[..4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
-        hidden[4..8].copy_from_slice(&skipped.to_le_bytes());
-        let header = tar::Header::from_byte_slice(&hidden[..512]);
-        let mut header = header.clone();
+        let mut bytes = pax.as_bytes().to_vec();
+        bytes.extend(record);
+        bytes.resize(1024, 0);
+        bytes.extend(hidden);
+        let skippable_at = prefix.len();
+        let skipped = (bytes.len() - skippable_at - 8) as u32;
+        bytes[..skippable_at].copy_from_slice(prefix);
+        bytes[skippable_at..skippable_at + 4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
+        bytes[skippable_at + 4..skippable_at + 8].copy_from_slice(&skipped.to_le_bytes());
+        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
         header.set_cksum();
-        hidden[..512].copy_from_slice(header.as_bytes());
-        let mut bytes = hidden;
-        bytes.extend(zstd::bulk::compress(&b, 3).unwrap());
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), &bytes).unwrap();
+        bytes[..512].copy_from_slice(header.as_bytes());
+        bytes.extend(zstd::bulk::compress(shown, 3).unwrap());
+        bytes
+    }
 
-        let package = reads_as_zstd_dc(file.path());
-        assert_eq!(
-            entries(&package),
-            [
-                ("pkgr.yaml".to_owned(), b"B".to_vec()),
-                ("checksums.txt".to_owned(), b"b".to_vec())
-            ]
-        );
+    #[test]
+    fn a_tar_hidden_behind_leading_frames_is_passed_over_as_zstd_dc_does() {
+        // Found against the fuzzers' reference reader: a file that is both a tar
+        // (package A) and a zstd stream (package B). Read as a tar it showed A, verified;
+        // `zstd -dc | tar` shows B. It starts with a skippable frame, or with an empty
+        // frame of the legacy v0.7 format that zstd 1.5 still decodes.
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let legacy_empty_frame = [0x27, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0xc0, 0x00, 0x00];
+        for prefix in [&[][..], &legacy_empty_frame] {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), polyglot(prefix, &a, &b)).unwrap();
+            let package = reads_as_zstd_dc(file.path());
+            assert_eq!(
+                entries(&package),
+                [
+                    ("pkgr.yaml".to_owned(), b"B".to_vec()),
+                    ("checksums.txt".to_owned(), b"b".to_vec())
+                ],
+                "behind {prefix:x?}"
+            );
+        }
     }
 
     #[test]
