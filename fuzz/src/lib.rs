@@ -60,11 +60,20 @@ pub fn zstd_dc(bytes: &[u8]) -> Reference<Vec<u8>> {
     }
 }
 
-/// The tar bytes pkgr reads from a package file's bytes: decoded when they start as
-/// zstd, as they are otherwise.
+/// The tar bytes pkgr must read from a package file's bytes: decoded when they start as
+/// zstd, as they are otherwise; a file that `zstd -dc` reads as another compression is
+/// one pkgr must refuse.
 pub fn package_tar(bytes: &[u8]) -> Reference<Vec<u8>> {
+    let other = [
+        &[0x1f, 0x8b][..],
+        &[0xfd, 0x37],
+        &[0x5d, 0x00],
+        &[0x04, 0x22, 0x4d, 0x18],
+    ];
     if is_zstd(bytes) {
         zstd_dc(bytes)
+    } else if other.iter().any(|magic| bytes.starts_with(magic)) {
+        Reference::Refused("gzip, xz, lzma or lz4, which pkgr does not read".into())
     } else {
         Reference::Read(bytes.to_vec())
     }

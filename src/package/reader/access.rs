@@ -6,6 +6,11 @@
 //! frames too large for random access among them), and a split package, is one
 //! stream: reading it from an offset goes on from where the last read ended when that
 //! is not past the offset, and otherwise starts again from the beginning.
+//!
+//! The form is told by the first bytes as `zstd -dc` tells it: any frame it reads
+//! (skippable and legacy ones too) makes the file zstd, and another compression it
+//! decodes (gzip, xz, lzma, lz4) refuses the file; only the rest is a tar. So no file
+//! shows one package to a tar reader and another to `zstd -dc | tar`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -55,6 +60,8 @@ impl PackageBytes {
                     Err(SeekTableError::Io(source)) => return Err(io_err(source)),
                     Err(refused) => return Err(ReadError::SeekTable(refused)),
                 }
+            } else if let Some(format) = other_compression(&magic[..head]) {
+                return Err(io_err(not_read(format)));
             } else {
                 Kind::Plain
             }
@@ -123,8 +130,11 @@ fn stream(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Box::new(File::open(path)?)
     };
     let mut file = BufReader::with_capacity(1 << 20, source);
-    if starts_as_zstd(file.fill_buf()?) {
+    let head = file.fill_buf()?;
+    if starts_as_zstd(head) {
         Ok(Box::new(zstd::stream::read::Decoder::with_buffer(file)?))
+    } else if let Some(format) = other_compression(head) {
+        Err(not_read(format))
     } else {
         Ok(Box::new(file))
     }
@@ -143,6 +153,25 @@ fn starts_as_zstd(head: &[u8]) -> bool {
     let legacy = (0x1e..=0x27).contains(&magic[0]) && magic[1..] == ZSTD_MAGIC[1..];
     let skippable = magic[0] & 0xf0 == 0x50 && magic[1..] == [0x2a, 0x4d, 0x18];
     magic == ZSTD_MAGIC || legacy || skippable
+}
+
+/// The other formats `zstd -dc` decodes (gzip, xz, lzma, lz4), by their first bytes. A
+/// package starting as one is refused, not read as a tar: `zstd -dc` would show what
+/// that stream decodes to, and a tar reader what its bytes hide.
+fn other_compression(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [0x1f, 0x8b, ..] => Some("gzip"),
+        [0xfd, 0x37, ..] => Some("xz"),
+        [0x5d, 0x00, ..] => Some("lzma"),
+        [0x04, 0x22, 0x4d, 0x18, ..] => Some("lz4"),
+        _ => None,
+    }
+}
+
+fn not_read(format: &str) -> io::Error {
+    io::Error::other(format!(
+        "it starts as a {format} stream; pkgr reads a package as a tar or as zstd"
+    ))
 }
 
 /// The tar bytes a walk reads, able to move forward without reading what it passes
@@ -423,6 +452,59 @@ mod tests {
                 ],
                 "behind {prefix:x?}"
             );
+        }
+    }
+
+    #[test]
+    fn a_tar_that_starts_as_another_compression_is_refused() {
+        // Found as the ones above: `zstd -dc` (as `gzip -dc`) decodes gzip, and shows
+        // package B deflated after a gzip header whose extra field holds package A,
+        // which a tar reader shows (and pkgr showed, verified).
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let record = b"18 path=pkgr.yaml\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        let mut bytes = pax.as_bytes().to_vec();
+        bytes.extend(record);
+        bytes.resize(1024, 0);
+        bytes.extend(&a);
+        let extra = u16::try_from(bytes.len() - 12).unwrap().to_le_bytes();
+        bytes[..12].copy_from_slice(&[0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, extra[0], extra[1]]);
+        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
+        header.set_cksum();
+        bytes[..512].copy_from_slice(header.as_bytes());
+        let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+        deflated.write_all(&b).unwrap();
+        bytes.extend(deflated.finish().unwrap());
+        let mut crc = flate2::Crc::new();
+        crc.update(&b);
+        bytes.extend(crc.sum().to_le_bytes());
+        bytes.extend((b.len() as u32).to_le_bytes());
+        let mut gunzipped = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut gunzipped)
+            .unwrap();
+        assert_eq!(gunzipped, b);
+
+        let refusal = |bytes: &[u8]| {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), bytes).unwrap();
+            let err = PackageBytes::open(file.path()).err().expect("refused");
+            std::error::Error::source(&err).unwrap().to_string()
+        };
+        assert_eq!(
+            refusal(&bytes),
+            "it starts as a gzip stream; pkgr reads a package as a tar or as zstd"
+        );
+        for (magic, format) in [
+            (&[0xfd, 0x37, 0x7a, 0x58][..], "xz"),
+            (&[0x5d, 0x00, 0x00, 0x80], "lzma"),
+            (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
+        ] {
+            let mut bytes = magic.to_vec();
+            bytes.extend(&a);
+            assert!(refusal(&bytes).contains(format), "{format}");
         }
     }
 
