@@ -30,7 +30,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 corpus=fuzz/corpus
-for target in $targets; do
+for target in package_reader seekable split daemon_save challenge link definition manifest; do
     mkdir -p "$corpus/$target"
 done
 echo "==> writing the package seeds"
