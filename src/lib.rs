@@ -28,3 +28,11 @@ pub mod store;
 pub mod tarwalk;
 #[cfg(test)]
 mod testing;
+
+/// Private parsers, reachable by the fuzz crate (`fuzz/`) and nothing else: not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::daemon::save::{read as read_save, ReadError as SaveError, Saved};
+    pub use crate::registry::direct::proof::challenge::{parse as parse_challenge, Challenge};
+    pub use crate::registry::direct::url::next_page;
+}

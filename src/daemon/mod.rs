@@ -11,7 +11,7 @@
 mod engine;
 mod gzip;
 mod image;
-mod save;
+pub(crate) mod save;
 
 pub use engine::Daemon;
 pub use image::{from_save, import, Format, Imported};

@@ -9,7 +9,7 @@
 pub mod auth;
 mod classify;
 mod connect;
-mod direct;
+pub(crate) mod direct;
 mod download;
 mod retry;
 pub mod stall;

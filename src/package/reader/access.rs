@@ -6,6 +6,11 @@
 //! frames too large for random access among them), and a split package, is one
 //! stream: reading it from an offset goes on from where the last read ended when that
 //! is not past the offset, and otherwise starts again from the beginning.
+//!
+//! The form is told by the first bytes as `zstd -dc` tells it: any frame it reads
+//! (skippable and legacy ones too) makes the file zstd, and another compression it
+//! decodes (gzip, xz, lzma, lz4) refuses the file; only the rest is a tar. So no file
+//! shows one package to a tar reader and another to `zstd -dc | tar`.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -48,13 +53,15 @@ impl PackageBytes {
             let mut file = File::open(path).map_err(io_err)?;
             let mut magic = [0u8; 4];
             let head = file.read(&mut magic).map_err(io_err)?;
-            if head == 4 && magic == ZSTD_MAGIC {
+            if head == 4 && starts_as_zstd(&magic) {
                 match SeekTable::read(&mut file) {
                     Ok(Some(table)) => Kind::Framed(Arc::new(table)),
                     Ok(None) => Kind::Stream(Arc::default()),
                     Err(SeekTableError::Io(source)) => return Err(io_err(source)),
                     Err(refused) => return Err(ReadError::SeekTable(refused)),
                 }
+            } else if let Some(format) = other_compression(&magic[..head]) {
+                return Err(io_err(not_read(format)));
             } else {
                 Kind::Plain
             }
@@ -123,11 +130,48 @@ fn stream(path: &Path) -> io::Result<Box<dyn Read + Send>> {
         Box::new(File::open(path)?)
     };
     let mut file = BufReader::with_capacity(1 << 20, source);
-    if file.fill_buf()?.starts_with(&ZSTD_MAGIC) {
+    let head = file.fill_buf()?;
+    if starts_as_zstd(head) {
         Ok(Box::new(zstd::stream::read::Decoder::with_buffer(file)?))
+    } else if let Some(format) = other_compression(head) {
+        Err(not_read(format))
     } else {
         Ok(Box::new(file))
     }
+}
+
+/// Whether `head` starts a zstd stream as `zstd -dc` reads one: with a data frame (of
+/// this format, or of a legacy one, magics `0xFD2FB51E` to `0xFD2FB527`, which zstd
+/// and pkgr's decoder still read), or with a skippable frame (magics `0x184D2A50` to
+/// `0x184D2A5F`), which it passes over. Bytes that make both such a start and a tar
+/// header are read as zstd, never as a tar: a tar reader would see what the frames
+/// hide from `zstd -dc`.
+fn starts_as_zstd(head: &[u8]) -> bool {
+    let Some(magic) = head.get(..4) else {
+        return false;
+    };
+    let legacy = (0x1e..=0x27).contains(&magic[0]) && magic[1..] == ZSTD_MAGIC[1..];
+    let skippable = magic[0] & 0xf0 == 0x50 && magic[1..] == [0x2a, 0x4d, 0x18];
+    magic == ZSTD_MAGIC || legacy || skippable
+}
+
+/// The other formats `zstd -dc` decodes (gzip, xz, lzma, lz4), by their first bytes. A
+/// package starting as one is refused, not read as a tar: `zstd -dc` would show what
+/// that stream decodes to, and a tar reader what its bytes hide.
+fn other_compression(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [0x1f, 0x8b, ..] => Some("gzip"),
+        [0xfd, 0x37, ..] => Some("xz"),
+        [0x5d, 0x00, ..] => Some("lzma"),
+        [0x04, 0x22, 0x4d, 0x18, ..] => Some("lz4"),
+        _ => None,
+    }
+}
+
+fn not_read(format: &str) -> io::Error {
+    io::Error::other(format!(
+        "it starts as a {format} stream; pkgr reads a package as a tar or as zstd"
+    ))
 }
 
 /// The tar bytes a walk reads, able to move forward without reading what it passes
@@ -362,6 +406,133 @@ mod tests {
                 ("checksums.txt".to_owned(), b"a".to_vec())
             ]
         );
+    }
+
+    /// `hidden` behind a PAX header whose first bytes are `prefix` (frames that decode to
+    /// nothing), then a skippable frame's magic and length covering the rest of `hidden`;
+    /// then `shown` in a zstd frame. A tar reader sees `hidden`; `zstd -dc`, `shown`.
+    fn polyglot(prefix: &[u8], hidden: &[u8], shown: &[u8]) -> Vec<u8> {
+        let record = b"18 path=pkgr.yaml\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        let mut bytes = pax.as_bytes().to_vec();
+        bytes.extend(record);
+        bytes.resize(1024, 0);
+        bytes.extend(hidden);
+        let skippable_at = prefix.len();
+        let skipped = (bytes.len() - skippable_at - 8) as u32;
+        bytes[..skippable_at].copy_from_slice(prefix);
+        bytes[skippable_at..skippable_at + 4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
+        bytes[skippable_at + 4..skippable_at + 8].copy_from_slice(&skipped.to_le_bytes());
+        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
+        header.set_cksum();
+        bytes[..512].copy_from_slice(header.as_bytes());
+        bytes.extend(zstd::bulk::compress(shown, 3).unwrap());
+        bytes
+    }
+
+    #[test]
+    fn a_tar_hidden_behind_leading_frames_is_passed_over_as_zstd_dc_does() {
+        // Found against the fuzzers' reference reader: a file that is both a tar
+        // (package A) and a zstd stream (package B). Read as a tar it showed A, verified;
+        // `zstd -dc | tar` shows B. It starts with a skippable frame, or with an empty
+        // frame of the legacy v0.7 format that zstd 1.5 still decodes.
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let legacy_empty_frame = [0x27, 0xb5, 0x2f, 0xfd, 0x20, 0x00, 0xc0, 0x00, 0x00];
+        for prefix in [&[][..], &legacy_empty_frame] {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), polyglot(prefix, &a, &b)).unwrap();
+            let package = reads_as_zstd_dc(file.path());
+            assert_eq!(
+                entries(&package),
+                [
+                    ("pkgr.yaml".to_owned(), b"B".to_vec()),
+                    ("checksums.txt".to_owned(), b"b".to_vec())
+                ],
+                "behind {prefix:x?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tar_that_starts_as_another_compression_is_refused() {
+        // Found as the ones above: `zstd -dc` (as `gzip -dc`) decodes gzip, and shows
+        // package B deflated after a gzip header whose extra field holds package A,
+        // which a tar reader shows (and pkgr showed, verified).
+        let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
+        let record = b"18 path=pkgr.yaml\n";
+        let mut pax = tar::Header::new_ustar();
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(record.len() as u64);
+        let mut bytes = pax.as_bytes().to_vec();
+        bytes.extend(record);
+        bytes.resize(1024, 0);
+        bytes.extend(&a);
+        let extra = u16::try_from(bytes.len() - 12).unwrap().to_le_bytes();
+        bytes[..12].copy_from_slice(&[0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, extra[0], extra[1]]);
+        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
+        header.set_cksum();
+        bytes[..512].copy_from_slice(header.as_bytes());
+        let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
+        deflated.write_all(&b).unwrap();
+        bytes.extend(deflated.finish().unwrap());
+        let mut crc = flate2::Crc::new();
+        crc.update(&b);
+        bytes.extend(crc.sum().to_le_bytes());
+        bytes.extend((b.len() as u32).to_le_bytes());
+        let mut gunzipped = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut gunzipped)
+            .unwrap();
+        assert_eq!(gunzipped, b);
+
+        let refusal = |bytes: &[u8]| {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), bytes).unwrap();
+            let err = PackageBytes::open(file.path()).err().expect("refused");
+            std::error::Error::source(&err).unwrap().to_string()
+        };
+        assert_eq!(
+            refusal(&bytes),
+            "it starts as a gzip stream; pkgr reads a package as a tar or as zstd"
+        );
+        for (magic, format) in [
+            (&[0xfd, 0x37, 0x7a, 0x58][..], "xz"),
+            (&[0x5d, 0x00, 0x00, 0x80], "lzma"),
+            (&[0x04, 0x22, 0x4d, 0x18], "lz4"),
+        ] {
+            let mut bytes = magic.to_vec();
+            bytes.extend(&a);
+            assert!(refusal(&bytes).contains(format), "{format}");
+        }
+    }
+
+    #[test]
+    fn a_package_cut_inside_an_entry_is_refused_by_the_walk() {
+        // The fuzzers' first catch, in their own harness: an entry's reader ends early
+        // without an error (as any `Read` may); the walk refuses the package when it
+        // moves past the entry, so no caller goes on with a short entry.
+        let mut tar = tar_of(b"A", b"the checksums");
+        tar.truncate(3 * 512 + 4);
+        for bytes in [tar.clone(), zstd::bulk::compress(&tar, 3).unwrap()] {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &bytes).unwrap();
+            let package = PackageBytes::open(file.path()).unwrap();
+            let mut lengths = Vec::new();
+            let err = for_each_entry(&package, |entry| {
+                let mut body = Vec::new();
+                entry.reader.read_to_end(&mut body).unwrap();
+                lengths.push(body.len());
+                Ok(Flow::Continue)
+            })
+            .unwrap_err();
+            assert_eq!(lengths, [1, 4]);
+            assert!(
+                format!("{err:?}").contains("ends inside an entry"),
+                "{err:?}"
+            );
+        }
     }
 
     #[test]

@@ -10,9 +10,9 @@
 //! read them as before.
 
 mod endpoints;
-mod proof;
+pub(crate) mod proof;
 mod refusal;
-mod url;
+pub(crate) mod url;
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! over plain HTTP to a plain-HTTP registry's own host), and a token is asked for
 //! anonymously from any.
 
-mod challenge;
+pub(crate) mod challenge;
 mod realm;
 
 use std::collections::{HashMap, HashSet};
