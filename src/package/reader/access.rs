@@ -408,10 +408,9 @@ mod tests {
         );
     }
 
-    /// `hidden` behind a PAX header whose first bytes are `prefix` (frames that decode to
-    /// nothing), then a skippable frame's magic and length covering the rest of `hidden`;
-    /// then `shown` in a zstd frame. A tar reader sees `hidden`; `zstd -dc`, `shown`.
-    fn polyglot(prefix: &[u8], hidden: &[u8], shown: &[u8]) -> Vec<u8> {
+    /// A PAX header and its one record (1,024 bytes): a tar reader takes what follows
+    /// as the next entry, whatever the header's first bytes are made to say.
+    fn pax_lead_in() -> Vec<u8> {
         let record = b"18 path=pkgr.yaml\n";
         let mut pax = tar::Header::new_ustar();
         pax.set_entry_type(tar::EntryType::XHeader);
@@ -419,15 +418,28 @@ mod tests {
         let mut bytes = pax.as_bytes().to_vec();
         bytes.extend(record);
         bytes.resize(1024, 0);
+        bytes
+    }
+
+    /// The first header's checksum, made right again after its first bytes changed.
+    fn reseal_first_header(bytes: &mut [u8]) {
+        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
+        header.set_cksum();
+        bytes[..512].copy_from_slice(header.as_bytes());
+    }
+
+    /// `hidden` behind a PAX header whose first bytes are `prefix` (frames that decode to
+    /// nothing), then a skippable frame's magic and length covering the rest of `hidden`;
+    /// then `shown` in a zstd frame. A tar reader sees `hidden`; `zstd -dc`, `shown`.
+    fn polyglot(prefix: &[u8], hidden: &[u8], shown: &[u8]) -> Vec<u8> {
+        let mut bytes = pax_lead_in();
         bytes.extend(hidden);
         let skippable_at = prefix.len();
         let skipped = (bytes.len() - skippable_at - 8) as u32;
         bytes[..skippable_at].copy_from_slice(prefix);
         bytes[skippable_at..skippable_at + 4].copy_from_slice(&0x184D_2A50u32.to_le_bytes());
         bytes[skippable_at + 4..skippable_at + 8].copy_from_slice(&skipped.to_le_bytes());
-        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
-        header.set_cksum();
-        bytes[..512].copy_from_slice(header.as_bytes());
+        reseal_first_header(&mut bytes);
         bytes.extend(zstd::bulk::compress(shown, 3).unwrap());
         bytes
     }
@@ -461,19 +473,11 @@ mod tests {
         // package B deflated after a gzip header whose extra field holds package A,
         // which a tar reader shows (and pkgr showed, verified).
         let (a, b) = (tar_of(b"A", b"a"), tar_of(b"B", b"b"));
-        let record = b"18 path=pkgr.yaml\n";
-        let mut pax = tar::Header::new_ustar();
-        pax.set_entry_type(tar::EntryType::XHeader);
-        pax.set_size(record.len() as u64);
-        let mut bytes = pax.as_bytes().to_vec();
-        bytes.extend(record);
-        bytes.resize(1024, 0);
+        let mut bytes = pax_lead_in();
         bytes.extend(&a);
         let extra = u16::try_from(bytes.len() - 12).unwrap().to_le_bytes();
         bytes[..12].copy_from_slice(&[0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, extra[0], extra[1]]);
-        let mut header = tar::Header::from_byte_slice(&bytes[..512]).clone();
-        header.set_cksum();
-        bytes[..512].copy_from_slice(header.as_bytes());
+        reseal_first_header(&mut bytes);
         let mut deflated = flate2::write::DeflateEncoder::new(Vec::new(), Default::default());
         deflated.write_all(&b).unwrap();
         bytes.extend(deflated.finish().unwrap());
