@@ -249,3 +249,21 @@ fn an_index_with_too_many_entries_is_refused() {
         "{err}"
     );
 }
+
+/// `--max-referrers` outside 1 to 1,000,000, or not a number, is a usage error before
+/// anything is read or pulled.
+#[test]
+fn a_max_referrers_that_is_no_count_is_a_usage_error() {
+    let ws = Workspace::new();
+    ws.define(&Definition::new("x").image("127.0.0.1:1/never/asked:1"));
+    for bad in ["0", "1000001", "many"] {
+        let out = ws.create(&["--max-referrers", bad]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.contains(&format!("invalid value '{bad}' for '--max-referrers <N>'")),
+            "{bad}: {err}"
+        );
+        assert!(ws.output_files().is_empty(), "{bad}: {:?}", ws.output_files());
+    }
+}
