@@ -264,6 +264,10 @@ fn a_max_referrers_that_is_no_count_is_a_usage_error() {
             err.contains(&format!("invalid value '{bad}' for '--max-referrers <N>'")),
             "{bad}: {err}"
         );
-        assert!(ws.output_files().is_empty(), "{bad}: {:?}", ws.output_files());
+        assert!(
+            ws.output_files().is_empty(),
+            "{bad}: {:?}",
+            ws.output_files()
+        );
     }
 }
