@@ -1,6 +1,6 @@
 # The two commands of the quick start: `make demo` and `make test`.
 
-.PHONY: demo test deps lint bench fuzz
+.PHONY: demo test deps lint bench fuzz install
 
 deps:
 	@scripts/install-deps.sh
@@ -23,3 +23,17 @@ bench: deps
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:
 	@scripts/fuzz.sh
+
+# The binary, its man pages and its completions for bash, zsh and fish, under PREFIX
+# (default /usr/local; DESTDIR for staging).
+PREFIX ?= /usr/local
+install:
+	cargo build --release --locked
+	install -Dm755 target/release/pkgr "$(DESTDIR)$(PREFIX)/bin/pkgr"
+	target/release/pkgr man-pages "$(DESTDIR)$(PREFIX)/share/man/man1" >/dev/null
+	mkdir -p "$(DESTDIR)$(PREFIX)/share/bash-completion/completions" \
+		"$(DESTDIR)$(PREFIX)/share/zsh/site-functions" \
+		"$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d"
+	target/release/pkgr completions bash >"$(DESTDIR)$(PREFIX)/share/bash-completion/completions/pkgr"
+	target/release/pkgr completions zsh >"$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_pkgr"
+	target/release/pkgr completions fish >"$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/pkgr.fish"

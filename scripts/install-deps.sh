@@ -2,9 +2,10 @@
 # Installs what pkgr's demo, tests and benchmark need on Debian, if it is missing:
 # docker-registry (the real registry), skopeo (the round-trip check and the benchmark's
 # peer), openssl (certificates for the TLS test), zstd, curl (the small-images
-# benchmark's floor), GNU time (memory bounds in the tests), docker.io (the real
-# Docker daemon that the daemon-fallback tests, the demo and bench/daemon.sh start
-# on a private socket) and python3 (the scripts that build images for it).
+# benchmark's floor), man-db (the man-page test), GNU time (memory bounds in the
+# tests), docker.io (the real Docker daemon that the daemon-fallback tests, the demo
+# and bench/daemon.sh start on a private socket) and python3 (the scripts that build
+# images for it).
 set -euo pipefail
 
 missing=()
@@ -21,6 +22,8 @@ command -v python3 >/dev/null || missing+=(python3)
 # mount small tmpfs filesystems.
 { [ -x /bin/kill ] || [ -x /usr/bin/kill ]; } || missing+=(procps)
 command -v mount >/dev/null || missing+=(mount)
+# man(1): the tests render every generated man page with `man -l`.
+command -v man >/dev/null || missing+=(man-db)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "pkgr",
     version,
-    about = "Package OCI content for air-gapped networks"
+    about = "Package OCI content for air-gapped networks",
+    after_help = EXIT_STATUS
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -20,14 +21,69 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a package from DIR/pkgr.yaml
+    #[command(after_help = CREATE_EXAMPLES)]
     Create(CreateArgs),
     /// Show what a package holds
+    #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
     /// Load every image of a package into a registry
+    #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
     /// Look after the shared blob cache
+    #[command(after_help = CACHE_EXAMPLES)]
     Cache(CacheArgs),
+    /// Print a shell completion script
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages for pkgr and each of its commands into DIR
+    #[command(hide = true)]
+    ManPages {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
+
+/// The exit codes, as `cli::error` assigns them.
+const EXIT_STATUS: &str = "\
+Exit status:
+  0    success
+  1    failure: the message says what failed
+  2    usage: an argument or option is wrong; nothing was done
+  130  interrupted by Ctrl-C (SIGINT); nothing partial is left
+  143  terminated by SIGTERM; nothing partial is left";
+
+const CREATE_EXAMPLES: &str = "\
+Examples:
+  pkgr create                               # ./pkgr.yaml into the current directory
+  pkgr create examples/demo -o dist         # examples/demo/pkgr.yaml into dist/
+  pkgr create --no-cache --with-signatures  # bypass the cache; bring signatures too";
+
+const INSPECT_EXAMPLES: &str = "\
+Examples:
+  pkgr inspect pkgr-package-demo-amd64.tar.zst
+  pkgr inspect --verify pkgr-package-demo-amd64.tar.zst   # re-hash every file and blob
+  pkgr inspect --json zarf-package-app-amd64.tar.zst.part000";
+
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  pkgr push pkgr-package-demo-amd64.tar.zst 127.0.0.1:5000
+  pkgr push pkgr-package-demo-amd64.tar.zst registry.local/mirror --ca-file ca.pem
+  pkgr push package.tar.zst registry.local --username ci --password-stdin < password";
+
+const CACHE_EXAMPLES: &str = "\
+Examples:
+  pkgr cache ls                     # blobs, partial downloads and their size
+  pkgr cache prune --older-than 30d # remove blobs no package used for 30 days
+  pkgr cache verify                 # re-hash every blob, remove damaged ones";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  pkgr completions bash > ~/.local/share/bash-completion/completions/pkgr
+  pkgr completions zsh > ~/.zfunc/_pkgr
+  pkgr completions fish > ~/.config/fish/completions/pkgr.fish";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {

@@ -1,11 +1,13 @@
 //! The command line, the edge of the program: clap's view of the arguments (`args`,
 //! first stage), the settings built from them (`settings`, second stage), the top-level
-//! error with its exit codes (`error`), and one module per command.
+//! error with its exit codes (`error`), one module per command, and the completions
+//! and man pages drawn from the same definition (`generate`).
 
 pub mod args;
 pub mod cache;
 pub mod create;
 pub mod error;
+pub mod generate;
 pub mod inspect;
 pub mod package_file;
 pub mod push;
@@ -21,6 +23,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,
         Command::Cache(args) => cache::run(args).await,
+        Command::Completions { shell } => generate::completions(shell),
+        Command::ManPages { dir } => generate::man_pages(&dir),
         Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
             .await
             .unwrap_or_else(|source| {

@@ -15,6 +15,7 @@ mod faults;
 mod fetch;
 mod index;
 mod inspect;
+mod manual;
 mod push;
 mod scale;
 mod seek_table;
