@@ -18,6 +18,8 @@ pub enum Fix {
     ReportBug,
     /// Either fix may help: the first's error was met first.
     Either(Box<Fix>, Box<Fix>),
+    /// Several failures at once, each with its own fix, in the order they were listed.
+    Each(Vec<Fix>),
 
     /// The registry does not hold the reference: check its name and tag.
     CheckName,

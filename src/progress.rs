@@ -1,9 +1,9 @@
 //! Progress reporting behind one small trait: indicatif bars on a terminal, plain
-//! periodic lines elsewhere. Core logic only calls the trait.
+//! periodic lines elsewhere, nothing under `-q`. Core logic only calls the trait.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,14 +29,60 @@ pub trait Reporter: Send + Sync {
     fn finish(&self);
 }
 
-/// Picks bars on a terminal unless `plain` is asked for.
+/// How every reporter of the process reports, as `-v` and `-q` ask: set once, before
+/// any command runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Bars on a terminal, lines elsewhere.
+    Auto = 0,
+    /// Plain lines even on a terminal.
+    Lines = 1,
+    /// Nothing: only errors, and the command's result on stdout.
+    Quiet = 2,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(Mode::Auto as u8);
+
+pub fn set_mode(mode: Mode) {
+    MODE.store(mode as u8, Ordering::Relaxed);
+}
+
+/// Whether `-q` asked for nothing but errors and the result.
+pub fn is_quiet() -> bool {
+    mode() == Mode::Quiet
+}
+
+fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => Mode::Lines,
+        2 => Mode::Quiet,
+        _ => Mode::Auto,
+    }
+}
+
+/// Picks bars on a terminal unless `plain` is asked for, and nothing under `-q`.
 pub fn reporter(plain: bool) -> Box<dyn Reporter> {
     use std::io::IsTerminal;
-    if !plain && std::io::stderr().is_terminal() {
-        Box::new(Bars::new())
-    } else {
-        Box::new(Lines::new())
+    match mode() {
+        Mode::Quiet => Box::new(Quiet),
+        Mode::Auto if !plain && std::io::stderr().is_terminal() => Box::new(Bars::new()),
+        _ => Box::new(Lines::new()),
     }
+}
+
+/// The reporter of `-q`: says nothing.
+struct Quiet;
+
+impl Reporter for Quiet {
+    fn step(&self, _message: &str) {}
+    fn warn(&self, _message: &str) {}
+    fn blobs_planned(&self, _action: &str, _blobs: usize, _bytes: u64) {}
+    fn blob_cached(&self, _bytes: u64) {}
+    fn blob_start(&self, _digest: &Digest, _size: u64) {}
+    fn blob_progress(&self, _digest: &Digest, _bytes: u64) {}
+    fn blob_discarded(&self, _digest: &Digest, _bytes: u64) {}
+    fn blob_done(&self, _digest: &Digest) {}
+    fn finish(&self) {}
 }
 
 fn short(digest: &Digest) -> &str {

@@ -16,6 +16,15 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Also print one line per registry request on stderr: method, URL, status, bytes,
+    /// time, and whether it was a retry or a token exchange (credentials redacted)
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+
+    /// Print nothing but errors and the result
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]

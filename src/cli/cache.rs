@@ -77,6 +77,9 @@ fn run_blocking(settings: CacheSettings) -> Result<(), Error> {
 }
 
 fn say_waiting(lock: &Path) {
+    if crate::progress::is_quiet() {
+        return;
+    }
     let _ = writeln!(std::io::stderr().lock(), "{}", waiting_message(lock));
 }
 

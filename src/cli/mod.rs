@@ -19,6 +19,14 @@ pub use args::{
 pub use error::Error;
 
 pub async fn run(cli: Cli) -> Result<(), Error> {
+    if cli.verbose {
+        crate::registry::request_log::enable();
+        // Bars redrawn between log lines would garble both.
+        crate::progress::set_mode(crate::progress::Mode::Lines);
+    }
+    if cli.quiet {
+        crate::progress::set_mode(crate::progress::Mode::Quiet);
+    }
     match cli.command {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,

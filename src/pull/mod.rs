@@ -2,14 +2,16 @@
 //! travels with it (`--with-signatures`, see `discover`, held by `bounds` to a few
 //! requests at once, a cap on the run's requests and one on what each subject may
 //! bring), plan the unique blobs, and fetch them into the content-addressed store
-//! through one per-digest table. Fetching
-//! an image's blobs starts as soon as that image is resolved. `link` ties an artifact
+//! through one per-digest table. Every reference is resolved before any blob is
+//! fetched, and resolution goes on past a failed reference, so that one run names every
+//! reference that cannot be packaged (`failures`). `link` ties an artifact
 //! to its subject; `fallback` lets the Docker daemon stand in for a registry that
 //! cannot serve an image, and `daemon` serves what it imported from the store.
 
 mod bounds;
 mod daemon;
 mod discover;
+mod failures;
 mod fallback;
 mod fetch;
 mod link;
@@ -20,6 +22,7 @@ mod source;
 pub use bounds::{Bounds, DEFAULT_MAX_REFERRERS};
 pub use daemon::DaemonImage;
 pub use discover::discover;
+pub use failures::ReferenceFailures;
 pub use fallback::{falls_back, DaemonFallback, Fallback};
 pub use fetch::Fetcher;
 pub use link::{Link, Relation};
@@ -164,6 +167,9 @@ pub enum PullError {
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
+    /// Two or more references failed to resolve (one alone is reported as itself).
+    #[error(transparent)]
+    References(ReferenceFailures),
     /// A worker thread panicked: a bug in pkgr, never the user's doing.
     #[error("internal error while {what}")]
     Internal {
@@ -206,6 +212,7 @@ impl PullError {
             Self::Discovery { source, .. } => source.no_space(),
             Self::NotInDaemon { daemon, .. } => daemon.no_space(),
             Self::Daemon(e) => e.no_space(),
+            Self::References(failures) => failures.failed.iter().find_map(|(_, e)| e.no_space()),
             _ => None,
         }
     }
@@ -242,6 +249,7 @@ impl Hint for PullError {
             }
             Self::NoSpace(shortfall) => shortfall.hint(),
             Self::PlatformMissing { .. } => Some(Fix::PickArchitecture),
+            Self::References(failures) => failures.hint(),
             _ => None,
         }
     }
@@ -294,8 +302,10 @@ pub struct PullOptions {
     pub max_referrers: usize,
 }
 
-/// Resolves every image of the definition, several at a time, and fetches each
-/// image's blobs as soon as it is resolved. `open` gives the source of a reference.
+/// Resolves every image of the definition, several at a time, then plans and fetches
+/// their blobs. A reference that fails does not stop the others from resolving: when
+/// any failed, every failure is returned together and nothing is downloaded. `open`
+/// gives the source of a reference.
 ///
 /// With `space`, everything planned so far is checked against the free space measured
 /// before the first download, each time an image is planned and before its blobs are
@@ -316,47 +326,35 @@ pub async fn pull(
             .or_insert_with(|| image.reference.clone());
     }
     reporter.step(&format!("resolving {} image references", unique.len()));
-
     let store = fetcher.store();
-    let bounds = Bounds::new(unique.len(), options.max_referrers);
-    let bounds = &bounds;
-    let mut resolving = stream::iter(unique.into_values())
-        .map(|reference| resolve_and_discover(open(&reference), store, options, bounds))
-        .buffer_unordered(options.resolve_concurrency.max(1));
+    let Resolved {
+        mut resolved,
+        mut artifacts,
+    } = resolve_all(definition, unique, &open, store, options).await?;
+
     let mut fetching = FuturesUnordered::new();
     let mut plan = Plan::new(options.max_blob_size);
     let mut demand = Demand::default();
     let mut manifests_counted = HashSet::new();
-    let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();
-    let mut artifacts: BTreeMap<String, Vec<ResolvedImage>> = BTreeMap::new();
-    let mut resolving_done = false;
-    loop {
-        tokio::select! {
-            next = resolving.next(), if !resolving_done => match next {
-                Some(found) => {
-                    let (image, found) = found?;
-                    for image in std::iter::once(&image).chain(&found) {
-                        let jobs = plan.add(image)?;
-                        if let Some(space) = space {
-                            add_demand(&mut demand, &mut manifests_counted, store, image, &jobs);
-                            space.check(&demand)?;
-                        }
-                        // Cannot wrap: the plan refuses blobs that add up past MAX_SIZE.
-                        reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
-                        // In plan order, largest first: the download semaphore is fair, so
-                        // the big blobs of each image get the first slots.
-                        for job in jobs {
-                            fetching.push(async move { fetcher.fetch(&job).await });
-                        }
-                    }
-                    artifacts.insert(image.reference.whole(), found);
-                    resolved.insert(image.reference.whole(), image);
-                }
-                None => resolving_done = true,
-            },
-            Some(fetched) = fetching.next(), if !fetching.is_empty() => fetched?,
-            else => break,
+    for (name, image) in &resolved {
+        let found = artifacts.get(name).map_or(&[][..], Vec::as_slice);
+        for image in std::iter::once(image).chain(found) {
+            let jobs = plan.add(image)?;
+            if let Some(space) = space {
+                add_demand(&mut demand, &mut manifests_counted, store, image, &jobs);
+                space.check(&demand)?;
+            }
+            // Cannot wrap: the plan refuses blobs that add up past MAX_SIZE.
+            reporter.blobs_planned("downloading", jobs.len(), jobs.iter().map(|j| j.size).sum());
+            // In plan order, largest first: the download semaphore is fair, so the big
+            // blobs of each image get the first slots.
+            for job in jobs {
+                fetching.push(async move { fetcher.fetch(&job).await });
+            }
         }
+    }
+    while let Some(fetched) = fetching.next().await {
+        fetched?;
     }
     reporter.finish();
 
@@ -384,6 +382,80 @@ pub async fn pull(
         }
     }
     Ok(Pulled { images, plan })
+}
+
+/// Every reference resolved, by its full name, with what discovery found for it.
+struct Resolved {
+    resolved: BTreeMap<String, ResolvedImage>,
+    artifacts: BTreeMap<String, Vec<ResolvedImage>>,
+}
+
+/// Resolves every reference, going on past failures. One failure comes back as
+/// itself, several as [`PullError::References`] in definition order; a failure that
+/// no other reference can escape (the store, the disk, the run's request cap, a bug)
+/// stops at once.
+async fn resolve_all(
+    definition: &Definition,
+    unique: BTreeMap<String, Reference>,
+    open: &impl Fn(&Reference) -> Arc<dyn Source>,
+    store: &Store,
+    options: &PullOptions,
+) -> Result<Resolved, PullError> {
+    let total = unique.len();
+    let bounds = Bounds::new(total, options.max_referrers);
+    let bounds = &bounds;
+    let mut resolving = stream::iter(unique)
+        .map(|(name, reference)| async move {
+            let result = resolve_and_discover(open(&reference), store, options, bounds).await;
+            (name, result)
+        })
+        .buffer_unordered(options.resolve_concurrency.max(1));
+    let mut done = Resolved {
+        resolved: BTreeMap::new(),
+        artifacts: BTreeMap::new(),
+    };
+    let mut failed = BTreeMap::new();
+    while let Some((name, result)) = resolving.next().await {
+        match result {
+            Ok((image, found)) => {
+                done.artifacts.insert(name.clone(), found);
+                done.resolved.insert(name, image);
+            }
+            Err(err) if stops_every_reference(&err) => return Err(err),
+            Err(err) => {
+                failed.insert(name, err);
+            }
+        }
+    }
+    if failed.len() == 1 {
+        return Err(failed.into_values().next().expect("one failure"));
+    }
+    if !failed.is_empty() {
+        let mut in_order = Vec::new();
+        for image in definition.components.iter().flat_map(|c| &c.images) {
+            if let Some(err) = failed.remove(&image.full()) {
+                in_order.push((image.full(), err));
+            }
+        }
+        return Err(PullError::References(ReferenceFailures {
+            failed: in_order,
+            total,
+        }));
+    }
+    Ok(done)
+}
+
+/// Failures that are not one reference's: going on with the others would meet them
+/// again, or make things worse.
+fn stops_every_reference(err: &PullError) -> bool {
+    match err {
+        PullError::Store { .. }
+        | PullError::NoSpace(_)
+        | PullError::DiscoveryRequests { .. }
+        | PullError::Internal { .. } => true,
+        PullError::Shared(inner) => stops_every_reference(inner),
+        _ => err.no_space().is_some(),
+    }
 }
 
 /// Resolves one reference and, with `--with-signatures`, discovers what travels with it.

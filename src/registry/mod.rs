@@ -11,6 +11,7 @@ mod classify;
 mod connect;
 pub(crate) mod direct;
 mod download;
+pub mod request_log;
 mod retry;
 pub mod stall;
 mod upload;

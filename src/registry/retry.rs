@@ -38,6 +38,7 @@ where
         match call().await {
             Ok(value) => return Ok(value),
             Err(err) if attempt < MAX_ATTEMPTS && is_transient(&err) => {
+                super::request_log::retry(attempt, MAX_ATTEMPTS, backoff(attempt), &err);
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }

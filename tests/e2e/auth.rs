@@ -11,7 +11,7 @@ use crate::support::proxy::{Fault, FaultProxy, TokenGate, TokenService};
 use crate::support::registry::{Options, TestRegistry};
 use crate::support::{package_path, stderr, Workspace};
 
-fn docker_login(ws: &Workspace, registry: &str, user: &str, password: &str) {
+pub(crate) fn docker_login(ws: &Workspace, registry: &str, user: &str, password: &str) {
     use base64::Engine;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     std::fs::write(

@@ -271,3 +271,89 @@ fn a_max_referrers_that_is_no_count_is_a_usage_error() {
         );
     }
 }
+
+#[test]
+fn every_reference_that_cannot_be_packaged_is_named_at_once_and_no_blob_is_fetched() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let one = pusher.image("one", "1", false, "amd64", &[layer(&[("a", b"one")])]);
+    pusher.image("two", "1", false, "amd64", &[layer(&[("b", b"two")])]);
+    let arm = pusher.image("multi", "arm", false, "arm64", &[layer(&[("c", b"arm")])]);
+    let index = pusher.index("multi", "1", false, &[("linux/arm64", &arm)]);
+    let proxy = crate::support::proxy::FaultProxy::start(&registry.addr, vec![]);
+    let at = |r: &str| format!("{}/{r}", proxy.addr);
+    let unreachable = "127.0.0.1:1/three:1".to_owned();
+    let pinned_index = at(&format!("multi@{}", index.digest));
+    let ws = Workspace::new();
+    ws.define(&Definition::new("many").images(&[
+        at("one:1"),
+        at("one:no-such-tag"),
+        at("two:1"),
+        at("ghost:1"),
+        unreachable.clone(),
+        pinned_index.clone(),
+    ]));
+
+    let err = fails(&ws, &["--no-daemon-fallback"]);
+    let line = error_line(&err);
+    assert_eq!(
+        line,
+        "error: 4 of 6 image references cannot be packaged, so nothing was downloaded:"
+    );
+    let listed: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let expected = [
+        format!("  {} was not found in its registry", at("one:no-such-tag")),
+        format!("  {} was not found in its registry", at("ghost:1")),
+        format!("  {unreachable}: cannot reach the registry 127.0.0.1:1"),
+        format!("  {pinned_index} is an image index of 1 platform"),
+    ];
+    assert_eq!(listed.len(), expected.len(), "{err}");
+    for (line, start) in listed.iter().zip(&expected) {
+        assert!(
+            line.starts_with(start.as_str()),
+            "{line:?} should start {start:?}"
+        );
+    }
+    assert!(
+        err.contains("hint: check the repository name and tag")
+            && err.contains("check the host and port"),
+        "{err}"
+    );
+    // Resolution asked for manifests; not one blob was fetched.
+    let blobs: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains("/blobs/"))
+        .collect();
+    assert!(blobs.is_empty(), "blobs fetched: {blobs:?}");
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .any(|s| s.path.contains("/one/manifests/1")),
+        "the good references were resolved"
+    );
+    let _ = one;
+}
+
+#[test]
+fn one_reference_that_cannot_be_packaged_is_reported_as_itself() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    pusher.image("one", "1", false, "amd64", &[layer(&[("a", b"one")])]);
+    let ws = Workspace::new();
+    let missing = format!("{}/one:no-such-tag", registry.addr);
+    ws.define(
+        &Definition::new("one").images(&[format!("{}/one:1", registry.addr), missing.clone()]),
+    );
+    let err = fails(&ws, &["--no-daemon-fallback"]);
+    assert_eq!(
+        error_line(&err),
+        format!("error: {missing} was not found in its registry")
+    );
+}

@@ -23,3 +23,4 @@ mod signals;
 mod signatures;
 mod snapshots;
 mod tar_headers;
+mod verbosity;

@@ -11,6 +11,7 @@ pub fn words(fix: &Fix) -> String {
                 .into()
         }
         Fix::Either(first, second) => format!("{}; or {}", words(first), words(second)),
+        Fix::Each(fixes) => fixes.iter().map(words).collect::<Vec<_>>().join("; "),
         Fix::CheckName => {
             "check the repository name and tag, and that the registry holds it".into()
         }

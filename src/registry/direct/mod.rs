@@ -22,6 +22,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::Reference;
 use reqwest::Response;
 
+use super::request_log::{self, Sent};
 use super::stall::{self, Progress};
 pub use endpoints::ManifestBody;
 pub use proof::{plain_http_realm, Access, NO_CREDENTIALS};
@@ -62,13 +63,20 @@ impl DirectClient {
     async fn watched(
         &self,
         request: reqwest::Request,
+        sent: Sent,
         progress: &Progress,
     ) -> Result<Response, OciDistributionError> {
-        tokio::select! {
-            sent = self.client.execute(request) => sent.map_err(OciDistributionError::RequestError),
+        let logged = request_log::Logged::of(&request, sent);
+        let started = std::time::Instant::now();
+        let answer = tokio::select! {
+            answer = self.client.execute(request) => answer,
             () = progress.idle_for(self.timeout) => {
-                Err(OciDistributionError::IoError(stall::stalled(self.timeout)))
+                return Err(OciDistributionError::IoError(stall::stalled(self.timeout)))
             }
+        };
+        if let Some(logged) = logged {
+            logged.answered(answer.as_ref(), started.elapsed());
         }
+        answer.map_err(OciDistributionError::RequestError)
     }
 }

@@ -20,6 +20,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url};
 
 use super::refusal::{read_capped, unauthorized};
 use super::{url, DirectClient};
+use crate::registry::request_log::Sent;
 use crate::registry::stall::{self, Progress};
 use challenge::Challenge;
 pub use realm::plain_http_realm;
@@ -100,7 +101,7 @@ impl DirectClient {
             Some(Proof::Bearer(token)) => Some(token.clone()),
             _ => None,
         };
-        let first = self.watched(request(known)?, progress).await?;
+        let first = self.watched(request(known)?, Sent::First, progress).await?;
         if first.status() != StatusCode::UNAUTHORIZED {
             return Ok(first);
         }
@@ -117,7 +118,9 @@ impl DirectClient {
             sent_token: sent_token.as_deref(),
         };
         let proof = self.answer_challenge(challenge, asked, auth).await?;
-        let second = self.watched(request(Some(proof))?, progress).await?;
+        let second = self
+            .watched(request(Some(proof))?, Sent::WithProof, progress)
+            .await?;
         if second.status() == StatusCode::UNAUTHORIZED {
             return Err(unauthorized(&whole));
         }
@@ -223,7 +226,9 @@ impl DirectClient {
         let request = request
             .build()
             .map_err(OciDistributionError::RequestError)?;
-        let response = self.watched(request, &Progress::default()).await?;
+        let response = self
+            .watched(request, Sent::TokenExchange, &Progress::default())
+            .await?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
