@@ -23,6 +23,8 @@ pub enum Command {
     Create(CreateArgs),
     /// Show what a package holds
     Inspect(InspectArgs),
+    /// Compare two packages: the images NEW adds, removes or changes, and the bytes it adds
+    Diff(DiffArgs),
     /// Load every image of a package into a registry
     Push(PushArgs),
     /// Look after the shared blob cache
@@ -70,6 +72,19 @@ pub struct InspectArgs {
     /// Also re-hash every file against checksums.txt and every blob against its name
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The package compared against (.tar.zst, .tar or a split part000; pkgr or Zarf)
+    pub old: PathBuf,
+
+    /// The package whose images and bytes are compared with OLD's
+    pub new: PathBuf,
+
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod cache;
 pub mod create;
+pub mod diff;
 pub mod error;
 pub mod inspect;
 pub mod package_file;
@@ -12,7 +13,8 @@ pub mod push;
 pub mod settings;
 
 pub use args::{
-    CacheArgs, CacheCommand, Cli, Command, CreateArgs, InspectArgs, PushArgs, TransportArgs,
+    CacheArgs, CacheCommand, Cli, Command, CreateArgs, DiffArgs, InspectArgs, PushArgs,
+    TransportArgs,
 };
 pub use error::Error;
 
@@ -26,6 +28,14 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             .unwrap_or_else(|source| {
                 Err(Error::Internal {
                     what: "inspecting the package",
+                    source,
+                })
+            }),
+        Command::Diff(args) => tokio::task::spawn_blocking(move || diff::run(args))
+            .await
+            .unwrap_or_else(|source| {
+                Err(Error::Internal {
+                    what: "comparing the packages",
                     source,
                 })
             }),
