@@ -292,3 +292,155 @@ fn side(summary: &Summary) -> PackageSide {
         bytes: summary.totals.bytes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::package::summary::{SummaryMetadata, Totals};
+    use crate::testing::{fixture_dir, write_fixture_package};
+
+    fn digest(n: u8) -> Digest {
+        Digest::from_hex(&format!("{n:02x}").repeat(32)).unwrap()
+    }
+
+    /// An image whose manifest is digest `manifest`, reaching it and `blobs` (digest
+    /// number, size).
+    fn image(reference: &str, manifest: u8, blobs: &[(u8, u64)]) -> SummaryImage {
+        let mut reached: BTreeMap<Digest, u64> = BTreeMap::new();
+        reached.insert(digest(manifest), 100);
+        reached.extend(blobs.iter().map(|&(n, size)| (digest(n), size)));
+        SummaryImage {
+            reference: reference.to_owned(),
+            digest: digest(manifest),
+            media_type: crate::manifest::OCI_MANIFEST.to_owned(),
+            kind: Kind::ContainerImage,
+            platform: Some("linux/amd64".to_owned()),
+            size: reached.values().sum(),
+            component: None,
+            subject: None,
+            relation: None,
+            blobs: std::sync::Arc::new(reached),
+        }
+    }
+
+    fn summary(images: Vec<SummaryImage>) -> Summary {
+        Summary {
+            format: "pkgr",
+            metadata: SummaryMetadata {
+                name: "p".to_owned(),
+                ..SummaryMetadata::default()
+            },
+            components: Vec::new(),
+            images,
+            other_files: Vec::new(),
+            totals: Totals {
+                images: 0,
+                blobs: 0,
+                bytes: 0,
+                shared_bytes: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn changed_added_and_removed_images_with_the_bytes_each_adds() {
+        let old = summary(vec![
+            image("r/app:1", 1, &[(10, 1000), (11, 2000)]),
+            image("r/gone:1", 2, &[(12, 3000)]),
+            image("r/same:1", 3, &[(10, 1000)]),
+        ]);
+        let new = summary(vec![
+            image("r/same:1", 3, &[(10, 1000)]),
+            // Base layer 10 stays, top layer 11 becomes 20; the new image shares 20.
+            image("r/app:1", 4, &[(10, 1000), (20, 5000)]),
+            image("r/new:1", 5, &[(20, 5000), (21, 7000), (12, 3000)]),
+        ]);
+        let diff = compare(&old, &new);
+        let rows: Vec<(Change, &str, Option<Digest>, Option<Digest>, usize, u64)> = diff
+            .images
+            .iter()
+            .map(|i| {
+                let (old, new) = (i.old_digest.clone(), i.new_digest.clone());
+                (
+                    i.change,
+                    i.reference.as_str(),
+                    old,
+                    new,
+                    i.new_blobs,
+                    i.new_bytes,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (
+                    Change::Changed,
+                    "r/app:1",
+                    Some(digest(1)),
+                    Some(digest(4)),
+                    2,
+                    5100
+                ),
+                (Change::Added, "r/new:1", None, Some(digest(5)), 3, 12_100),
+                (Change::Removed, "r/gone:1", Some(digest(2)), None, 0, 0),
+            ]
+        );
+        // Layer 20 counts in both images, once in the total; layer 12 was in OLD.
+        let t = &diff.totals;
+        assert_eq!((t.changed, t.added, t.removed, t.unchanged), (1, 1, 1, 1));
+        assert_eq!((t.new_blobs, t.new_bytes), (4, 100 + 5000 + 100 + 7000));
+        let json = serde_json::to_value(&diff).unwrap();
+        assert_eq!(json["schemaVersion"], SCHEMA_VERSION);
+        assert_eq!(json["images"][1]["change"], "added");
+        assert_eq!(json["images"][1]["oldDigest"], serde_json::Value::Null);
+        assert_eq!(json["totals"]["newBytes"], 12_200);
+    }
+
+    #[test]
+    fn unnamed_entries_are_told_apart_by_digest_and_repeats_count_once() {
+        let old = summary(vec![image(UNNAMED, 1, &[]), image("r/a:1", 2, &[])]);
+        let new = summary(vec![
+            image(UNNAMED, 3, &[]),
+            image("r/a:1", 2, &[]),
+            image("r/a:1", 2, &[]),
+        ]);
+        let diff = compare(&old, &new);
+        let changes: Vec<Change> = diff.images.iter().map(|i| i.change).collect();
+        assert_eq!(changes, vec![Change::Added, Change::Removed]);
+        assert_eq!(diff.totals.unchanged, 1);
+        assert_eq!((diff.totals.new_blobs, diff.totals.new_bytes), (1, 100));
+    }
+
+    #[test]
+    fn a_package_against_itself_differs_in_nothing() {
+        let dir = fixture_dir();
+        let package = write_fixture_package(dir.path(), true);
+        let diff = diff(&package, &package).unwrap();
+        assert!(diff.images.is_empty(), "{:?}", diff.images);
+        assert_eq!(diff.totals.unchanged, 3);
+        assert_eq!((diff.totals.new_blobs, diff.totals.new_bytes), (0, 0));
+        assert_eq!(diff.old.name, "fixture");
+        assert_eq!(diff.new.blobs, 13);
+    }
+
+    #[test]
+    fn an_unreadable_package_is_named_as_old_or_new() {
+        let dir = fixture_dir();
+        let package = write_fixture_package(dir.path(), false);
+        let junk = dir.path().join("junk.tar");
+        std::fs::write(&junk, b"not a package").unwrap();
+        for (old, new, which) in [(&junk, &package, Which::Old), (&package, &junk, Which::New)] {
+            let err = diff(old, new).unwrap_err();
+            assert!(
+                matches!(&err, DiffError::Package { which: w, path, .. } if *w == which && path == &junk),
+                "{err:?}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{which} package {}: ", junk.display())),
+                "{err}"
+            );
+        }
+    }
+}
