@@ -356,7 +356,8 @@ mod tests {
             image("r/new:1", 5, &[(20, 5000), (21, 7000), (12, 3000)]),
         ]);
         let diff = compare(&old, &new);
-        let rows: Vec<(Change, &str, Option<Digest>, Option<Digest>, usize, u64)> = diff
+        type Row<'a> = (Change, &'a str, Option<Digest>, Option<Digest>, usize, u64);
+        let rows: Vec<Row> = diff
             .images
             .iter()
             .map(|i| {
