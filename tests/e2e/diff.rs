@@ -1,0 +1,387 @@
+//! `pkgr diff`: a base package against next month's, whole and split, as a table and as
+//! JSON, with the bytes each image adds checked against the blobs really pushed; and
+//! input that is not a package.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::support::definition::Definition;
+use crate::support::images::{layer, noise, sha256, Image, Pusher};
+use crate::support::registry::TestRegistry;
+use crate::support::{package_path, stderr, stdout, Workspace};
+
+/// The two months' packages and what the test expects of their comparison.
+struct Months {
+    base: PathBuf,
+    next: PathBuf,
+    /// Reference → (old digest, new digest, blobs only NEW has: digest → size).
+    changed: (String, String, String, BTreeMap<String, u64>),
+    added: (String, String, BTreeMap<String, u64>),
+    removed: (String, String),
+}
+
+fn blobs(image: &Image) -> BTreeMap<String, u64> {
+    image
+        .all()
+        .into_iter()
+        .map(|p| (p.digest.clone(), p.bytes.len() as u64))
+        .collect()
+}
+
+/// A base package (`app`, `gone`, `same`), then next month's: `app` with a new top
+/// layer under the same tag, `gone` dropped, `new` added, sharing `app`'s new top layer.
+fn two_months(ws: &Workspace, registry: &TestRegistry) -> Months {
+    let pusher = Pusher::new(&registry.addr);
+    let addr = &registry.addr;
+    let base_layer = layer(&[("base", &noise(1, 300_000))]);
+    let app_v1 = pusher.image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[base_layer.clone(), layer(&[("top", &noise(2, 40_000))])],
+    );
+    let gone = pusher.image("gone", "1", false, "amd64", &[layer(&[("g", b"gone")])]);
+    pusher.image(
+        "same",
+        "1",
+        false,
+        "amd64",
+        std::slice::from_ref(&base_layer),
+    );
+    let definition = |version: &str, images: &[&str]| {
+        Definition::new("monthly")
+            .version(version)
+            .images(images.iter().map(|i| format!("{addr}/{i}:1")))
+    };
+    ws.define(&definition("1.0.0", &["app", "gone", "same"]));
+    let base = package_path(&ws.create(&[]));
+
+    let top_v2 = layer(&[("top", &noise(3, 50_000))]);
+    let app_v2 = pusher.image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[base_layer.clone(), top_v2.clone()],
+    );
+    let new = pusher.image(
+        "new",
+        "1",
+        false,
+        "amd64",
+        &[top_v2, layer(&[("n", &noise(4, 20_000))])],
+    );
+    ws.define(&definition("1.1.0", &["same", "app", "new"]));
+    let next = package_path(&ws.create(&[]));
+
+    let in_base: Vec<String> = [blobs(&app_v1), blobs(&gone)]
+        .into_iter()
+        .flat_map(|b| b.into_keys())
+        .collect();
+    let only_new = |image: &Image| -> BTreeMap<String, u64> {
+        let mut b = blobs(image);
+        b.retain(|digest, _| !in_base.contains(digest));
+        b
+    };
+    Months {
+        base,
+        next,
+        changed: (
+            format!("{addr}/app:1"),
+            app_v1.manifest.digest.clone(),
+            app_v2.manifest.digest.clone(),
+            only_new(&app_v2),
+        ),
+        added: (
+            format!("{addr}/new:1"),
+            new.manifest.digest.clone(),
+            only_new(&new),
+        ),
+        removed: (format!("{addr}/gone:1"), gone.manifest.digest.clone()),
+    }
+}
+
+fn diff(ws: &Workspace, old: &Path, new: &Path, extra: &[&str]) -> std::process::Output {
+    ws.pkgr()
+        .arg("diff")
+        .arg(old)
+        .arg(new)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn sum(blobs: &BTreeMap<String, u64>) -> u64 {
+    blobs.values().sum()
+}
+
+/// Checks `--json` of base against next (NEW given as `next`, whole or split).
+fn assert_json(ws: &Workspace, months: &Months, next: &Path) {
+    let out = diff(ws, &months.base, next, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["schemaVersion"], 1);
+    assert_eq!(value["old"]["name"], "monthly");
+    assert_eq!(value["old"]["version"], "1.0.0");
+    assert_eq!(value["new"]["version"], "1.1.0");
+    assert_eq!(value["new"]["format"], "pkgr");
+    assert_eq!(value["new"]["images"], 3);
+
+    let (app, app_old, app_new, app_blobs) = &months.changed;
+    let (new, new_digest, new_blobs) = &months.added;
+    let (gone, gone_digest) = &months.removed;
+    let rows: Vec<serde_json::Value> = value["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            serde_json::json!([
+                i["change"],
+                i["reference"],
+                i["oldDigest"],
+                i["newDigest"],
+                i["newBlobs"],
+                i["newBytes"],
+                i["kind"],
+                i["platform"]
+            ])
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            serde_json::json!([
+                "changed",
+                app,
+                app_old,
+                app_new,
+                app_blobs.len(),
+                sum(app_blobs),
+                "container-image",
+                "linux/amd64"
+            ]),
+            serde_json::json!([
+                "added",
+                new,
+                null,
+                new_digest,
+                new_blobs.len(),
+                sum(new_blobs),
+                "container-image",
+                "linux/amd64"
+            ]),
+            serde_json::json!([
+                "removed",
+                gone,
+                gone_digest,
+                null,
+                0,
+                0,
+                "container-image",
+                "linux/amd64"
+            ]),
+        ]
+    );
+    // The new top layer that app and new share counts in each row, once in the total.
+    let mut all = app_blobs.clone();
+    all.extend(new_blobs.clone());
+    assert!(all.len() < app_blobs.len() + new_blobs.len());
+    let totals = &value["totals"];
+    assert_eq!(
+        totals,
+        &serde_json::json!({
+            "changed": 1, "added": 1, "removed": 1, "unchanged": 1,
+            "newBlobs": all.len(), "newBytes": sum(&all),
+        })
+    );
+}
+
+#[test]
+fn next_months_package_against_the_base_lists_each_change_and_the_bytes_it_adds() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let months = two_months(&ws, &registry);
+    // app's new manifest, config and top layer; the base layer crossed last month.
+    assert_eq!(months.changed.3.len(), 3);
+    assert_json(&ws, &months, &months.next);
+
+    let out = diff(&ws, &months.base, &months.next, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("old: pkgr package monthly 1.0.0 (amd64), 3 images"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nnew: pkgr package monthly 1.1.0 (amd64), 3 images"),
+        "{text}"
+    );
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| {
+            ["changed ", "added ", "removed "]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let (app, _, app_new, app_blobs) = &months.changed;
+    let (new, new_digest, new_blobs) = &months.added;
+    let (gone, gone_digest) = &months.removed;
+    let app_count = app_blobs.len().to_string();
+    let new_count = new_blobs.len().to_string();
+    assert_eq!(rows.len(), 3, "{text}");
+    for (row, (change, reference, count, digest)) in rows.iter().zip([
+        ("changed", app, app_count.as_str(), app_new),
+        ("added", new, new_count.as_str(), new_digest),
+        ("removed", gone, "-", gone_digest),
+    ]) {
+        assert_eq!(
+            (row[0], row[1], row[2], *row.last().unwrap()),
+            (change, reference.as_str(), count, digest.as_str()),
+            "{text}"
+        );
+    }
+    let mut all = app_blobs.clone();
+    all.extend(new_blobs.clone());
+    let last = text.lines().last().unwrap();
+    assert!(
+        last.starts_with(&format!(
+            "1 changed, 1 added, 1 removed, 1 unchanged; NEW adds {} blobs, ",
+            all.len()
+        )) && last.contains(&format!("({} bytes)", sum(&all))),
+        "{text}"
+    );
+
+    // The other way round: app changed back, new removed, gone added back, and what
+    // NEW adds is what the base alone holds.
+    let out = diff(&ws, &months.next, &months.base, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changes: Vec<(&str, &str)> = value["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["change"].as_str().unwrap(),
+                i["reference"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            ("changed", app.as_str()),
+            ("added", gone.as_str()),
+            ("removed", new.as_str())
+        ]
+    );
+
+    // A package against itself: nothing differs, nothing is added.
+    let out = diff(&ws, &months.next, &months.next, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("no image was added, removed or changed"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("0 changed, 0 added, 0 removed, 3 unchanged; NEW adds 0 blobs, 0 B (0 bytes), each blob counted once\n"),
+        "{text}"
+    );
+}
+
+/// Writes `package` as a split package of three parts beside a `part000` header, as
+/// Zarf splits one; returns the `part000` path.
+fn split(package: &Path, dir: &Path) -> PathBuf {
+    let bytes = std::fs::read(package).unwrap();
+    let name = package.file_name().unwrap().to_str().unwrap();
+    for (i, piece) in bytes.chunks(bytes.len().div_ceil(3)).enumerate() {
+        std::fs::write(dir.join(format!("{name}.part{:03}", i + 1)), piece).unwrap();
+    }
+    let first = dir.join(format!("{name}.part000"));
+    let header = serde_json::json!({
+        "sha256Sum": sha256(&bytes).trim_start_matches("sha256:"),
+        "bytes": bytes.len(),
+        "count": 3,
+    });
+    std::fs::write(&first, header.to_string()).unwrap();
+    first
+}
+
+#[test]
+fn a_split_package_compares_as_the_whole_one() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let months = two_months(&ws, &registry);
+    let parts = ws.path("parts");
+    std::fs::create_dir_all(&parts).unwrap();
+    let next = split(&months.next, &parts);
+    assert_json(&ws, &months, &next);
+    let base = split(&months.base, &parts);
+    let whole = diff(&ws, &months.base, &months.next, &["--json"]);
+    let both_split = diff(&ws, &base, &next, &["--json"]);
+    assert_eq!(both_split.status.code(), Some(0), "{}", stderr(&both_split));
+    assert_eq!(stdout(&both_split), stdout(&whole));
+}
+
+#[test]
+fn input_that_is_not_a_package_is_one_sentence_and_exit_1() {
+    let registry = TestRegistry::start();
+    let ws = Workspace::new();
+    let pusher = Pusher::new(&registry.addr);
+    pusher.image("app", "1", false, "amd64", &[layer(&[("a", b"app")])]);
+    ws.define(&Definition::new("one").image(format!("{}/app:1", registry.addr)));
+    let package = package_path(&ws.create(&[]));
+    let text = ws.path("notes.txt");
+    std::fs::write(&text, "not a package\n".repeat(100)).unwrap();
+    let missing = ws.path("missing.tar.zst");
+    let dir = ws.path("out");
+
+    for (old, new, first_line) in [
+        (
+            &text,
+            &package,
+            format!(
+                "error: old package {}: the package is not a tar archive: its first header is not a tar header",
+                text.display()
+            ),
+        ),
+        (
+            &package,
+            &text,
+            format!(
+                "error: new package {}: the package is not a tar archive: its first header is not a tar header",
+                text.display()
+            ),
+        ),
+        (
+            &missing,
+            &package,
+            format!(
+                "error: old package {}: cannot read the package {}",
+                missing.display(),
+                missing.display()
+            ),
+        ),
+        (
+            &package,
+            &dir,
+            format!("error: {} is not a regular file (it is a directory)", dir.display()),
+        ),
+    ] {
+        for extra in [&[][..], &["--json"][..]] {
+            let out = diff(&ws, old, new, extra);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(out.stdout.is_empty(), "{}", stdout(&out));
+            assert_eq!(err.lines().next(), Some(first_line.as_str()), "{err}");
+            assert!(
+                err.lines().skip(1).all(|l| l.starts_with("  caused by: ")),
+                "{err}"
+            );
+        }
+    }
+}
