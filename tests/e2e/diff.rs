@@ -1,13 +1,15 @@
-//! `pkgr diff`: a base package against next month's, whole and split, as a table and as
-//! JSON, with the bytes each image adds checked against the blobs really pushed; and
-//! input that is not a package.
+//! `pkgr diff`: a base package against next month's (whole, split, and the base as Zarf
+//! lays it out), as a table and as JSON, with the bytes each image adds checked against
+//! the blobs really pushed; and input that is not a package.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::inspect::as_zarf;
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, sha256, Image, Pusher};
 use crate::support::registry::TestRegistry;
+use crate::support::tarfix::write_raw_tar;
 use crate::support::{package_path, stderr, stdout, Workspace};
 
 /// The two months' packages and what the test expects of their comparison.
@@ -312,7 +314,7 @@ fn split(package: &Path, dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn a_split_package_compares_as_the_whole_one() {
+fn a_split_package_and_a_zarf_package_compare_as_the_pkgr_package_does() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     let months = two_months(&ws, &registry);
@@ -325,6 +327,22 @@ fn a_split_package_compares_as_the_whole_one() {
     let both_split = diff(&ws, &base, &next, &["--json"]);
     assert_eq!(both_split.status.code(), Some(0), "{}", stderr(&both_split));
     assert_eq!(stdout(&both_split), stdout(&whole));
+
+    // The base as Zarf lays it out: the same images, told as a Zarf package.
+    let zarf_yaml = format!(
+        "kind: ZarfPackageConfig\nmetadata:\n  name: monthly\n  version: 1.0.0\n  architecture: amd64\ncomponents:\n  - name: a\n    images:\n      - {0}/app:1\n      - {0}/gone:1\n      - {0}/same:1\n",
+        registry.addr
+    );
+    let zarf = ws.path("zarf-package-monthly-amd64-1.0.0.tar");
+    write_raw_tar(&zarf, &as_zarf(&months.base, &zarf_yaml));
+    let out = diff(&ws, &zarf, &next, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let from_zarf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let from_pkgr: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap();
+    assert_eq!(from_zarf["old"]["format"], "zarf");
+    for field in ["images", "totals"] {
+        assert_eq!(from_zarf[field], from_pkgr[field], "{field}");
+    }
 }
 
 #[test]

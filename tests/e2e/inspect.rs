@@ -222,7 +222,7 @@ fn hostile_tars_are_refused_and_nothing_escapes() {
 
 /// The entries of a pkgr package laid out the way Zarf lays it out: `zarf_yaml` in
 /// place of pkgr.yaml, and not listed in checksums.txt.
-fn as_zarf(package: &Path, zarf_yaml: &str) -> Vec<RawEntry> {
+pub(crate) fn as_zarf(package: &Path, zarf_yaml: &str) -> Vec<RawEntry> {
     let mut entries: Vec<RawEntry> = read_entries(package)
         .into_iter()
         .filter(|e| e.name != b"pkgr.yaml")
