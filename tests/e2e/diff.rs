@@ -1,6 +1,6 @@
 //! `pkgr diff`: a base package against next month's (whole, split, and the base as Zarf
 //! lays it out), as a table and as JSON, with the bytes each image adds checked against
-//! the blobs really pushed; and input that is not a package.
+//! the blobs really pushed; and input that is missing, not a package, or damaged.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use crate::inspect::as_zarf;
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, sha256, Image, Pusher};
 use crate::support::registry::TestRegistry;
-use crate::support::tarfix::write_raw_tar;
+use crate::support::tarfix::{read_entries, write_raw_tar};
 use crate::support::{package_path, stderr, stdout, Workspace};
 
 /// The two months' packages and what the test expects of their comparison.
@@ -346,7 +346,7 @@ fn a_split_package_and_a_zarf_package_compare_as_the_pkgr_package_does() {
 }
 
 #[test]
-fn input_that_is_not_a_package_is_one_sentence_and_exit_1() {
+fn input_that_is_not_a_package_or_is_damaged_is_one_sentence_and_exit_1() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     let pusher = Pusher::new(&registry.addr);
@@ -357,6 +357,15 @@ fn input_that_is_not_a_package_is_one_sentence_and_exit_1() {
     std::fs::write(&text, "not a package\n".repeat(100)).unwrap();
     let missing = ws.path("missing.tar.zst");
     let dir = ws.path("out");
+    // A damaged head: index.json that is not JSON.
+    let damaged = ws.path("damaged.tar");
+    let mut entries = read_entries(&package);
+    let index = entries
+        .iter_mut()
+        .find(|e| e.name == b"images/index.json")
+        .unwrap();
+    index.data = b"{\"manifests\": [".to_vec();
+    write_raw_tar(&damaged, &entries);
 
     for (old, new, first_line) in [
         (
@@ -373,6 +382,14 @@ fn input_that_is_not_a_package_is_one_sentence_and_exit_1() {
             format!(
                 "error: new package {}: the package is not a tar archive: its first header is not a tar header",
                 text.display()
+            ),
+        ),
+        (
+            &package,
+            &damaged,
+            format!(
+                "error: new package {}: images/index.json cannot be read",
+                damaged.display()
             ),
         ),
         (
