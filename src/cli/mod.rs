@@ -23,21 +23,17 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,
         Command::Cache(args) => cache::run(args).await,
-        Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
-            .await
-            .unwrap_or_else(|source| {
-                Err(Error::Internal {
-                    what: "inspecting the package",
-                    source,
-                })
-            }),
-        Command::Diff(args) => tokio::task::spawn_blocking(move || diff::run(args))
-            .await
-            .unwrap_or_else(|source| {
-                Err(Error::Internal {
-                    what: "comparing the packages",
-                    source,
-                })
-            }),
+        Command::Inspect(args) => blocking("inspecting the package", || inspect::run(args)).await,
+        Command::Diff(args) => blocking("comparing the packages", || diff::run(args)).await,
     }
+}
+
+/// A command that reads files without awaiting anything, run on a blocking thread.
+async fn blocking(
+    what: &'static str,
+    run: impl FnOnce() -> Result<(), Error> + Send + 'static,
+) -> Result<(), Error> {
+    tokio::task::spawn_blocking(run)
+        .await
+        .unwrap_or_else(|source| Err(Error::Internal { what, source }))
 }

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::inspect::as_zarf;
+use crate::inspect::{as_zarf, split_package};
 use crate::support::definition::Definition;
-use crate::support::images::{layer, noise, sha256, Image, Pusher};
+use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::{read_entries, write_raw_tar};
 use crate::support::{package_path, stderr, stdout, Workspace};
@@ -114,15 +114,26 @@ fn diff(ws: &Workspace, old: &Path, new: &Path, extra: &[&str]) -> std::process:
         .unwrap()
 }
 
+/// `pkgr diff OLD NEW` plus `extra`, which must succeed quietly: its stdout.
+fn compared(ws: &Workspace, old: &Path, new: &Path, extra: &[&str]) -> String {
+    let out = diff(ws, old, new, extra);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+/// As [`compared`], with `--json`, parsed.
+fn compared_json(ws: &Workspace, old: &Path, new: &Path) -> serde_json::Value {
+    serde_json::from_str(&compared(ws, old, new, &["--json"])).unwrap()
+}
+
 fn sum(blobs: &BTreeMap<String, u64>) -> u64 {
     blobs.values().sum()
 }
 
 /// Checks `--json` of base against next (NEW given as `next`, whole or split).
 fn assert_json(ws: &Workspace, months: &Months, next: &Path) {
-    let out = diff(ws, &months.base, next, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = compared_json(ws, &months.base, next);
     assert_eq!(value["schemaVersion"], 1);
     assert_eq!(value["old"]["name"], "monthly");
     assert_eq!(value["old"]["version"], "1.0.0");
@@ -208,9 +219,7 @@ fn next_months_package_against_the_base_lists_each_change_and_the_bytes_it_adds(
     assert_eq!(months.changed.3.len(), 3);
     assert_json(&ws, &months, &months.next);
 
-    let out = diff(&ws, &months.base, &months.next, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = compared(&ws, &months.base, &months.next, &[]);
     assert!(
         text.starts_with("old: pkgr package monthly 1.0.0 (amd64), 3 images"),
         "{text}"
@@ -258,9 +267,7 @@ fn next_months_package_against_the_base_lists_each_change_and_the_bytes_it_adds(
 
     // The other way round: app changed back, new removed, gone added back, and what
     // NEW adds is what the base alone holds.
-    let out = diff(&ws, &months.next, &months.base, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let value = compared_json(&ws, &months.next, &months.base);
     let changes: Vec<(&str, &str)> = value["images"]
         .as_array()
         .unwrap()
@@ -282,9 +289,7 @@ fn next_months_package_against_the_base_lists_each_change_and_the_bytes_it_adds(
     );
 
     // A package against itself: nothing differs, nothing is added.
-    let out = diff(&ws, &months.next, &months.next, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = compared(&ws, &months.next, &months.next, &[]);
     assert!(
         text.contains("no image was added, removed or changed"),
         "{text}"
@@ -295,22 +300,13 @@ fn next_months_package_against_the_base_lists_each_change_and_the_bytes_it_adds(
     );
 }
 
-/// Writes `package` as a split package of three parts beside a `part000` header, as
-/// Zarf splits one; returns the `part000` path.
-fn split(package: &Path, dir: &Path) -> PathBuf {
-    let bytes = std::fs::read(package).unwrap();
-    let name = package.file_name().unwrap().to_str().unwrap();
-    for (i, piece) in bytes.chunks(bytes.len().div_ceil(3)).enumerate() {
-        std::fs::write(dir.join(format!("{name}.part{:03}", i + 1)), piece).unwrap();
-    }
-    let first = dir.join(format!("{name}.part000"));
-    let header = serde_json::json!({
-        "sha256Sum": sha256(&bytes).trim_start_matches("sha256:"),
-        "bytes": bytes.len(),
-        "count": 3,
-    });
-    std::fs::write(&first, header.to_string()).unwrap();
-    first
+/// `package` split into three parts as Zarf splits a package, in a directory of its
+/// own; returns the `part000` path.
+fn split(ws: &Workspace, package: &Path, dir: &str) -> PathBuf {
+    let dir = ws.path(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = zstd::decode_all(std::fs::File::open(package).unwrap()).unwrap();
+    split_package(&tar, &dir)
 }
 
 #[test]
@@ -318,15 +314,11 @@ fn a_split_package_and_a_zarf_package_compare_as_the_pkgr_package_does() {
     let registry = TestRegistry::start();
     let ws = Workspace::new();
     let months = two_months(&ws, &registry);
-    let parts = ws.path("parts");
-    std::fs::create_dir_all(&parts).unwrap();
-    let next = split(&months.next, &parts);
+    let next = split(&ws, &months.next, "next");
     assert_json(&ws, &months, &next);
-    let base = split(&months.base, &parts);
-    let whole = diff(&ws, &months.base, &months.next, &["--json"]);
-    let both_split = diff(&ws, &base, &next, &["--json"]);
-    assert_eq!(both_split.status.code(), Some(0), "{}", stderr(&both_split));
-    assert_eq!(stdout(&both_split), stdout(&whole));
+    let base = split(&ws, &months.base, "base");
+    let whole = compared_json(&ws, &months.base, &months.next);
+    assert_eq!(compared_json(&ws, &base, &next), whole);
 
     // The base as Zarf lays it out: the same images, told as a Zarf package.
     let zarf_yaml = format!(
@@ -335,13 +327,10 @@ fn a_split_package_and_a_zarf_package_compare_as_the_pkgr_package_does() {
     );
     let zarf = ws.path("zarf-package-monthly-amd64-1.0.0.tar");
     write_raw_tar(&zarf, &as_zarf(&months.base, &zarf_yaml));
-    let out = diff(&ws, &zarf, &next, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let from_zarf: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let from_pkgr: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap();
+    let from_zarf = compared_json(&ws, &zarf, &next);
     assert_eq!(from_zarf["old"]["format"], "zarf");
     for field in ["images", "totals"] {
-        assert_eq!(from_zarf[field], from_pkgr[field], "{field}");
+        assert_eq!(from_zarf[field], whole[field], "{field}");
     }
 }
 

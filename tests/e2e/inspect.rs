@@ -783,7 +783,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
 
 /// Writes `package` compressed and split into 3 parts as Zarf splits it; returns the
 /// first part's path.
-fn split_package(package: &[u8], dir: &Path) -> PathBuf {
+pub(crate) fn split_package(package: &[u8], dir: &Path) -> PathBuf {
     let compressed = zstd::encode_all(package, 3).unwrap();
     let chunk = compressed.len().div_ceil(3);
     for (i, piece) in compressed.chunks(chunk).enumerate() {
