@@ -35,6 +35,9 @@ pub enum Command {
     /// Show what a package holds
     #[command(after_help = INSPECT_EXAMPLES)]
     Inspect(InspectArgs),
+    /// Compare two packages: the images NEW adds, removes or changes, and the bytes it adds
+    #[command(after_help = DIFF_EXAMPLES)]
+    Diff(DiffArgs),
     /// Load every image of a package into a registry
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
@@ -81,6 +84,11 @@ Examples:
   pkgr push pkgr-package-demo-amd64.tar.zst 127.0.0.1:5000
   pkgr push pkgr-package-demo-amd64.tar.zst registry.local/mirror --ca-file ca.pem
   pkgr push package.tar.zst registry.local --username ci --password-stdin < password";
+
+const DIFF_EXAMPLES: &str = "\\
+Examples:
+  pkgr diff pkgr-package-app-amd64-1.0.tar.zst pkgr-package-app-amd64-1.1.tar.zst
+  pkgr diff --json november/app.tar.zst december/app.tar.zst.part000";
 
 const CACHE_EXAMPLES: &str = "\
 Examples:
@@ -135,6 +143,19 @@ pub struct InspectArgs {
     /// Also re-hash every file against checksums.txt and every blob against its name
     #[arg(long)]
     pub verify: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The package compared against (.tar.zst, .tar or a split part000; pkgr or Zarf)
+    pub old: PathBuf,
+
+    /// The package whose images and bytes are compared with OLD's
+    pub new: PathBuf,
+
+    /// Print one JSON document instead of a table
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use crate::definition::DefinitionError;
 use crate::digest::Digest;
 use crate::hint::{Fix, Hint};
+use crate::package::diff::DiffError;
 use crate::package::scan::Problem;
 use crate::package::PackageError;
 use crate::pull::PullError;
@@ -34,6 +35,8 @@ pub enum Error {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Package(#[from] PackageError),
+    #[error(transparent)]
+    Diff(#[from] DiffError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -139,6 +142,7 @@ impl Error {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
             Self::Package(e) => e.hint(),
+            Self::Diff(e) => e.hint(),
             Self::Cache(e) => e.hint(),
             Self::PushFailed { hint, .. } => hint.clone(),
             Self::Internal { .. } => Some(Fix::ReportBug),

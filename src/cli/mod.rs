@@ -6,6 +6,7 @@
 pub mod args;
 pub mod cache;
 pub mod create;
+pub mod diff;
 pub mod error;
 pub mod generate;
 pub mod inspect;
@@ -14,7 +15,8 @@ pub mod push;
 pub mod settings;
 
 pub use args::{
-    CacheArgs, CacheCommand, Cli, Command, CreateArgs, InspectArgs, PushArgs, TransportArgs,
+    CacheArgs, CacheCommand, Cli, Command, CreateArgs, DiffArgs, InspectArgs, PushArgs,
+    TransportArgs,
 };
 pub use error::Error;
 
@@ -33,13 +35,17 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Cache(args) => cache::run(args).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::ManPages { dir } => generate::man_pages(&dir),
-        Command::Inspect(args) => tokio::task::spawn_blocking(move || inspect::run(args))
-            .await
-            .unwrap_or_else(|source| {
-                Err(Error::Internal {
-                    what: "inspecting the package",
-                    source,
-                })
-            }),
+        Command::Inspect(args) => blocking("inspecting the package", || inspect::run(args)).await,
+        Command::Diff(args) => blocking("comparing the packages", || diff::run(args)).await,
     }
+}
+
+/// A command that reads files without awaiting anything, run on a blocking thread.
+async fn blocking(
+    what: &'static str,
+    run: impl FnOnce() -> Result<(), Error> + Send + 'static,
+) -> Result<(), Error> {
+    tokio::task::spawn_blocking(run)
+        .await
+        .unwrap_or_else(|source| Err(Error::Internal { what, source }))
 }

@@ -7,7 +7,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use super::package_file::ensure_regular;
-use super::{CacheArgs, CacheCommand, CreateArgs, Error, InspectArgs, PushArgs, TransportArgs};
+use super::{
+    CacheArgs, CacheCommand, CreateArgs, DiffArgs, Error, InspectArgs, PushArgs, TransportArgs,
+};
 use crate::definition::{self, Definition};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
@@ -147,6 +149,27 @@ impl InspectSettings {
             package: args.package,
             json: args.json,
             verify: args.verify,
+        })
+    }
+}
+
+/// What `pkgr diff` runs with.
+pub struct DiffSettings {
+    /// Regular files, checked before they are opened.
+    pub old: PathBuf,
+    pub new: PathBuf,
+    /// One JSON document instead of a table.
+    pub json: bool,
+}
+
+impl DiffSettings {
+    pub fn new(args: DiffArgs) -> Result<Self, Error> {
+        ensure_regular(&args.old)?;
+        ensure_regular(&args.new)?;
+        Ok(Self {
+            old: args.old,
+            new: args.new,
+            json: args.json,
         })
     }
 }

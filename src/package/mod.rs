@@ -4,6 +4,7 @@
 pub mod assemble;
 pub mod built;
 pub mod contents;
+pub mod diff;
 mod framed;
 mod kept;
 mod needed;

@@ -1,9 +1,9 @@
-//! What `inspect` shows, read from the head of a package: the definition, `index.json`
-//! and the manifests and configs it names. pkgr writes those first, so layers are never
-//! decompressed; a Zarf package may need a longer read.
+//! What `inspect` shows and `diff` compares, read from the head of a package: the
+//! definition, `index.json` and the manifests and configs it names. pkgr writes those
+//! first, so layers are never decompressed; a Zarf package may need a longer read.
 
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,10 @@ pub struct SummaryImage {
     /// `referrers-tag`, `buildx-attestation`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relation: Option<String>,
+    /// Every blob the image reaches (manifests, configs, layers), each once with its
+    /// size: what `diff` compares. Not shown: `size` is their sum.
+    #[serde(skip)]
+    pub blobs: Arc<BTreeMap<Digest, u64>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -327,7 +331,7 @@ fn summarize_images(
     let mut images = Vec::new();
     let parsed = ParsedManifests::new(docs);
     // Entries that name one digest (tags of one image) share one walk.
-    let mut walked: HashMap<&Digest, Rc<BTreeMap<Digest, u64>>> = HashMap::new();
+    let mut walked: HashMap<&Digest, Arc<BTreeMap<Digest, u64>>> = HashMap::new();
     for entry in &index.manifests {
         let reference = entry.reference().unwrap_or("(unnamed)").to_owned();
         let manifest = parsed
@@ -339,7 +343,7 @@ fn summarize_images(
         let blobs = match walked.get(&entry.digest) {
             Some(blobs) => blobs.clone(),
             None => {
-                let blobs = Rc::new(reachable(entry.descriptor(), &parsed).map_err(|source| {
+                let blobs = Arc::new(reachable(entry.descriptor(), &parsed).map_err(|source| {
                     PackageError::Walk {
                         reference: reference.clone(),
                         source,
@@ -352,9 +356,8 @@ fn summarize_images(
         for (digest, size) in blobs.iter() {
             users.entry(digest.clone()).or_insert((*size, 0)).1 += 1;
         }
-        let size = blobs.values().fold(0u64, |a, b| a.saturating_add(*b));
         images.push(summarize_image(
-            entry, reference, manifest, size, docs, components,
+            entry, reference, manifest, blobs, docs, components,
         ));
     }
     Ok((images, users))
@@ -364,7 +367,7 @@ fn summarize_image(
     entry: &IndexEntry,
     reference: String,
     manifest: &Manifest,
-    size: u64,
+    blobs: Arc<BTreeMap<Digest, u64>>,
     docs: &Docs,
     components: &[SummaryComponent],
 ) -> SummaryImage {
@@ -382,11 +385,12 @@ fn summarize_image(
         digest: entry.digest.clone(),
         kind: manifest.kind(),
         platform,
-        size,
         component,
         reference,
         subject: entry.link().map(|(subject, _)| subject.to_owned()),
         relation: entry.link().map(|(_, relation)| relation.to_owned()),
+        size: blobs.values().fold(0u64, |a, b| a.saturating_add(*b)),
+        blobs,
     }
 }
 

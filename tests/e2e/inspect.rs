@@ -222,7 +222,7 @@ fn hostile_tars_are_refused_and_nothing_escapes() {
 
 /// The entries of a pkgr package laid out the way Zarf lays it out: `zarf_yaml` in
 /// place of pkgr.yaml, and not listed in checksums.txt.
-fn as_zarf(package: &Path, zarf_yaml: &str) -> Vec<RawEntry> {
+pub(crate) fn as_zarf(package: &Path, zarf_yaml: &str) -> Vec<RawEntry> {
     let mut entries: Vec<RawEntry> = read_entries(package)
         .into_iter()
         .filter(|e| e.name != b"pkgr.yaml")
@@ -783,7 +783,7 @@ fn zarf_packages_of_both_eras_with_their_other_files_are_inspected_and_pushed() 
 
 /// Writes `package` compressed and split into 3 parts as Zarf splits it; returns the
 /// first part's path.
-fn split_package(package: &[u8], dir: &Path) -> PathBuf {
+pub(crate) fn split_package(package: &[u8], dir: &Path) -> PathBuf {
     let compressed = zstd::encode_all(package, 3).unwrap();
     let chunk = compressed.len().div_ceil(3);
     for (i, piece) in compressed.chunks(chunk).enumerate() {

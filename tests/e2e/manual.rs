@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use crate::support::{stderr, stdout, Workspace};
 
-const COMMANDS: [&str; 5] = ["create", "inspect", "push", "cache", "completions"];
+const COMMANDS: [&str; 6] = ["create", "inspect", "push", "diff", "cache", "completions"];
 
 fn run(ws: &Workspace, args: &[&str]) -> Output {
     ws.pkgr().args(args).output().unwrap()
@@ -160,6 +160,7 @@ fn a_man_page_for_every_command_renders_with_its_options() {
         "pkgr-cache-verify",
         "pkgr-completions",
         "pkgr-create",
+        "pkgr-diff",
         "pkgr-inspect",
         "pkgr-push",
     ]

@@ -38,9 +38,15 @@ fn verbose_logs_the_401_the_token_exchange_and_the_retry_and_never_a_secret() {
     let manifest = format!("GET http://{}/v2/app/manifests/1", gate.addr);
     let expected = [
         format!("request: {manifest} -> 401, "),
-        format!("request: GET http://{}/token?scope=repository%3Aapp%3Apull", gate.addr),
+        format!(
+            "request: GET http://{}/token?scope=repository%3Aapp%3Apull",
+            gate.addr
+        ),
         format!("request: {manifest} (again, with the proof the 401 asked for) -> 200, "),
-        format!("request: GET http://{}/v2/app/blobs/{config} -> 503, ", gate.addr),
+        format!(
+            "request: GET http://{}/v2/app/blobs/{config} -> 503, ",
+            gate.addr
+        ),
         "request: retry 1 of 4 in 250 ms, after: ".to_owned(),
     ];
     for start in &expected {
@@ -53,7 +59,10 @@ fn verbose_logs_the_401_the_token_exchange_and_the_retry_and_never_a_secret() {
         .iter()
         .find(|l| l.contains("/token?"))
         .expect("the token exchange is logged");
-    assert!(token_exchange.contains("(token exchange) -> 200, "), "{token_exchange}");
+    assert!(
+        token_exchange.contains("(token exchange) -> 200, "),
+        "{token_exchange}"
+    );
     assert!(
         requests
             .iter()
