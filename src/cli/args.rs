@@ -119,6 +119,11 @@ pub struct PushArgs {
     #[arg(long)]
     pub no_progress: bool,
 
+    /// Print one JSON document at the end: every image's target reference, and what
+    /// became of each blob in each repository (sent, mounted or present)
+    #[arg(long)]
+    pub json: bool,
+
     /// Registry user name (with --password-stdin)
     #[arg(long, requires = "password_stdin")]
     pub username: Option<String>,

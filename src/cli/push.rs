@@ -3,6 +3,7 @@
 //! a warning per image not pushed, and the exit decision.
 
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use super::error::{causes, ignore_broken_pipe};
 use super::package_file::ensure_regular;
@@ -19,8 +20,13 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     let settings = PushSettings::new(args)?;
     let target = settings.request.target.to_string();
     let reporter = settings.reporter;
+    let started = Instant::now();
     let report = push_package(settings.request, reporter.as_ref()).await?;
-    print_summary(&report, &target)?;
+    if settings.json {
+        print_json(&report, &target, started.elapsed())?;
+    } else {
+        print_summary(&report, &target)?;
+    }
     if report.failed.is_empty() {
         return Ok(());
     }
@@ -64,6 +70,12 @@ fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {
         human_bytes(report.mounted.bytes),
     );
     ignore_broken_pipe(written)
+}
+
+fn print_json(report: &PushReport, target: &str, elapsed: Duration) -> Result<(), Error> {
+    let document = crate::push::document(report, target, elapsed);
+    let mut out = std::io::stdout().lock();
+    ignore_broken_pipe(writeln!(out, "{document:#}"))
 }
 
 /// One warning per image not pushed, with every cause of its error.

@@ -100,6 +100,8 @@ impl CreateSettings {
 pub struct PushSettings {
     pub request: PushRequest,
     pub reporter: Box<dyn Reporter>,
+    /// Print the `--json` document instead of the summary line.
+    pub json: bool,
 }
 
 impl PushSettings {
@@ -128,6 +130,7 @@ impl PushSettings {
                 credentials,
             },
             reporter: progress::reporter(args.no_progress),
+            json: args.json,
         })
     }
 }

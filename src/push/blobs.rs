@@ -9,17 +9,10 @@ use oci_client::Reference;
 
 use super::plan::PlannedImage;
 use super::present::Present;
-use super::{Layout, PushReport};
+use super::{BlobOutcome, BlobRecord, Layout, PushReport};
 use crate::digest::Digest;
 use crate::progress::Reporter;
 use crate::registry::{Registry, RegistryError};
-
-/// What became of a blob in one repository.
-enum Outcome {
-    Uploaded,
-    Skipped,
-    Mounted,
-}
 
 /// Pushes every blob `images` need and counts each outcome into `report`; returns the
 /// blobs that could not be pushed, with their error.
@@ -42,10 +35,10 @@ pub(super) async fn push_blobs(
     } else {
         1
     };
-    let outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)> = stream::iter(in_order)
+    let outcomes: Vec<Pushed> = stream::iter(in_order)
         .map(|(digest, repos)| async move {
             let result = push_blob(registry, layout, present, &digest, &repos, reporter).await;
-            (digest, result)
+            (digest, repos, result)
         })
         .buffered(parallel)
         .collect()
@@ -88,23 +81,38 @@ fn announce(
     reporter.blobs_planned("pushing", sending, missing);
 }
 
-/// Counts each blob's outcomes into `report`, and keeps the errors of those that failed.
+/// One blob pushed into the repositories that needed it: each one's outcome, in
+/// order, or the error that stopped it.
+type Pushed = (
+    Digest,
+    Vec<Reference>,
+    Result<Vec<BlobOutcome>, RegistryError>,
+);
+
+/// Counts each blob's outcomes into `report`, records each, and keeps the errors of
+/// those that failed.
 fn tally(
-    outcomes: Vec<(Digest, Result<Vec<Outcome>, RegistryError>)>,
+    outcomes: Vec<Pushed>,
     layout: &Layout<'_>,
     report: &mut PushReport,
 ) -> BTreeMap<Digest, RegistryError> {
     let mut failed_blobs = BTreeMap::new();
-    for (digest, outcome) in outcomes {
+    for (digest, repos, outcome) in outcomes {
         let size = layout.size_of(&digest);
         match outcome {
             Ok(outcomes) => {
-                for outcome in outcomes {
+                for (outcome, repo) in outcomes.into_iter().zip(&repos) {
                     match outcome {
-                        Outcome::Uploaded => report.uploaded.add(size),
-                        Outcome::Skipped => report.skipped.add(size),
-                        Outcome::Mounted => report.mounted.add(size),
+                        BlobOutcome::Sent => report.uploaded.add(size),
+                        BlobOutcome::Present => report.skipped.add(size),
+                        BlobOutcome::Mounted => report.mounted.add(size),
                     }
+                    report.blobs.push(BlobRecord {
+                        digest: digest.clone(),
+                        repository: format!("{}/{}", repo.registry(), repo.repository()),
+                        outcome,
+                        bytes: size,
+                    });
                 }
             }
             Err(err) => {
@@ -124,7 +132,7 @@ async fn push_blob(
     digest: &Digest,
     repos: &[Reference],
     reporter: &dyn Reporter,
-) -> Result<Vec<Outcome>, RegistryError> {
+) -> Result<Vec<BlobOutcome>, RegistryError> {
     let mut outcomes = Vec::new();
     let mut holder: Option<&Reference> = None;
     for repo in repos {
@@ -132,10 +140,10 @@ async fn push_blob(
             return Err(err);
         }
         let outcome = if present.has_blob(digest, repo) {
-            Outcome::Skipped
+            BlobOutcome::Present
         } else if let Some(from) = holder {
             if registry.mount(repo, from, digest).await? {
-                Outcome::Mounted
+                BlobOutcome::Mounted
             } else {
                 upload(registry, layout, repo, digest, reporter).await?
             }
@@ -155,7 +163,7 @@ async fn upload(
     repo: &Reference,
     digest: &Digest,
     reporter: &dyn Reporter,
-) -> Result<Outcome, RegistryError> {
+) -> Result<BlobOutcome, RegistryError> {
     let size = layout.size_of(digest);
     let offset = layout.offsets.get(digest).copied();
     let open = || match offset {
@@ -168,5 +176,5 @@ async fn upload(
     registry.upload(repo, digest, size, &open).await?;
     reporter.blob_progress(digest, size);
     reporter.blob_done(digest);
-    Ok(Outcome::Uploaded)
+    Ok(BlobOutcome::Sent)
 }

@@ -8,7 +8,7 @@ use super::blobs::push_blobs;
 use super::manifests::push_manifests;
 use super::plan::{plan_images, PlannedImage};
 use super::present::Present;
-use super::{Layout, PushError, PushReport};
+use super::{Layout, PushError, PushReport, PushedImage};
 use crate::digest::Digest;
 use crate::progress::Reporter;
 use crate::reference::Target;
@@ -51,7 +51,12 @@ pub(super) async fn push_images(
                     image.source,
                     image.target.whole()
                 ));
-                report.pushed.push(image.source);
+                let digest = image.manifests.last().map(|(digest, _)| digest.clone());
+                report.pushed.extend(digest.map(|digest| PushedImage {
+                    target: image.target.whole(),
+                    source: image.source,
+                    digest,
+                }));
             }
             Err(err) => report.failed.push((image.source, err)),
         }

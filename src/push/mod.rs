@@ -6,11 +6,13 @@
 //! repository that has it or uploaded straight from the package, hashed again as it
 //! streams (`blobs`); manifests follow byte-exact, children before their index, by
 //! digest then by tag (`manifests`), and artifacts (signatures, referrers) after the
-//! images they describe. `images` runs those steps in order.
+//! images they describe. `images` runs those steps in order; `document` is the
+//! `--json` view of the report.
 
 use std::collections::BTreeMap;
 
 mod blobs;
+mod document;
 mod images;
 mod manifests;
 mod plan;
@@ -24,6 +26,7 @@ use crate::package::reader::PackageBytes;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::store::layout::LayoutIndex;
+pub use document::{document, SCHEMA_VERSION as JSON_SCHEMA_VERSION};
 pub use run::{push_package, PushPackageError, PushRequest};
 
 /// Why one image was not pushed.
@@ -64,14 +67,49 @@ impl Tally {
     }
 }
 
+/// What became of one blob in one repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobOutcome {
+    /// Uploaded from the package.
+    Sent,
+    /// Mounted from another repository of the target that had just received it.
+    Mounted,
+    /// Already there: nothing moved.
+    Present,
+}
+
+/// One blob's outcome in one repository of the target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    /// `REGISTRY/repository`, as the target names it.
+    pub repository: String,
+    pub outcome: BlobOutcome,
+    pub bytes: u64,
+}
+
+/// One image pushed: where it came from, where it went, and its manifest's digest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PushedImage {
+    /// The reference the package records.
+    pub source: String,
+    /// The reference on the target.
+    pub target: String,
+    pub digest: Digest,
+}
+
 /// What a push did: the images pushed and those not (with why), and the blobs moved.
 #[derive(Debug, Default)]
 pub struct PushReport {
-    pub pushed: Vec<String>,
+    pub pushed: Vec<PushedImage>,
     pub failed: Vec<(String, PushError)>,
     pub uploaded: Tally,
     pub skipped: Tally,
     pub mounted: Tally,
+    /// Every blob some repository needed, in the order the package holds them, each
+    /// with its repositories in the order images are pushed.
+    pub blobs: Vec<BlobRecord>,
 }
 
 /// A verified package, as push reads it.

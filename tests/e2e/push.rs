@@ -506,3 +506,87 @@ fn every_form_of_package_is_verified_and_pushed_from_where_it_lies() {
         );
     }
 }
+
+#[test]
+fn push_json_names_every_image_and_what_became_of_each_blob_in_each_repository() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let out = f.ws.push(&f.package, &target.addr, &["--json"]);
+    assert_ok(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("push --json is not JSON ({e}): {}", stdout(&out)));
+    assert_eq!(doc["schemaVersion"], 1);
+    assert_eq!(doc["target"], target.addr.as_str());
+    let mut pushed: Vec<(String, String, String)> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            assert_eq!(i["pushed"], true, "{i}");
+            let field = |name: &str| i[name].as_str().unwrap().to_owned();
+            (field("target"), field("source"), field("digest"))
+        })
+        .collect();
+    pushed.sort();
+    let mut expected: Vec<(String, String, String)> = f
+        .images
+        .iter()
+        .map(|(path, image)| {
+            (
+                format!("{}/{path}", target.addr),
+                format!("{}/{path}", f.source.addr),
+                image.manifest.digest.clone(),
+            )
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(pushed, expected);
+
+    // Each config and layer of each image, in its image's repository, once; the shared
+    // base is sent once and mounted into the other repository.
+    let mut wanted: Vec<(String, String)> = f
+        .images
+        .iter()
+        .flat_map(|(path, image)| {
+            let repo = format!("{}/{}", target.addr, path.split(':').next().unwrap());
+            std::iter::once(&image.config)
+                .chain(&image.layers)
+                .map(move |blob| (blob.digest.clone(), repo.clone()))
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    let blobs = doc["blobs"].as_array().unwrap();
+    let mut listed: Vec<(String, String)> = blobs
+        .iter()
+        .map(|b| {
+            let digest = b["digest"].as_str().unwrap().to_owned();
+            let blob = Pusher::new(&target.addr).get_blob(
+                b["repository"].as_str().unwrap().split_once('/').unwrap().1,
+                &digest,
+            );
+            assert_eq!(b["bytes"], blob.len() as u64, "{b}");
+            (digest, b["repository"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, wanted);
+    let outcomes = |o: &str| blobs.iter().filter(|b| b["outcome"] == o).count();
+    assert_eq!(outcomes("mounted"), 1, "{doc:#}");
+    assert_eq!(outcomes("sent"), wanted.len() - 1, "{doc:#}");
+    assert_eq!(doc["totals"]["mounted"]["blobs"], 1);
+    assert!(doc["elapsedSeconds"].as_f64().unwrap() > 0.0);
+
+    let again = f.ws.push(&f.package, &target.addr, &["--json"]);
+    assert_ok(&again);
+    let doc: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert!(
+        doc["blobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["outcome"] == "present"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["totals"]["sent"]["blobs"], 0);
+}
