@@ -29,13 +29,13 @@ pub trait Reporter: Send + Sync {
     fn finish(&self);
 }
 
-/// How every reporter of the process reports, as `-v` and `-q` ask: set once, before
-/// any command runs.
+/// How every reporter of the process reports, as `-v`, `-q`, `--color` and
+/// `NO_COLOR` ask: set once, before any command runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     /// Bars on a terminal, lines elsewhere.
     Auto = 0,
-    /// Plain lines even on a terminal.
+    /// Plain lines even on a terminal: no escape code of any kind.
     Lines = 1,
     /// Nothing: only errors, and the command's result on stdout.
     Quiet = 2,
@@ -45,6 +45,26 @@ static MODE: AtomicU8 = AtomicU8::new(Mode::Auto as u8);
 
 pub fn set_mode(mode: Mode) {
     MODE.store(mode as u8, Ordering::Relaxed);
+}
+
+/// Whether colour and other terminal escapes are wanted, from `--color` (`always`,
+/// `never`, or `auto`: as `NO_COLOR` says, where set and not empty). Bars are drawn
+/// with escapes, so no colour means plain lines.
+pub fn colour_wanted(choice: ColourChoice, no_color: Option<&std::ffi::OsStr>) -> bool {
+    match choice {
+        ColourChoice::Always => true,
+        ColourChoice::Never => false,
+        ColourChoice::Auto => no_color.is_none_or(|v| v.is_empty()),
+    }
+}
+
+/// `--color`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColourChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
 }
 
 /// Whether `-q` asked for nothing but errors and the result.
@@ -170,7 +190,7 @@ impl Bars {
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(
             ProgressStyle::with_template(
-                "{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+                "{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}",
             )
             .expect("valid template")
             .progress_chars("=> "),

@@ -25,6 +25,11 @@ pub struct Cli {
     /// Print nothing but errors and the result
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Colour and progress bars: auto (on a terminal, unless NO_COLOR is set), always,
+    /// or never (plain lines, no escape codes)
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::progress::ColourChoice,
 }
 
 #[derive(Debug, Subcommand)]

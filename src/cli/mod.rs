@@ -26,6 +26,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         // Bars redrawn between log lines would garble both.
         crate::progress::set_mode(crate::progress::Mode::Lines);
     }
+    let colour = crate::progress::colour_wanted(cli.color, std::env::var_os("NO_COLOR").as_deref());
+    if !colour {
+        crate::progress::set_mode(crate::progress::Mode::Lines);
+    }
     if cli.quiet {
         crate::progress::set_mode(crate::progress::Mode::Quiet);
     }

@@ -1,11 +1,12 @@
-//! `-v` logs every registry request with its credentials kept out; `-q` leaves only
-//! the result.
+//! What reaches the terminal: `-v` logs every registry request with its credentials
+//! kept out; `-q` leaves only the result; `NO_COLOR` and `--color never` leave no
+//! escape codes even on a terminal.
 
 use base64::Engine;
 
 use crate::auth::docker_login;
 use crate::support::definition::Definition;
-use crate::support::images::{layer, Pusher};
+use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy, TokenGate};
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, stderr, stdout, Workspace};
@@ -104,4 +105,75 @@ fn quiet_prints_the_package_path_and_nothing_else_and_still_every_error() {
 
     let out = ws.create(&["-q", "-v"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// Runs `cmd` under a pseudo-terminal (util-linux's `script`) with `env` added and
+/// `NO_COLOR` removed unless `env` sets it; returns what the terminal received.
+fn under_a_terminal(cmd: &std::process::Command, env: &[(&str, &str)]) -> String {
+    let quote =
+        |arg: &std::ffi::OsStr| format!("'{}'", arg.to_str().unwrap().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &line.join(" "), "/dev/null"]);
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => script.env(name, value),
+            None => script.env_remove(name),
+        };
+    }
+    script.env_remove("NO_COLOR").envs(env.iter().copied());
+    let out = script.output().unwrap_or_else(|e| {
+        panic!("cannot run script ({e}): install it with `apt-get install bsdutils`")
+    });
+    assert!(out.status.success(), "{}", stdout(&out));
+    stdout(&out)
+}
+
+#[test]
+fn no_color_or_color_never_leaves_no_escape_code_on_a_terminal() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    pusher.image(
+        "big",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("a", &noise(7, 8 << 20))])],
+    );
+    let ws = Workspace::new();
+    ws.define(&Definition::new("colour").images(&[format!("{}/big:1", registry.addr)]));
+    let create = |extra: &[&str]| {
+        let mut cmd = ws.pkgr();
+        cmd.arg("create")
+            .arg(ws.path("def"))
+            .arg("--no-cache")
+            .arg("-o")
+            .arg(ws.path("out"));
+        cmd.args(extra);
+        cmd
+    };
+
+    // Bars on a terminal draw with escape codes: the test can see them.
+    let drawn = under_a_terminal(&create(&[]), &[]);
+    assert!(drawn.contains('\x1b'), "no escape code with bars:\n{drawn}");
+    for (env, extra) in [
+        (&[("NO_COLOR", "1")][..], &[][..]),
+        (&[][..], &["--color", "never"][..]),
+    ] {
+        let plain = under_a_terminal(&create(extra), env);
+        assert!(!plain.contains('\x1b'), "{env:?} {extra:?}:\n{plain:?}");
+        assert!(plain.contains("downloading finished"), "{plain}");
+        assert!(
+            plain.contains("pkgr-package-colour-amd64.tar.zst"),
+            "{plain}"
+        );
+    }
+    // NO_COLOR set but empty is not set, and --color always overrides it.
+    let empty = under_a_terminal(&create(&[]), &[("NO_COLOR", "")]);
+    assert!(empty.contains('\x1b'), "{empty}");
+    let always = under_a_terminal(&create(&["--color", "always"]), &[("NO_COLOR", "1")]);
+    assert!(always.contains('\x1b'), "{always}");
 }
