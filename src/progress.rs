@@ -124,6 +124,14 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// The end of a closing line: `in 1.2 s (85.3 MiB/s)`, the rate of `bytes` over
+/// `elapsed`.
+pub fn took(bytes: u64, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    let rate = bytes as f64 / secs.max(0.001);
+    format!("in {secs:.1} s ({}/s)", human_bytes(rate as u64))
+}
+
 /// Adds to a byte counter without wrapping (sizes come from other people's
 /// descriptors); returns the new value.
 fn saturating_add(counter: &AtomicU64, bytes: u64) -> u64 {

@@ -4,6 +4,7 @@
 mod human;
 
 use std::io::Write;
+use std::time::Instant;
 
 use super::error::ignore_broken_pipe;
 use super::settings::InspectSettings;
@@ -13,10 +14,14 @@ use crate::package::summary::{summarize, Summary};
 
 pub fn run(args: InspectArgs) -> Result<(), Error> {
     let settings = InspectSettings::new(args)?;
+    let started = Instant::now();
     let verification = match settings.verify {
         true => Some(scan(&settings.package)?),
         false => None,
     };
+    if let Some(scan) = &verification {
+        human::say_verified(scan, started.elapsed());
+    }
     let summary = match summarize(&settings.package) {
         Ok(summary) => summary,
         // A package too damaged to summarize still gets its list of problems.

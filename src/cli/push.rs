@@ -10,7 +10,7 @@ use super::package_file::ensure_regular;
 use super::settings::PushSettings;
 use super::{Error, PushArgs};
 use crate::hint::Hint;
-use crate::progress::{human_bytes, Reporter};
+use crate::progress::{human_bytes, took, Reporter};
 use crate::push::{push_package, PushPackageError, PushReport};
 
 pub async fn run(args: PushArgs) -> Result<(), Error> {
@@ -25,7 +25,7 @@ pub async fn run(args: PushArgs) -> Result<(), Error> {
     if settings.json {
         print_json(&report, &target, started.elapsed())?;
     } else {
-        print_summary(&report, &target)?;
+        print_summary(&report, &target, started.elapsed())?;
     }
     if report.failed.is_empty() {
         return Ok(());
@@ -55,12 +55,14 @@ impl From<PushPackageError> for Error {
     }
 }
 
-fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {
+/// The closing line: what went where, the blobs by outcome, how long, and the rate of
+/// the bytes uploaded.
+fn print_summary(report: &PushReport, target: &str, elapsed: Duration) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let total = report.pushed.len() + report.failed.len();
     let written = writeln!(
         out,
-        "pushed {} of {total} images to {target}; blobs: {} uploaded ({}), {} skipped ({}), {} mounted ({})",
+        "pushed {} of {total} images to {target}; blobs: {} uploaded ({}), {} skipped ({}), {} mounted ({}); {}",
         report.pushed.len(),
         report.uploaded.count,
         human_bytes(report.uploaded.bytes),
@@ -68,6 +70,7 @@ fn print_summary(report: &PushReport, target: &str) -> Result<(), Error> {
         human_bytes(report.skipped.bytes),
         report.mounted.count,
         human_bytes(report.mounted.bytes),
+        took(report.uploaded.bytes, elapsed),
     );
     ignore_broken_pipe(written)
 }

@@ -42,7 +42,8 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Exit code, stdout and stderr together, with the temp dir masked.
+/// Exit code, stdout and stderr together, with the temp dir and the time and rate of
+/// closing lines masked.
 fn render(out: &Output, temp: &Path) -> String {
     let text = format!(
         "exit: {:?}\n--- stdout\n{}--- stderr\n{}",
@@ -50,7 +51,15 @@ fn render(out: &Output, temp: &Path) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    text.replace(&temp.display().to_string(), "[TEMP]")
+    let text = text.replace(&temp.display().to_string(), "[TEMP]");
+    text.lines()
+        .map(|line| match (line.find(" in "), line.find("/s)")) {
+            (Some(from), Some(to)) if from < to => {
+                format!("{} in [TIME]{}\n", &line[..from], &line[to + 3..])
+            }
+            _ => format!("{line}\n"),
+        })
+        .collect()
 }
 
 #[test]

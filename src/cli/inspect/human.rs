@@ -1,14 +1,15 @@
 //! `pkgr inspect`'s table for people: the package's metadata, components, images (with
 //! their platform, size and digest), what is signed or attested, the other files, the
-//! totals, and the outcome of `--verify`. Every text that comes from the package is
+//! totals, and the outcome of `--verify` (with its closing line on stderr). Every text that comes from the package is
 //! escaped before it reaches the terminal.
 
 use std::io::Write;
+use std::time::Duration;
 
 use crate::package::reader::shown;
 use crate::package::scan::Scan;
 use crate::package::summary::{OtherKind, Summary};
-use crate::progress::human_bytes;
+use crate::progress::{human_bytes, took};
 
 /// The summary, then the verification's outcome when there was one.
 pub fn write(
@@ -122,4 +123,28 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
         human_bytes(totals.bytes),
         human_bytes(totals.shared_bytes)
     )
+}
+
+/// The closing line of `--verify`, on stderr so that the table and the JSON stay as
+/// they are: how many files, how many bytes, how long, the rate.
+pub fn say_verified(scan: &Scan, elapsed: Duration) {
+    if crate::progress::is_quiet() {
+        return;
+    }
+    let bytes = scan
+        .files
+        .values()
+        .fold(0u64, |a, (_, size)| a.saturating_add(*size));
+    let outcome = match scan.problems.len() {
+        0 => "no problem".to_owned(),
+        1 => "1 problem".to_owned(),
+        n => format!("{n} problems"),
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "verified {} files ({}) {}: {outcome}",
+        scan.files.len(),
+        human_bytes(bytes),
+        took(bytes, elapsed)
+    );
 }
