@@ -10,6 +10,8 @@ pub const MAX_FLOW_DEPTH: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TooDeep {
     pub line: usize,
+    /// 1-based, in bytes: where the bracket that went one level too deep is.
+    pub column: usize,
 }
 
 /// Checks the flow-collection depth of YAML text. Brackets inside quoted scalars and
@@ -24,11 +26,12 @@ pub fn check_flow_depth(text: &[u8]) -> Result<(), TooDeep> {
         Comment,
     }
     let mut state = In::Plain;
-    let (mut depth, mut line) = (0usize, 1usize);
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
     let mut previous = b'\n';
     let mut escaped = false;
     let mut bytes = text.iter().copied().peekable();
     while let Some(byte) = bytes.next() {
+        column += 1;
         match state {
             In::Comment if byte == b'\n' => state = In::Plain,
             In::Comment => {}
@@ -48,7 +51,7 @@ pub fn check_flow_depth(text: &[u8]) -> Result<(), TooDeep> {
                     b'[' | b'{' => {
                         depth += 1;
                         if depth > MAX_FLOW_DEPTH {
-                            return Err(TooDeep { line });
+                            return Err(TooDeep { line, column });
                         }
                     }
                     b']' | b'}' => depth = depth.saturating_sub(1),
@@ -61,6 +64,7 @@ pub fn check_flow_depth(text: &[u8]) -> Result<(), TooDeep> {
         }
         if byte == b'\n' {
             line += 1;
+            column = 0;
         }
         previous = byte;
     }
@@ -84,11 +88,17 @@ mod tests {
         assert_eq!(check_flow_depth(nested(MAX_FLOW_DEPTH).as_bytes()), Ok(()));
         assert_eq!(
             check_flow_depth(nested(MAX_FLOW_DEPTH + 1).as_bytes()),
-            Err(TooDeep { line: 2 })
+            Err(TooDeep {
+                line: 2,
+                column: 7 + MAX_FLOW_DEPTH
+            })
         );
         assert_eq!(
             check_flow_depth(nested(100_000).as_bytes()),
-            Err(TooDeep { line: 2 })
+            Err(TooDeep {
+                line: 2,
+                column: 7 + MAX_FLOW_DEPTH
+            })
         );
     }
 

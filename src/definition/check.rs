@@ -1,11 +1,11 @@
 //! The checks a definition's metadata and components pass before anything touches
 //! the network: names, version, architecture, image references, and at least one
-//! image. Each error points at the line and field.
+//! image. Every check runs, and each fault found points at its line, column and field.
 
 use std::collections::HashSet;
 
 use super::shape::WrittenMetadata;
-use super::{host_architecture, Component, DefinitionError, Document, ImageRef, Metadata};
+use super::{host_architecture, Component, Document, Fault, ImageRef, Metadata};
 use crate::reference::parse_reference;
 
 /// Checks the name and version, and settles the architecture: `architecture` if
@@ -14,16 +14,17 @@ pub(super) fn metadata(
     document: &Document,
     written: WrittenMetadata,
     architecture: Option<&str>,
-) -> Result<Metadata, DefinitionError> {
+) -> Result<Metadata, Vec<Fault>> {
     let WrittenMetadata {
         name,
         version,
         architecture: file_arch,
         description,
     } = written;
+    let mut faults = Vec::new();
     if !is_valid_name(&name) {
-        return Err(document.error(
-            document.line_of(&name),
+        faults.push(document.fault(
+            document.at(&name),
             Some("metadata.name"),
             format!("`{name}` is not a valid package name (use lowercase letters, digits and '-', starting with a letter or digit)"),
         ));
@@ -34,8 +35,8 @@ pub(super) fn metadata(
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || ".-+_".contains(c))
         {
-            return Err(document.error(
-                document.line_of(version),
+            faults.push(document.fault(
+                document.at(version),
                 Some("metadata.version"),
                 format!("`{version}` is not a valid version (use letters, digits, '.', '-', '+' and '_')"),
             ));
@@ -50,13 +51,16 @@ pub(super) fn metadata(
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '/')
     {
-        return Err(document.error(
-            document.line_of(&architecture),
+        faults.push(document.fault(
+            document.at(&architecture),
             Some("metadata.architecture"),
             format!(
                 "`{architecture}` is not a valid architecture (for example amd64, arm64 or arm/v7)"
             ),
         ));
+    }
+    if !faults.is_empty() {
+        return Err(faults);
     }
     Ok(Metadata {
         name,
@@ -71,44 +75,51 @@ pub(super) fn metadata(
 pub(super) fn components(
     document: &Document,
     written: Vec<(String, Vec<String>)>,
-) -> Result<Vec<Component>, DefinitionError> {
+) -> Result<Vec<Component>, Vec<Fault>> {
     let mut seen_components = HashSet::new();
     let mut validated = Vec::new();
+    let mut faults = Vec::new();
+    let mut listed = 0;
     for (index, (component_name, images)) in written.into_iter().enumerate() {
         let field = format!("components[{index}].name");
         if !is_valid_name(&component_name) {
-            return Err(document.error(
-                document.line_of(&component_name),
+            faults.push(document.fault(
+                document.at(&component_name),
                 Some(&field),
                 format!("`{component_name}` is not a valid component name (use lowercase letters, digits and '-')"),
             ));
-        }
-        if !seen_components.insert(component_name.clone()) {
-            return Err(document.error(
-                document.nth_line_of(&format!("name: {component_name}"), 2),
+        } else if !seen_components.insert(component_name.clone()) {
+            faults.push(document.fault(
+                document.nth_at(&format!("name: {component_name}"), 2),
                 Some(&field),
                 format!("component `{component_name}` is defined twice"),
             ));
         }
+        listed += images.len();
         let mut refs = Vec::new();
         for (image_index, written) in images.into_iter().enumerate() {
             let field = format!("components[{index}].images[{image_index}]");
-            let reference = parse_reference(&written).map_err(|e| {
-                document.error(document.line_of(&written), Some(&field), e.to_string())
-            })?;
-            refs.push(ImageRef { written, reference });
+            match parse_reference(&written) {
+                Ok(reference) => refs.push(ImageRef { written, reference }),
+                Err(e) => {
+                    faults.push(document.fault(document.at(&written), Some(&field), e.to_string()))
+                }
+            }
         }
         validated.push(Component {
             name: component_name,
             images: refs,
         });
     }
-    if validated.iter().all(|c| c.images.is_empty()) {
-        return Err(document.error(
-            document.line_of("components:"),
+    if listed == 0 {
+        faults.push(document.fault(
+            document.at("components:"),
             Some("components"),
             "the package lists no images".into(),
         ));
+    }
+    if !faults.is_empty() {
+        return Err(faults);
     }
     Ok(validated)
 }

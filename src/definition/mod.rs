@@ -68,11 +68,19 @@ impl ImageRef {
     }
 }
 
-/// A definition that cannot be used, pointing at the file, line and field.
+/// A definition that cannot be used: the file, and every fault found in it.
 #[derive(Debug, thiserror::Error)]
 pub struct DefinitionError {
     pub path: PathBuf,
-    pub line: Option<usize>,
+    /// At least one; all that the checks found, in the order of the file.
+    pub faults: Vec<Fault>,
+}
+
+/// One fault of a definition, pointing at its line, column and field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    /// 1-based line and column, where known.
+    pub at: Option<(usize, usize)>,
     pub field: Option<String>,
     pub message: String,
 }
@@ -81,14 +89,45 @@ impl crate::hint::Hint for DefinitionError {}
 
 impl fmt::Display for DefinitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
+        if let [fault] = self.faults.as_slice() {
+            return self.write_fault(f, fault);
         }
-        if let Some(field) = &self.field {
+        write!(
+            f,
+            "{} has {} problems:",
+            self.path.display(),
+            self.faults.len()
+        )?;
+        for fault in &self.faults {
+            write!(f, "\n  ")?;
+            self.write_fault(f, fault)?;
+        }
+        Ok(())
+    }
+}
+
+impl DefinitionError {
+    fn one(path: &Path, message: String) -> Self {
+        Self {
+            path: path.to_owned(),
+            faults: vec![Fault {
+                at: None,
+                field: None,
+                message,
+            }],
+        }
+    }
+
+    /// `path:line:column: `field`: message`, as compilers point at a fault.
+    fn write_fault(&self, f: &mut fmt::Formatter<'_>, fault: &Fault) -> fmt::Result {
+        write!(f, "{}", self.path.display())?;
+        if let Some((line, column)) = fault.at {
+            write!(f, ":{line}:{column}")?;
+        }
+        if let Some(field) = &fault.field {
             write!(f, ": `{field}`")?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", fault.message)
     }
 }
 
@@ -100,22 +139,16 @@ pub fn find_in(dir: &Path) -> Result<PathBuf, DefinitionError> {
             return Ok(candidate);
         }
     }
-    Err(DefinitionError {
-        path: dir.join("pkgr.yaml"),
-        line: None,
-        field: None,
-        message: "no pkgr.yaml (or zarf.yaml) in this directory".into(),
-    })
+    Err(DefinitionError::one(
+        &dir.join("pkgr.yaml"),
+        "no pkgr.yaml (or zarf.yaml) in this directory".into(),
+    ))
 }
 
 /// Reads and validates the definition at `path`. `architecture` overrides the file's.
 pub fn load(path: &Path, architecture: Option<&str>) -> Result<Definition, DefinitionError> {
-    let text = std::fs::read_to_string(path).map_err(|err| DefinitionError {
-        path: path.to_owned(),
-        line: None,
-        field: None,
-        message: format!("cannot read the file: {err}"),
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| DefinitionError::one(path, format!("cannot read the file: {err}")))?;
     parse(path, &text, architecture)
 }
 
@@ -127,9 +160,9 @@ pub fn parse(
     architecture: Option<&str>,
 ) -> Result<Definition, DefinitionError> {
     let document = Document { path, text };
-    check_flow_depth(text.as_bytes()).map_err(|TooDeep { line }| {
+    check_flow_depth(text.as_bytes()).map_err(|TooDeep { line, column }| {
         document.error(
-            Some(line),
+            Some((line, column)),
             None,
             format!(
                 "nested more than {MAX_FLOW_DEPTH} levels deep, more than any definition needs"
@@ -137,8 +170,21 @@ pub fn parse(
         )
     })?;
     let written = shape::read(&document)?;
-    let metadata = check::metadata(&document, written.metadata, architecture)?;
-    let components = check::components(&document, written.components)?;
+    // Both checked in full, so that one run names every fault.
+    let metadata = check::metadata(&document, written.metadata, architecture);
+    let components = check::components(&document, written.components);
+    let (metadata, components) = match (metadata, components) {
+        (Ok(metadata), Ok(components)) => (metadata, components),
+        (metadata, components) => {
+            let mut faults = metadata.err().unwrap_or_default();
+            faults.extend(components.err().unwrap_or_default());
+            faults.sort_by_key(|fault| fault.at);
+            return Err(DefinitionError {
+                path: path.to_owned(),
+                faults,
+            });
+        }
+    };
     let mut warnings = written.warnings;
     warnings.sort();
     Ok(Definition {
@@ -156,28 +202,41 @@ struct Document<'a> {
 }
 
 impl Document<'_> {
-    fn error(&self, line: Option<usize>, field: Option<&str>, message: String) -> DefinitionError {
+    fn error(
+        &self,
+        at: Option<(usize, usize)>,
+        field: Option<&str>,
+        message: String,
+    ) -> DefinitionError {
         DefinitionError {
             path: self.path.to_owned(),
-            line,
+            faults: vec![self.fault(at, field, message)],
+        }
+    }
+
+    fn fault(&self, at: Option<(usize, usize)>, field: Option<&str>, message: String) -> Fault {
+        Fault {
+            at,
             field: field.map(str::to_owned),
             message,
         }
     }
 
-    /// The line of the first occurrence of `needle`.
-    fn line_of(&self, needle: &str) -> Option<usize> {
-        self.nth_line_of(needle, 1)
+    /// The line and column of the first occurrence of `needle`.
+    fn at(&self, needle: &str) -> Option<(usize, usize)> {
+        self.nth_at(needle, 1)
     }
 
-    /// The 1-based line of the `nth` line that contains `needle`.
-    fn nth_line_of(&self, needle: &str, nth: usize) -> Option<usize> {
+    /// The 1-based line and column of `needle` on the `nth` line that contains it.
+    fn nth_at(&self, needle: &str, nth: usize) -> Option<(usize, usize)> {
         self.text
             .lines()
             .enumerate()
-            .filter(|(_, line)| line.contains(needle))
+            .filter_map(|(i, line)| {
+                line.find(needle)
+                    .map(|at| (i + 1, line[..at].chars().count() + 1))
+            })
             .nth(nth.saturating_sub(1))
-            .map(|(i, _)| i + 1)
     }
 }
 
@@ -228,7 +287,7 @@ mod tests {
         let def = parse_str(&format!("{head}withSignatures: true\n{images}")).unwrap();
         assert!(def.with_signatures);
         let err = parse_str(&format!("{head}withSignatures: maybe\n{images}")).unwrap_err();
-        assert_eq!(err.line, Some(4), "{err}");
+        assert_eq!(line_of_only(&err), Some(4), "{err}");
     }
 
     #[test]
@@ -237,7 +296,7 @@ mod tests {
             "kind: PkgrPackage\nmetadata:\n  name: demo\n  colour: red\ncomponents: []\n",
         )
         .unwrap_err();
-        assert_eq!(err.line, Some(4), "{err}");
+        assert_eq!(line_of_only(&err), Some(4), "{err}");
         assert!(err.to_string().contains("unknown field `colour`"), "{err}");
     }
 
@@ -247,16 +306,54 @@ mod tests {
             "kind: PkgrPackage\nmetadata:\n  name: demo\ncomponents:\n  - name: web\n    images:\n      - ok:1\n      - Bad Ref!\n",
         )
         .unwrap_err();
-        assert_eq!(err.line, Some(8));
-        assert_eq!(err.field.as_deref(), Some("components[0].images[1]"));
+        assert_eq!(err.faults.len(), 1, "{err}");
+        assert_eq!(err.faults[0].at, Some((8, 9)));
+        assert_eq!(
+            err.faults[0].field.as_deref(),
+            Some("components[0].images[1]")
+        );
+    }
+
+    #[test]
+    fn every_fault_is_named_at_once_in_file_order_with_line_and_column() {
+        let err = parse_str(
+            "kind: PkgrPackage\nmetadata:\n  name: Demo_1\n  version: \"1 0\"\ncomponents:\n  - name: web\n    images:\n      - ok:1\n      - Bad Ref!\n  - name: Web\n    images:\n      - also bad!\n",
+        )
+        .unwrap_err();
+        let at: Vec<_> = err
+            .faults
+            .iter()
+            .map(|f| (f.at, f.field.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            at,
+            [
+                (Some((3, 9)), "metadata.name".to_owned()),
+                (Some((4, 13)), "metadata.version".to_owned()),
+                (Some((9, 9)), "components[0].images[1]".to_owned()),
+                (Some((10, 11)), "components[1].name".to_owned()),
+                (Some((12, 9)), "components[1].images[0]".to_owned()),
+            ],
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.starts_with("pkgr.yaml has 5 problems:\n  pkgr.yaml:3:9: `metadata.name`: `Demo_1` is not a valid package name"), "{text}");
+        assert_eq!(text.lines().count(), 6, "{text}");
     }
 
     #[test]
     fn bad_name_is_refused() {
         let err = parse_str("kind: PkgrPackage\nmetadata:\n  name: Demo_1\ncomponents: []\n")
             .unwrap_err();
-        assert_eq!(err.field.as_deref(), Some("metadata.name"));
-        assert_eq!(err.line, Some(3));
+        // The empty package is a second fault, after the name's.
+        assert_eq!(err.faults[0].field.as_deref(), Some("metadata.name"));
+        assert_eq!(err.faults[0].at, Some((3, 9)));
+        assert_eq!(err.faults[1].field.as_deref(), Some("components"));
+    }
+
+    fn line_of_only(err: &DefinitionError) -> Option<usize> {
+        assert_eq!(err.faults.len(), 1, "{err}");
+        err.faults[0].at.map(|(line, _)| line)
     }
 
     #[test]
@@ -282,7 +379,7 @@ mod tests {
             assert_eq!(
                 err.to_string(),
                 format!(
-                    "pkgr.yaml:2: metadata: invalid type: integer `5`, expected struct {expected}"
+                    "pkgr.yaml:2:11: metadata: invalid type: integer `5`, expected struct {expected}"
                 )
             );
         }

@@ -95,7 +95,7 @@ pub(super) fn read(document: &Document) -> Result<Written, DefinitionError> {
         Some("PkgrPackage") => from_yaml(document).map(pkgr),
         Some("ZarfPackageConfig") => from_yaml(document).map(zarf),
         Some(other) => Err(document.error(
-            document.line_of("kind:"),
+            document.at("kind:"),
             Some("kind"),
             format!(
                 "unknown kind `{other}`; expected `PkgrPackage` (or a Zarf `ZarfPackageConfig`)"
@@ -155,7 +155,7 @@ fn zarf(file: ZarfFile) -> Written {
 /// Deserializes the whole document, an error pointing at the line serde names.
 fn from_yaml<T: serde::de::DeserializeOwned>(document: &Document) -> Result<T, DefinitionError> {
     serde_yaml_ng::from_str(document.text).map_err(|err| {
-        let line = err.location().map(|loc| loc.line());
+        let at = err.location().map(|loc| (loc.line(), loc.column()));
         // serde_yaml_ng appends "at line X column Y" itself; keep only the first clause.
         let message = err.to_string();
         let message = message
@@ -163,6 +163,6 @@ fn from_yaml<T: serde::de::DeserializeOwned>(document: &Document) -> Result<T, D
             .next()
             .unwrap_or(&message)
             .to_owned();
-        document.error(line, None, message)
+        document.error(at, None, message)
     })
 }

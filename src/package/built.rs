@@ -115,7 +115,7 @@ pub fn read_definition<D: DeserializeOwned>(
     bytes: &[u8],
     name_of: impl Fn(&D) -> &str,
 ) -> Result<D, Unreadable> {
-    check_flow_depth(bytes).map_err(|TooDeep { line }| Unreadable::TooDeep { line })?;
+    check_flow_depth(bytes).map_err(|TooDeep { line, .. }| Unreadable::TooDeep { line })?;
     let definition: D = serde_yaml_ng::from_slice(bytes).map_err(Unreadable::Parse)?;
     let name = name_of(&definition);
     if !is_valid_name(name) {

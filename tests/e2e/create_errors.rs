@@ -47,7 +47,7 @@ fn malformed_yaml_names_file_and_line() {
     let err = fails(&ws, &[]);
     assert_eq!(
         error_line(&err),
-        definition_error(&ws, "7: did not find expected ',' or ']'"),
+        definition_error(&ws, "7:1: did not find expected ',' or ']'"),
         "{err}"
     );
 }
@@ -61,7 +61,7 @@ fn unknown_field_names_line_and_field() {
         error_line(&err),
         definition_error(
             &ws,
-            "6: components[0]: unknown field `imagez`, expected `name` or `images`"
+            "6:5: components[0]: unknown field `imagez`, expected `name` or `images`"
         ),
         "{err}"
     );
@@ -78,7 +78,7 @@ fn bad_reference_is_refused_before_any_pull() {
         error_line(&err),
         definition_error(
             &ws,
-            "8: `components[0].images[1]`: `UPPER/Case:tag` is not a valid image reference (invalid reference format)"
+            "8:9: `components[0].images[1]`: `UPPER/Case:tag` is not a valid image reference (invalid reference format)"
         ),
         "{err}"
     );
@@ -93,7 +93,7 @@ fn bad_package_name_is_refused() {
         error_line(&err),
         definition_error(
             &ws,
-            "3: `metadata.name`: `My_Package` is not a valid package name (use lowercase letters, digits and '-', starting with a letter or digit)"
+            "3:9: `metadata.name`: `My_Package` is not a valid package name (use lowercase letters, digits and '-', starting with a letter or digit)"
         ),
         "{err}"
     );
@@ -182,7 +182,7 @@ fn deeply_nested_yaml_is_refused_before_it_is_parsed() {
         error_line(&err),
         definition_error(
             &ws,
-            "6: nested more than 64 levels deep, more than any definition needs"
+            "6:74: nested more than 64 levels deep, more than any definition needs"
         ),
         "{err}"
     );
@@ -356,4 +356,35 @@ fn one_reference_that_cannot_be_packaged_is_reported_as_itself() {
         error_line(&err),
         format!("error: {missing} was not found in its registry")
     );
+}
+
+#[test]
+fn every_fault_of_a_definition_is_named_at_once_with_line_and_column() {
+    let ws = Workspace::new();
+    ws.write_definition(
+        "kind: PkgrPackage\nmetadata:\n  name: Bad_Name\n  version: \"1 0\"\n  architecture: amd64\ncomponents:\n  - name: web\n    images:\n      - 127.0.0.1:5000/ok:1\n      - UPPER/Case:tag\n  - name: web\n    images:\n      - also bad!\n",
+    );
+    let err = fails(&ws, &[]);
+    let path = ws.path("def").join("pkgr.yaml").display().to_string();
+    assert_eq!(error_line(&err), format!("error: {path} has 5 problems:"));
+    let listed: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    let expected = [
+        format!("  {path}:3:9: `metadata.name`: `Bad_Name` is not a valid package name"),
+        format!("  {path}:4:13: `metadata.version`: `1 0` is not a valid version"),
+        format!("  {path}:10:9: `components[0].images[1]`: `UPPER/Case:tag` is not a valid image reference"),
+        format!("  {path}:11:5: `components[1].name`: component `web` is defined twice"),
+        format!("  {path}:13:9: `components[1].images[0]`: `also bad!` is not a valid image reference"),
+    ];
+    assert_eq!(listed.len(), expected.len(), "{err}");
+    for (line, start) in listed.iter().zip(&expected) {
+        assert!(
+            line.starts_with(start.as_str()),
+            "{line:?} should start {start:?}"
+        );
+    }
 }
