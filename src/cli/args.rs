@@ -225,6 +225,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub no_progress: bool,
 
+    /// Print one JSON document at the end instead of the package's path: the path, its
+    /// size and sha256, and every image with its digest and platform
+    #[arg(long)]
+    pub json: bool,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 }

@@ -1,9 +1,11 @@
 //! `pkgr create`: wiring only. Settings → staging → pull (resolve, plan, fetch) →
 //! package (seal, heal, write); the library owns every step.
 
-use std::io::Write;
+mod outcome;
+
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::settings::CreateSettings;
 use super::{CreateArgs, Error};
@@ -15,6 +17,8 @@ use crate::space::{Place, SpaceCheck};
 use crate::store::Cache;
 
 pub async fn run(args: CreateArgs) -> Result<(), Error> {
+    let json = args.json;
+    let started = Instant::now();
     let settings = CreateSettings::new(args)?;
     // A full disk is named with the option that moves the directory it happened in.
     let places = settings.places();
@@ -22,9 +26,7 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
     let path = build(settings, places)
         .await
         .map_err(|err| err.out_of_space(&flags))?;
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{}", path.display());
-    Ok(())
+    outcome::report(path, json, started.elapsed()).await
 }
 
 async fn build(settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, Error> {

@@ -7,6 +7,7 @@ pub mod contents;
 pub mod diff;
 mod framed;
 mod kept;
+pub mod made;
 mod needed;
 pub mod reader;
 pub mod scan;

@@ -22,7 +22,7 @@ use crate::tarwalk;
 pub use access::PackageBytes;
 use access::TarBytes;
 pub use shown::shown;
-pub use split::SplitError;
+pub use split::{is_split, open as open_split, SplitError};
 use tarwalk::{Forward, TarWalk};
 pub use tarwalk::{TarError, MAX_EXTENDED_HEADER_BYTES};
 

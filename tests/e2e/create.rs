@@ -407,3 +407,75 @@ fn an_images_blobs_are_downloaded_largest_first() {
         .collect();
     assert_eq!(requested, expected, "one download at a time, largest first");
 }
+
+#[test]
+fn create_json_gives_the_package_its_size_and_sha256_and_every_image() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let web = pusher.image("web", "1", false, "amd64", &[layer(&[("w", b"web")])]);
+    let amd = pusher.image("multi", "", false, "amd64", &[layer(&[("m", b"amd")])]);
+    let arm = pusher.image("multi", "", false, "arm64", &[layer(&[("m", b"arm")])]);
+    pusher.index(
+        "multi",
+        "2",
+        false,
+        &[("linux/amd64", &amd), ("linux/arm64", &arm)],
+    );
+    let ws = Workspace::new();
+    let references = [
+        format!("{}/web:1", registry.addr),
+        format!("{}/multi:2", registry.addr),
+    ];
+    ws.define(&Definition::new("described").images(&references));
+
+    let out = ws.create(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "create --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(doc["schemaVersion"], 1);
+    let package = std::path::PathBuf::from(doc["package"].as_str().unwrap());
+    assert!(package.is_file(), "{doc:#}");
+    assert_eq!(doc["split"], false);
+    assert_eq!(doc["bytes"], std::fs::metadata(&package).unwrap().len());
+    assert_eq!(
+        doc["sha256"],
+        sha256_file(&package).trim_start_matches("sha256:")
+    );
+    let images: Vec<(String, String, String)> = doc["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let field = |name: &str| i[name].as_str().unwrap().to_owned();
+            (field("reference"), field("digest"), field("platform"))
+        })
+        .collect();
+    assert_eq!(
+        images,
+        [
+            (
+                references[0].clone(),
+                web.manifest.digest.clone(),
+                "linux/amd64".to_owned()
+            ),
+            (
+                references[1].clone(),
+                amd.manifest.digest.clone(),
+                "linux/amd64".to_owned()
+            ),
+        ]
+    );
+    let closing = stderr(&out);
+    assert!(
+        closing
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with(&format!("created {} (", package.display())),
+        "{closing}"
+    );
+}
