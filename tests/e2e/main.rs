@@ -21,4 +21,5 @@ mod seek_table;
 mod signals;
 mod signatures;
 mod snapshots;
+mod split;
 mod tar_headers;
