@@ -11,7 +11,7 @@ use crate::support::images::{
     layer, noise, sha256, Image, Pushed, Pusher, OCI_CONFIG, OCI_MANIFEST,
 };
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::{package_path, spawn, stderr, stdout, wait_until, Workspace};
 
 const PART: &str = "12MB";
 const PART_BYTES: u64 = 12_000_000;
@@ -111,6 +111,9 @@ fn has_blob(addr: &str, repo: &str, digest: &str) -> bool {
         .is_success()
 }
 
+/// One 50 MiB package, one fixture for every check that needs it (seeding it is the
+/// slow part): the parts, a second create, the real zstd and tar, inspect, push, a
+/// larger size over the same name, and Ctrl-C while parts are written.
 #[test]
 fn a_package_over_the_size_is_written_in_parts_that_read_and_push_as_one() {
     let source = TestRegistry::start();
@@ -220,6 +223,40 @@ fn a_package_over_the_size_is_written_in_parts_that_read_and_push_as_one() {
         joined_parts(&first, &joined_path) == joined,
         "the three parts differ"
     );
+
+    // Ctrl-C while the parts are being written leaves nothing in the output.
+    let cut = ws.path("cut");
+    let child = spawn(ws.create_command_into(&cut, &["--max-package-size", "1MiB"]));
+    wait_until("the second part to be written", || {
+        parts_in_staging(&cut) >= 2
+    });
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(&cut).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// How many part files the staging directories in `output` hold.
+fn parts_in_staging(output: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(output) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".pkgr-staging-")
+        })
+        .filter_map(|staging| std::fs::read_dir(staging.path()).ok())
+        .flat_map(|files| files.flatten())
+        .filter(|f| f.file_name().to_string_lossy().starts_with(".pkgr-part-"))
+        .count()
 }
 
 #[test]
