@@ -247,4 +247,23 @@ mod tests {
         assert_eq!(joined, whole);
         assert!(!out.exists());
     }
+
+    #[test]
+    fn a_package_over_zarfs_part_limit_is_refused_and_leaves_nothing() {
+        let dir = fixture_dir();
+        let sealed = crate::store::seal::seal(&dir.path().join("images")).unwrap();
+        let entries = crate::package::contents::entries(dir.path(), &sealed).unwrap();
+        let (staging, output) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let out = output.path().join("p.tar.zst");
+        // The fixture is several KiB: far more than 999 parts of one byte.
+        let err =
+            super::write_package_in_parts_via(&entries, &out, true, staging.path(), 1).unwrap_err();
+        assert!(matches!(err, super::WriteError::TooManyParts(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the package needs more than 999 parts of 1 B, more than Zarf's split format allows: give a larger part size"
+        );
+        assert_eq!(std::fs::read_dir(output.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0);
+    }
 }
