@@ -127,8 +127,9 @@ pub struct CreateArgs {
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::space::parse_size)]
     pub max_blob_size: u64,
 
-    /// Write a package over SIZE (at least 1MiB, e.g. 4GiB) as Zarf's split parts of at
-    /// most SIZE each: NAME.part000 describes them, NAME.part001 onwards hold the bytes
+    /// Write a package over SIZE (at least 1MiB; e.g. 4000MiB for FAT32) as Zarf's split
+    /// parts of at most SIZE each: NAME.part000 describes them, NAME.part001 onwards hold
+    /// the bytes
     #[arg(long, value_name = "SIZE", value_parser = parse_package_size)]
     pub max_package_size: Option<u64>,
 
