@@ -70,6 +70,9 @@ echo "==> pkgr inspect --verify $split_first" >&2
 "$bin/pkgr" inspect --verify "$split_first"
 split_far=$(mktemp -d)
 start_registry "$split_side" "$split_far"
+# start_registry sets the EXIT trap anew: keep the daemon's cleanup in it too.
+# shellcheck disable=SC2064
+trap "$registry_cleanup ${dockerd_cleanup:-}" EXIT
 echo "==> pkgr push $split_first $split_side" >&2
 "$bin/pkgr" push "$split_first" "$split_side"
 manifest_digest() {
