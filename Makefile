@@ -19,6 +19,7 @@ bench: deps
 	@bench/create.sh
 	@bench/small.sh
 	@bench/scale.sh
+	@bench/split.sh
 
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:

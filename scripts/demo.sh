@@ -58,4 +58,33 @@ else
   echo "==> no daemon fallback demo: dockerd is missing (apt-get install docker.io)" >&2
 fi
 
+# Split round trip: the demo package again as Zarf's split parts of at most 4 MiB (it
+# is about 11 MiB), inspected and verified from its part000, and pushed from it into a
+# registry of its own, which then serves every image under the digest that the push of
+# the whole package gave the far side.
+split_side=127.0.0.1:5561
+echo "==> pkgr create examples/demo --max-package-size 4MiB" >&2
+split_first=$("$bin/pkgr" create examples/demo --output demo-out/split --max-package-size 4MiB | tail -n 1)
+ls -l "${split_first%.part000}".part* >&2
+echo "==> pkgr inspect --verify $split_first" >&2
+"$bin/pkgr" inspect --verify "$split_first"
+split_far=$(mktemp -d)
+start_registry "$split_side" "$split_far"
+# start_registry sets the EXIT trap anew: keep the daemon's cleanup in it too.
+# shellcheck disable=SC2064
+trap "$registry_cleanup ${dockerd_cleanup:-}" EXIT
+echo "==> pkgr push $split_first $split_side" >&2
+"$bin/pkgr" push "$split_first" "$split_side"
+manifest_digest() {
+  curl -fsSI -H "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json" \
+    "http://$1/v2/$2/manifests/$3" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" { print $2 }'
+}
+for image in demo/web:1.0 demo/api:2.0 demo/charts/web:0.1.0 demo/web-sbom:1.0; do
+  repo=${image%:*} tag=${image##*:}
+  whole=$(manifest_digest "$far_side" "$repo" "$tag")
+  [ -n "$whole" ] && [ "$whole" = "$(manifest_digest "$split_side" "$repo" "$tag")" ] ||
+    { echo "$image differs on $split_side after the split round trip" >&2; exit 1; }
+done
+echo "==> every image came through the split parts under the same digest as through the whole package" >&2
+
 echo "$package"

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::package::parts::MIN_PART_BYTES;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pkgr",
@@ -221,6 +223,12 @@ pub struct CreateArgs {
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::space::parse_size)]
     pub max_blob_size: u64,
 
+    /// Write a package over SIZE (at least 1MiB; e.g. 4000MiB for FAT32) as Zarf's split
+    /// parts of at most SIZE each: NAME.part000 describes them, NAME.part001 onwards hold
+    /// the bytes
+    #[arg(long, value_name = "SIZE", value_parser = parse_package_size)]
+    pub max_package_size: Option<u64>,
+
     /// Plain progress lines instead of progress bars
     #[arg(long)]
     pub no_progress: bool,
@@ -297,6 +305,18 @@ pub enum CacheCommand {
     },
 }
 
+/// Parses `--max-package-size`: a size as `--max-blob-size` takes it, of at least 1 MiB.
+pub fn parse_package_size(text: &str) -> Result<u64, String> {
+    let size = crate::space::parse_size(text)?;
+    if size < MIN_PART_BYTES {
+        return Err(format!(
+            "`{}` is less than 1 MiB, the smallest part pkgr writes",
+            text.trim()
+        ));
+    }
+    Ok(size)
+}
+
 /// A `--older-than` value that is not an age.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("`{0}` is not an age: write a number and a unit, such as 30d, 12h, 90m, 45s or 2w")]
@@ -324,6 +344,24 @@ mod tests {
         assert_eq!(parse_age("1.5h"), Ok(Duration::from_secs(90 * 60)));
         for bad in ["", "30", "d", "-1d", "1dd", "99999999999999999999d"] {
             assert!(parse_age(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn package_sizes_are_sizes_of_at_least_one_mib() {
+        assert_eq!(parse_package_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_package_size("12MB"), Ok(12_000_000));
+        assert_eq!(parse_package_size("4GiB"), Ok(4 << 30));
+        assert_eq!(
+            parse_package_size("1MB"),
+            Err("`1MB` is less than 1 MiB, the smallest part pkgr writes".to_owned())
+        );
+        assert_eq!(
+            parse_package_size("abc"),
+            Err("`abc` is not a size: write a whole number, e.g. 64GiB".to_owned())
+        );
+        for bad in ["0", "10", "512KiB", "1048575", "", "1.5GiB", "-1MiB"] {
+            assert!(parse_package_size(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

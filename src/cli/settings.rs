@@ -65,6 +65,7 @@ impl CreateSettings {
             output: Output {
                 dir: args.output,
                 compressed: !args.uncompressed,
+                max_part: args.max_package_size,
             },
             cache,
             transport: transport(&args.transport),

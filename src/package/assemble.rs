@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use super::built::BuiltDefinition;
 use super::contents::entries;
 use super::staging_dir::StagingDir;
-use super::writer::write_package_via;
+use super::writer::{write_package_in_parts_via, write_package_via};
 use super::{PackageError, DEFINITION, LAYOUT_DIR};
 use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
@@ -28,6 +28,9 @@ use crate::store::{link_or_copy, Store, StoreError};
 pub struct Output {
     pub dir: PathBuf,
     pub compressed: bool,
+    /// Over this many bytes, the package is written as Zarf's split parts of at most
+    /// this size each.
+    pub max_part: Option<u64>,
 }
 
 /// A package being assembled.
@@ -62,7 +65,8 @@ impl Staging {
     }
 
     /// Builds the package from what was pulled into `fetcher`'s store and returns its
-    /// path. Nothing is left at that path unless the whole package was written.
+    /// path (its part000 when it was split). Nothing is left at that path unless the
+    /// whole package was written.
     pub async fn package(
         self,
         definition: &Definition,
@@ -102,18 +106,34 @@ impl Staging {
         };
 
         let entries = entries(self.dir.path(), &sealed)?;
+        let split = match self.output.max_part {
+            Some(max_part) => format!(", in parts of {} if larger", human_bytes(max_part)),
+            None => String::new(),
+        };
         reporter.step(&format!(
-            "writing {} ({} blobs, {})",
+            "writing {} ({} blobs, {}{split})",
             path.display(),
             sealed.blobs.len(),
             human_bytes(sealed.blobs.values().fold(0, |a, b| a.saturating_add(*b)))
         ));
-        let (out, compressed) = (path.clone(), self.output.compressed);
+        let (out, output) = (path, self.output.clone());
         // The unfinished package lives in the staging directory, so a create killed
         // while writing it leaves nothing that the next create does not sweep.
         let temp_dir = self.dir.path().to_owned();
-        run_blocking("writing the package", move || {
-            write_package_via(&entries, &out, compressed, &temp_dir).map_err(PackageError::from)
+        let path = run_blocking("writing the package", move || {
+            match output.max_part {
+                None => {
+                    write_package_via(&entries, &out, output.compressed, &temp_dir).map(|()| out)
+                }
+                Some(max_part) => write_package_in_parts_via(
+                    &entries,
+                    &out,
+                    output.compressed,
+                    &temp_dir,
+                    max_part,
+                ),
+            }
+            .map_err(PackageError::from)
         })
         .await?;
         drop(self);

@@ -1,5 +1,6 @@
 //! The package file: assembling it from a pull (staging, seal, heal, checksums, the
-//! deterministic writer) and reading it back safely for `inspect` and `push`.
+//! deterministic writer, whole or in split parts) and reading it back safely for
+//! `inspect` and `push`.
 
 pub mod assemble;
 pub mod built;
@@ -9,6 +10,7 @@ mod framed;
 mod kept;
 pub mod made;
 mod needed;
+pub mod parts;
 pub mod reader;
 pub mod scan;
 pub mod seekable;

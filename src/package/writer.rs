@@ -1,6 +1,7 @@
 //! Writing a package: a deterministic tar (fixed order, no timestamps, owners or host
 //! paths), zstd-compressed on all cores in the seekable format (`framed`) unless asked
-//! not to, written under a temporary name and renamed into place only when complete.
+//! not to, written under a temporary name and renamed into place only when complete;
+//! or, over a size, cut into Zarf's split parts as it streams out (`parts`).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -9,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::framed::FramedEncoder;
+use super::parts::{PartWriter, TooManyParts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -18,6 +20,8 @@ pub enum WriteError {
         #[source]
         source: io::Error,
     },
+    #[error(transparent)]
+    TooManyParts(TooManyParts),
 }
 
 impl WriteError {
@@ -67,23 +71,58 @@ pub fn write_package_via(
     builder.permissions(std::fs::Permissions::from_mode(0o666));
     let temp = builder.tempfile_in(temp_dir).map_err(io_err)?;
     let file = temp.as_file().try_clone().map_err(io_err)?;
-    let buffered = BufWriter::with_capacity(1 << 20, file);
-    let buffered = if compress {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let encoder = FramedEncoder::new(buffered, ZSTD_LEVEL, workers).map_err(io_err)?;
-        // Every entry starts a frame, so a reader can start at any entry.
-        let encoder = write_tar(entries, encoder, FramedEncoder::cut).map_err(io_err)?;
-        encoder.finish().map_err(io_err)?
-    } else {
-        write_tar(entries, buffered, |_| Ok(())).map_err(io_err)?
-    };
-    let file = buffered.into_inner().map_err(|e| io_err(e.into_error()))?;
+    let file = encode(entries, file, compress).map_err(io_err)?;
     file.sync_all().map_err(io_err)?;
     if crate::cancel::is_cancelled() {
         return Err(io_err(io::Error::other("interrupted")));
     }
     temp.persist(out).map_err(|e| io_err(e.error))?;
     Ok(())
+}
+
+/// As [`write_package_via`], but a package over `max_part` bytes is written as Zarf's
+/// split parts (`parts`), cut as it streams out. Returns the path to give a reader:
+/// `out` itself when the package fits in one part, else `out.part000`.
+pub fn write_package_in_parts_via(
+    entries: &[Entry],
+    out: &Path,
+    compress: bool,
+    temp_dir: &Path,
+    max_part: u64,
+) -> Result<PathBuf, WriteError> {
+    let io_err = |source: io::Error| match source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<TooManyParts>())
+    {
+        Some(too_many) => WriteError::TooManyParts(TooManyParts {
+            max_part: too_many.max_part,
+        }),
+        None => WriteError::Io {
+            path: out.to_owned(),
+            source,
+        },
+    };
+    let parts = encode(entries, PartWriter::new(temp_dir, max_part), compress)
+        .and_then(PartWriter::finish)
+        .map_err(io_err)?;
+    parts
+        .persist(out, || !crate::cancel::is_cancelled())
+        .map_err(io_err)
+}
+
+/// Writes the package stream into `sink` and hands it back, flushed.
+fn encode<W: Write>(entries: &[Entry], sink: W, compress: bool) -> io::Result<W> {
+    let buffered = BufWriter::with_capacity(1 << 20, sink);
+    let buffered = if compress {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let encoder = FramedEncoder::new(buffered, ZSTD_LEVEL, workers)?;
+        // Every entry starts a frame, so a reader can start at any entry.
+        let encoder = write_tar(entries, encoder, FramedEncoder::cut)?;
+        encoder.finish()?
+    } else {
+        write_tar(entries, buffered, |_| Ok(()))?
+    };
+    buffered.into_inner().map_err(|e| e.into_error())
 }
 
 /// Writes the tar, calling `entry_starts` on the writer before each entry's header.
@@ -179,5 +218,52 @@ mod tests {
         expected.extend(["config"; 3]);
         expected.extend(["layer"; 5]);
         assert_eq!(kinds, expected);
+    }
+
+    #[test]
+    fn parts_join_to_the_whole_package_and_one_that_fits_is_the_same_file() {
+        let dir = fixture_dir();
+        let whole = std::fs::read(write_fixture_package(dir.path(), true)).unwrap();
+        let sealed = crate::store::seal::seal(&dir.path().join("images")).unwrap();
+        let entries = crate::package::contents::entries(dir.path(), &sealed).unwrap();
+        let (staging, output) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let out = output.path().join("p.tar.zst");
+
+        let fits = whole.len() as u64;
+        let path =
+            super::write_package_in_parts_via(&entries, &out, true, staging.path(), fits).unwrap();
+        assert_eq!(path, out);
+        assert_eq!(std::fs::read(&out).unwrap(), whole);
+        std::fs::remove_file(&out).unwrap();
+
+        let max_part = fits.div_ceil(3);
+        let first =
+            super::write_package_in_parts_via(&entries, &out, true, staging.path(), max_part)
+                .unwrap();
+        assert_eq!(first, crate::package::parts::part_path(&out, 0));
+        let joined: Vec<u8> = (1..=3)
+            .flat_map(|n| std::fs::read(crate::package::parts::part_path(&out, n)).unwrap())
+            .collect();
+        assert_eq!(joined, whole);
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn a_package_over_zarfs_part_limit_is_refused_and_leaves_nothing() {
+        let dir = fixture_dir();
+        let sealed = crate::store::seal::seal(&dir.path().join("images")).unwrap();
+        let entries = crate::package::contents::entries(dir.path(), &sealed).unwrap();
+        let (staging, output) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let out = output.path().join("p.tar.zst");
+        // The fixture is several KiB: far more than 999 parts of one byte.
+        let err =
+            super::write_package_in_parts_via(&entries, &out, true, staging.path(), 1).unwrap_err();
+        assert!(matches!(err, super::WriteError::TooManyParts(_)), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the package needs more than 999 parts of 1 B, more than Zarf's split format allows: give a larger part size"
+        );
+        assert_eq!(std::fs::read_dir(output.path()).unwrap().count(), 0);
+        assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0);
     }
 }

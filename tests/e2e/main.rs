@@ -23,5 +23,6 @@ mod seek_table;
 mod signals;
 mod signatures;
 mod snapshots;
+mod split;
 mod tar_headers;
 mod verbosity;
