@@ -125,6 +125,15 @@ pub struct CreateArgs {
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::space::parse_size)]
     pub max_blob_size: u64,
 
+    /// Leave out every config and layer that BASE (a pkgr or Zarf package, or its
+    /// .part000) holds; push then expects them on the target
+    #[arg(long, value_name = "BASE")]
+    pub differential: Option<PathBuf>,
+
+    /// With --differential, accept a base made for another architecture
+    #[arg(long, requires = "differential")]
+    pub allow_other_architecture: bool,
+
     /// Plain progress lines instead of progress bars
     #[arg(long)]
     pub no_progress: bool,

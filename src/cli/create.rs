@@ -1,5 +1,6 @@
-//! `pkgr create`: wiring only. Settings → staging → pull (resolve, plan, fetch) →
-//! package (seal, heal, write); the library owns every step.
+//! `pkgr create`: wiring only. Settings → (with `--differential`, the base package
+//! opened and verified before anything is written or downloaded) → staging → pull
+//! (resolve, plan, fetch) → package (seal, heal, write); the library owns every step.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 
 use super::settings::CreateSettings;
 use super::{CreateArgs, Error};
+use crate::package::base::{self, Base};
 use crate::package::Staging;
 use crate::progress::warning_meanwhile;
 use crate::pull::{self, DaemonFallback, Fallback, Fetcher, RegistryImage};
@@ -27,9 +29,14 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-async fn build(settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, Error> {
+async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, Error> {
+    let base = open_base(&settings).await?;
     let reporter = settings.reporter.as_ref();
-    let staging = Staging::create(settings.output.clone())?;
+    let mut staging = Staging::create(settings.output.clone())?;
+    if let Some(base) = base {
+        settings.pull.held_elsewhere = Arc::new(base.blobs);
+        staging.make_differential(base.record);
+    }
     // Held shared until the package is written, so a prune waits for this build.
     let cache = match &settings.cache {
         Some(root) => Some(Cache::open_shared_reporting(root, reporter).await?),
@@ -83,4 +90,25 @@ async fn build(settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, 
         .await?;
     drop(cache);
     Ok(path)
+}
+
+/// The `--differential` base, verified whole and checked against the package's
+/// architecture unless `--allow-other-architecture` says otherwise.
+async fn open_base(settings: &CreateSettings) -> Result<Option<Base>, Error> {
+    let Some(path) = settings.differential.clone() else {
+        return Ok(None);
+    };
+    settings
+        .reporter
+        .step(&format!("verifying the base package {}", path.display()));
+    let base = tokio::task::spawn_blocking(move || base::open_base(&path))
+        .await
+        .map_err(|source| Error::Internal {
+            what: "verifying the base package",
+            source,
+        })??;
+    if !settings.allow_other_architecture {
+        base.check_architecture(&settings.definition.metadata.architecture)?;
+    }
+    Ok(Some(base))
 }

@@ -35,6 +35,12 @@ pub enum Error {
     #[error(transparent)]
     Package(#[from] PackageError),
     #[error(transparent)]
+    Base(#[from] crate::package::base::BaseError),
+    /// A push refused for a reason of its own (a differential package's base missing
+    /// from the target); nothing was sent.
+    #[error(transparent)]
+    Push(crate::push::PushPackageError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -139,6 +145,7 @@ impl Error {
             Self::Pull(e) => e.hint(),
             Self::Registry(e) => e.hint(),
             Self::Package(e) => e.hint(),
+            Self::Base(e) => e.hint(),
             Self::Cache(e) => e.hint(),
             Self::PushFailed { hint, .. } => hint.clone(),
             Self::Internal { .. } => Some(Fix::ReportBug),

@@ -32,6 +32,10 @@ pub struct CreateSettings {
     pub concurrency: usize,
     /// Whether an image its registry cannot serve is looked for in the Docker daemon.
     pub daemon_fallback: bool,
+    /// `--differential`: the base package whose blobs are left out.
+    pub differential: Option<PathBuf>,
+    /// `--allow-other-architecture`: a base of another architecture is accepted.
+    pub allow_other_architecture: bool,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -42,6 +46,9 @@ impl CreateSettings {
         let reporter = progress::reporter(args.no_progress);
         for warning in &definition.warnings {
             reporter.warn(warning);
+        }
+        if let Some(base) = &args.differential {
+            ensure_regular(base)?;
         }
         let cache = if args.no_cache {
             None
@@ -58,6 +65,7 @@ impl CreateSettings {
                 max_blob_size: args.max_blob_size,
                 with_signatures: args.with_signatures || definition.with_signatures,
                 max_referrers: args.max_referrers,
+                held_elsewhere: Default::default(),
             },
             definition,
             output: Output {
@@ -69,6 +77,8 @@ impl CreateSettings {
             credentials: Credentials::from_docker_config().map_err(RegistryError::from)?,
             concurrency: usize::from(args.concurrency),
             daemon_fallback: !args.no_daemon_fallback,
+            differential: args.differential,
+            allow_other_architecture: args.allow_other_architecture,
             reporter,
         })
     }

@@ -1,7 +1,9 @@
 //! The package file: assembling it from a pull (staging, seal, heal, checksums, the
-//! deterministic writer) and reading it back safely for `inspect` and `push`.
+//! deterministic writer), the base a differential package is made against (`base`),
+//! and reading it back safely for `inspect` and `push`.
 
 pub mod assemble;
+pub mod base;
 pub mod built;
 pub mod contents;
 mod framed;

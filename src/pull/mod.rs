@@ -292,6 +292,9 @@ pub struct PullOptions {
     /// The most manifests discovery may bring for one subject (`--max-referrers`);
     /// the run's requests are bounded in proportion (see [`Bounds`]).
     pub max_referrers: usize,
+    /// Configs and layers not to download, with their sizes: a differential package's
+    /// base holds them (see [`Plan::left_out`]).
+    pub held_elsewhere: Arc<BTreeMap<Digest, u64>>,
 }
 
 /// Resolves every image of the definition, several at a time, and fetches each
@@ -324,7 +327,7 @@ pub async fn pull(
         .map(|reference| resolve_and_discover(open(&reference), store, options, bounds))
         .buffer_unordered(options.resolve_concurrency.max(1));
     let mut fetching = FuturesUnordered::new();
-    let mut plan = Plan::new(options.max_blob_size);
+    let mut plan = Plan::new(options.max_blob_size).leaving_out(options.held_elsewhere.clone());
     let mut demand = Demand::default();
     let mut manifests_counted = HashSet::new();
     let mut resolved: BTreeMap<String, ResolvedImage> = BTreeMap::new();

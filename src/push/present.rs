@@ -19,6 +19,9 @@ pub(super) struct Present {
     /// (repository, blob) pairs asked about, and those the registry has.
     asked_blobs: HashSet<(String, Digest)>,
     blobs: HashSet<(String, Digest)>,
+    /// For each blob the registry has somewhere, one repository that has it: where a
+    /// mount can take it from.
+    holders: HashMap<Digest, Reference>,
     /// Manifests the registry has, keyed as push records what it sent: (repository,
     /// digest) for a manifest by digest, (whole reference, digest) for a tag naming it.
     asked_manifests: HashSet<(String, Digest)>,
@@ -37,6 +40,19 @@ impl Present {
     pub(super) fn has_blob(&self, digest: &Digest, repo: &Reference) -> bool {
         self.blobs
             .contains(&(repo.repository().to_owned(), digest.clone()))
+    }
+
+    /// A repository the registry was found to have `digest` in, if any.
+    pub(super) fn holder(&self, digest: &Digest) -> Option<&Reference> {
+        self.holders.get(digest)
+    }
+
+    /// Whether asking about `digest` in `repo` failed (the error stays for the push).
+    pub(super) fn asking_failed(&self, digest: &Digest, repo: &Reference) -> bool {
+        let key = (repo.repository().to_owned(), digest.clone());
+        self.failed
+            .lock()
+            .is_ok_and(|failed| failed.contains_key(&key))
     }
 
     /// The error of asking about a blob, if asking failed.
@@ -94,7 +110,9 @@ impl Present {
         for (question, answer) in answers {
             match (question, answer) {
                 (Question::Blob(repo, digest), Ok(true)) => {
-                    self.blobs.insert((repo.repository().to_owned(), digest));
+                    self.blobs
+                        .insert((repo.repository().to_owned(), digest.clone()));
+                    self.holders.entry(digest).or_insert(repo);
                 }
                 (Question::Blob(repo, digest), Err(err)) => {
                     if let Ok(mut failed) = self.failed.lock() {

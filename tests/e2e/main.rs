@@ -9,6 +9,7 @@ mod crashes;
 mod create;
 mod create_errors;
 mod daemon;
+mod differential;
 mod disk;
 mod fan_out;
 mod faults;
