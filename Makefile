@@ -18,6 +18,7 @@ lint:
 bench: deps
 	@bench/create.sh
 	@bench/small.sh
+	@bench/differential.sh
 
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:
