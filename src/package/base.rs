@@ -57,6 +57,7 @@ pub enum BaseError {
 fn and_more(count: usize) -> String {
     match count {
         0 | 1 => String::new(),
+        2 => " (and 1 more problem)".to_owned(),
         n => format!(" (and {} more problems)", n - 1),
     }
 }

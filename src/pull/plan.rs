@@ -206,6 +206,24 @@ mod tests {
     }
 
     #[test]
+    fn blobs_held_elsewhere_with_the_same_size_are_left_out_not_planned() {
+        let held = BTreeMap::from([(Digest::of(b"base"), 4), (Digest::of(b"b"), 99)]);
+        let mut plan = Plan::new(MAX_SIZE).leaving_out(Arc::new(held));
+        let jobs = plan
+            .add(&image("a", &[(b"base", 4), (b"a", 1), (b"b", 1)]))
+            .unwrap();
+        let digests: std::collections::BTreeSet<Digest> =
+            jobs.iter().map(|j| j.digest.clone()).collect();
+        // `b` is held with another size: not the same blob to the descriptor, so fetched.
+        assert_eq!(
+            digests,
+            [Digest::of(b"a"), Digest::of(b"b")].into_iter().collect()
+        );
+        assert_eq!(plan.left_out(), &BTreeMap::from([(Digest::of(b"base"), 4)]));
+        assert!(plan.job(&Digest::of(b"base")).is_none());
+    }
+
+    #[test]
     fn blobs_that_declare_more_than_2_63_bytes_in_all_are_refused() {
         let half = MAX_SIZE / 2 + 1;
         let mut plan = Plan::new(MAX_SIZE);

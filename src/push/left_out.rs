@@ -2,18 +2,56 @@
 //! sent: each config and layer the base holds must be in the repository of every image
 //! that needs it, or in some repository the package maps to, from which push mounts it
 //! (`blobs`). The registry was asked about all of them, in parallel, with everything
-//! else (`present`).
+//! else (`present`); one found in none of the repositories that need it is then asked
+//! about in the package's other repositories, a bounded number of questions in all.
 
 use std::collections::BTreeMap;
+
+use oci_client::Reference;
 
 use super::plan::PlannedImage;
 use super::present::Present;
 use super::PushPackageError;
 use crate::digest::Digest;
 use crate::package::built::Differential;
+use crate::registry::Registry;
 
 /// How many of the images that need a missing blob the error names.
 const IMAGES_NAMED: usize = 3;
+
+/// The most questions asked about left-out blobs in repositories that do not need
+/// them: an empty target would otherwise be asked blobs × repositories.
+const MAX_QUESTIONS_ELSEWHERE: usize = 4096;
+
+/// Asks the package's other repositories about each left-out blob that no repository
+/// needing it has, so it can be mounted from where it is.
+pub(super) async fn look_elsewhere(
+    registry: &Registry,
+    left_out: &BTreeMap<Digest, u64>,
+    images: &[PlannedImage],
+    present: &mut Present,
+    concurrency: usize,
+) {
+    let unheld: Vec<&Digest> = left_out
+        .keys()
+        .filter(|digest| present.holder(digest).is_none())
+        .collect();
+    let mut repos: Vec<&Reference> = Vec::new();
+    for image in images {
+        if !repos
+            .iter()
+            .any(|r| r.repository() == image.target.repository())
+        {
+            repos.push(&image.target);
+        }
+    }
+    if unheld.is_empty() || unheld.len().saturating_mul(repos.len()) > MAX_QUESTIONS_ELSEWHERE {
+        return;
+    }
+    present
+        .ask_elsewhere(registry, &unheld, &repos, concurrency)
+        .await;
+}
 
 /// Refuses the push when the target has some left-out blob in no repository the
 /// package maps to. A question that failed for such a blob is its error instead.

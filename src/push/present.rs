@@ -87,6 +87,31 @@ impl Present {
                 }
             }
         }
+        self.answer(registry, questions, concurrency).await;
+    }
+
+    /// Asks whether each repository of `repos` has each blob of `digests`, where that
+    /// has not been asked yet: where else a blob could be mounted from.
+    pub(super) async fn ask_elsewhere(
+        &mut self,
+        registry: &Registry,
+        digests: &[&Digest],
+        repos: &[&Reference],
+        concurrency: usize,
+    ) {
+        let mut questions = Vec::new();
+        for digest in digests {
+            for repo in repos {
+                let key = (repo.repository().to_owned(), (*digest).clone());
+                if self.asked_blobs.insert(key) {
+                    questions.push(Question::Blob((*repo).clone(), (*digest).clone()));
+                }
+            }
+        }
+        self.answer(registry, questions, concurrency).await;
+    }
+
+    async fn answer(&mut self, registry: &Registry, questions: Vec<Question>, concurrency: usize) {
         let answers: Vec<_> = stream::iter(questions)
             .map(|question| async move {
                 match &question {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::images::push_images;
-use super::left_out::check_left_out;
+use super::left_out::{check_left_out, look_elsewhere};
 use super::plan::plan_images;
 use super::present::Present;
 use super::{Layout, PushReport};
@@ -96,6 +96,8 @@ pub async fn push_package(
         ));
         let images = plan_images(index, &scanned.manifests, &target, &mut Vec::new());
         present.ask(&registry, &images, concurrency).await;
+        let left_out = &scanned.left_out;
+        look_elsewhere(&registry, left_out, &images, &mut present, concurrency).await;
         check_left_out(differential, &scanned.left_out, &images, &mut present)?;
     }
     let sizes = blob_sizes(&scanned);

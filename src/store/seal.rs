@@ -339,6 +339,38 @@ mod tests {
     }
 
     #[test]
+    fn a_left_out_layer_is_expected_but_a_left_out_manifest_is_still_missing() {
+        let dir = fixture_dir();
+        let root = dir.path().join("images");
+        let sealed = seal(&root).unwrap();
+        let layer = sealed
+            .blobs
+            .keys()
+            .find(|d| !sealed.manifests.contains(*d) && !sealed.configs.contains(*d))
+            .unwrap()
+            .clone();
+        let size = sealed.blobs[&layer];
+        std::fs::remove_file(blob_path(dir.path(), &layer.to_string())).unwrap();
+        let left_out = BTreeMap::from([(layer.clone(), size)]);
+        let sealed = seal_leaving_out(&root, &left_out).unwrap();
+        assert!(!sealed.blobs.contains_key(&layer));
+        assert_eq!(sealed.blobs.len(), 12);
+        // Listed with another size than its descriptor's: a fault, not a pass.
+        let wrong = BTreeMap::from([(layer.clone(), size + 1)]);
+        assert!(matches!(
+            seal_leaving_out(&root, &wrong),
+            Err(SealError::WrongSize { .. })
+        ));
+        // A manifest is never left out.
+        std::fs::remove_file(blob_path(dir.path(), digests::CHART)).unwrap();
+        let with_chart = BTreeMap::from([(layer, size), (digest(digests::CHART), 1)]);
+        assert!(matches!(
+            seal_leaving_out(&root, &with_chart),
+            Err(SealError::Missing { .. })
+        ));
+    }
+
+    #[test]
     fn a_blob_of_the_wrong_size_is_refused() {
         let dir = fixture_dir();
         let index_path = dir.path().join("images/index.json");

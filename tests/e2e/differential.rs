@@ -280,6 +280,50 @@ fn pushed_after_its_base_every_image_arrives() {
 }
 
 #[test]
+fn a_left_out_blob_is_mounted_from_another_repository_of_the_package() {
+    let m = months();
+    // Last month: api:1 alone. This month: web:2, on the base layer that the target
+    // holds only under app/api, and a chart in app/api that does not need that layer.
+    Pusher::new(&m.source.addr).helm_chart("app/api", "chart-1");
+    m.ws.define(
+        &Definition::new("narrow")
+            .version("1")
+            .component("apps", [format!("{}/app/api:1", m.source.addr)]),
+    );
+    let base = package_path(
+        &m.ws
+            .create_command_into(&m.ws.path("narrow"), &[])
+            .output()
+            .unwrap(),
+    );
+    m.ws.define(&Definition::new("narrow").version("2").component(
+        "apps",
+        [
+            format!("{}/app/web:2", m.source.addr),
+            format!("{}/app/api:chart-1", m.source.addr),
+        ],
+    ));
+    let package = package_path(
+        &m.ws
+            .create_command_into(
+                &m.ws.path("narrow"),
+                &["--differential", base.to_str().unwrap()],
+            )
+            .output()
+            .unwrap(),
+    );
+    let target = TestRegistry::start();
+    assert!(m.ws.push(&base, &target.addr, &[]).status.success());
+    let out = m.ws.push(&package, &target.addr, &[]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("1 mounted"), "{}", stdout(&out));
+    let pusher = Pusher::new(&target.addr);
+    assert_eq!(pusher.get_manifest("app/web", "2"), m.web2.manifest.bytes);
+    let shared = &m.web2.layers[0];
+    assert_eq!(pusher.get_blob("app/web", &shared.digest), shared.bytes);
+}
+
+#[test]
 fn pushed_where_the_base_never_went_nothing_is_sent() {
     let m = months();
     let package = differential(&m);
