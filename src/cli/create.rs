@@ -1,6 +1,5 @@
-//! `pkgr create`: wiring only. Settings → (with `--differential`, the base package
-//! opened and verified before anything is written or downloaded) → staging → pull
-//! (resolve, plan, fetch) → package (seal, heal, write); the library owns every step.
+//! `pkgr create`: wiring only. Settings (and any `--differential` base, verified) →
+//! staging → pull (resolve, plan, fetch) → package (seal, heal, write).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,7 +7,6 @@ use std::sync::Arc;
 
 use super::settings::CreateSettings;
 use super::{CreateArgs, Error};
-use crate::package::base::{self, Base};
 use crate::package::Staging;
 use crate::progress::warning_meanwhile;
 use crate::pull::{self, DaemonFallback, Fallback, Fetcher, RegistryImage};
@@ -30,7 +28,7 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
 }
 
 async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, Error> {
-    let base = open_base(&settings).await?;
+    let base = settings.open_base().await?;
     let reporter = settings.reporter.as_ref();
     let mut staging = Staging::create(settings.output.clone())?;
     if let Some(base) = base {
@@ -90,25 +88,4 @@ async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathB
         .await?;
     drop(cache);
     Ok(path)
-}
-
-/// The `--differential` base, verified whole and checked against the package's
-/// architecture unless `--allow-other-architecture` says otherwise.
-async fn open_base(settings: &CreateSettings) -> Result<Option<Base>, Error> {
-    let Some(path) = settings.differential.clone() else {
-        return Ok(None);
-    };
-    settings
-        .reporter
-        .step(&format!("verifying the base package {}", path.display()));
-    let base = tokio::task::spawn_blocking(move || base::open_base(&path))
-        .await
-        .map_err(|source| Error::Internal {
-            what: "verifying the base package",
-            source,
-        })??;
-    if !settings.allow_other_architecture {
-        base.check_architecture(&settings.definition.metadata.architecture)?;
-    }
-    Ok(Some(base))
 }

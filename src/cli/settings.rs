@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use super::package_file::ensure_regular;
 use super::{CacheArgs, CacheCommand, CreateArgs, Error, InspectArgs, PushArgs, TransportArgs};
 use crate::definition::{self, Definition};
+use crate::package::base::{open_base, Base};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
 use crate::pull::{PullOptions, ResolveOptions};
@@ -85,6 +86,25 @@ impl CreateSettings {
 }
 
 impl CreateSettings {
+    /// The `--differential` base, verified whole (on a blocking thread) and checked
+    /// against the package's architecture unless `--allow-other-architecture` is given.
+    pub async fn open_base(&self) -> Result<Option<Base>, Error> {
+        let Some(path) = self.differential.clone() else {
+            return Ok(None);
+        };
+        self.reporter
+            .step(&format!("verifying the base package {}", path.display()));
+        let architecture =
+            (!self.allow_other_architecture).then(|| self.definition.metadata.architecture.clone());
+        let opened =
+            tokio::task::spawn_blocking(move || open_base(&path, architecture.as_deref())).await;
+        let base = opened.map_err(|source| Error::Internal {
+            what: "verifying the base package",
+            source,
+        })??;
+        Ok(Some(base))
+    }
+
     /// Where the build writes, each with the option that moves it (for a full disk's
     /// hint): the store its downloads go to (the cache, or without one the staging
     /// directory in the output directory), then the output directory.

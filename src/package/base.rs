@@ -72,8 +72,9 @@ impl Hint for BaseError {
 }
 
 /// Opens the package at `path` (a file, or a split package's first part) and verifies
-/// every byte of it; a package with any problem is refused.
-pub fn open_base(path: &Path) -> Result<Base, BaseError> {
+/// every byte of it; a package with any problem is refused, and with `architecture`,
+/// so is one made for another (see [`Base::check_architecture`]).
+pub fn open_base(path: &Path, architecture: Option<&str>) -> Result<Base, BaseError> {
     let unreadable = |source: PackageError| BaseError::Unreadable {
         path: path.to_owned(),
         source: Box::new(source),
@@ -93,7 +94,7 @@ pub fn open_base(path: &Path) -> Result<Base, BaseError> {
         .filter(|(name, _)| matches!(classify(name), Ok(Known::Blob(_))))
         .map(|(_, (digest, size))| (digest.clone(), *size))
         .collect();
-    Ok(Base {
+    let base = Base {
         record: BaseRecord {
             name: metadata.name,
             version: metadata.version,
@@ -102,7 +103,11 @@ pub fn open_base(path: &Path) -> Result<Base, BaseError> {
         },
         path: path.to_owned(),
         blobs,
-    })
+    };
+    if let Some(architecture) = architecture {
+        base.check_architecture(architecture)?;
+    }
+    Ok(base)
 }
 
 impl Base {
