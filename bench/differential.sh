@@ -50,10 +50,10 @@ zarf_bytes=$full_bytes
 
 echo
 echo "corpus: 6 images, each with its 40 MiB top layer changed; $(nproc) cores; pkgr $(git describe --always --dirty 2>/dev/null || echo '(no git)')"
-printf '%-44s %12s\n' "package" "size"
-printf '%-44s %12s\n' "last month (the base)" "$(mib "$base_bytes")"
-printf '%-44s %12s\n' "this month, full" "$(mib "$full_bytes")"
-printf '%-44s %12s\n' "this month, Zarf-style image-level differential" "$(mib "$zarf_bytes")"
-printf '%-44s %12s\n' "this month, pkgr --differential" "$(mib "$diff_bytes")"
+printf '%-48s %12s\n' "package" "size"
+printf '%-48s %12s\n' "last month (the base)" "$(mib "$base_bytes")"
+printf '%-48s %12s\n' "this month, full" "$(mib "$full_bytes")"
+printf '%-48s %12s\n' "this month, Zarf-style image-level differential" "$(mib "$zarf_bytes")"
+printf '%-48s %12s\n' "this month, pkgr --differential" "$(mib "$diff_bytes")"
 awk -v d="$diff_bytes" -v f="$full_bytes" -v z="$zarf_bytes" \
   'BEGIN { printf "pkgr differential / full: %.1f%%; Zarf-style / full: %.1f%%\n", 100 * d / f, 100 * z / f }'
