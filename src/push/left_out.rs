@@ -59,7 +59,7 @@ pub(super) fn check_left_out(
     differential: &Differential,
     left_out: &BTreeMap<Digest, u64>,
     images: &[PlannedImage],
-    present: &mut Present,
+    present: &Present,
 ) -> Result<(), PushPackageError> {
     let mut missing: BTreeMap<&Digest, u64> = BTreeMap::new();
     let mut needing = Vec::new();
@@ -70,10 +70,8 @@ pub(super) fn check_left_out(
             .filter(|(digest, _)| present.holder(digest).is_none());
         let mut needs = false;
         for (digest, size) in lacking {
-            if present.asking_failed(digest, &image.target) {
-                if let Some(err) = present.blob_failure(digest, &image.target) {
-                    return Err(err.into());
-                }
+            if let Some(err) = present.blob_failure(digest, &image.target) {
+                return Err(err.into());
             }
             missing.insert(digest, *size);
             needs = true;

@@ -47,14 +47,6 @@ impl Present {
         self.holders.get(digest)
     }
 
-    /// Whether asking about `digest` in `repo` failed (the error stays for the push).
-    pub(super) fn asking_failed(&self, digest: &Digest, repo: &Reference) -> bool {
-        let key = (repo.repository().to_owned(), digest.clone());
-        self.failed
-            .lock()
-            .is_ok_and(|failed| failed.contains_key(&key))
-    }
-
     /// The error of asking about a blob, if asking failed.
     pub(super) fn blob_failure(&self, digest: &Digest, repo: &Reference) -> Option<RegistryError> {
         let key = (repo.repository().to_owned(), digest.clone());

@@ -98,7 +98,7 @@ pub async fn push_package(
         present.ask(&registry, &images, concurrency).await;
         let left_out = &scanned.left_out;
         look_elsewhere(&registry, left_out, &images, &mut present, concurrency).await;
-        check_left_out(differential, &scanned.left_out, &images, &mut present)?;
+        check_left_out(differential, &scanned.left_out, &images, &present)?;
     }
     let sizes = blob_sizes(&scanned);
     let layout = Layout {
