@@ -10,6 +10,7 @@ use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::package::Package;
 use crate::support::registry::TestRegistry;
+use crate::support::tarfix::{read_entries, write_raw_tar, RawEntry};
 use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
 
 /// Last month (web:1, api:1) and this month (web:2, whose top layer alone changed;
@@ -363,6 +364,50 @@ fn a_split_base_is_named_by_the_sha256_its_first_part_declares() {
         serde_json::from_slice(&m.ws.inspect(&package, &["--json"]).stdout).unwrap();
     assert_eq!(json["differential"]["base"]["sha256"], declared);
     assert_eq!(json["differential"]["leftOutBlobs"], 3);
+}
+
+#[test]
+fn a_zarf_base_is_read_like_a_pkgr_one() {
+    let m = months();
+    // Last month's package as Zarf lays one out: zarf.yaml in place of pkgr.yaml.
+    let zarf_yaml = "kind: ZarfPackageConfig\nmetadata:\n  name: monthly-zarf\n  version: 0.0.11\n  architecture: amd64\ncomponents:\n  - name: apps\n    images: []\n";
+    let mut entries: Vec<RawEntry> = read_entries(&m.base)
+        .into_iter()
+        .filter(|entry| entry.name != b"pkgr.yaml")
+        .collect();
+    for entry in &mut entries {
+        if entry.name == b"checksums.txt" {
+            let text = String::from_utf8(entry.data.clone()).unwrap();
+            let kept: String = text
+                .lines()
+                .filter(|line| !line.ends_with(" pkgr.yaml"))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            entry.data = kept.into_bytes();
+        }
+    }
+    entries.insert(0, RawEntry::file("zarf.yaml", zarf_yaml.as_bytes()));
+    let zarf = m.ws.path("zarf-package-monthly-zarf-amd64-0.0.11.tar");
+    write_raw_tar(&zarf, &entries);
+
+    let package = package_path(&m.ws.create(&["--differential", zarf.to_str().unwrap()]));
+    let json: serde_json::Value =
+        serde_json::from_slice(&m.ws.inspect(&package, &["--json"]).stdout).unwrap();
+    let differential = &json["differential"];
+    assert_eq!(differential["base"]["name"], "monthly-zarf");
+    assert_eq!(differential["base"]["version"], "0.0.11");
+    assert_eq!(differential["base"]["sha256"], sha256_file(&zarf));
+    assert_eq!(differential["leftOutBlobs"], 3);
+    let expected: BTreeSet<String> = [
+        &m.web2.config,
+        &m.web2.layers[1],
+        &m.db1.config,
+        &m.db1.layers[1],
+    ]
+    .iter()
+    .map(|p| p.digest.clone())
+    .collect();
+    assert_eq!(configs_and_layers(&package), expected);
 }
 
 /// Runs a create that must fail: exit 1, one sentence, and nothing in the output.
