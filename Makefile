@@ -20,6 +20,7 @@ bench: deps
 	@bench/small.sh
 	@bench/scale.sh
 	@bench/split.sh
+	@bench/differential.sh
 
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:

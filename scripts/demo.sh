@@ -87,4 +87,17 @@ for image in demo/web:1.0 demo/api:2.0 demo/charts/web:0.1.0 demo/web-sbom:1.0; 
 done
 echo "==> every image came through the split parts under the same digest as through the whole package" >&2
 
+# A differential round trip: next month's demo (demo/web:1.1, only its top layer new)
+# leaves out every config and layer the first demo package holds, and is pushed to the
+# far side, which already has that package.
+cargo build --release --quiet --example seed_next
+echo "==> next month: demo/web:1.1, a new top layer over the same base" >&2
+"$bin/examples/seed_next" "$addr" >&2
+echo "==> pkgr create examples/demo-next --differential $package" >&2
+next=$("$bin/pkgr" create examples/demo-next --output demo-out --differential "$package" | tail -n 1)
+"$bin/pkgr" inspect --verify "$next"
+echo "==> $(stat -c %s "$next") bytes against $(stat -c %s "$package") for the first package" >&2
+echo "==> pkgr push $next $far_side (after the first package)" >&2
+"$bin/pkgr" push "$next" "$far_side"
+
 echo "$package"

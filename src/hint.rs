@@ -63,6 +63,10 @@ pub enum Fix {
 
     /// No cache directory could be found: name one.
     NameCache,
+
+    /// A differential package's base was made for another architecture: say so on
+    /// purpose, or pick a base of the same architecture.
+    AllowOtherArchitecture,
 }
 
 /// One platform of an index a reference was pinned to, for [`Fix::PinPlatform`].

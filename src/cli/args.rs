@@ -229,6 +229,15 @@ pub struct CreateArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_package_size)]
     pub max_package_size: Option<u64>,
 
+    /// Leave out every config and layer that BASE (a pkgr or Zarf package, or its
+    /// .part000) holds; push then expects them on the target
+    #[arg(long, value_name = "BASE")]
+    pub differential: Option<PathBuf>,
+
+    /// With --differential, accept a base made for another architecture
+    #[arg(long, requires = "differential")]
+    pub allow_other_architecture: bool,
+
     /// Plain progress lines instead of progress bars
     #[arg(long)]
     pub no_progress: bool,

@@ -1,5 +1,5 @@
-//! `pkgr create`: wiring only. Settings → staging → pull (resolve, plan, fetch) →
-//! package (seal, heal, write); the library owns every step.
+//! `pkgr create`: wiring only. Settings (and any `--differential` base, verified) →
+//! staging → pull (resolve, plan, fetch) → package (seal, heal, write).
 
 mod outcome;
 
@@ -29,9 +29,14 @@ pub async fn run(args: CreateArgs) -> Result<(), Error> {
     outcome::report(path, json, started.elapsed()).await
 }
 
-async fn build(settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, Error> {
+async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathBuf, Error> {
+    let base = settings.open_base().await?;
     let reporter = settings.reporter.as_ref();
-    let staging = Staging::create(settings.output.clone())?;
+    let mut staging = Staging::create(settings.output.clone())?;
+    if let Some(base) = base {
+        settings.pull.held_elsewhere = Arc::new(base.blobs);
+        staging.make_differential(base.record);
+    }
     // Held shared until the package is written, so a prune waits for this build.
     let cache = match &settings.cache {
         Some(root) => Some(Cache::open_shared_reporting(root, reporter).await?),

@@ -38,6 +38,12 @@ pub enum Error {
     #[error(transparent)]
     Diff(#[from] DiffError),
     #[error(transparent)]
+    Base(#[from] crate::package::base::BaseError),
+    /// A push refused for a reason of its own (a differential package's base missing
+    /// from the target); nothing was sent.
+    #[error(transparent)]
+    Push(crate::push::PushPackageError),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Cache(#[from] CacheError),
@@ -143,6 +149,7 @@ impl Error {
             Self::Registry(e) => e.hint(),
             Self::Package(e) => e.hint(),
             Self::Diff(e) => e.hint(),
+            Self::Base(e) => e.hint(),
             Self::Cache(e) => e.hint(),
             Self::PushFailed { hint, .. } => hint.clone(),
             Self::Internal { .. } => Some(Fix::ReportBug),

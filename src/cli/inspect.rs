@@ -1,5 +1,6 @@
 //! `pkgr inspect`: wiring only. Settings → the package's summary, read from its head,
 //! and with `--verify` a scan of it all → one JSON object, or the table of `human`.
+//! A differential package's left-out blobs are listed as expected on the target.
 
 mod human;
 
@@ -72,6 +73,13 @@ fn write_json(
             "files": scan.files.len(),
             "problems": scan.problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
+        if scan.differential.is_some() {
+            value["verification"]["leftOut"] = scan
+                .left_out
+                .iter()
+                .map(|(digest, size)| serde_json::json!({ "digest": digest, "size": size }))
+                .collect();
+        }
     }
     serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)

@@ -47,6 +47,7 @@ impl From<PushPackageError> for Error {
                 problems,
                 refused_push: true,
             },
+            missing @ PushPackageError::BaseMissing { .. } => Self::Push(missing),
             PushPackageError::Internal(source) => Self::Internal {
                 what: "verifying the package",
                 source,

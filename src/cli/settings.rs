@@ -11,6 +11,7 @@ use super::{
     CacheArgs, CacheCommand, CreateArgs, DiffArgs, Error, InspectArgs, PushArgs, TransportArgs,
 };
 use crate::definition::{self, Definition};
+use crate::package::base::{open_base, Base};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
 use crate::pull::{PullOptions, ResolveOptions};
@@ -34,6 +35,10 @@ pub struct CreateSettings {
     pub concurrency: usize,
     /// Whether an image its registry cannot serve is looked for in the Docker daemon.
     pub daemon_fallback: bool,
+    /// `--differential`: the base package whose blobs are left out.
+    pub differential: Option<PathBuf>,
+    /// `--allow-other-architecture`: a base of another architecture is accepted.
+    pub allow_other_architecture: bool,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -44,6 +49,9 @@ impl CreateSettings {
         let reporter = progress::reporter(args.no_progress);
         for warning in &definition.warnings {
             reporter.warn(warning);
+        }
+        if let Some(base) = &args.differential {
+            ensure_regular(base)?;
         }
         let cache = if args.no_cache {
             None
@@ -60,6 +68,7 @@ impl CreateSettings {
                 max_blob_size: args.max_blob_size,
                 with_signatures: args.with_signatures || definition.with_signatures,
                 max_referrers: args.max_referrers,
+                held_elsewhere: Default::default(),
             },
             definition,
             output: Output {
@@ -72,12 +81,33 @@ impl CreateSettings {
             credentials: Credentials::from_docker_config().map_err(RegistryError::from)?,
             concurrency: usize::from(args.concurrency),
             daemon_fallback: !args.no_daemon_fallback,
+            differential: args.differential,
+            allow_other_architecture: args.allow_other_architecture,
             reporter,
         })
     }
 }
 
 impl CreateSettings {
+    /// The `--differential` base, verified whole (on a blocking thread) and checked
+    /// against the package's architecture unless `--allow-other-architecture` is given.
+    pub async fn open_base(&self) -> Result<Option<Base>, Error> {
+        let Some(path) = self.differential.clone() else {
+            return Ok(None);
+        };
+        self.reporter
+            .step(&format!("verifying the base package {}", path.display()));
+        let architecture =
+            (!self.allow_other_architecture).then(|| self.definition.metadata.architecture.clone());
+        let opened =
+            tokio::task::spawn_blocking(move || open_base(&path, architecture.as_deref())).await;
+        let base = opened.map_err(|source| Error::Internal {
+            what: "verifying the base package",
+            source,
+        })??;
+        Ok(Some(base))
+    }
+
     /// Where the build writes, each with the option that moves it (for a full disk's
     /// hint): the store its downloads go to (the cache, or without one the staging
     /// directory in the output directory), then the output directory.

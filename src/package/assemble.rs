@@ -1,16 +1,18 @@
 //! Assembly: from a pull to a package file. [`Staging`] owns the staging directory
 //! (beside the output, removed on every exit path), `index.json`, the definition as
 //! built, the seal and what happens when it fails, `checksums.txt`, the entry order
-//! and the file name.
+//! and the file name. A differential package (see `base`) records its base in the
+//! definition as built and is sealed with the base's blobs expected elsewhere.
 //!
 //! A seal that finds a blob whose bytes do not match its name heals once, with a
 //! warning naming the blob and where it was damaged: the fetcher evicts its store's
 //! copy if it is still bad, fetches the digest again from its source in the same run,
 //! and the layout is sealed again. Only a second failure stops the build.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::built::BuiltDefinition;
+use super::built::{BaseRecord, BuiltDefinition, Differential, LeftOut};
 use super::contents::entries;
 use super::staging_dir::StagingDir;
 use super::writer::{write_package_in_parts_via, write_package_via};
@@ -20,7 +22,7 @@ use crate::digest::Digest;
 use crate::progress::human_bytes;
 use crate::pull::{BlobJob, Fetcher, Pulled, ResolvedImage};
 use crate::store::layout::{annotations_for, IndexEntry, Layout, RELATION, SUBJECT};
-use crate::store::seal::{seal, Misnamed, SealError, Sealed};
+use crate::store::seal::{seal_leaving_out, Misnamed, SealError, Sealed};
 use crate::store::{link_or_copy, Store, StoreError};
 
 /// Where the package goes and in which form.
@@ -39,6 +41,8 @@ pub struct Staging {
     dir: StagingDir,
     layout: Layout,
     output: Output,
+    /// The base of a differential package.
+    base: Option<BaseRecord>,
 }
 
 impl Staging {
@@ -56,7 +60,14 @@ impl Staging {
             dir,
             layout,
             output,
+            base: None,
         })
+    }
+
+    /// Makes the package differential against `base`: the blobs the pull left out
+    /// (`Plan::left_out`) are recorded, with the base, in the definition as built.
+    pub fn make_differential(&mut self, base: BaseRecord) {
+        self.base = Some(base);
     }
 
     /// The staging layout's own store: where blobs go when there is no cache.
@@ -86,16 +97,28 @@ impl Staging {
             .iter()
             .map(|c| c.name.clone())
             .collect();
-        let built = BuiltDefinition::new(&definition.metadata, &component_order, &pulled.images);
+        let mut built =
+            BuiltDefinition::new(&definition.metadata, &component_order, &pulled.images);
+        let left_out = pulled.plan.left_out();
+        built.differential = self.base.clone().map(|base| Differential {
+            base,
+            left_out: left_out
+                .iter()
+                .map(|(digest, &size)| LeftOut {
+                    digest: digest.clone(),
+                    size,
+                })
+                .collect(),
+        });
         let built_path = self.dir.path().join(DEFINITION);
         std::fs::write(&built_path, built.to_yaml())
             .map_err(|e| StoreError::io("write", &built_path, e))?;
 
         reporter.step("sealing: re-hashing every blob");
-        let sealed = match self.seal().await? {
+        let sealed = match self.seal(left_out).await? {
             Err(SealError::Misnamed { misnamed }) => {
                 self.heal(&misnamed, pulled, fetcher).await?;
-                match self.seal().await? {
+                match self.seal(left_out).await? {
                     Err(SealError::Misnamed { misnamed }) => {
                         return Err(damaged_again(misnamed, pulled))
                     }
@@ -154,9 +177,16 @@ impl Staging {
     }
 
     /// The seal's own verdict, inside the failure of the thread that ran it.
-    async fn seal(&self) -> Result<Result<Sealed, SealError>, PackageError> {
+    async fn seal(
+        &self,
+        left_out: &BTreeMap<Digest, u64>,
+    ) -> Result<Result<Sealed, SealError>, PackageError> {
         let root = self.layout.root().to_owned();
-        run_blocking("sealing the package", move || Ok(seal(&root))).await
+        let left_out = left_out.clone();
+        run_blocking("sealing the package", move || {
+            Ok(seal_leaving_out(&root, &left_out))
+        })
+        .await
     }
 
     /// Fetches each misnamed digest the package needs again, once, and places it in

@@ -2,6 +2,13 @@
 //! resolved digest and platform. Serialized one way, so it never varies between builds.
 //! Read back with [`read_definition`], the one reader of a package's definition, which
 //! bounds its nesting, parses it and checks its name.
+//!
+//! A differential package (`create --differential BASE`) records its base here, under
+//! `differential`: the base's name, version, architecture and sha256, and every config
+//! and layer left out because the base holds it, with its size. `pkgr.yaml` is the
+//! first entry and is covered by `checksums.txt`, so a reader knows what to expect
+//! elsewhere before it meets a blob. A package without a base has no such key, byte
+//! for byte as before.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,6 +23,56 @@ pub struct BuiltDefinition {
     pub kind: String,
     pub metadata: BuiltMetadata,
     pub components: Vec<BuiltComponent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differential: Option<Differential>,
+}
+
+/// What a differential package leaves to its base.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Differential {
+    pub base: BaseRecord,
+    /// Every config and layer the package's images need that the base holds, sorted
+    /// by digest: expected on the target, not in the package.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// The package a differential package was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BaseRecord {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// As the base says; a Zarf package may not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The sha256 of the base file, or for a split base the `sha256Sum` its first part
+    /// declares (the digest of the joined parts, which reading it checked).
+    pub sha256: Digest,
+}
+
+/// One blob left out of a differential package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftOut {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+impl Differential {
+    /// The left-out blobs as a map, for the graph check.
+    pub fn left_out_map(&self) -> std::collections::BTreeMap<Digest, u64> {
+        self.left_out
+            .iter()
+            .map(|blob| (blob.digest.clone(), blob.size))
+            .collect()
+    }
+
+    /// How many bytes are left out in all.
+    pub fn left_out_bytes(&self) -> u64 {
+        self.left_out
+            .iter()
+            .fold(0, |total, blob| total.saturating_add(blob.size))
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,6 +138,7 @@ impl BuiltDefinition {
                 description: metadata.description.clone(),
             },
             components,
+            differential: None,
         }
     }
 

@@ -333,6 +333,7 @@ mod tests {
             components: Vec::new(),
             images,
             other_files: Vec::new(),
+            differential: None,
             totals: Totals {
                 images: 0,
                 blobs: 0,

@@ -1,8 +1,9 @@
 //! The package file: assembling it from a pull (staging, seal, heal, checksums, the
-//! deterministic writer, whole or in split parts) and reading it back safely for
-//! `inspect` and `push`.
+//! deterministic writer, whole or in split parts), the base a differential package is
+//! made against (`base`), and reading it back safely for `inspect` and `push`.
 
 pub mod assemble;
+pub mod base;
 pub mod built;
 pub mod contents;
 pub mod diff;

@@ -1,7 +1,8 @@
 //! Which manifests and configs a summary still needs, kept up to date as the package's
 //! entries stream past. Each manifest is read for its children once, when it arrives,
 //! so the bookkeeping stays linear in the package however its graph is shared (it was
-//! re-walked from `index.json` for every blob entry).
+//! re-walked from `index.json` for every blob entry). A config a differential package
+//! leaves out is never awaited.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -18,15 +19,25 @@ pub struct Needed {
     pub configs: BTreeSet<Digest>,
     /// Manifests whose children have been taken into account.
     followed: HashSet<Digest>,
+    /// Configs left out of a differential package: they never arrive.
+    left_out: BTreeSet<Digest>,
     /// Set when the graph outgrows the walker's bounds: the summary's own walk reports
     /// that, so tracking stops here.
     given_up: bool,
 }
 
 impl Needed {
-    /// What `index` needs, given the documents read so far.
-    pub fn from_index(index: &LayoutIndex, docs: &BTreeMap<Digest, Vec<u8>>) -> Self {
-        let mut needed = Self::default();
+    /// What `index` needs, given the documents read so far and the blobs left out of
+    /// the package.
+    pub fn from_index(
+        index: &LayoutIndex,
+        docs: &BTreeMap<Digest, Vec<u8>>,
+        left_out: BTreeSet<Digest>,
+    ) -> Self {
+        let mut needed = Self {
+            left_out,
+            ..Self::default()
+        };
         for entry in &index.manifests {
             needed.reach(entry.digest.clone(), docs);
         }
@@ -79,7 +90,8 @@ impl Needed {
             };
             if manifest.kind() == Kind::ContainerImage {
                 if let Some(config) = &manifest.config {
-                    if !docs.contains_key(&config.digest) {
+                    if !docs.contains_key(&config.digest) && !self.left_out.contains(&config.digest)
+                    {
                         self.configs.insert(config.digest.clone());
                     }
                 }

@@ -9,7 +9,7 @@
 
 mod access;
 mod shown;
-mod split;
+pub(crate) mod split;
 
 use std::collections::HashSet;
 use std::io::{self, Read};

@@ -1,13 +1,16 @@
 //! What `inspect` shows and `diff` compares, read from the head of a package: the
 //! definition, `index.json` and the manifests and configs it names. pkgr writes those
-//! first, so layers are never decompressed; a Zarf package may need a longer read.
+//! first, so layers are never decompressed; a Zarf package may need a longer read. A
+//! differential package's summary names its base and what it leaves out (the configs
+//! left out are not read, so an image whose config is left out shows no platform
+//! unless its index entry has one).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::built::{read_definition, BuiltDefinition, Unreadable};
+use super::built::{read_definition, BaseRecord, BuiltDefinition, Differential, Unreadable};
 use super::kept::Kept;
 use super::needed::Needed;
 use super::reader::{
@@ -31,6 +34,29 @@ pub struct Summary {
     #[serde(rename = "otherFiles", skip_serializing_if = "Vec::is_empty")]
     pub other_files: Vec<OtherFile>,
     pub totals: Totals,
+    /// For a differential package: its base, and what it leaves out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub differential: Option<DifferentialSummary>,
+}
+
+/// What a differential package leaves to its base.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DifferentialSummary {
+    pub base: BaseRecord,
+    /// Configs and layers left out, expected on the target.
+    pub left_out_blobs: usize,
+    pub left_out_bytes: u64,
+}
+
+impl DifferentialSummary {
+    fn of(differential: Differential) -> Self {
+        Self {
+            left_out_blobs: differential.left_out.len(),
+            left_out_bytes: differential.left_out_bytes(),
+            base: differential.base,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -171,7 +197,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
                 let bytes = read_bounded(reader, name, size, MAX_METADATA_BYTES)?;
                 let read: LayoutIndex =
                     serde_json::from_slice(&bytes).map_err(PackageError::BadIndex)?;
-                needed = Some(Needed::from_index(&read, &docs));
+                needed = Some(Needed::from_index(&read, &docs, left_out_of(&definition)));
                 index = Some(read);
             }
             Known::Blob(digest) if size <= MAX_MANIFEST_BYTES => {
@@ -207,6 +233,18 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut summary = build(zarf, &definition, &index, &docs)?;
     summary.other_files = other_files;
     Ok(summary)
+}
+
+/// The blobs a pkgr package's definition, read so far, says it leaves out.
+fn left_out_of(definition: &Option<(bool, Vec<u8>)>) -> BTreeSet<Digest> {
+    let Some((false, bytes)) = definition else {
+        return BTreeSet::new();
+    };
+    BuiltDefinition::read(bytes)
+        .ok()
+        .and_then(|d| d.differential)
+        .map(|d| d.left_out.into_iter().map(|blob| blob.digest).collect())
+        .unwrap_or_default()
 }
 
 /// Small blobs kept in memory on the chance that they are configs.
@@ -256,8 +294,9 @@ fn build(
     index: &LayoutIndex,
     docs: &Docs,
 ) -> Result<Summary, PackageError> {
-    let (metadata, components) = if zarf {
-        read_zarf(definition)?
+    let (metadata, components, differential) = if zarf {
+        let (metadata, components) = read_zarf(definition)?;
+        (metadata, components, None)
     } else {
         read_pkgr(definition)?
     };
@@ -269,6 +308,7 @@ fn build(
         totals: totals(&images, &users),
         images,
         other_files: Vec::new(),
+        differential: differential.map(DifferentialSummary::of),
     })
 }
 
@@ -290,7 +330,10 @@ fn read_zarf(bytes: &[u8]) -> Result<(SummaryMetadata, Vec<SummaryComponent>), P
     Ok((parsed.metadata, components))
 }
 
-fn read_pkgr(bytes: &[u8]) -> Result<(SummaryMetadata, Vec<SummaryComponent>), PackageError> {
+/// A pkgr package's metadata, components and, for a differential one, its base.
+type ReadPkgr = (SummaryMetadata, Vec<SummaryComponent>, Option<Differential>);
+
+fn read_pkgr(bytes: &[u8]) -> Result<ReadPkgr, PackageError> {
     let parsed = BuiltDefinition::read(bytes).map_err(|e| definition_error("pkgr.yaml", e))?;
     let components = parsed
         .components
@@ -307,7 +350,7 @@ fn read_pkgr(bytes: &[u8]) -> Result<(SummaryMetadata, Vec<SummaryComponent>), P
         architecture: Some(m.architecture),
         description: m.description,
     };
-    Ok((metadata, components))
+    Ok((metadata, components, parsed.differential))
 }
 
 fn definition_error(name: &'static str, unreadable: Unreadable) -> PackageError {

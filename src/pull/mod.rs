@@ -300,6 +300,9 @@ pub struct PullOptions {
     /// The most manifests discovery may bring for one subject (`--max-referrers`);
     /// the run's requests are bounded in proportion (see [`Bounds`]).
     pub max_referrers: usize,
+    /// Configs and layers not to download, with their sizes: a differential package's
+    /// base holds them (see [`Plan::left_out`]).
+    pub held_elsewhere: Arc<BTreeMap<Digest, u64>>,
 }
 
 /// Resolves every image of the definition, several at a time, then plans and fetches
@@ -333,7 +336,7 @@ pub async fn pull(
     } = resolve_all(definition, unique, &open, store, options).await?;
 
     let mut fetching = FuturesUnordered::new();
-    let mut plan = Plan::new(options.max_blob_size);
+    let mut plan = Plan::new(options.max_blob_size).leaving_out(options.held_elsewhere.clone());
     let mut demand = Demand::default();
     let mut manifests_counted = HashSet::new();
     for (name, image) in &resolved {

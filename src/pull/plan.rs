@@ -1,6 +1,7 @@
 //! Plan: the unique blobs (configs and layers) that resolved images need, each with one
 //! source that serves it. Built incrementally, so fetching an image's blobs can start
-//! as soon as that image is resolved.
+//! as soon as that image is resolved. A differential package's plan leaves out the
+//! blobs its base holds: they are never downloaded, only recorded.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +32,10 @@ pub struct Plan {
     bytes: u64,
     /// The most one blob may declare (`--max-blob-size`).
     max_blob_size: u64,
+    /// Blobs another package holds (a differential package's base), with their sizes.
+    held_elsewhere: Arc<BTreeMap<Digest, u64>>,
+    /// Those of them that images needed: left out, not downloaded.
+    left_out: BTreeMap<Digest, u64>,
 }
 
 impl Plan {
@@ -40,7 +45,21 @@ impl Plan {
             jobs: BTreeMap::new(),
             bytes: 0,
             max_blob_size,
+            held_elsewhere: Arc::default(),
+            left_out: BTreeMap::new(),
         }
+    }
+
+    /// Leaves out every blob `held` lists with the same size: it is recorded in
+    /// [`Plan::left_out`] and never becomes a job.
+    pub fn leaving_out(mut self, held: Arc<BTreeMap<Digest, u64>>) -> Self {
+        self.held_elsewhere = held;
+        self
+    }
+
+    /// The blobs images needed that are held elsewhere, with their sizes.
+    pub fn left_out(&self) -> &BTreeMap<Digest, u64> {
+        &self.left_out
     }
 
     /// Adds an image's blobs; returns the ones no earlier image needed, largest first,
@@ -69,6 +88,10 @@ impl Plan {
             })?;
         let mut new = Vec::new();
         for blob in &image.blobs {
+            if self.held_elsewhere.get(&blob.digest) == Some(&blob.size) {
+                self.left_out.insert(blob.digest.clone(), blob.size);
+                continue;
+            }
             match self.jobs.get(&blob.digest) {
                 Some(job) if job.size != blob.size => {
                     return Err(PullError::ConflictingSizes {
@@ -180,6 +203,24 @@ mod tests {
         let base = plan.job(&Digest::of(b"base")).unwrap();
         assert_eq!(base.owner(), "registry.test/a:1");
         assert_eq!(plan.jobs().count(), 3);
+    }
+
+    #[test]
+    fn blobs_held_elsewhere_with_the_same_size_are_left_out_not_planned() {
+        let held = BTreeMap::from([(Digest::of(b"base"), 4), (Digest::of(b"b"), 99)]);
+        let mut plan = Plan::new(MAX_SIZE).leaving_out(Arc::new(held));
+        let jobs = plan
+            .add(&image("a", &[(b"base", 4), (b"a", 1), (b"b", 1)]))
+            .unwrap();
+        let digests: std::collections::BTreeSet<Digest> =
+            jobs.iter().map(|j| j.digest.clone()).collect();
+        // `b` is held with another size: not the same blob to the descriptor, so fetched.
+        assert_eq!(
+            digests,
+            [Digest::of(b"a"), Digest::of(b"b")].into_iter().collect()
+        );
+        assert_eq!(plan.left_out(), &BTreeMap::from([(Digest::of(b"base"), 4)]));
+        assert!(plan.job(&Digest::of(b"base")).is_none());
     }
 
     #[test]

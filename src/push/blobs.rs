@@ -1,6 +1,7 @@
 //! The blob step: every blob the images need, each digest once across all images,
 //! skipped where the registry has it, else mounted from a repository that has just
-//! received it or uploaded straight from the package (hashed again as it streams).
+//! received it or uploaded straight from the package (hashed again as it streams). A
+//! blob a differential package leaves out is skipped or mounted, never uploaded.
 
 use std::collections::BTreeMap;
 
@@ -134,7 +135,12 @@ async fn push_blob(
     reporter: &dyn Reporter,
 ) -> Result<Vec<BlobOutcome>, RegistryError> {
     let mut outcomes = Vec::new();
-    let mut holder: Option<&Reference> = None;
+    // A blob a differential package leaves out cannot be uploaded: it is mounted from
+    // the repository the registry has it in.
+    let mut holder: Option<&Reference> = match layout.left_out.contains_key(digest) {
+        true => present.holder(digest),
+        false => None,
+    };
     for repo in repos {
         if let Some(err) = present.blob_failure(digest, repo) {
             return Err(err);

@@ -7,13 +7,16 @@
 //! streams (`blobs`); manifests follow byte-exact, children before their index, by
 //! digest then by tag (`manifests`), and artifacts (signatures, referrers) after the
 //! images they describe. `images` runs those steps in order; `document` is the
-//! `--json` view of the report.
+//! `--json` view of the report. A differential package's left-out blobs are checked
+//! on the target first (`left_out`), and mounted from the repository that has them
+//! where another lacks them.
 
 use std::collections::BTreeMap;
 
 mod blobs;
 mod document;
 mod images;
+mod left_out;
 mod manifests;
 mod plan;
 mod present;
@@ -120,10 +123,16 @@ struct Layout<'a> {
     /// Where each blob starts in the package's tar.
     offsets: &'a BTreeMap<Digest, u64>,
     sizes: &'a BTreeMap<Digest, u64>,
+    /// A differential package's configs and layers left to its base, with their sizes.
+    left_out: &'a BTreeMap<Digest, u64>,
 }
 
 impl Layout<'_> {
     fn size_of(&self, digest: &Digest) -> u64 {
-        self.sizes.get(digest).copied().unwrap_or(0)
+        self.sizes
+            .get(digest)
+            .or_else(|| self.left_out.get(digest))
+            .copied()
+            .unwrap_or(0)
     }
 }

@@ -19,6 +19,9 @@ pub(super) struct Present {
     /// (repository, blob) pairs asked about, and those the registry has.
     asked_blobs: HashSet<(String, Digest)>,
     blobs: HashSet<(String, Digest)>,
+    /// For each blob the registry has somewhere, one repository that has it: where a
+    /// mount can take it from.
+    holders: HashMap<Digest, Reference>,
     /// Manifests the registry has, keyed as push records what it sent: (repository,
     /// digest) for a manifest by digest, (whole reference, digest) for a tag naming it.
     asked_manifests: HashSet<(String, Digest)>,
@@ -37,6 +40,11 @@ impl Present {
     pub(super) fn has_blob(&self, digest: &Digest, repo: &Reference) -> bool {
         self.blobs
             .contains(&(repo.repository().to_owned(), digest.clone()))
+    }
+
+    /// A repository the registry was found to have `digest` in, if any.
+    pub(super) fn holder(&self, digest: &Digest) -> Option<&Reference> {
+        self.holders.get(digest)
     }
 
     /// The error of asking about a blob, if asking failed.
@@ -71,6 +79,31 @@ impl Present {
                 }
             }
         }
+        self.answer(registry, questions, concurrency).await;
+    }
+
+    /// Asks whether each repository of `repos` has each blob of `digests`, where that
+    /// has not been asked yet: where else a blob could be mounted from.
+    pub(super) async fn ask_elsewhere(
+        &mut self,
+        registry: &Registry,
+        digests: &[&Digest],
+        repos: &[&Reference],
+        concurrency: usize,
+    ) {
+        let mut questions = Vec::new();
+        for digest in digests {
+            for repo in repos {
+                let key = (repo.repository().to_owned(), (*digest).clone());
+                if self.asked_blobs.insert(key) {
+                    questions.push(Question::Blob((*repo).clone(), (*digest).clone()));
+                }
+            }
+        }
+        self.answer(registry, questions, concurrency).await;
+    }
+
+    async fn answer(&mut self, registry: &Registry, questions: Vec<Question>, concurrency: usize) {
         let answers: Vec<_> = stream::iter(questions)
             .map(|question| async move {
                 match &question {
@@ -94,7 +127,9 @@ impl Present {
         for (question, answer) in answers {
             match (question, answer) {
                 (Question::Blob(repo, digest), Ok(true)) => {
-                    self.blobs.insert((repo.repository().to_owned(), digest));
+                    self.blobs
+                        .insert((repo.repository().to_owned(), digest.clone()));
+                    self.holders.entry(digest).or_insert(repo);
                 }
                 (Question::Blob(repo, digest), Err(err)) => {
                     if let Ok(mut failed) = self.failed.lock() {

@@ -2,20 +2,23 @@
 //! verified in full while the registry is connected to and asked what it already has
 //! of what the package's (still unverified) head says it needs; a package that fails
 //! verification is refused at once, whatever the registry says or has yet to say, and
-//! no content is sent before it verifies. Then its images are pushed.
+//! no content is sent before it verifies. A differential package is refused, still
+//! before anything is sent, when the target lacks what it leaves to its base
+//! (`left_out`). Then its images are pushed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::images::push_images;
+use super::left_out::{check_left_out, look_elsewhere};
 use super::plan::plan_images;
 use super::present::Present;
 use super::{Layout, PushReport};
 use crate::package::reader::{classify, Known, PackageBytes};
 use crate::package::scan::{head, scan_package, Head, Problem, Scan};
 use crate::package::PackageError;
-use crate::progress::Reporter;
+use crate::progress::{human_bytes, Reporter};
 use crate::reference::Target;
 use crate::registry::{Credentials, Registry, RegistryError, Transport};
 
@@ -39,6 +42,22 @@ pub enum PushPackageError {
     /// The package was changed or damaged after it was built: it is refused whole.
     #[error("the package failed verification")]
     Verification { problems: Vec<Problem> },
+    /// A differential package's base is not (wholly) on the target: nothing was sent.
+    #[error(
+        "the target lacks {blobs} blob(s) ({}) that this differential package leaves to its base package {base}, needed by {}{}; push the base package there first",
+        human_bytes(*bytes),
+        images.join(", "),
+        match more_images { 0 => String::new(), n => format!(" and {n} more image(s)") }
+    )]
+    BaseMissing {
+        /// `NAME VERSION (sha256:…)`.
+        base: String,
+        blobs: usize,
+        bytes: u64,
+        /// The first few images that need them.
+        images: Vec<String>,
+        more_images: usize,
+    },
     /// A thread reading the package panicked: a bug in pkgr.
     #[error("internal error while verifying the package")]
     Internal(#[source] tokio::task::JoinError),
@@ -67,9 +86,20 @@ pub async fn push_package(
         credentials,
         concurrency,
     );
-    let (scanned, (registry, present)) = verify_while(package.clone(), asked).await?;
+    let (scanned, (registry, mut present)) = verify_while(package.clone(), asked).await?;
     say_what_stays_behind(&scanned, reporter);
     let index = scanned.index.as_ref().ok_or(PackageError::NoIndex)?;
+    if let Some(differential) = &scanned.differential {
+        reporter.step(&format!(
+            "checking that the target holds the {} blob(s) left to the base package",
+            scanned.left_out.len()
+        ));
+        let images = plan_images(index, &scanned.manifests, &target, &mut Vec::new());
+        present.ask(&registry, &images, concurrency).await;
+        let left_out = &scanned.left_out;
+        look_elsewhere(&registry, left_out, &images, &mut present, concurrency).await;
+        check_left_out(differential, &scanned.left_out, &images, &present)?;
+    }
     let sizes = blob_sizes(&scanned);
     let layout = Layout {
         index,
@@ -77,6 +107,7 @@ pub async fn push_package(
         package: &package,
         offsets: &scanned.offsets,
         sizes: &sizes,
+        left_out: &scanned.left_out,
     };
     Ok(push_images(&registry, &layout, &target, concurrency, reporter, present).await)
 }

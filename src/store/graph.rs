@@ -1,7 +1,9 @@
 //! The graph check of an OCI layout: every descriptor reachable from `index.json` is
 //! present with the size it declares, and every manifest among them can be read and
 //! followed. The seal stops at the first fault; the scan of a package lists them all.
-//! Where the blobs are (a directory, a package's tar) is the caller's [`Blobs`].
+//! Where the blobs are (a directory, a package's tar) is the caller's [`Blobs`], and so
+//! is which configs and layers a differential package leaves out: those are expected
+//! on the target, not missing (a manifest is never left out).
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,11 @@ pub trait Blobs {
     fn size(&self, digest: &Digest) -> Option<u64>;
     /// The manifest stored under `digest`, parsed.
     fn manifest(&self, digest: &Digest) -> Result<Manifest, Self::Unreadable>;
+    /// The size of a config or layer the layout leaves out on purpose (a differential
+    /// package's base holds it), or `None` when it is not one of those.
+    fn left_out(&self, _digest: &Digest) -> Option<u64> {
+        None
+    }
 }
 
 /// One thing wrong with the graph, named by the `index.json` entry that reached it.
@@ -61,6 +68,8 @@ pub struct Checked<U> {
     pub reached: BTreeMap<Digest, Role>,
     /// In the order the walk met them; at most one when asked for [`Faults::First`].
     pub faults: Vec<Fault<U>>,
+    /// Configs and layers reached that the layout leaves out on purpose, with their size.
+    pub left_out: BTreeMap<Digest, u64>,
 }
 
 /// Walks the graph from every entry of `index` and checks each node against `blobs`.
@@ -68,6 +77,7 @@ pub fn check<B: Blobs>(index: &LayoutIndex, blobs: &B, faults: Faults) -> Checke
     let mut checked = Checked {
         reached: BTreeMap::new(),
         faults: Vec::new(),
+        left_out: BTreeMap::new(),
     };
     let mut walk = Walk::new(LIMITS);
     for (n, entry) in index.manifests.iter().enumerate() {
@@ -82,7 +92,7 @@ pub fn check<B: Blobs>(index: &LayoutIndex, blobs: &B, faults: Faults) -> Checke
         }
     }
     while let Some(node) = walk.next_node() {
-        let Err(fault) = visit(&mut walk, &node, blobs, &mut checked.reached) else {
+        let Err(fault) = visit(&mut walk, &node, blobs, &mut checked) else {
             continue;
         };
         let unfollowable = matches!(fault, NodeFault::Unfollowable(_));
@@ -130,16 +140,27 @@ fn visit<B: Blobs>(
     walk: &mut Walk,
     node: &Node,
     blobs: &B,
-    reached: &mut BTreeMap<Digest, Role>,
+    checked: &mut Checked<B::Unreadable>,
 ) -> Result<(), NodeFault<B::Unreadable>> {
-    let actual = blobs.size(node.digest()).ok_or(NodeFault::Missing)?;
+    let (actual, left_out) = match blobs.size(node.digest()) {
+        Some(size) => (size, false),
+        None if node.role != Role::Manifest => {
+            let size = blobs.left_out(node.digest()).ok_or(NodeFault::Missing)?;
+            (size, true)
+        }
+        None => return Err(NodeFault::Missing),
+    };
     if actual != node.descriptor.size {
         return Err(NodeFault::WrongSize {
             declared: node.descriptor.size,
             actual,
         });
     }
-    reached.insert(node.digest().clone(), node.role);
+    if left_out {
+        checked.left_out.insert(node.digest().clone(), actual);
+        return Ok(());
+    }
+    checked.reached.insert(node.digest().clone(), node.role);
     if node.role == Role::Manifest {
         let manifest = blobs
             .manifest(node.digest())

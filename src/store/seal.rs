@@ -2,6 +2,10 @@
 //! misnamed file is renamed to its true digest, and every descriptor reachable from
 //! `index.json` must then be present with the right size. Only reachable blobs stay.
 //!
+//! A differential package's layout leaves out the configs and layers its base holds:
+//! [`seal_leaving_out`] is told which, with their sizes, and finds them expected rather
+//! than missing.
+//!
 //! A misnamed file is not the end: [`SealError::Misnamed`] lists each one with its true
 //! digest, after the rename, so the caller can evict the bad source (a cache entry),
 //! fetch the named digest again and seal once more.
@@ -80,6 +84,15 @@ pub struct Sealed {
 
 /// Seals the layout rooted at `root` (holding `index.json` and `blobs/sha256`).
 pub fn seal(root: &Path) -> Result<Sealed, SealError> {
+    seal_leaving_out(root, &BTreeMap::new())
+}
+
+/// Seals the layout rooted at `root`, in which the configs and layers of `left_out`
+/// (digest and size) are expected to be absent.
+pub fn seal_leaving_out(
+    root: &Path,
+    left_out: &BTreeMap<Digest, u64>,
+) -> Result<Sealed, SealError> {
     let blobs_dir = root.join("blobs").join("sha256");
     let blobs = rename_misnamed(&blobs_dir, hash_all(&blobs_dir)?)?;
     let index = read_index(&root.join("index.json"))?;
@@ -88,6 +101,7 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
         &StagedBlobs {
             dir: &blobs_dir,
             blobs: &blobs,
+            left_out,
         },
         Faults::First,
     );
@@ -165,6 +179,7 @@ fn read_index(path: &Path) -> Result<LayoutIndex, SealError> {
 struct StagedBlobs<'a> {
     dir: &'a Path,
     blobs: &'a BTreeMap<Digest, u64>,
+    left_out: &'a BTreeMap<Digest, u64>,
 }
 
 /// Why a staged manifest could not be read.
@@ -187,6 +202,10 @@ impl Blobs for StagedBlobs<'_> {
         let path = self.dir.join(digest.hex());
         let bytes = fs::read(&path).map_err(|source| Unreadable::Io { path, source })?;
         Manifest::parse(&bytes).map_err(|e| Unreadable::Parse(e.to_string()))
+    }
+
+    fn left_out(&self, digest: &Digest) -> Option<u64> {
+        self.left_out.get(digest).copied()
     }
 }
 
@@ -317,6 +336,38 @@ mod tests {
                 digests::CHART
             )
         );
+    }
+
+    #[test]
+    fn a_left_out_layer_is_expected_but_a_left_out_manifest_is_still_missing() {
+        let dir = fixture_dir();
+        let root = dir.path().join("images");
+        let sealed = seal(&root).unwrap();
+        let layer = sealed
+            .blobs
+            .keys()
+            .find(|d| !sealed.manifests.contains(*d) && !sealed.configs.contains(*d))
+            .unwrap()
+            .clone();
+        let size = sealed.blobs[&layer];
+        std::fs::remove_file(blob_path(dir.path(), &layer.to_string())).unwrap();
+        let left_out = BTreeMap::from([(layer.clone(), size)]);
+        let sealed = seal_leaving_out(&root, &left_out).unwrap();
+        assert!(!sealed.blobs.contains_key(&layer));
+        assert_eq!(sealed.blobs.len(), 12);
+        // Listed with another size than its descriptor's: a fault, not a pass.
+        let wrong = BTreeMap::from([(layer.clone(), size + 1)]);
+        assert!(matches!(
+            seal_leaving_out(&root, &wrong),
+            Err(SealError::WrongSize { .. })
+        ));
+        // A manifest is never left out.
+        std::fs::remove_file(blob_path(dir.path(), digests::CHART)).unwrap();
+        let with_chart = BTreeMap::from([(layer, size), (digest(digests::CHART), 1)]);
+        assert!(matches!(
+            seal_leaving_out(&root, &with_chart),
+            Err(SealError::Missing { .. })
+        ));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod create;
 mod create_errors;
 mod daemon;
 mod diff;
+mod differential;
 mod disk;
 mod fan_out;
 mod faults;

@@ -64,6 +64,9 @@ pub fn words(fix: &Fix) -> String {
                 .into()
         }
         Fix::NameCache => "pass --cache DIR or set $PKGR_CACHE_DIR".into(),
+        Fix::AllowOtherArchitecture => {
+            "pass --allow-other-architecture if the base's blobs are really wanted, or give a base of this architecture".into()
+        }
     }
 }
 

@@ -1,6 +1,8 @@
 //! `pkgr inspect`'s table for people: the package's metadata, components, images (with
 //! their platform, size and digest), what is signed or attested, the other files, the
-//! totals, and the outcome of `--verify` (with its closing line on stderr). Every text that comes from the package is
+//! totals, and the outcome of `--verify` (with its closing line on stderr); for a
+//! differential package, its base and what it leaves out (with `--verify`, each blob
+//! expected on the target). Every text that comes from the package is
 //! escaped before it reaches the terminal.
 
 use std::io::Write;
@@ -19,11 +21,14 @@ pub fn write(
 ) -> std::io::Result<()> {
     write_summary(out, summary)?;
     match verification {
-        Some(scan) if scan.problems.is_empty() => writeln!(
-            out,
-            "\nverified: {} files; every checksum and every blob digest matches",
-            scan.files.len()
-        ),
+        Some(scan) if scan.problems.is_empty() => {
+            writeln!(
+                out,
+                "\nverified: {} files; every checksum and every blob digest matches",
+                scan.files.len()
+            )?;
+            write_left_out(out, scan)
+        }
         Some(scan) => {
             writeln!(out, "\nverification failed:")?;
             for problem in &scan.problems {
@@ -33,6 +38,27 @@ pub fn write(
         }
         None => Ok(()),
     }
+}
+
+/// What a verified differential package leaves out: expected on the target, not missing.
+fn write_left_out(out: &mut impl Write, scan: &Scan) -> std::io::Result<()> {
+    if scan.differential.is_none() {
+        return Ok(());
+    }
+    let bytes = scan
+        .left_out
+        .values()
+        .fold(0u64, |a, b| a.saturating_add(*b));
+    writeln!(
+        out,
+        "left out, expected on the target (the base holds them): {} blobs, {}",
+        scan.left_out.len(),
+        human_bytes(bytes)
+    )?;
+    for (digest, size) in &scan.left_out {
+        writeln!(out, "  {digest}  {:>10}", human_bytes(*size))?;
+    }
+    Ok(())
 }
 
 fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
@@ -50,6 +76,19 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
     writeln!(out)?;
     if let Some(description) = &meta.description {
         writeln!(out, "  {}", esc(description))?;
+    }
+    if let Some(differential) = &summary.differential {
+        let base = &differential.base;
+        let version = base.version.as_deref().map(esc);
+        writeln!(
+            out,
+            "differential against {}{} ({}): {} blobs, {} left out",
+            esc(&base.name),
+            version.map(|v| format!(" {v}")).unwrap_or_default(),
+            base.sha256,
+            differential.left_out_blobs,
+            human_bytes(differential.left_out_bytes)
+        )?;
     }
     writeln!(out, "\ncomponents:")?;
     for component in &summary.components {

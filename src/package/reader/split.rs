@@ -139,6 +139,13 @@ pub struct SplitReader {
     declared: String,
 }
 
+impl SplitReader {
+    /// The `sha256Sum` part000 declares, as 64 lowercase hex digits.
+    pub fn declared_sha256(&self) -> &str {
+        &self.declared
+    }
+}
+
 impl Read for SplitReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {

@@ -1,12 +1,14 @@
 //! The graph check of a scanned package: the definition and `index.json` are there,
 //! then [`crate::store::graph`] runs over the blobs the scan hashed and the manifests
-//! it kept, every fault a [`Problem`].
+//! it kept, every fault a [`Problem`]. A pkgr package's definition may name blobs left
+//! out on purpose (a differential package): those are expected, not missing.
 
 use std::collections::BTreeMap;
 
 use super::{Problem, Scan};
 use crate::digest::Digest;
 use crate::manifest::Manifest;
+use crate::package::built::{BuiltDefinition, Differential};
 use crate::store::graph::{self, Blobs, Fault, Faults};
 
 impl Scan {
@@ -24,13 +26,26 @@ impl Scan {
             }
             return;
         };
+        self.differential = match (&self.definition, self.zarf) {
+            (Some(bytes), false) => BuiltDefinition::read(bytes)
+                .ok()
+                .and_then(|definition| definition.differential),
+            _ => None,
+        };
+        let left_out = self
+            .differential
+            .as_ref()
+            .map(Differential::left_out_map)
+            .unwrap_or_default();
         let packaged = PackagedBlobs {
             files: &self.files,
             manifests: &self.manifests,
+            left_out: &left_out,
         };
         let checked = graph::check(index, &packaged, Faults::All);
         self.problems
             .extend(checked.faults.into_iter().map(Problem::from));
+        self.left_out = checked.left_out;
     }
 }
 
@@ -39,6 +54,7 @@ impl Scan {
 struct PackagedBlobs<'a> {
     files: &'a BTreeMap<String, (Digest, u64)>,
     manifests: &'a BTreeMap<Digest, Vec<u8>>,
+    left_out: &'a BTreeMap<Digest, u64>,
 }
 
 impl Blobs for PackagedBlobs<'_> {
@@ -53,6 +69,10 @@ impl Blobs for PackagedBlobs<'_> {
     fn manifest(&self, digest: &Digest) -> Result<Manifest, ()> {
         let bytes = self.manifests.get(digest).ok_or(())?;
         Manifest::parse(bytes).map_err(|_| ())
+    }
+
+    fn left_out(&self, digest: &Digest) -> Option<u64> {
+        self.left_out.get(digest).copied()
     }
 }
 

@@ -2,7 +2,9 @@
 //! `checksums.txt` compared both ways, every descriptor reachable from `index.json`
 //! found with its size, and a pkgr package's definition compared with `index.json`.
 //! What is wrong is a typed list of [`Problem`]s. The scan records where each blob
-//! starts, which is how `push` reads them again.
+//! starts, which is how `push` reads them again. A differential package's left-out
+//! configs and layers (listed in its `pkgr.yaml`) are expected, not missing: the scan
+//! returns them apart, for `inspect --verify` to list and `push` to look for.
 //!
 //! One room each: `problem` (the type and its text), `pass` (the entries read in
 //! order), `hashing` (the large blobs of a package that can be read from any offset,
@@ -26,6 +28,7 @@ pub use problem::Problem;
 use super::reader::{classify, Known, PackageBytes};
 use super::PackageError;
 use crate::digest::Digest;
+use crate::package::built::Differential;
 use crate::store::layout::LayoutIndex;
 use hashing::Hashed;
 
@@ -42,6 +45,11 @@ pub struct Scan {
     /// Where each blob's bytes start in the package's tar.
     pub offsets: BTreeMap<Digest, u64>,
     pub problems: Vec<Problem>,
+    /// A differential package's record of its base.
+    pub differential: Option<Differential>,
+    /// The configs and layers the graph reached that the package leaves out on purpose,
+    /// with their sizes: expected on the target.
+    pub left_out: BTreeMap<Digest, u64>,
     checksums: Option<String>,
 }
 
