@@ -22,7 +22,9 @@ pub struct FramedEncoder<W: Write> {
     /// `None` only once `finish` has handed it back.
     out: Option<W>,
     current: Vec<u8>,
-    /// Frames being compressed, oldest first; at most two per worker.
+    /// Frames being compressed, oldest first: one per worker and one waiting, so that
+    /// a worker that finishes always finds the next frame, and no more (each holds
+    /// 4 MiB in and out).
     pending: VecDeque<(u32, mpsc::Receiver<io::Result<Vec<u8>>>)>,
     jobs: Option<mpsc::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
@@ -68,7 +70,7 @@ impl<W: Write> FramedEncoder<W> {
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
         jobs.send((bytes, reply)).map_err(|_| stopped())?;
         self.pending.push_back((decompressed, answer));
-        while self.pending.len() > 2 * self.workers.len() {
+        while self.pending.len() > self.workers.len() + 1 {
             self.write_oldest()?;
         }
         Ok(())

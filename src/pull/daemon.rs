@@ -174,7 +174,7 @@ mod tests {
         for (digest, size) in &image.manifests {
             assert!(store.contains(digest, *size), "manifest {digest} missing");
         }
-        for blob in &image.blobs {
+        for blob in image.blobs.iter() {
             assert!(
                 store.contains(&blob.digest, blob.size),
                 "blob {} missing",

@@ -30,7 +30,7 @@ pub use plan::{BlobJob, Plan};
 pub use resolve::{resolve, IndexPlatform, ResolveOptions, ResolvedImage};
 pub use source::{RegistryImage, Source};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use futures_util::stream::{self, FuturesUnordered, StreamExt};
@@ -41,6 +41,7 @@ use crate::definition::Definition;
 use crate::digest::Digest;
 use crate::hint::{Fix, Hint, PlatformPin};
 use crate::manifest::walk::WalkError;
+use crate::manifest::Descriptor;
 use crate::progress::human_bytes;
 use crate::registry::RegistryError;
 use crate::space::{Demand, Shortfall, SpaceCheck};
@@ -418,9 +419,18 @@ async fn resolve_all(
         artifacts: BTreeMap::new(),
     };
     let mut failed = BTreeMap::new();
+    // Blob lists by manifest digest: the same manifest names the same blobs, so
+    // references to one image keep one list between them.
+    let mut shared: HashMap<Digest, Arc<Vec<Descriptor>>> = HashMap::new();
     while let Some((name, result)) = resolving.next().await {
         match result {
-            Ok((image, found)) => {
+            Ok((mut image, mut found)) => {
+                for image in std::iter::once(&mut image).chain(found.iter_mut()) {
+                    let blobs = shared
+                        .entry(image.digest.clone())
+                        .or_insert_with(|| image.blobs.clone());
+                    image.blobs = blobs.clone();
+                }
                 done.artifacts.insert(name.clone(), found);
                 done.resolved.insert(name, image);
             }

@@ -87,7 +87,7 @@ impl Plan {
                 reference: image.reference.whole(),
             })?;
         let mut new = Vec::new();
-        for blob in &image.blobs {
+        for blob in image.blobs.iter() {
             if self.held_elsewhere.get(&blob.digest) == Some(&blob.size) {
                 self.left_out.insert(blob.digest.clone(), blob.size);
                 continue;
@@ -178,10 +178,12 @@ mod tests {
             platform: None,
             kind: Kind::ContainerImage,
             manifests: Vec::new(),
-            blobs: blobs
-                .iter()
-                .map(|(bytes, size)| Descriptor::new("x", Digest::of(bytes), *size))
-                .collect(),
+            blobs: std::sync::Arc::new(
+                blobs
+                    .iter()
+                    .map(|(bytes, size)| Descriptor::new("x", Digest::of(bytes), *size))
+                    .collect(),
+            ),
             buildx_attestations: Vec::new(),
             link: None,
         }

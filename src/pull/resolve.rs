@@ -35,8 +35,10 @@ pub struct ResolvedImage {
     pub kind: Kind,
     /// Every manifest and index kept, root included.
     pub manifests: Vec<(Digest, u64)>,
-    /// Configs and layers of every manifest kept, by the walker's rule.
-    pub blobs: Vec<Descriptor>,
+    /// Configs and layers of every manifest kept, by the walker's rule. Shared by every
+    /// reference that resolves to the same manifest (see `pull::resolve_all`): a
+    /// definition may name one image under thousands of tags.
+    pub blobs: Arc<Vec<Descriptor>>,
     /// The buildx attestation manifests that the index a tag resolved through holds
     /// for the platform picked (found there, not fetched).
     pub buildx_attestations: Vec<Digest>,
@@ -73,7 +75,7 @@ pub async fn resolve(
         media_type: manifest.effective_media_type().to_owned(),
         kind: manifest.kind(),
         manifests: Vec::new(),
-        blobs: Vec::new(),
+        blobs: Arc::default(),
         digest,
         size,
         platform: None,
@@ -86,7 +88,7 @@ pub async fn resolve(
         let (manifests, blobs) = keep_all(&source, store, root, &manifest).await?;
         return Ok(ResolvedImage {
             manifests,
-            blobs,
+            blobs: Arc::new(blobs),
             ..image
         });
     }
@@ -126,7 +128,7 @@ pub async fn resolve(
         media_type: picked_manifest.effective_media_type().to_owned(),
         kind: picked_manifest.kind(),
         manifests,
-        blobs,
+        blobs: Arc::new(blobs),
         digest: picked.digest,
         size: picked.size,
         platform: picked.platform,
