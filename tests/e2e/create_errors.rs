@@ -32,6 +32,23 @@ fn error_line(err: &str) -> &str {
     line
 }
 
+/// Checks that the lines under the error line start as `expected` does, one for one.
+fn assert_listed(err: &str, expected: &[String]) {
+    let listed: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("error: "))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(listed.len(), expected.len(), "{err}");
+    for (line, start) in listed.iter().zip(expected) {
+        assert!(
+            line.starts_with(start.as_str()),
+            "{line:?} should start {start:?}"
+        );
+    }
+}
+
 /// `error: <the workspace's pkgr.yaml>:<rest>`, as create names a definition's fault.
 fn definition_error(ws: &Workspace, rest: &str) -> String {
     format!(
@@ -300,25 +317,13 @@ fn every_reference_that_cannot_be_packaged_is_named_at_once_and_no_blob_is_fetch
         line,
         "error: 4 of 6 image references cannot be packaged, so nothing was downloaded:"
     );
-    let listed: Vec<&str> = err
-        .lines()
-        .skip_while(|l| !l.starts_with("error: "))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .collect();
     let expected = [
         format!("  {} was not found in its registry", at("one:no-such-tag")),
         format!("  {} was not found in its registry", at("ghost:1")),
         format!("  {unreachable}: cannot reach the registry 127.0.0.1:1"),
         format!("  {pinned_index} is an image index of 1 platform"),
     ];
-    assert_eq!(listed.len(), expected.len(), "{err}");
-    for (line, start) in listed.iter().zip(&expected) {
-        assert!(
-            line.starts_with(start.as_str()),
-            "{line:?} should start {start:?}"
-        );
-    }
+    assert_listed(&err, &expected);
     assert!(
         err.contains("hint: check the repository name and tag")
             && err.contains("check the host and port"),
@@ -367,12 +372,6 @@ fn every_fault_of_a_definition_is_named_at_once_with_line_and_column() {
     let err = fails(&ws, &[]);
     let path = ws.path("def").join("pkgr.yaml").display().to_string();
     assert_eq!(error_line(&err), format!("error: {path} has 5 problems:"));
-    let listed: Vec<&str> = err
-        .lines()
-        .skip_while(|l| !l.starts_with("error: "))
-        .skip(1)
-        .take_while(|l| l.starts_with("  "))
-        .collect();
     let expected = [
         format!("  {path}:3:9: `metadata.name`: `Bad_Name` is not a valid package name"),
         format!("  {path}:4:13: `metadata.version`: `1 0` is not a valid version"),
@@ -380,11 +379,5 @@ fn every_fault_of_a_definition_is_named_at_once_with_line_and_column() {
         format!("  {path}:11:5: `components[1].name`: component `web` is defined twice"),
         format!("  {path}:13:9: `components[1].images[0]`: `also bad!` is not a valid image reference"),
     ];
-    assert_eq!(listed.len(), expected.len(), "{err}");
-    for (line, start) in listed.iter().zip(&expected) {
-        assert!(
-            line.starts_with(start.as_str()),
-            "{line:?} should start {start:?}"
-        );
-    }
+    assert_listed(&err, &expected);
 }
