@@ -44,8 +44,9 @@ pub fn part_path(out: &Path, number: usize) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Cuts what is written into part files of at most `max_part` bytes in `dir`, each
-/// synced to disk when it is full; they are removed if this is dropped unfinished.
+/// Cuts what is written into part files of at most `max_part` bytes in `dir`, all
+/// synced to disk once the last is written; they are removed if this is dropped
+/// unfinished.
 pub struct PartWriter {
     dir: PathBuf,
     max_part: u64,
@@ -74,16 +75,18 @@ impl PartWriter {
         }
     }
 
-    fn close_current(&mut self) -> io::Result<()> {
-        if let Some((file, path)) = self.current.take() {
-            file.sync_all()?;
+    /// Closes the part being written. It is synced only in `finish`, with the others,
+    /// as a single package file is synced once when complete: syncing each part as it
+    /// fills stalled the compression behind the disk (a warm-cache split create took
+    /// 1.86 times as long as one file).
+    fn close_current(&mut self) {
+        if let Some((_file, path)) = self.current.take() {
             self.full.push(path);
         }
-        Ok(())
     }
 
     fn start_part(&mut self) -> io::Result<()> {
-        self.close_current()?;
+        self.close_current();
         if self.full.len() == MAX_PARTS {
             return Err(io::Error::other(TooManyParts {
                 max_part: self.max_part,
@@ -95,9 +98,12 @@ impl PartWriter {
         Ok(())
     }
 
-    /// Syncs the last part and hands over every part with the whole stream's digest.
+    /// Syncs every part and hands them over with the whole stream's digest.
     pub fn finish(mut self) -> io::Result<Parts> {
-        self.close_current()?;
+        self.close_current();
+        for part in &self.full {
+            File::open(part)?.sync_all()?;
+        }
         let bytes = self.hasher.bytes_hashed();
         Ok(Parts {
             dir: self.dir,
