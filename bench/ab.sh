@@ -40,16 +40,19 @@ package=$(ls "$work"/pkg/*.tar.zst)
 
 seconds() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 port=5562
+# Not a pipeline: each target registry must be started by this shell, so that its
+# cleanup joins the EXIT trap (in a pipeline's subshell it was lost, and the
+# registries outlived the run).
 for _ in $(seq "$rounds"); do
   for side in old new; do
     out=$(mktemp -d "$work/out.XXXX")
-    echo "create $side $(seconds "$work/pkgr-$side" create "$work/def" -o "$out" --no-cache --no-progress)"
+    echo "create $side $(seconds "$work/pkgr-$side" create "$work/def" -o "$out" --no-cache --no-progress)" | tee -a "$work/runs"
     rm -rf "$out"
     port=$((port + 1))
     start_registry "127.0.0.1:$port" "$(mktemp -d "$work/target.XXXX")"
-    echo "push $side $(seconds "$work/pkgr-$side" push "$package" "127.0.0.1:$port" --no-progress)"
+    echo "push $side $(seconds "$work/pkgr-$side" push "$package" "127.0.0.1:$port" --no-progress)" | tee -a "$work/runs"
   done
-done | tee "$work/runs"
+done
 for case in create push; do
   for side in old new; do
     median=$(awk -v c="$case" -v s="$side" '$1 == c && $2 == s { print $3 }' "$work/runs" |
