@@ -62,10 +62,11 @@ impl Logged {
         })
     }
 
-    /// Logs the request and what came of it: a status, or the error it failed with.
+    /// Logs the request and what came of it: a status, the error it failed with, or
+    /// (the outer error) the stall it was given up for.
     pub(crate) fn answered(
         self,
-        answer: Result<&reqwest::Response, &reqwest::Error>,
+        answer: Result<Result<&reqwest::Response, &reqwest::Error>, &std::io::Error>,
         elapsed: Duration,
     ) {
         let why = match self.sent {
@@ -78,13 +79,14 @@ impl Logged {
             .map(|n| format!(", sent {}", human_bytes(n)))
             .unwrap_or_default();
         let outcome = match answer {
-            Ok(response) => {
+            Err(stalled) => format!("given up: {stalled}"),
+            Ok(Err(err)) => format!("failed: {}", redacted_in(&err.to_string())),
+            Ok(Ok(response)) => {
                 let bytes = response
                     .content_length()
                     .map_or_else(|| "streamed".to_owned(), human_bytes);
                 format!("{}, {bytes}", response.status().as_u16())
             }
-            Err(err) => format!("failed: {}", redacted_in(&err.to_string())),
         };
         line(&format!(
             "request: {} {}{why} -> {outcome}{body}, {} ms",

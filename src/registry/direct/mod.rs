@@ -69,14 +69,14 @@ impl DirectClient {
         let logged = request_log::Logged::of(&request, sent);
         let started = std::time::Instant::now();
         let answer = tokio::select! {
-            answer = self.client.execute(request) => answer,
-            () = progress.idle_for(self.timeout) => {
-                return Err(OciDistributionError::IoError(stall::stalled(self.timeout)))
-            }
+            answer = self.client.execute(request) => Ok(answer),
+            () = progress.idle_for(self.timeout) => Err(stall::stalled(self.timeout)),
         };
         if let Some(logged) = logged {
-            logged.answered(answer.as_ref(), started.elapsed());
+            logged.answered(answer.as_ref().map(Result::as_ref), started.elapsed());
         }
-        answer.map_err(OciDistributionError::RequestError)
+        answer
+            .map_err(OciDistributionError::IoError)?
+            .map_err(OciDistributionError::RequestError)
     }
 }
