@@ -312,9 +312,8 @@ pub struct PullOptions {
 /// gives the source of a reference.
 ///
 /// With `space`, everything planned so far is checked against the free space measured
-/// before the first download, each time an image is planned and before its blobs are
-/// fetched: a build that cannot fit stops before it downloads anything of the image
-/// that tips it over (and, when one image is too large, before any download at all).
+/// before the first download, each time an image is planned; downloads start only once
+/// every image is planned, so a build that cannot fit downloads nothing.
 pub async fn pull(
     definition: &Definition,
     open: impl Fn(&Reference) -> Arc<dyn Source>,
