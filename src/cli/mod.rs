@@ -44,11 +44,12 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// A command that reads files without awaiting anything, run on a blocking thread.
-async fn blocking(
+/// A command, or a step of one, that reads files without awaiting anything, run on a
+/// blocking thread.
+async fn blocking<T: Send + 'static>(
     what: &'static str,
-    run: impl FnOnce() -> Result<(), Error> + Send + 'static,
-) -> Result<(), Error> {
+    run: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(run)
         .await
         .unwrap_or_else(|source| Err(Error::Internal { what, source }))

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use super::parts::part_path;
 use super::reader::{is_split, open_split, ReadError};
 use super::summary::summarize;
 use super::PackageError;
@@ -65,13 +66,9 @@ pub fn package_bytes(path: &Path) -> u64 {
     if !is_split(path) {
         return size(path);
     }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    let stem = name.trim_end_matches(".part000");
+    let whole = path.with_extension("");
     (1..)
-        .map(|n| path.with_file_name(format!("{stem}.part{n:03}")))
+        .map(|n| part_path(&whole, n))
         .take_while(|part| part.is_file())
         .map(|part| size(&part))
         .sum()

@@ -13,12 +13,10 @@ pub async fn report(path: PathBuf, json: bool, elapsed: Duration) -> Result<(), 
     let result = match json {
         true => {
             let described = path.clone();
-            let document = tokio::task::spawn_blocking(move || made::describe(&described))
-                .await
-                .map_err(|source| Error::Internal {
-                    what: "describing the package",
-                    source,
-                })??;
+            let document = crate::cli::blocking("describing the package", move || {
+                Ok(made::describe(&described)?)
+            })
+            .await?;
             format!("{document:#}")
         }
         false => path.display().to_string(),
