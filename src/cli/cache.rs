@@ -103,6 +103,10 @@ fn write_table(out: &mut impl Write, root: &Path, usage: &Usage) -> std::io::Res
     )
 }
 
+/// The version of `cache ls --json`'s shape, raised only when a field changes meaning or
+/// goes away.
+const LS_SCHEMA_VERSION: u32 = 1;
+
 fn write_json(out: &mut impl Write, root: &Path, usage: &Usage) -> std::io::Result<()> {
     let entries: Vec<serde_json::Value> = usage
         .blobs
@@ -116,6 +120,7 @@ fn write_json(out: &mut impl Write, root: &Path, usage: &Usage) -> std::io::Resu
         })
         .collect();
     let value = serde_json::json!({
+        "schemaVersion": LS_SCHEMA_VERSION,
         "root": root.display().to_string(),
         "blobs": usage.blobs.len(),
         "bytes": usage.blob_bytes(),

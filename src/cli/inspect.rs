@@ -60,6 +60,10 @@ fn refused(problems: Vec<Problem>) -> Error {
     }
 }
 
+/// The version of `inspect --json`'s shape, raised only when a field changes meaning or
+/// goes away.
+const INSPECT_SCHEMA_VERSION: u32 = 1;
+
 /// The summary as one JSON object, with the verification's outcome when there was one.
 fn write_json(
     out: &mut impl Write,
@@ -67,6 +71,7 @@ fn write_json(
     verification: Option<&Scan>,
 ) -> std::io::Result<()> {
     let mut value = serde_json::to_value(summary).expect("the summary serializes");
+    value["schemaVersion"] = INSPECT_SCHEMA_VERSION.into();
     if let Some(scan) = verification {
         value["verification"] = serde_json::json!({
             "ok": scan.problems.is_empty(),

@@ -167,6 +167,7 @@ fn ls_counts_exactly_what_a_create_stored() {
 
     let json = ls_json(&ws);
     assert_eq!(json["root"], ws.path("cache").display().to_string());
+    assert_eq!(json["schemaVersion"], 1);
     assert_eq!(json["blobs"], 7);
     assert_eq!(json["bytes"], bytes);
     assert_eq!(json["partials"], 0);
