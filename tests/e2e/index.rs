@@ -231,7 +231,12 @@ fn a_pinned_index_with_platform_from_index_packages_the_platform_and_records_the
     let reference = format!("{}/app@{}", registry.addr, index.digest);
     let ws = Workspace::new();
     ws.write_definition(&from_index_definition(&reference));
-    let package_file = package_path(&ws.create(&[]));
+    let out = ws.create(&["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(made["images"][0]["digest"], amd.manifest.digest);
+    assert_eq!(made["images"][0]["fromIndex"], index.digest);
+    let package_file = std::path::PathBuf::from(made["package"].as_str().unwrap());
     let package = Package::read(&package_file);
 
     let entry = package.entry(&reference);
