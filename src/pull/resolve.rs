@@ -278,10 +278,10 @@ async fn pick(
     Ok(Some((descriptor, manifest)))
 }
 
-/// The manifest a descriptor names, held to the descriptor's size. A copy already in
-/// the store is used instead of asking the source again, but only once its bytes hash
-/// to the digest: a file of the right size can still be damaged, and a damaged copy is
-/// evicted so that the source's bytes replace it.
+/// The manifest a descriptor names, held to the descriptor's digest and size. A copy
+/// already in the store is used instead of asking the source again, but only once its
+/// bytes hash to the digest: a file of the right size can still be damaged, and a
+/// damaged copy is evicted so that the source's bytes replace it.
 async fn fetch_child(
     source: &Arc<dyn Source>,
     store: &Store,
@@ -421,7 +421,7 @@ mod tests {
         })
     }
 
-    /// An image manifest for `arch`, and an index listing it for `linux/<arch>`.
+    /// An image manifest whose config and layer are named after `arch`.
     fn platform_image(arch: &str) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
@@ -432,6 +432,7 @@ mod tests {
         .unwrap()
     }
 
+    /// An index listing each child as `linux/<arch>`.
     fn index_of(children: &[(&str, &[u8])]) -> Vec<u8> {
         let manifests: Vec<serde_json::Value> = children
             .iter()
