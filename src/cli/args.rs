@@ -192,6 +192,11 @@ pub struct CreateArgs {
     #[arg(long)]
     pub allow_index: bool,
 
+    /// Take the package's platform from an index, even one an image reference pins by
+    /// digest (as `platformFromIndex: true` on every image entry)
+    #[arg(long, conflicts_with = "allow_index")]
+    pub platform_from_index: bool,
+
     /// Also bring each image's cosign signatures, attestations and SBOMs and its OCI
     /// referrers (as `withSignatures: true` in pkgr.yaml does)
     #[arg(long)]

@@ -45,7 +45,10 @@ pub struct CreateSettings {
 impl CreateSettings {
     pub fn new(args: CreateArgs) -> Result<Self, Error> {
         let path = definition::find_in(&args.dir)?;
-        let definition = definition::load(&path, args.architecture.as_deref())?;
+        let mut definition = definition::load(&path, args.architecture.as_deref())?;
+        if args.platform_from_index {
+            definition.take_platforms_from_indexes();
+        }
         let reporter = progress::reporter(args.no_progress);
         for warning in &definition.warnings {
             reporter.warn(warning);
@@ -63,6 +66,7 @@ impl CreateSettings {
                 resolve: ResolveOptions {
                     architecture: definition.metadata.architecture.clone(),
                     allow_index: args.allow_index,
+                    platform_from_index: false,
                 },
                 resolve_concurrency: usize::from(args.concurrency),
                 max_blob_size: args.max_blob_size,

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::shape::WrittenMetadata;
+use super::shape::{WrittenImage, WrittenMetadata};
 use super::{host_architecture, Component, Document, Fault, ImageRef, Metadata};
 use crate::reference::parse_reference;
 
@@ -74,7 +74,7 @@ pub(super) fn metadata(
 /// and that the package lists at least one image.
 pub(super) fn components(
     document: &Document,
-    written: Vec<(String, Vec<String>)>,
+    written: Vec<(String, Vec<WrittenImage>)>,
 ) -> Result<Vec<Component>, Vec<Fault>> {
     let mut seen_components = HashSet::new();
     let mut validated = Vec::new();
@@ -97,10 +97,18 @@ pub(super) fn components(
         }
         listed += images.len();
         let mut refs = Vec::new();
-        for (image_index, written) in images.into_iter().enumerate() {
+        for (image_index, image) in images.into_iter().enumerate() {
             let field = format!("components[{index}].images[{image_index}]");
+            let WrittenImage {
+                written,
+                platform_from_index,
+            } = image;
             match parse_reference(&written) {
-                Ok(reference) => refs.push(ImageRef { written, reference }),
+                Ok(reference) => refs.push(ImageRef {
+                    written,
+                    reference,
+                    platform_from_index,
+                }),
                 Err(e) => {
                     faults.push(document.fault(document.at(&written), Some(&field), e.to_string()))
                 }

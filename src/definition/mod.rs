@@ -43,11 +43,15 @@ pub struct Component {
     pub images: Vec<ImageRef>,
 }
 
-/// One image line of the definition: as written, and normalized.
+/// One image entry of the definition: its reference as written, and normalized.
 #[derive(Debug, Clone)]
 pub struct ImageRef {
     pub written: String,
     pub reference: Reference,
+    /// `platformFromIndex: true` (or `--platform-from-index`): a reference pinned to an
+    /// index digest takes the package's platform from that index instead of being
+    /// refused.
+    pub platform_from_index: bool,
 }
 
 impl Definition {
@@ -58,6 +62,15 @@ impl Definition {
             .flat_map(|c| &c.images)
             .map(|i| i.reference.registry().to_owned())
             .collect()
+    }
+}
+
+impl Definition {
+    /// `--platform-from-index`: every image entry takes its platform from a pinned index.
+    pub fn take_platforms_from_indexes(&mut self) {
+        for image in self.components.iter_mut().flat_map(|c| &mut c.images) {
+            image.platform_from_index = true;
+        }
     }
 }
 
@@ -339,6 +352,73 @@ mod tests {
         let text = err.to_string();
         assert!(text.starts_with("pkgr.yaml has 5 problems:\n  pkgr.yaml:3:9: `metadata.name`: `Demo_1` is not a valid package name"), "{text}");
         assert_eq!(text.lines().count(), 6, "{text}");
+    }
+
+    #[test]
+    fn an_image_entry_may_be_a_map_that_takes_the_platform_from_an_index() {
+        let def = parse_str(
+            "kind: PkgrPackage\nmetadata:\n  name: demo\ncomponents:\n  - name: web\n    images:\n      - ok:1\n      - image: ok@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n        platformFromIndex: true\n      - {image: \"ok:2\"}\n      - 1234\n",
+        )
+        .unwrap();
+        let images: Vec<(String, bool)> = def.components[0]
+            .images
+            .iter()
+            .map(|i| (i.full(), i.platform_from_index))
+            .collect();
+        assert_eq!(
+            images,
+            [
+                ("docker.io/library/ok:1".to_owned(), false),
+                (
+                    format!("docker.io/library/ok@sha256:{}", "a".repeat(64)),
+                    true
+                ),
+                ("docker.io/library/ok:2".to_owned(), false),
+                ("docker.io/library/1234:latest".to_owned(), false),
+            ]
+        );
+        let mut def = def;
+        def.take_platforms_from_indexes();
+        assert!(def.components[0]
+            .images
+            .iter()
+            .all(|i| i.platform_from_index));
+    }
+
+    #[test]
+    fn a_bad_image_map_is_a_fault_at_its_line_and_column() {
+        let head = "kind: PkgrPackage\nmetadata:\n  name: demo\ncomponents:\n  - name: web\n    images:\n      - ok:1\n";
+        for (entry, at, message) in [
+            (
+                "      - image: ok:2\n        platform: amd64\n",
+                (9, 9),
+                "components[0].images[1]: unknown field `platform`, expected `image` or `platformFromIndex`",
+            ),
+            (
+                "      - image: ok:2\n        platformFromIndex: yes\n",
+                (9, 28),
+                "components[0].images[1].platformFromIndex: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                "      - platformFromIndex: true\n",
+                (8, 9),
+                "components[0].images[1]: missing field `image`",
+            ),
+        ] {
+            let err = parse_str(&format!("{head}{entry}")).unwrap_err();
+            assert_eq!(err.faults.len(), 1, "{err}");
+            assert_eq!(err.faults[0].at, Some(at), "{err}");
+            assert_eq!(err.faults[0].message, message, "{err}");
+        }
+        let err = parse_str(&format!(
+            "{head}      - image: Bad Ref!\n        platformFromIndex: true\n"
+        ))
+        .unwrap_err();
+        assert_eq!(err.faults[0].at, Some((8, 16)), "{err}");
+        assert_eq!(
+            err.faults[0].field.as_deref(),
+            Some("components[0].images[1]")
+        );
     }
 
     #[test]

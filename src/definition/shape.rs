@@ -1,6 +1,7 @@
 //! The two kinds of definition file, `PkgrPackage` (read strictly) and Zarf's
 //! `ZarfPackageConfig` (only its images, the rest tolerated and warned about), read
-//! into one shape that is not yet checked.
+//! into one shape that is not yet checked. A `PkgrPackage` image entry is a reference,
+//! or a map `{image: REF, platformFromIndex: true}`.
 
 use serde::Deserialize;
 
@@ -9,8 +10,8 @@ use super::{DefinitionError, Document};
 /// A definition as written, whichever kind of file it came from.
 pub(super) struct Written {
     pub metadata: WrittenMetadata,
-    /// Each component's name and image lines, in file order.
-    pub components: Vec<(String, Vec<String>)>,
+    /// Each component's name and image entries, in file order.
+    pub components: Vec<(String, Vec<WrittenImage>)>,
     /// Features of a Zarf package that pkgr does not carry, one sentence each.
     pub warnings: Vec<String>,
     pub with_signatures: bool,
@@ -53,7 +54,87 @@ struct PkgrMetadata {
 struct PkgrComponent {
     name: String,
     #[serde(default)]
-    images: Vec<String>,
+    images: Vec<WrittenImage>,
+}
+
+/// One image entry as written: its reference, and whether a reference pinned to an
+/// index digest takes the package's platform from it.
+pub(super) struct WrittenImage {
+    pub written: String,
+    pub platform_from_index: bool,
+}
+
+impl From<String> for WrittenImage {
+    fn from(written: String) -> Self {
+        Self {
+            written,
+            platform_from_index: false,
+        }
+    }
+}
+
+/// The map form of an image entry, read strictly.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageMap {
+    image: String,
+    #[serde(default, rename = "platformFromIndex")]
+    platform_from_index: bool,
+}
+
+impl<'de> Deserialize<'de> for WrittenImage {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(ImageVisitor)
+    }
+}
+
+/// Reads either form of an image entry. A plain scalar that YAML reads as a number or
+/// a boolean is taken as its text, as the string form always took it; an empty entry
+/// is an empty reference, which the checks name.
+struct ImageVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ImageVisitor {
+    type Value = WrittenImage;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an image reference, or a map with `image` and `platformFromIndex`")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.to_owned().into())
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.to_string().into())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.to_string().into())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.to_string().into())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.to_string().into())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(String::new().into())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(String::new().into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let entry = ImageMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(WrittenImage {
+            written: entry.image,
+            platform_from_index: entry.platform_from_index,
+        })
+    }
 }
 
 /// Zarf's schema is large: only what pkgr uses is named, the rest is tolerated.
@@ -142,7 +223,8 @@ fn zarf(file: ZarfFile) -> Written {
                 ));
             }
         }
-        components.push((component.name, component.images));
+        let images = component.images.into_iter().map(WrittenImage::from);
+        components.push((component.name, images.collect()));
     }
     Written {
         metadata: file.metadata,

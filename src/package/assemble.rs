@@ -21,7 +21,7 @@ use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
 use crate::progress::human_bytes;
 use crate::pull::{BlobJob, Fetcher, Pulled, ResolvedImage};
-use crate::store::layout::{annotations_for, IndexEntry, Layout, RELATION, SUBJECT};
+use crate::store::layout::{annotations_for, IndexEntry, Layout, FROM_INDEX, RELATION, SUBJECT};
 use crate::store::seal::{seal_leaving_out, Misnamed, SealError, Sealed};
 use crate::store::{link_or_copy, Store, StoreError};
 
@@ -298,6 +298,9 @@ fn index_entry(image: &ResolvedImage) -> IndexEntry {
     if let Some(link) = &image.link {
         annotations.insert(SUBJECT.to_owned(), link.subject.to_string());
         annotations.insert(RELATION.to_owned(), link.relation.as_str().to_owned());
+    }
+    if let Some(index) = &image.from_index {
+        annotations.insert(FROM_INDEX.to_owned(), index.to_string());
     }
     IndexEntry {
         media_type: image.media_type.clone(),

@@ -319,6 +319,7 @@ mod tests {
             component: None,
             subject: None,
             relation: None,
+            from_index: None,
             blobs: std::sync::Arc::new(reached),
         }
     }

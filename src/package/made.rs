@@ -1,7 +1,8 @@
 //! What `create` made, as a script reads it (`create --json`): the package's path,
 //! its size and sha256 (of the whole package: a split one's parts joined), and each
-//! image with its digest and platform, from the package's own head. Versioned by
-//! [`SCHEMA_VERSION`], raised only when a field changes meaning or goes away.
+//! image with its digest and platform (and the index it was taken from, if any), from
+//! the package's own head. Versioned by [`SCHEMA_VERSION`], raised only when a field
+//! changes meaning or goes away.
 
 use std::fs::File;
 use std::io::Read;
@@ -24,13 +25,18 @@ pub fn describe(path: &Path) -> Result<serde_json::Value, PackageError> {
         .images
         .iter()
         .map(|image| {
-            serde_json::json!({
+            let mut described = serde_json::json!({
                 "reference": image.reference,
                 "digest": image.digest,
                 "kind": image.kind,
                 "platform": image.platform,
                 "component": image.component,
-            })
+            });
+            // Only where `platformFromIndex` took the image from an index.
+            if let Some(index) = &image.from_index {
+                described["fromIndex"] = index.as_str().into();
+            }
+            described
         })
         .collect();
     Ok(serde_json::json!({

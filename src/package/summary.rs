@@ -123,6 +123,9 @@ pub struct SummaryImage {
     /// `referrers-tag`, `buildx-attestation`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relation: Option<String>,
+    /// For an image taken from an index by `platformFromIndex`: the index's digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_index: Option<String>,
     /// Every blob the image reaches (manifests, configs, layers), each once with its
     /// size: what `diff` compares. Not shown: `size` is their sum.
     #[serde(skip)]
@@ -432,6 +435,7 @@ fn summarize_image(
         reference,
         subject: entry.link().map(|(subject, _)| subject.to_owned()),
         relation: entry.link().map(|(_, relation)| relation.to_owned()),
+        from_index: entry.from_index().map(str::to_owned),
         size: blobs.values().fold(0u64, |a, b| a.saturating_add(*b)),
         blobs,
     }

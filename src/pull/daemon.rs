@@ -169,6 +169,7 @@ mod tests {
         let options = ResolveOptions {
             architecture: "amd64".into(),
             allow_index: false,
+            platform_from_index: false,
         };
         let image = resolve(source, store, &options).await.unwrap();
         for (digest, size) in &image.manifests {
@@ -296,6 +297,7 @@ mod tests {
         let mut options = ResolveOptions {
             architecture: "amd64".into(),
             allow_index: false,
+            platform_from_index: false,
         };
         // Refused with the listing, as from a registry: two platforms, one attestation.
         match resolve(source.clone(), &store, &options).await {

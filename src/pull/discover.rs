@@ -70,6 +70,7 @@ pub async fn discover(
         // Artifacts keep whatever they are: an index is not a platform choice here.
         options: ResolveOptions {
             allow_index: true,
+            platform_from_index: false,
             ..options.clone()
         },
     };
@@ -354,6 +355,7 @@ mod tests {
         let options = ResolveOptions {
             architecture: "amd64".into(),
             allow_index: false,
+            platform_from_index: false,
         };
         let image = resolve(source, &store, &options).await?;
         discover(&image, &store, &options, &Bounds::new(1, 1000)).await

@@ -76,6 +76,8 @@ pub enum PullError {
         architecture: String,
         available: Vec<String>,
     },
+    #[error("the index {reference} was served with bytes that hash to {served}, so the platform it lists cannot be trusted")]
+    IndexPinMismatch { reference: String, served: Digest },
     #[error("the manifest {digest} of {reference} cannot be read: {message}")]
     BadManifest {
         reference: String,
@@ -322,11 +324,13 @@ pub async fn pull(
     space: Option<&SpaceCheck>,
 ) -> Result<Pulled, PullError> {
     let reporter = fetcher.reporter();
-    let mut unique: BTreeMap<String, Reference> = BTreeMap::new();
+    // A reference listed twice takes its platform from an index if either entry says so.
+    let mut unique: BTreeMap<String, (Reference, bool)> = BTreeMap::new();
     for image in definition.components.iter().flat_map(|c| &c.images) {
         unique
             .entry(image.full())
-            .or_insert_with(|| image.reference.clone());
+            .or_insert_with(|| (image.reference.clone(), false))
+            .1 |= image.platform_from_index;
     }
     reporter.step(&format!("resolving {} image references", unique.len()));
     let store = fetcher.store();
@@ -399,7 +403,7 @@ struct Resolved {
 /// stops at once.
 async fn resolve_all(
     definition: &Definition,
-    unique: BTreeMap<String, Reference>,
+    unique: BTreeMap<String, (Reference, bool)>,
     open: &impl Fn(&Reference) -> Arc<dyn Source>,
     store: &Store,
     options: &PullOptions,
@@ -408,8 +412,9 @@ async fn resolve_all(
     let bounds = Bounds::new(total, options.max_referrers);
     let bounds = &bounds;
     let mut resolving = stream::iter(unique)
-        .map(|(name, reference)| async move {
-            let result = resolve_and_discover(open(&reference), store, options, bounds).await;
+        .map(|(name, (reference, from_index))| async move {
+            let source = open(&reference);
+            let result = resolve_and_discover(source, store, options, from_index, bounds).await;
             (name, result)
         })
         .buffer_unordered(options.resolve_concurrency.max(1));
@@ -470,14 +475,24 @@ fn stops_every_reference(err: &PullError) -> bool {
     }
 }
 
-/// Resolves one reference and, with `--with-signatures`, discovers what travels with it.
+/// Resolves one reference (taking its platform from an index if `from_index`) and,
+/// with `--with-signatures`, discovers what travels with it.
 async fn resolve_and_discover(
     source: Arc<dyn Source>,
     store: &Store,
     options: &PullOptions,
+    from_index: bool,
     bounds: &Arc<Bounds>,
 ) -> Result<(ResolvedImage, Vec<ResolvedImage>), PullError> {
-    let image = resolve(source, store, &options.resolve).await?;
+    let image = if from_index {
+        let resolve_options = ResolveOptions {
+            platform_from_index: true,
+            ..options.resolve.clone()
+        };
+        resolve(source, store, &resolve_options).await?
+    } else {
+        resolve(source, store, &options.resolve).await?
+    };
     let found = if options.with_signatures {
         discover(&image, store, &options.resolve, bounds)
             .await

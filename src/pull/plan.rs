@@ -186,6 +186,7 @@ mod tests {
             ),
             buildx_attestations: Vec::new(),
             link: None,
+            from_index: None,
         }
     }
 

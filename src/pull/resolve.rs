@@ -6,6 +6,9 @@
 //! indexes; a reference pinned to an index digest is refused with a listing of its
 //! platforms (buildx attestation manifests are named beside the platform they
 //! describe, never counted as platforms); `--allow-index` keeps everything.
+//! `platformFromIndex` takes the `linux/<arch>` image from an index, pinned or not, and
+//! records the index's digest: a pinned index's bytes must hash to the pin, and the
+//! image is one the index lists, so the pin still fixes the content.
 
 use std::sync::Arc;
 
@@ -20,6 +23,9 @@ use crate::store::Store;
 pub struct ResolveOptions {
     pub architecture: String,
     pub allow_index: bool,
+    /// Take the platform's image from an index, even one the reference pins (and even
+    /// with `allow_index`), and record the index's digest.
+    pub platform_from_index: bool,
 }
 
 /// One image reference, resolved.
@@ -44,6 +50,8 @@ pub struct ResolvedImage {
     pub buildx_attestations: Vec<Digest>,
     /// For an artifact that discovery brought: its subject and how it relates.
     pub link: Option<Link>,
+    /// With `platformFromIndex`, the index the platform's image was taken from.
+    pub from_index: Option<Digest>,
 }
 
 /// One platform of an index, for the refusal's listing.
@@ -66,6 +74,10 @@ pub async fn resolve(
     let reference = source.reference().clone();
     let (bytes, digest) = source.manifest(None).await?;
     let manifest = parse(&source, &digest, &bytes)?;
+    let from_index = options.platform_from_index && manifest.is_index();
+    if from_index {
+        check_pin(&source, &bytes)?;
+    }
     let size = bytes.len() as u64;
     store_manifest(store, &source, &digest, bytes).await?;
     let root = Descriptor::new(manifest.effective_media_type(), digest.clone(), size);
@@ -82,9 +94,10 @@ pub async fn resolve(
         source: source.clone(),
         buildx_attestations: Vec::new(),
         link: None,
+        from_index: None,
     };
 
-    if !manifest.is_index() || options.allow_index {
+    if !manifest.is_index() || (options.allow_index && !from_index) {
         let (manifests, blobs) = keep_all(&source, store, root, &manifest).await?;
         return Ok(ResolvedImage {
             manifests,
@@ -93,7 +106,7 @@ pub async fn resolve(
         });
     }
     let platforms = platforms(&source, store, root, &manifest).await?;
-    if image.reference.digest().is_some() {
+    if image.reference.digest().is_some() && !from_index {
         let pinned = platforms
             .into_iter()
             .map(|p| {
@@ -132,7 +145,26 @@ pub async fn resolve(
         digest: picked.digest,
         size: picked.size,
         platform: picked.platform,
+        from_index: from_index.then(|| image.digest.clone()),
         ..image
+    })
+}
+
+/// Refuses an index whose bytes do not hash to the digest the reference pins: its
+/// listing is what vouches for the platform's image. A registry source checks this
+/// already; any source is held to it here.
+fn check_pin(source: &Arc<dyn Source>, bytes: &[u8]) -> Result<(), PullError> {
+    let reference = source.reference();
+    let Some(pinned) = reference.digest() else {
+        return Ok(());
+    };
+    let served = Digest::of(bytes);
+    if served.to_string() == pinned {
+        return Ok(());
+    }
+    Err(PullError::IndexPinMismatch {
+        reference: reference.whole(),
+        served,
     })
 }
 
@@ -246,10 +278,10 @@ async fn pick(
     Ok(Some((descriptor, manifest)))
 }
 
-/// The manifest a descriptor names, held to the descriptor's size. A copy already in
-/// the store is used instead of asking the source again, but only once its bytes hash
-/// to the digest: a file of the right size can still be damaged, and a damaged copy is
-/// evicted so that the source's bytes replace it.
+/// The manifest a descriptor names, held to the descriptor's digest and size. A copy
+/// already in the store is used instead of asking the source again, but only once its
+/// bytes hash to the digest: a file of the right size can still be damaged, and a
+/// damaged copy is evicted so that the source's bytes replace it.
 async fn fetch_child(
     source: &Arc<dyn Source>,
     store: &Store,
@@ -273,6 +305,13 @@ async fn fetch_child(
         }
     }
     let (bytes, digest) = source.manifest(Some(&child.digest)).await?;
+    if Digest::of(&bytes) != child.digest {
+        return Err(PullError::BadManifest {
+            reference: source.reference().whole(),
+            digest: child.digest.clone(),
+            message: format!("its bytes hash to {}", Digest::of(&bytes)),
+        });
+    }
     if bytes.len() as u64 != child.size {
         return Err(PullError::BadManifest {
             reference: source.reference().whole(),
@@ -382,6 +421,135 @@ mod tests {
         })
     }
 
+    /// An image manifest whose config and layer are named after `arch`.
+    fn platform_image(arch: &str) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", arch.as_bytes()),
+            "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", arch.as_bytes())],
+        }))
+        .unwrap()
+    }
+
+    /// An index listing each child as `linux/<arch>`.
+    fn index_of(children: &[(&str, &[u8])]) -> Vec<u8> {
+        let manifests: Vec<serde_json::Value> = children
+            .iter()
+            .map(|(arch, bytes)| {
+                let mut entry = descriptor(crate::manifest::OCI_MANIFEST, bytes);
+                entry["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
+                entry
+            })
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": crate::manifest::OCI_INDEX,
+            "manifests": manifests,
+        }))
+        .unwrap()
+    }
+
+    /// Resolves `served` as the answer for a reference pinned to `pinned`, taking the
+    /// platform from the index.
+    async fn from_index(
+        pinned: &[u8],
+        served: Vec<u8>,
+        children: &[&[u8]],
+    ) -> Result<ResolvedImage, PullError> {
+        let source: Arc<dyn Source> = Arc::new(Memory {
+            reference: format!("registry.test/app@{}", Digest::of(pinned))
+                .parse()
+                .unwrap(),
+            tagged: served,
+            by_digest: children
+                .iter()
+                .map(|c| (Digest::of(c), c.to_vec()))
+                .collect(),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let options = ResolveOptions {
+            architecture: "amd64".into(),
+            allow_index: false,
+            platform_from_index: true,
+        };
+        resolve(source, &store, &options).await
+    }
+
+    #[tokio::test]
+    async fn a_pinned_index_gives_the_platform_it_lists_and_is_recorded() {
+        let (amd, arm) = (platform_image("amd64"), platform_image("arm64"));
+        let index = index_of(&[("arm64", &arm), ("amd64", &amd)]);
+        let image = from_index(&index, index.clone(), &[&amd, &arm])
+            .await
+            .unwrap();
+        assert_eq!(image.digest, Digest::of(&amd));
+        assert_eq!(image.from_index, Some(Digest::of(&index)));
+        assert_eq!(image.platform.unwrap().to_string(), "linux/amd64");
+        assert_eq!(image.manifests, [(Digest::of(&amd), amd.len() as u64)]);
+    }
+
+    #[tokio::test]
+    async fn an_index_whose_bytes_are_not_the_pinned_ones_is_refused() {
+        let (amd, other) = (platform_image("amd64"), platform_image("other"));
+        let pinned = index_of(&[("amd64", &amd)]);
+        let served = index_of(&[("amd64", &other)]);
+        let err = from_index(&pinned, served.clone(), &[&amd, &other])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the index registry.test/app@{} was served with bytes that hash to {}, so the platform it lists cannot be trusted",
+                Digest::of(&pinned),
+                Digest::of(&served)
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_child_whose_bytes_are_not_the_listed_ones_is_refused() {
+        let amd = platform_image("amd64");
+        let index = index_of(&[("amd64", &amd)]);
+        let source: Arc<dyn Source> = Arc::new(Memory {
+            reference: format!("registry.test/app@{}", Digest::of(&index))
+                .parse()
+                .unwrap(),
+            tagged: index.clone(),
+            by_digest: HashMap::from([(Digest::of(&amd), platform_image("amd65"))]),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let options = ResolveOptions {
+            architecture: "amd64".into(),
+            allow_index: false,
+            platform_from_index: true,
+        };
+        let err = resolve(source, &store, &options).await.unwrap_err();
+        assert!(
+            matches!(err, PullError::BadManifest { ref digest, .. } if *digest == Digest::of(&amd)),
+            "{err}"
+        );
+        assert!(!store.contains(&Digest::of(&amd), amd.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn a_pinned_index_without_the_platform_lists_what_it_has() {
+        let arm = platform_image("arm64");
+        let index = index_of(&[("arm64", &arm)]);
+        let err = from_index(&index, index.clone(), &[&arm])
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "registry.test/app@{} has no linux/amd64 image (it has linux/arm64)",
+                Digest::of(&index)
+            )
+        );
+    }
+
     #[tokio::test]
     async fn resolve_keeps_what_the_walker_reaches() {
         // Outside the spec but inside the walker's rule (registries refuse to store it):
@@ -413,6 +581,7 @@ mod tests {
         let options = ResolveOptions {
             architecture: "amd64".into(),
             allow_index: false,
+            platform_from_index: false,
         };
         let image = resolve(source, &store, &options).await.unwrap();
 

@@ -106,7 +106,7 @@ pub(super) fn plan_images(
             Ok((manifests, blobs)) => {
                 collected.insert(&entry.digest, (manifests.clone(), blobs.clone()));
                 images.push(PlannedImage {
-                    target: target.map(&source_ref),
+                    target: target_of(entry, &source_ref, target),
                     source,
                     manifests,
                     blobs,
@@ -116,6 +116,16 @@ pub(super) fn plan_images(
         }
     }
     images
+}
+
+/// Where an entry goes on `target`. An image taken by `platformFromIndex` from an index
+/// its reference pins goes by its own digest: the index itself is not in the package.
+fn target_of(entry: &IndexEntry, source: &Reference, target: &Target) -> Reference {
+    let mapped = target.map(source);
+    match (entry.from_index(), mapped.digest()) {
+        (Some(_), Some(_)) => Target::pinned(&mapped, &entry.digest),
+        _ => mapped,
+    }
 }
 
 /// An image's manifests in push order, each with its media type, and its blobs.

@@ -18,6 +18,8 @@ pub const SUBJECT: &str = "dev.pkgr.subject";
 /// On an artifact's entry: how it relates to its subject (`signature`, `attestation`,
 /// `sbom`, `referrer`, `referrers-tag`, `buildx-attestation`).
 pub const RELATION: &str = "dev.pkgr.relation";
+/// On an image taken from an index by `platformFromIndex`: the digest of that index.
+pub const FROM_INDEX: &str = "dev.pkgr.index";
 const OCI_LAYOUT: &str = "{\"imageLayoutVersion\":\"1.0.0\"}";
 
 /// One image reference in `index.json`.
@@ -49,6 +51,11 @@ impl IndexEntry {
             self.annotations.get(SUBJECT)?.as_str(),
             self.annotations.get(RELATION).map_or("", String::as_str),
         ))
+    }
+
+    /// For an image taken from an index by `platformFromIndex`: the index's digest.
+    pub fn from_index(&self) -> Option<&str> {
+        self.annotations.get(FROM_INDEX).map(String::as_str)
     }
 
     /// The entry as a root for the manifest walker.

@@ -1,9 +1,10 @@
 //! `pkgr inspect`'s table for people: the package's metadata, components, images (with
-//! their platform, size and digest), what is signed or attested, the other files, the
-//! totals, and the outcome of `--verify` (with its closing line on stderr); for a
-//! differential package, its base and what it leaves out (with `--verify`, each blob
-//! expected on the target). Every text that comes from the package is
-//! escaped before it reaches the terminal.
+//! their platform, size and digest), the platforms taken from indexes (each with the
+//! index's digest), what is signed or attested, the other files, the totals, and the
+//! outcome of `--verify` (with its closing line on stderr); for a differential
+//! package, its base and what it leaves out (with `--verify`, each blob expected on
+//! the target). Every text that comes from the package is escaped before it reaches
+//! the terminal.
 
 use std::io::Write;
 use std::time::Duration;
@@ -126,6 +127,22 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
             human_bytes(image.size),
             image.digest
         )?;
+    }
+    let from_indexes: Vec<_> = summary
+        .images
+        .iter()
+        .zip(&rows)
+        .filter_map(|(image, row)| Some((image.from_index.as_deref()?, row)))
+        .collect();
+    if !from_indexes.is_empty() {
+        writeln!(out, "\nplatforms taken from indexes:")?;
+        for (index, (reference, platform)) in from_indexes {
+            writeln!(
+                out,
+                "  {reference:<width$}  {platform} from index {}",
+                esc(index)
+            )?;
+        }
     }
     let signed = summary.signed();
     if !signed.is_empty() {
