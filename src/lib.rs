@@ -6,7 +6,8 @@
 //! stages together, words hints and decides exit codes. Imports run down: `digest`,
 //! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
 //! `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
-//! `daemon`, `pull`, `package`, `push`, and `cli` last (ARCHITECTURE.md's code map).
+//! `daemon`, `pull`, `package`, `push`, `trust`, and `cli` last (ARCHITECTURE.md's code
+//! map).
 
 pub mod cancel;
 pub mod cli;
@@ -28,6 +29,7 @@ pub mod store;
 pub mod tarwalk;
 #[cfg(test)]
 mod testing;
+pub mod trust;
 
 /// Private parsers, reachable by the fuzz crate (`fuzz/`) and nothing else: not API.
 #[doc(hidden)]

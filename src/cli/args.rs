@@ -197,6 +197,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub with_signatures: bool,
 
+    /// Refuse any image without a valid signature by this key (PEM ECDSA P-256 public
+    /// key, as openssl and cosign write it), cosign's `.sig` or a Sigstore bundle
+    /// referrer; repeatable, any one key will do. Turns on --with-signatures
+    #[arg(long, value_name = "PUB")]
+    pub image_key: Vec<PathBuf>,
+
     /// With --with-signatures, the most signatures, attestations, SBOMs and referrers
     /// (counted in manifests) one image or artifact may bring
     #[arg(long, value_name = "N", default_value_t = crate::pull::DEFAULT_MAX_REFERRERS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]

@@ -46,6 +46,8 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    ImageKey(#[from] crate::trust::image::KeyError),
+    #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("{} damaged blob(s) in the cache {} were removed", damaged.len(), root.display())]
     DamagedBlobs { root: PathBuf, damaged: Vec<Digest> },

@@ -5,6 +5,7 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::package_file::ensure_regular;
 use super::{
@@ -14,12 +15,13 @@ use crate::definition::{self, Definition};
 use crate::package::base::{open_base, Base};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
-use crate::pull::{PullOptions, ResolveOptions};
+use crate::pull::{Admit, PullOptions, ResolveOptions};
 use crate::push::PushRequest;
 use crate::registry::{Credentials, RegistryError, Transport};
 use crate::space::Place;
 use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
+use crate::trust::image::{ImageKeys, SignatureGate};
 
 /// What `pkgr create` runs with.
 pub struct CreateSettings {
@@ -58,6 +60,12 @@ impl CreateSettings {
         } else {
             Some(Cache::default_root(args.cache.as_deref())?)
         };
+        let admit = if args.image_key.is_empty() {
+            None
+        } else {
+            let keys = ImageKeys::load(&args.image_key)?;
+            Some(Arc::new(SignatureGate::new(keys)) as Arc<dyn Admit>)
+        };
         Ok(Self {
             pull: PullOptions {
                 resolve: ResolveOptions {
@@ -66,9 +74,12 @@ impl CreateSettings {
                 },
                 resolve_concurrency: usize::from(args.concurrency),
                 max_blob_size: args.max_blob_size,
-                with_signatures: args.with_signatures || definition.with_signatures,
+                with_signatures: args.with_signatures
+                    || definition.with_signatures
+                    || admit.is_some(),
                 max_referrers: args.max_referrers,
                 held_elsewhere: Default::default(),
+                admit,
             },
             definition,
             output: Output {
