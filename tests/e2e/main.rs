@@ -15,6 +15,7 @@ mod disk;
 mod fan_out;
 mod faults;
 mod fetch;
+mod image_keys;
 mod index;
 mod inspect;
 mod manual;
