@@ -462,3 +462,71 @@ fn an_image_key_that_cannot_be_used_is_one_sentence_and_nothing_is_written() {
         assert!(ws.output_files().is_empty());
     }
 }
+
+#[test]
+fn with_allow_index_the_index_and_every_platform_must_be_signed() {
+    let registry = TestRegistry::start();
+    let pusher = Pusher::new(&registry.addr);
+    let ws = Workspace::new();
+    let key = KeyPair::new(ws.dir.path(), "signer");
+    let amd = pusher.image("multi", "amd", false, "amd64", &[layer(&[("a", b"amd")])]);
+    let arm = pusher.image("multi", "arm", false, "arm64", &[layer(&[("a", b"arm")])]);
+    let index = pusher.index(
+        "multi",
+        "1",
+        false,
+        &[("linux/amd64", &amd), ("linux/arm64", &arm)],
+    );
+    push_sig(&pusher, "multi", &index, &index.digest, &key, &[]);
+    push_sig(
+        &pusher,
+        "multi",
+        &amd.manifest,
+        &amd.manifest.digest,
+        &key,
+        &[],
+    );
+    let reference = format!("{}/multi:1", registry.addr);
+    ws.define(&Definition::new("multi").image(&reference));
+
+    let out = ws.create(&["--allow-index", "--image-key", key.public()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: {reference} has no valid signature by an --image-key: its manifest {}: no signature found\n",
+            arm.manifest.digest
+        )),
+        "{err}"
+    );
+    assert!(ws.output_files().is_empty(), "{:?}", ws.output_files());
+
+    push_sig(
+        &pusher,
+        "multi",
+        &arm.manifest,
+        &arm.manifest.digest,
+        &key,
+        &[],
+    );
+    let out = ws.create(&["--allow-index", "--image-key", key.public()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let keys = ImageKeys::load(std::slice::from_ref(&key.public)).unwrap();
+    let opened = PackageBytes::open(&package_path(&out)).unwrap();
+    let verdicts = check_package(&opened, &keys).unwrap();
+    assert_eq!(verdicts.len(), 1, "{verdicts:?}");
+    let signed: Vec<(String, Result<String, Refusal>)> = verdicts[0]
+        .manifests
+        .iter()
+        .map(|(d, r)| (d.to_string(), r.clone()))
+        .collect();
+    let by_key = || Ok(key.public().to_owned());
+    assert_eq!(
+        signed,
+        vec![
+            (index.digest.clone(), by_key()),
+            (amd.manifest.digest.clone(), by_key()),
+            (arm.manifest.digest.clone(), by_key()),
+        ]
+    );
+}
