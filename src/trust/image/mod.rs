@@ -163,6 +163,29 @@ pub struct ImageVerdict {
 }
 
 impl ImageVerdict {
+    /// Every manifest that needs a signature has a valid one.
+    pub fn passed(&self) -> bool {
+        self.manifests.iter().all(|(_, result)| result.is_ok())
+    }
+
+    /// What a report line says after the image's name: the keys that signed, or why
+    /// not (as [`ImageRefused`] words it, without the name).
+    pub fn detail(&self) -> String {
+        if let Some(refused) = self.refused() {
+            return refused.reasons();
+        }
+        let mut keys: Vec<&str> = Vec::new();
+        for key in self.manifests.iter().filter_map(|(_, r)| r.as_deref().ok()) {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+        match self.manifests.len() {
+            1 => format!("signed by {}", keys.join(", ")),
+            n => format!("all {n} manifests signed by {}", keys.join(", ")),
+        }
+    }
+
     /// The refusal of the image, if any of its manifests has no valid signature.
     pub fn refused(&self) -> Option<ImageRefused> {
         let failed: Vec<(Digest, Refusal)> = self
@@ -186,24 +209,30 @@ pub struct ImageRefused {
     pub failed: Vec<(Digest, Refusal)>,
 }
 
+impl ImageRefused {
+    /// Why, manifest by manifest: the image's own refusal alone, or each of its
+    /// manifests' named by digest.
+    pub fn reasons(&self) -> String {
+        let reasons: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(digest, refusal)| match *digest == self.digest {
+                true => refusal.to_string(),
+                false => format!("its manifest {digest}: {refusal}"),
+            })
+            .collect();
+        reasons.join("; ")
+    }
+}
+
 impl fmt::Display for ImageRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} has no valid signature by an --image-key: ",
-            self.reference
-        )?;
-        for (n, (digest, refusal)) in self.failed.iter().enumerate() {
-            if n > 0 {
-                f.write_str("; ")?;
-            }
-            if *digest == self.digest {
-                write!(f, "{refusal}")?;
-            } else {
-                write!(f, "its manifest {digest}: {refusal}")?;
-            }
-        }
-        Ok(())
+            "{} has no valid signature by an --image-key: {}",
+            self.reference,
+            self.reasons()
+        )
     }
 }
 

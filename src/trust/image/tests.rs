@@ -248,3 +248,30 @@ fn attestation_manifests_an_index_names_need_no_signature() {
     ];
     assert_eq!(needing_signatures(&kept), vec![root, platform]);
 }
+
+#[test]
+fn a_verdict_words_its_keys_or_each_failed_manifest() {
+    let (index, platform) = (Digest::of(b"index"), Digest::of(b"platform"));
+    let mut verdict = ImageVerdict {
+        reference: "registry.test/app:1".into(),
+        digest: index.clone(),
+        manifests: vec![
+            (index.clone(), Ok("a.pub".into())),
+            (platform.clone(), Ok("a.pub".into())),
+        ],
+    };
+    assert!(verdict.passed());
+    assert_eq!(verdict.detail(), "all 2 manifests signed by a.pub");
+    verdict.manifests[1].1 = Err(Refusal::NoSignature);
+    assert!(!verdict.passed());
+    assert_eq!(
+        verdict.detail(),
+        format!("its manifest {platform}: no signature found")
+    );
+    assert_eq!(
+        verdict.refused().unwrap().to_string(),
+        format!("registry.test/app:1 has no valid signature by an --image-key: its manifest {platform}: no signature found")
+    );
+    verdict.manifests = vec![(index, Err(Refusal::OtherKey))];
+    assert_eq!(verdict.detail(), "signed by another key");
+}
