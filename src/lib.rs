@@ -28,6 +28,7 @@ pub mod store;
 pub mod tarwalk;
 #[cfg(test)]
 mod testing;
+pub mod trust;
 
 /// Private parsers, reachable by the fuzz crate (`fuzz/`) and nothing else: not API.
 #[doc(hidden)]
