@@ -7,7 +7,8 @@
 //! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
 //! `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
 //! `daemon`, `pull`, `package`, `push`, `trust`, and `cli` last (ARCHITECTURE.md's code
-//! map).
+//! map). `trust`'s signing primitives are used by `package`; `trust::image` uses
+//! `pull` and `package`.
 
 pub mod cancel;
 pub mod cli;

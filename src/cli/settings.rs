@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::package_file::ensure_regular;
 use super::{
     CacheArgs, CacheCommand, CreateArgs, DiffArgs, Error, InspectArgs, PushArgs, TransportArgs,
+    VerifyArgs,
 };
 use crate::definition::{self, Definition};
 use crate::package::base::{open_base, Base};
@@ -22,6 +23,7 @@ use crate::space::Place;
 use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
 use crate::trust::image::{ImageKeys, SignatureGate};
+use crate::trust::{PublicKey, SigningKey};
 
 /// What `pkgr create` runs with.
 pub struct CreateSettings {
@@ -41,6 +43,9 @@ pub struct CreateSettings {
     pub differential: Option<PathBuf>,
     /// `--allow-other-architecture`: a base of another architecture is accepted.
     pub allow_other_architecture: bool,
+    /// `--signing-key`: the key the package is signed with, loaded (and a cosign key's
+    /// password read) before anything is fetched.
+    pub signing_key: Option<SigningKey>,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -55,6 +60,11 @@ impl CreateSettings {
         if let Some(base) = &args.differential {
             ensure_regular(base)?;
         }
+        let signing_key = args
+            .signing_key
+            .as_deref()
+            .map(SigningKey::load)
+            .transpose()?;
         let cache = if args.no_cache {
             None
         } else {
@@ -94,6 +104,7 @@ impl CreateSettings {
             daemon_fallback: !args.no_daemon_fallback,
             differential: args.differential,
             allow_other_architecture: args.allow_other_architecture,
+            signing_key,
             reporter,
         })
     }
@@ -148,6 +159,7 @@ pub struct PushSettings {
 
 impl PushSettings {
     pub fn new(args: PushArgs) -> Result<Self, Error> {
+        let key = args.key.as_deref().map(PublicKey::load).transpose()?;
         let from_config = Credentials::from_docker_config().map_err(RegistryError::from)?;
         let credentials = match (&args.username, args.password_stdin) {
             (Some(user), true) => {
@@ -170,6 +182,7 @@ impl PushSettings {
                 package: args.package,
                 target: args.target,
                 credentials,
+                key,
             },
             reporter: progress::reporter(args.no_progress),
             json: args.json,
@@ -185,15 +198,44 @@ pub struct InspectSettings {
     pub json: bool,
     /// Whether every file and blob is hashed again.
     pub verify: bool,
+    /// `--key`: the package's signature is checked with it.
+    pub key: Option<PublicKey>,
 }
 
 impl InspectSettings {
     pub fn new(args: InspectArgs) -> Result<Self, Error> {
         ensure_regular(&args.package)?;
         Ok(Self {
+            key: args.key.as_deref().map(PublicKey::load).transpose()?,
             package: args.package,
             json: args.json,
             verify: args.verify,
+        })
+    }
+}
+
+/// What `pkgr verify` runs with.
+pub struct VerifySettings {
+    /// A regular file, checked before it is opened.
+    pub package: PathBuf,
+    /// `--key`: the package's signature is checked with it.
+    pub key: Option<PublicKey>,
+    /// `--image-key`: each image's signatures are checked with them.
+    pub image_keys: Option<ImageKeys>,
+    /// One JSON document instead of lines.
+    pub json: bool,
+}
+
+impl VerifySettings {
+    pub fn new(args: VerifyArgs) -> Result<Self, Error> {
+        ensure_regular(&args.package)?;
+        Ok(Self {
+            key: args.key.as_deref().map(PublicKey::load).transpose()?,
+            image_keys: (!args.image_key.is_empty())
+                .then(|| ImageKeys::load(&args.image_key))
+                .transpose()?,
+            package: args.package,
+            json: args.json,
         })
     }
 }

@@ -334,6 +334,7 @@ mod tests {
             images,
             other_files: Vec::new(),
             differential: None,
+            signed: Default::default(),
             totals: Totals {
                 images: 0,
                 blobs: 0,

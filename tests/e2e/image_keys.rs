@@ -16,7 +16,7 @@ use crate::support::definition::Definition;
 use crate::support::images::{layer, simple_signing, Image, Pushed, Pusher, COSIGN_LAYER};
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
-use crate::support::{package_path, stderr, Workspace};
+use crate::support::{package_path, stderr, stdout, Workspace};
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
@@ -196,6 +196,42 @@ fn dsse_bundle(repo: &str, subject: &Pushed, key: &KeyPair) -> serde_json::Value
     })
 }
 
+/// `pkgr verify PACKAGE --image-key KEY… [--json]`: its output, and the image checks
+/// its JSON document lists as (check, ok, detail).
+fn verify(
+    ws: &Workspace,
+    package: &Path,
+    keys: &[&KeyPair],
+) -> (std::process::Output, Vec<(String, bool, String)>) {
+    let args: Vec<&str> = keys
+        .iter()
+        .flat_map(|k| ["--image-key", k.public()])
+        .collect();
+    let run = |json: bool| {
+        let mut cmd = ws.pkgr();
+        cmd.arg("verify").arg(package).args(&args);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let lines = run(false);
+    let json = run(true);
+    assert_eq!(json.status.code(), lines.status.code(), "{}", stderr(&json));
+    let document: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let checks = document["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["check"].as_str().unwrap().starts_with("image "))
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap().to_owned();
+            (text("check"), c["ok"].as_bool().unwrap(), text("detail"))
+        })
+        .collect();
+    (lines, checks)
+}
+
 fn image(pusher: &Pusher, repo: &str, content: &[u8]) -> Image {
     pusher.image(repo, "1", false, "amd64", &[layer(&[("file", content)])])
 }
@@ -278,6 +314,29 @@ fn images_signed_as_cosign_sig_or_as_bundle_referrers_are_packaged_and_check_off
     assert!(
         by_other.iter().all(|(_, r)| *r == Err(Refusal::OtherKey)),
         "{by_other:?}"
+    );
+
+    // pkgr verify says the same, a line per image, and in its JSON.
+    let (out, checks) = verify(&ws, &path, &[&key]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for name in ["sig", "message", "dsse"] {
+        let line = format!("ok    image {}: signed by {}\n", at(name), key.public());
+        assert!(text.contains(&line), "{line:?} in {text}");
+    }
+    assert_eq!(checks.len(), 3, "{checks:?}");
+    assert!(checks.iter().all(|(_, ok, _)| *ok), "{checks:?}");
+    let (out, checks) = verify(&ws, &path, &[&other]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!(
+        "FAIL  image {}: signed by another key\n",
+        at("sig")
+    )));
+    assert!(
+        checks
+            .iter()
+            .all(|(_, ok, d)| !ok && d == "signed by another key"),
+        "{checks:?}"
     );
 }
 
@@ -433,6 +492,35 @@ fn unsigned_misdirected_keyless_and_foreign_images_are_refused_by_name_before_an
             (at("keyless-sig"), keyless_refusal),
         ]
     );
+    let (out, checks) = verify(&ws, &package_path(&out), &[&key]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stdout(&out);
+    let words = [
+        ("good", true, format!("signed by {}", key.public())),
+        ("unsigned", false, "no signature found".to_owned()),
+        ("foreign", false, "signed by another key".to_owned()),
+        (
+            "misdirected",
+            false,
+            format!("signature over another digest ({})", good.manifest.digest),
+        ),
+        ("keyless", false, keyless_why.to_owned()),
+        ("keyless-sig", false, keyless_why.to_owned()),
+    ];
+    for (name, ok, detail) in &words {
+        let mark = if *ok { "ok  " } else { "FAIL" };
+        let line = format!("{mark}  image {}: {detail}\n", at(name));
+        assert!(text.contains(&line), "{line:?} in {text}");
+    }
+    let listed: Vec<(String, bool, String)> = checks
+        .into_iter()
+        .filter(|(c, ..)| names.iter().any(|n| *c == format!("image {}", at(n))))
+        .collect();
+    let expected: Vec<(String, bool, String)> = words
+        .iter()
+        .map(|(n, ok, d)| (format!("image {}", at(n)), *ok, d.clone()))
+        .collect();
+    assert_eq!(listed, expected);
 }
 
 #[test]

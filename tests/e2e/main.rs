@@ -24,6 +24,7 @@ mod scale;
 mod seek_table;
 mod signals;
 mod signatures;
+mod signing;
 mod snapshots;
 mod split;
 mod tar_headers;

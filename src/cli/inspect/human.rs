@@ -11,6 +11,8 @@ use std::time::Duration;
 use crate::package::reader::shown;
 use crate::package::scan::Scan;
 use crate::package::summary::{OtherKind, Summary};
+
+use super::SignatureState;
 use crate::progress::{human_bytes, took};
 
 /// The summary, then the verification's outcome when there was one.
@@ -18,8 +20,10 @@ pub fn write(
     out: &mut impl Write,
     summary: &Summary,
     verification: Option<&Scan>,
+    signature: &SignatureState,
 ) -> std::io::Result<()> {
-    write_summary(out, summary)?;
+    write_summary(out, summary, signature)?;
+    write_signature(out, signature)?;
     match verification {
         Some(scan) if scan.problems.is_empty() => {
             writeln!(
@@ -61,7 +65,33 @@ fn write_left_out(out: &mut impl Write, scan: &Scan) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+/// The package's signature, when it has one or a key was given.
+fn write_signature(out: &mut impl Write, signature: &SignatureState) -> std::io::Result<()> {
+    let checks = match signature {
+        SignatureState::Unsigned => return Ok(()),
+        SignatureState::NotVerified => {
+            return writeln!(out, "\nsignature: signed, not verified (pass --key)")
+        }
+        SignatureState::Checked { checks, .. } => checks,
+    };
+    match checks.iter().all(|check| check.ok) {
+        true => writeln!(out, "\nsignature: verified with the key")?,
+        false => writeln!(out, "\nsignature: does not verify")?,
+    }
+    for check in checks {
+        let mark = if check.ok { "ok  " } else { "FAIL" };
+        // Details may quote the package (a bundle's parse error).
+        let detail = shown(check.detail.as_bytes());
+        writeln!(out, "  {mark}  {}: {detail}", check.check)?;
+    }
+    Ok(())
+}
+
+fn write_summary(
+    out: &mut impl Write,
+    summary: &Summary,
+    signature: &SignatureState,
+) -> std::io::Result<()> {
     // Everything below but the numbers and digests comes from the package, which may
     // have been written to move the cursor or recolour the terminal.
     let esc = |text: &str| shown(text.as_bytes());
@@ -143,7 +173,12 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
             let note = match file.kind {
                 OtherKind::Component => "component",
                 OtherKind::Sboms => "SBOMs",
-                OtherKind::Signature => "signature present, not verified",
+                OtherKind::Signature => match signature {
+                    SignatureState::Checked { checks, .. } if checks.iter().all(|c| c.ok) => {
+                        "signature"
+                    }
+                    _ => "signature present, not verified",
+                },
             };
             writeln!(
                 out,
