@@ -5,7 +5,7 @@
 //! this library; `cli` is the edge that parses arguments, builds settings, wires the
 //! stages together, words hints and decides exit codes. Imports run down: `digest`,
 //! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
-//! `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
+//! `trust`, `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
 //! `daemon`, `pull`, `package`, `push`, and `cli` last (ARCHITECTURE.md's code map).
 
 pub mod cancel;
