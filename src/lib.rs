@@ -5,10 +5,10 @@
 //! this library; `cli` is the edge that parses arguments, builds settings, wires the
 //! stages together, words hints and decides exit codes. Imports run down: `digest`,
 //! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
-//! `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
-//! `daemon`, `pull`, `package`, `push`, `trust`, and `cli` last (ARCHITECTURE.md's code
-//! map). `trust`'s signing primitives are used by `package`; `trust::image` uses
-//! `pull` and `package`.
+//! `trust`, `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
+//! `daemon`, `pull`, `package`, `push`, and `cli` last (ARCHITECTURE.md's code map).
+//! The exception is `trust::image`, which checks image signatures and uses `pull` and
+//! `package`: it sits with `cli`, above them.
 
 pub mod cancel;
 pub mod cli;

@@ -19,8 +19,9 @@ pub(super) struct Bundle {
 #[serde(rename_all = "camelCase")]
 pub(super) struct VerificationMaterial {
     pub public_key: PublicKeyHint,
-    /// Always empty here: keyed signatures, checked offline.
-    #[serde(default)]
+    /// Always empty here (keyed signatures, checked offline), and then left out, as
+    /// protobuf's JSON leaves out an empty list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tlog_entries: Vec<serde_json::Value>,
 }
 

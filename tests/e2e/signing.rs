@@ -584,6 +584,17 @@ fn zarf_packages_verify_from_their_bundle_or_their_detached_signature() {
         let out = ws.inspect(&path, &[]);
         assert!(out.status.success(), "{label}: {}", stderr(&out));
         assert!(stdout(&out).contains("signature: signed, not verified (pass --key)"));
+        let out = ws.inspect(&path, &["--key", key]);
+        assert!(out.status.success(), "{label}: {}", stderr(&out));
+        let listing = stdout(&out);
+        assert!(
+            listing.contains(
+                "signature: verified with the key (the files it covers are re-hashed by --verify)"
+            ),
+            "{listing}"
+        );
+        let row = listing.lines().find(|l| l.contains(checked)).unwrap();
+        assert!(row.ends_with("signature, verified with the key"), "{row}");
 
         let out = verify(&ws, &path, &["--key", other.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{label}");

@@ -23,7 +23,7 @@ pub fn write(
     signature: &SignatureState,
 ) -> std::io::Result<()> {
     write_summary(out, summary, signature)?;
-    write_signature(out, signature)?;
+    write_signature(out, signature, verification.is_some())?;
     match verification {
         Some(scan) if scan.problems.is_empty() => {
             writeln!(
@@ -65,8 +65,13 @@ fn write_left_out(out: &mut impl Write, scan: &Scan) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The package's signature, when it has one or a key was given.
-fn write_signature(out: &mut impl Write, signature: &SignatureState) -> std::io::Result<()> {
+/// The package's signature, when it has one or a key was given. Without `--verify`,
+/// a signature that holds says nothing of the bytes it covers: the line says so.
+fn write_signature(
+    out: &mut impl Write,
+    signature: &SignatureState,
+    contents_checked: bool,
+) -> std::io::Result<()> {
     let checks = match signature {
         SignatureState::Unsigned => return Ok(()),
         SignatureState::NotVerified => {
@@ -74,9 +79,13 @@ fn write_signature(out: &mut impl Write, signature: &SignatureState) -> std::io:
         }
         SignatureState::Checked { checks, .. } => checks,
     };
-    match checks.iter().all(|check| check.ok) {
-        true => writeln!(out, "\nsignature: verified with the key")?,
-        false => writeln!(out, "\nsignature: does not verify")?,
+    match (checks.iter().all(|check| check.ok), contents_checked) {
+        (true, true) => writeln!(out, "\nsignature: verified with the key")?,
+        (true, false) => writeln!(
+            out,
+            "\nsignature: verified with the key (the files it covers are re-hashed by --verify)"
+        )?,
+        (false, _) => writeln!(out, "\nsignature: does not verify")?,
     }
     for check in checks {
         let mark = if check.ok { "ok  " } else { "FAIL" };
@@ -173,12 +182,10 @@ fn write_summary(
             let note = match file.kind {
                 OtherKind::Component => "component",
                 OtherKind::Sboms => "SBOMs",
-                OtherKind::Signature => match signature {
-                    SignatureState::Checked { checks, .. } if checks.iter().all(|c| c.ok) => {
-                        "signature"
-                    }
-                    _ => "signature present, not verified",
-                },
+                OtherKind::Signature if verified_file(signature, &file.name) => {
+                    "signature, verified with the key"
+                }
+                OtherKind::Signature => "signature present, not verified",
             };
             writeln!(
                 out,
@@ -197,6 +204,17 @@ fn write_summary(
         human_bytes(totals.bytes),
         human_bytes(totals.shared_bytes)
     )
+}
+
+/// Whether `name`, a signature file, was checked with the key and every check held.
+fn verified_file(signature: &SignatureState, name: &str) -> bool {
+    let SignatureState::Checked { checks, .. } = signature else {
+        return false;
+    };
+    checks.iter().all(|check| check.ok)
+        && checks
+            .iter()
+            .any(|check| check.check == format!("signature {name}"))
 }
 
 /// The closing line of `--verify`, on stderr so that the table and the JSON stay as
