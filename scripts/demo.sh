@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job end to end: a throwaway registry seeded with images built here,
-# `pkgr create` on examples/demo/pkgr.yaml, `pkgr inspect --verify` of the package, and
-# `pkgr push` into a second throwaway registry (the far side of the air gap). Then,
+# `pkgr create` on examples/demo/pkgr.yaml, signed with a key openssl makes here,
+# `pkgr inspect --verify` of the package, `pkgr verify --key` of its signature, and
+# `pkgr push --key` into a second throwaway registry (the far side of the air gap). Then,
 # where docker.io is installed, the daemon fallback: an image that exists only in a
 # throwaway Docker daemon, under a registry name nothing serves, is packaged too.
 set -euo pipefail
@@ -21,9 +22,13 @@ start_registry "$addr" "$work"
 echo "==> seeding a throwaway registry on $addr" >&2
 "$bin/examples/seed" "$addr" >&2
 
-echo "==> pkgr create examples/demo" >&2
+echo "==> an ECDSA P-256 signing key, made by openssl in $work" >&2
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/signing.pem" 2>/dev/null
+openssl pkey -in "$work/signing.pem" -pubout -out "$work/signing.pub"
+
+echo "==> pkgr create examples/demo --signing-key $work/signing.pem" >&2
 mkdir -p demo-out
-package=$("$bin/pkgr" create examples/demo --output demo-out | tail -n 1)
+package=$("$bin/pkgr" create examples/demo --output demo-out --signing-key "$work/signing.pem" | tail -n 1)
 
 echo "==> pkgr inspect --verify $package" >&2
 "$bin/pkgr" inspect --verify "$package"
@@ -31,10 +36,13 @@ echo "==> pkgr inspect --verify $package" >&2
 echo "==> the package carries demo/web's signature and attestation" >&2
 "$bin/pkgr" inspect "$package" | grep -F "$addr/demo/web:1.0  signature, attestation" >&2
 
+echo "==> pkgr verify $package --key $work/signing.pub (the far side's first step)" >&2
+"$bin/pkgr" verify "$package" --key "$work/signing.pub"
+
 far=$(mktemp -d)
 start_registry "$far_side" "$far"
-echo "==> pkgr push $package $far_side" >&2
-"$bin/pkgr" push "$package" "$far_side"
+echo "==> pkgr push $package $far_side --key $work/signing.pub" >&2
+"$bin/pkgr" push "$package" "$far_side" --key "$work/signing.pub"
 echo "==> the far side has demo/web's signature and attestation under cosign's tags" >&2
 tags=$(curl -fsS "http://$far_side/v2/demo/web/tags/list")
 for suffix in sig att; do

@@ -5,8 +5,10 @@
 //! this library; `cli` is the edge that parses arguments, builds settings, wires the
 //! stages together, words hints and decides exit codes. Imports run down: `digest`,
 //! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
-//! `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
+//! `trust`, `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
 //! `daemon`, `pull`, `package`, `push`, and `cli` last (ARCHITECTURE.md's code map).
+//! The exception is `trust::image`, which checks image signatures and uses `pull` and
+//! `package`: it sits with `cli`, above them.
 
 pub mod cancel;
 pub mod cli;
@@ -28,6 +30,7 @@ pub mod store;
 pub mod tarwalk;
 #[cfg(test)]
 mod testing;
+pub mod trust;
 
 /// Private parsers, reachable by the fuzz crate (`fuzz/`) and nothing else: not API.
 #[doc(hidden)]

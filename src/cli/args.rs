@@ -48,6 +48,9 @@ pub enum Command {
     /// Load every image of a package into a registry
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// Re-hash a whole package and check its signature; one line per check, then a verdict
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
     /// Look after the shared blob cache
     #[command(after_help = CACHE_EXAMPLES)]
     Cache(CacheArgs),
@@ -91,6 +94,11 @@ Examples:
   pkgr push pkgr-package-demo-amd64.tar.zst 127.0.0.1:5000
   pkgr push pkgr-package-demo-amd64.tar.zst registry.local/mirror --ca-file ca.pem
   pkgr push package.tar.zst registry.local --username ci --password-stdin < password";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  pkgr verify pkgr-package-demo-amd64.tar.zst --key signing.pub
+  pkgr verify --json zarf-package-app-amd64.tar.zst --key cosign.pub";
 
 const DIFF_EXAMPLES: &str = "\\
 Examples:
@@ -139,6 +147,10 @@ pub struct PushArgs {
     #[arg(long, requires = "username")]
     pub password_stdin: bool,
 
+    /// Check the package's signature with this public key (PEM) before anything is sent
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+
     #[command(flatten)]
     pub transport: TransportArgs,
 }
@@ -155,6 +167,31 @@ pub struct InspectArgs {
     /// Also re-hash every file against checksums.txt and every blob against its name
     #[arg(long)]
     pub verify: bool,
+
+    /// Check the package's signature with this public key (PEM)
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The package (.tar.zst, .tar or a split part000; pkgr or Zarf)
+    pub package: PathBuf,
+
+    /// Check the package's signature with this public key (PEM, as openssl or cosign
+    /// write it)
+    #[arg(long, value_name = "PUB")]
+    pub key: Option<PathBuf>,
+
+    /// Check that every image carries a valid signature by this public key (PEM ECDSA
+    /// P-256), a cosign `.sig` or a Sigstore bundle referrer the package holds;
+    /// repeatable, any one key will do
+    #[arg(long, value_name = "PUB")]
+    pub image_key: Vec<PathBuf>,
+
+    /// Print one JSON document instead of lines
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +239,12 @@ pub struct CreateArgs {
     #[arg(long)]
     pub with_signatures: bool,
 
+    /// Refuse any image without a valid signature by this key (PEM ECDSA P-256 public
+    /// key, as openssl and cosign write it), cosign's `.sig` or a Sigstore bundle
+    /// referrer; repeatable, any one key will do. Turns on --with-signatures
+    #[arg(long, value_name = "PUB")]
+    pub image_key: Vec<PathBuf>,
+
     /// With --with-signatures, the most signatures, attestations, SBOMs and referrers
     /// (counted in manifests) one image or artifact may bring
     #[arg(long, value_name = "N", default_value_t = crate::pull::DEFAULT_MAX_REFERRERS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
@@ -242,6 +285,12 @@ pub struct CreateArgs {
     /// With --differential, accept a base made for another architecture
     #[arg(long, requires = "differential")]
     pub allow_other_architecture: bool,
+
+    /// Sign the package with this ECDSA P-256 private key: PEM PKCS#8 (openssl genpkey)
+    /// or cosign's encrypted key, whose password is read from PKGR_SIGNING_KEY_PASSWORD
+    /// or asked for on a terminal
+    #[arg(long, value_name = "KEY")]
+    pub signing_key: Option<PathBuf>,
 
     /// Plain progress lines instead of progress bars
     #[arg(long)]

@@ -1,5 +1,6 @@
 //! `pkgr create`: wiring only. Settings (and any `--differential` base, verified) →
-//! staging → pull (resolve, plan, fetch) → package (seal, heal, write).
+//! staging → pull (resolve, plan, fetch) → package (seal, heal, write, and with
+//! `--signing-key` sign).
 
 mod outcome;
 
@@ -33,6 +34,9 @@ async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathB
     let base = settings.open_base().await?;
     let reporter = settings.reporter.as_ref();
     let mut staging = Staging::create(settings.output.clone())?;
+    if let Some(key) = settings.signing_key.take() {
+        staging.sign_with(key);
+    }
     if let Some(base) = base {
         settings.pull.held_elsewhere = Arc::new(base.blobs);
         staging.make_differential(base.record);

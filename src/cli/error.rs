@@ -46,6 +46,8 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    ImageKey(#[from] crate::trust::image::KeyError),
+    #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("{} damaged blob(s) in the cache {} were removed", damaged.len(), root.display())]
     DamagedBlobs { root: PathBuf, damaged: Vec<Digest> },
@@ -55,6 +57,19 @@ pub enum Error {
         /// Whether push refused the package (so nothing was sent).
         refused_push: bool,
     },
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// A package signature that does not verify, or a key given for an unsigned
+    /// package: the first failed check says which.
+    #[error("{}", describe_signature(failed))]
+    Signature {
+        failed: Vec<crate::package::signature::Check>,
+        /// Whether push refused the package (so nothing was sent).
+        refused_push: bool,
+    },
+    /// `verify` found at least one check failing; its lines say which.
+    #[error("the package failed {failed} of {checks} checks")]
+    VerifyFailed { failed: usize, checks: usize },
     #[error("cannot use {}", path.display())]
     Io {
         path: PathBuf,
@@ -98,6 +113,13 @@ fn describe(problems: &[Problem]) -> String {
         [] => "no problem recorded".to_owned(),
         [only] => only.to_string(),
         [first, rest @ ..] => format!("{first} (and {} more)", rest.len()),
+    }
+}
+
+fn describe_signature(failed: &[crate::package::signature::Check]) -> String {
+    match failed.first() {
+        Some(check) => format!("the package signature does not verify: {}", check.detail),
+        None => "the package signature does not verify".to_owned(),
     }
 }
 
@@ -173,6 +195,9 @@ impl Error {
                 ),
                 None => format!("free some space on {}", filesystem.display()),
             }),
+            Self::Signature {
+                refused_push: true, ..
+            } => Some("nothing was pushed".into()),
             Self::Verification {
                 refused_push: true, ..
             } => Some(

@@ -1,6 +1,8 @@
 //! `pkgr inspect`: wiring only. Settings → the package's summary, read from its head,
 //! and with `--verify` a scan of it all → one JSON object, or the table of `human`.
-//! A differential package's left-out blobs are listed as expected on the target.
+//! A differential package's left-out blobs are listed as expected on the target. A
+//! signed package says so; with `--key` its signature is checked (a failure, or a key
+//! for an unsigned package, is exit 1).
 
 mod human;
 
@@ -11,7 +13,39 @@ use super::error::ignore_broken_pipe;
 use super::settings::InspectSettings;
 use super::{Error, InspectArgs};
 use crate::package::scan::{scan, Problem, Scan};
+use crate::package::signature::{Check, SignedParts};
 use crate::package::summary::{summarize, Summary};
+use crate::trust::PublicKey;
+
+/// What inspect says of the package's signature.
+pub enum SignatureState {
+    /// Unsigned, and no key given: nothing is said.
+    Unsigned,
+    /// Signed, and no key given.
+    NotVerified,
+    /// Checked with `--key`; `signed` says whether there was a signature to check.
+    Checked { signed: bool, checks: Vec<Check> },
+}
+
+impl SignatureState {
+    fn of(parts: &SignedParts, key: Option<&PublicKey>) -> Self {
+        match key {
+            Some(key) => Self::Checked {
+                signed: parts.is_signed(),
+                checks: parts.check(key),
+            },
+            None if parts.is_signed() => Self::NotVerified,
+            None => Self::Unsigned,
+        }
+    }
+
+    fn failed(&self) -> Vec<Check> {
+        match self {
+            Self::Checked { checks, .. } => checks.iter().filter(|c| !c.ok).cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
 
 pub fn run(args: InspectArgs) -> Result<(), Error> {
     let settings = InspectSettings::new(args)?;
@@ -23,7 +57,7 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
     if let Some(scan) = &verification {
         human::say_verified(scan, started.elapsed());
     }
-    let summary = match summarize(&settings.package) {
+    let mut summary = match summarize(&settings.package) {
         Ok(summary) => summary,
         // A package too damaged to summarize still gets its list of problems.
         Err(_)
@@ -41,15 +75,28 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
         }
         Err(err) => return Err(err.into()),
     };
+    let parts = match &verification {
+        Some(scan) => SignedParts::of_scan(scan),
+        None => std::mem::take(&mut summary.signed),
+    };
+    let signature = SignatureState::of(&parts, settings.key.as_ref());
     let mut out = std::io::stdout().lock();
     let written = match settings.json {
-        true => write_json(&mut out, &summary, verification.as_ref()),
-        false => human::write(&mut out, &summary, verification.as_ref()),
+        true => write_json(&mut out, &summary, verification.as_ref(), &signature),
+        false => human::write(&mut out, &summary, verification.as_ref(), &signature),
     };
     ignore_broken_pipe(written)?;
     match verification {
-        Some(scan) if !scan.problems.is_empty() => Err(refused(scan.problems)),
-        _ => Ok(()),
+        Some(scan) if !scan.problems.is_empty() => return Err(refused(scan.problems)),
+        _ => {}
+    }
+    let failed = signature.failed();
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(Error::Signature {
+            failed,
+            refused_push: false,
+        }),
     }
 }
 
@@ -69,9 +116,23 @@ fn write_json(
     out: &mut impl Write,
     summary: &Summary,
     verification: Option<&Scan>,
+    signature: &SignatureState,
 ) -> std::io::Result<()> {
     let mut value = serde_json::to_value(summary).expect("the summary serializes");
     value["schemaVersion"] = INSPECT_SCHEMA_VERSION.into();
+    match signature {
+        SignatureState::Unsigned => {}
+        SignatureState::NotVerified => {
+            value["signature"] = serde_json::json!({ "signed": true, "verified": false });
+        }
+        SignatureState::Checked { signed, checks } => {
+            value["signature"] = serde_json::json!({
+                "signed": signed,
+                "verified": checks.iter().all(|c| c.ok),
+                "checks": checks,
+            });
+        }
+    }
     if let Some(scan) = verification {
         value["verification"] = serde_json::json!({
             "ok": scan.problems.is_empty(),

@@ -13,10 +13,11 @@ pub mod inspect;
 pub mod package_file;
 pub mod push;
 pub mod settings;
+pub mod verify;
 
 pub use args::{
     CacheArgs, CacheCommand, Cli, Command, CreateArgs, DiffArgs, InspectArgs, PushArgs,
-    TransportArgs,
+    TransportArgs, VerifyArgs,
 };
 pub use error::Error;
 
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::ManPages { dir } => generate::man_pages(&dir),
         Command::Inspect(args) => blocking("inspecting the package", || inspect::run(args)).await,
         Command::Diff(args) => blocking("comparing the packages", || diff::run(args)).await,
+        Command::Verify(args) => blocking("verifying the package", || verify::run(args)).await,
     }
 }
 

@@ -48,6 +48,10 @@ impl From<PushPackageError> for Error {
                 refused_push: true,
             },
             missing @ PushPackageError::BaseMissing { .. } => Self::Push(missing),
+            PushPackageError::Signature { failed } => Self::Signature {
+                failed,
+                refused_push: true,
+            },
             PushPackageError::Internal(source) => Self::Internal {
                 what: "verifying the package",
                 source,

@@ -5,21 +5,25 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::package_file::ensure_regular;
 use super::{
     CacheArgs, CacheCommand, CreateArgs, DiffArgs, Error, InspectArgs, PushArgs, TransportArgs,
+    VerifyArgs,
 };
 use crate::definition::{self, Definition};
 use crate::package::base::{open_base, Base};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
-use crate::pull::{PullOptions, ResolveOptions};
+use crate::pull::{Admit, PullOptions, ResolveOptions};
 use crate::push::PushRequest;
 use crate::registry::{Credentials, RegistryError, Transport};
 use crate::space::Place;
 use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
+use crate::trust::image::{ImageKeys, SignatureGate};
+use crate::trust::{PublicKey, SigningKey};
 
 /// What `pkgr create` runs with.
 pub struct CreateSettings {
@@ -39,6 +43,9 @@ pub struct CreateSettings {
     pub differential: Option<PathBuf>,
     /// `--allow-other-architecture`: a base of another architecture is accepted.
     pub allow_other_architecture: bool,
+    /// `--signing-key`: the key the package is signed with, loaded (and a cosign key's
+    /// password read) before anything is fetched.
+    pub signing_key: Option<SigningKey>,
     pub reporter: Box<dyn Reporter>,
 }
 
@@ -56,10 +63,21 @@ impl CreateSettings {
         if let Some(base) = &args.differential {
             ensure_regular(base)?;
         }
+        let signing_key = args
+            .signing_key
+            .as_deref()
+            .map(SigningKey::load)
+            .transpose()?;
         let cache = if args.no_cache {
             None
         } else {
             Some(Cache::default_root(args.cache.as_deref())?)
+        };
+        let admit = if args.image_key.is_empty() {
+            None
+        } else {
+            let keys = ImageKeys::load(&args.image_key)?;
+            Some(Arc::new(SignatureGate::new(keys)) as Arc<dyn Admit>)
         };
         Ok(Self {
             pull: PullOptions {
@@ -70,9 +88,12 @@ impl CreateSettings {
                 },
                 resolve_concurrency: usize::from(args.concurrency),
                 max_blob_size: args.max_blob_size,
-                with_signatures: args.with_signatures || definition.with_signatures,
+                with_signatures: args.with_signatures
+                    || definition.with_signatures
+                    || admit.is_some(),
                 max_referrers: args.max_referrers,
                 held_elsewhere: Default::default(),
+                admit,
             },
             definition,
             output: Output {
@@ -87,6 +108,7 @@ impl CreateSettings {
             daemon_fallback: !args.no_daemon_fallback,
             differential: args.differential,
             allow_other_architecture: args.allow_other_architecture,
+            signing_key,
             reporter,
         })
     }
@@ -141,6 +163,7 @@ pub struct PushSettings {
 
 impl PushSettings {
     pub fn new(args: PushArgs) -> Result<Self, Error> {
+        let key = args.key.as_deref().map(PublicKey::load).transpose()?;
         let from_config = Credentials::from_docker_config().map_err(RegistryError::from)?;
         let credentials = match (&args.username, args.password_stdin) {
             (Some(user), true) => {
@@ -163,6 +186,7 @@ impl PushSettings {
                 package: args.package,
                 target: args.target,
                 credentials,
+                key,
             },
             reporter: progress::reporter(args.no_progress),
             json: args.json,
@@ -178,15 +202,44 @@ pub struct InspectSettings {
     pub json: bool,
     /// Whether every file and blob is hashed again.
     pub verify: bool,
+    /// `--key`: the package's signature is checked with it.
+    pub key: Option<PublicKey>,
 }
 
 impl InspectSettings {
     pub fn new(args: InspectArgs) -> Result<Self, Error> {
         ensure_regular(&args.package)?;
         Ok(Self {
+            key: args.key.as_deref().map(PublicKey::load).transpose()?,
             package: args.package,
             json: args.json,
             verify: args.verify,
+        })
+    }
+}
+
+/// What `pkgr verify` runs with.
+pub struct VerifySettings {
+    /// A regular file, checked before it is opened.
+    pub package: PathBuf,
+    /// `--key`: the package's signature is checked with it.
+    pub key: Option<PublicKey>,
+    /// `--image-key`: each image's signatures are checked with them.
+    pub image_keys: Option<ImageKeys>,
+    /// One JSON document instead of lines.
+    pub json: bool,
+}
+
+impl VerifySettings {
+    pub fn new(args: VerifyArgs) -> Result<Self, Error> {
+        ensure_regular(&args.package)?;
+        Ok(Self {
+            key: args.key.as_deref().map(PublicKey::load).transpose()?,
+            image_keys: (!args.image_key.is_empty())
+                .then(|| ImageKeys::load(&args.image_key))
+                .transpose()?,
+            package: args.package,
+            json: args.json,
         })
     }
 }

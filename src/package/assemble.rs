@@ -2,7 +2,9 @@
 //! (beside the output, removed on every exit path), `index.json`, the definition as
 //! built, the seal and what happens when it fails, `checksums.txt`, the entry order
 //! and the file name. A differential package (see `base`) records its base in the
-//! definition as built and is sealed with the base's blobs expected elsewhere.
+//! definition as built and is sealed with the base's blobs expected elsewhere. A
+//! signed package's definition records the sha256 of `checksums.txt` and is signed
+//! last, once everything it covers is written.
 //!
 //! A seal that finds a blob whose bytes do not match its name heals once, with a
 //! warning naming the blob and where it was damaged: the fetcher evicts its store's
@@ -12,11 +14,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::built::{BaseRecord, BuiltDefinition, Differential, LeftOut};
-use super::contents::entries;
+use super::built::{BaseRecord, BuildRecord, BuiltDefinition, Differential, LeftOut};
+use super::contents::{entries, signed_entries};
 use super::staging_dir::StagingDir;
-use super::writer::{write_package_in_parts_via, write_package_via};
-use super::{PackageError, DEFINITION, LAYOUT_DIR};
+use super::writer::{write_package_in_parts_via, write_package_via, Entry};
+use super::{PackageError, BUNDLE, CHECKSUMS, DEFINITION, LAYOUT_DIR, SIGNATURE};
 use crate::definition::{Definition, Metadata};
 use crate::digest::Digest;
 use crate::progress::human_bytes;
@@ -24,6 +26,7 @@ use crate::pull::{BlobJob, Fetcher, Pulled, ResolvedImage};
 use crate::store::layout::{annotations_for, IndexEntry, Layout, FROM_INDEX, RELATION, SUBJECT};
 use crate::store::seal::{seal_leaving_out, Misnamed, SealError, Sealed};
 use crate::store::{link_or_copy, Store, StoreError};
+use crate::trust::SigningKey;
 
 /// Where the package goes and in which form.
 #[derive(Debug, Clone)]
@@ -43,6 +46,8 @@ pub struct Staging {
     output: Output,
     /// The base of a differential package.
     base: Option<BaseRecord>,
+    /// The key a signed package's definition is signed with.
+    signing_key: Option<SigningKey>,
 }
 
 impl Staging {
@@ -61,7 +66,13 @@ impl Staging {
             layout,
             output,
             base: None,
+            signing_key: None,
         })
+    }
+
+    /// Signs the package with `key` (`create --signing-key`).
+    pub fn sign_with(&mut self, key: SigningKey) {
+        self.signing_key = Some(key);
     }
 
     /// Makes the package differential against `base`: the blobs the pull left out
@@ -110,9 +121,6 @@ impl Staging {
                 })
                 .collect(),
         });
-        let built_path = self.dir.path().join(DEFINITION);
-        std::fs::write(&built_path, built.to_yaml())
-            .map_err(|e| StoreError::io("write", &built_path, e))?;
 
         reporter.step("sealing: re-hashing every blob");
         let sealed = match self.seal(left_out).await? {
@@ -128,7 +136,7 @@ impl Staging {
             other => other?,
         };
 
-        let entries = entries(self.dir.path(), &sealed)?;
+        let entries = self.entries_with_definition(built, &sealed)?;
         let split = match self.output.max_part {
             Some(max_part) => format!(", in parts of {} if larger", human_bytes(max_part)),
             None => String::new(),
@@ -161,6 +169,38 @@ impl Staging {
         .await?;
         drop(self);
         Ok(path)
+    }
+
+    /// Writes `pkgr.yaml` and `checksums.txt` (and for a signed package, its
+    /// signatures: the definition records the sha256 of `checksums.txt` and is signed
+    /// once that is written) and returns every entry in tar order.
+    fn entries_with_definition(
+        &self,
+        mut built: BuiltDefinition,
+        sealed: &Sealed,
+    ) -> Result<Vec<Entry>, PackageError> {
+        let dir = self.dir.path();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| StoreError::io("write", &path, e))
+        };
+        let Some(key) = &self.signing_key else {
+            write(DEFINITION, built.to_yaml().as_bytes())?;
+            return entries(dir, sealed);
+        };
+        let entries = signed_entries(dir, sealed)?;
+        let checksums_path = dir.join(CHECKSUMS);
+        let checksums = std::fs::read(&checksums_path)
+            .map_err(|e| StoreError::io("read", &checksums_path, e))?;
+        built.build = Some(BuildRecord {
+            aggregate_checksum: Digest::of(&checksums).hex().to_owned(),
+        });
+        let definition = built.to_yaml();
+        let signed = crate::trust::sign(key, definition.as_bytes());
+        write(DEFINITION, definition.as_bytes())?;
+        write(SIGNATURE, &signed.detached)?;
+        write(BUNDLE, &signed.bundle)?;
+        Ok(entries)
     }
 
     /// Places every manifest and planned blob from `from` into the staging layout.

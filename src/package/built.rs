@@ -9,6 +9,11 @@
 //! first entry and is covered by `checksums.txt`, so a reader knows what to expect
 //! elsewhere before it meets a blob. A package without a base has no such key, byte
 //! for byte as before.
+//!
+//! A signed package (`create --signing-key`) records the sha256 of its `checksums.txt`
+//! under `build.aggregateChecksum`, as Zarf does: the signature over `pkgr.yaml` then
+//! covers `checksums.txt`, which covers every other file, and `pkgr.yaml` itself is not
+//! listed in it. An unsigned package has no `build` key and lists `pkgr.yaml`.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -25,6 +30,16 @@ pub struct BuiltDefinition {
     pub components: Vec<BuiltComponent>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub differential: Option<Differential>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildRecord>,
+}
+
+/// What a signed package's definition says of the package as built.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildRecord {
+    /// The sha256 hex of `checksums.txt`.
+    pub aggregate_checksum: String,
 }
 
 /// What a differential package leaves to its base.
@@ -139,6 +154,7 @@ impl BuiltDefinition {
             },
             components,
             differential: None,
+            build: None,
         }
     }
 

@@ -1,13 +1,15 @@
 //! What a package holds and in which order: `checksums.txt` over every other file, and
 //! the tar order (metadata, then manifests, configs and layers, each sorted by name),
 //! so that a reader finds every manifest before the configs it names and needs only
-//! the head of the package.
+//! the head of the package. A package to be signed leaves `pkgr.yaml` (which records
+//! the sha256 of `checksums.txt` instead) and the signature files out of
+//! `checksums.txt`, and carries the signatures right after it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::writer::Entry;
-use super::{PackageError, CHECKSUMS, DEFINITION, LAYOUT_DIR};
+use super::{PackageError, BUNDLE, CHECKSUMS, DEFINITION, LAYOUT_DIR, SIGNATURE};
 use crate::cancel::Cancellable;
 use crate::digest::{hash_reader, Digest};
 use crate::store::seal::Sealed;
@@ -15,11 +17,30 @@ use crate::store::StoreError;
 
 /// Writes `checksums.txt` into `staging` and returns every entry in tar order.
 pub fn entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, PackageError> {
-    let meta_files = [
-        DEFINITION.to_owned(),
+    entries_listing(staging, sealed, false)
+}
+
+/// As [`entries`], for a package to be signed: `pkgr.yaml` is not listed in
+/// `checksums.txt`, and `pkgr.yaml.sig` and `pkgr.bundle.sig` follow it. The caller
+/// writes `pkgr.yaml` and the signatures into `staging` before the package is written.
+pub fn signed_entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, PackageError> {
+    entries_listing(staging, sealed, true)
+}
+
+fn entries_listing(
+    staging: &Path,
+    sealed: &Sealed,
+    signed: bool,
+) -> Result<Vec<Entry>, PackageError> {
+    let layout_files = [
         format!("{LAYOUT_DIR}/oci-layout"),
         format!("{LAYOUT_DIR}/index.json"),
     ];
+    let listed_definition = (!signed).then(|| DEFINITION.to_owned());
+    let meta_files: Vec<String> = listed_definition
+        .into_iter()
+        .chain(layout_files.iter().cloned())
+        .collect();
     let blob_name = |digest: &Digest| format!("{LAYOUT_DIR}/blobs/sha256/{}", digest.hex());
 
     let mut checksums: BTreeMap<String, String> = BTreeMap::new();
@@ -46,7 +67,10 @@ pub fn entries(staging: &Path, sealed: &Sealed) -> Result<Vec<Entry>, PackageErr
         name,
     };
     let mut entries = vec![entry(DEFINITION.to_owned()), entry(CHECKSUMS.to_owned())];
-    entries.extend(meta_files[1..].iter().cloned().map(entry));
+    if signed {
+        entries.extend([SIGNATURE, BUNDLE].map(|name| entry(name.to_owned())));
+    }
+    entries.extend(layout_files.into_iter().map(entry));
     let group = |d: &Digest| {
         if sealed.manifests.contains(d) {
             0

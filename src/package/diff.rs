@@ -335,6 +335,7 @@ mod tests {
             images,
             other_files: Vec::new(),
             differential: None,
+            signed: Default::default(),
             totals: Totals {
                 images: 0,
                 blobs: 0,

@@ -15,6 +15,7 @@ pub mod parts;
 pub mod reader;
 pub mod scan;
 pub mod seekable;
+pub mod signature;
 mod staging_dir;
 pub mod summary;
 pub mod writer;
@@ -32,6 +33,9 @@ use crate::nesting::MAX_FLOW_DEPTH;
 pub const DEFINITION: &str = "pkgr.yaml";
 pub const CHECKSUMS: &str = "checksums.txt";
 pub const LAYOUT_DIR: &str = "images";
+/// A signed package's signature of its `pkgr.yaml`: detached, and as a Sigstore bundle.
+pub const SIGNATURE: &str = "pkgr.yaml.sig";
+pub const BUNDLE: &str = "pkgr.bundle.sig";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PackageError {

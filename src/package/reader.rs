@@ -29,6 +29,11 @@ pub use tarwalk::{TarError, MAX_EXTENDED_HEADER_BYTES};
 /// pkgr.yaml, zarf.yaml, index.json and checksums.txt larger than this are refused.
 pub const MAX_METADATA_BYTES: u64 = 16 * 1024 * 1024;
 
+/// A signature file larger than this is refused: a signature or a keyed bundle is a
+/// few hundred bytes, and these files are outside checksums.txt, so nothing may hide
+/// in them.
+pub const MAX_SIGNATURE_BYTES: u64 = 64 * 1024;
+
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +50,8 @@ pub enum ReadError {
     Duplicate { name: String },
     #[error("`{name}` in the package is {size} bytes, over the {MAX_METADATA_BYTES}-byte limit for metadata")]
     TooLarge { name: String, size: u64 },
+    #[error("`{name}` in the package is {size} bytes, over the {MAX_SIGNATURE_BYTES}-byte limit for a signature")]
+    SignatureTooLarge { name: String, size: u64 },
     #[error("`{name}` in the package is not where a package keeps files")]
     Unknown { name: String },
     #[error(transparent)]
@@ -75,8 +82,11 @@ pub enum Known {
     OciLayout,
     Index,
     Blob(Digest),
-    /// Zarf files pkgr carries but does not use (component tarballs, SBOMs, signatures).
+    /// Zarf files pkgr carries but does not use (component tarballs, SBOMs).
     ZarfExtra,
+    /// A signature of the definition: `pkgr.yaml.sig` and `pkgr.bundle.sig`, or Zarf's
+    /// `zarf.yaml.sig` and `zarf.bundle.sig`. Outside checksums.txt, and small.
+    Signature,
 }
 
 impl Known {
@@ -103,7 +113,10 @@ pub fn classify(name: &str) -> Result<Known, ReadError> {
         "checksums.txt" => Known::Checksums,
         "images/oci-layout" => Known::OciLayout,
         "images/index.json" => Known::Index,
-        "zarf.yaml.sig" | "sboms.tar" => Known::ZarfExtra,
+        "sboms.tar" => Known::ZarfExtra,
+        "pkgr.yaml.sig" | "pkgr.bundle.sig" | "zarf.yaml.sig" | "zarf.bundle.sig" => {
+            Known::Signature
+        }
         _ => {
             if let Some(hex) = name.strip_prefix("images/blobs/sha256/") {
                 let digest = Digest::from_hex(hex).map_err(|_| unknown())?;
@@ -210,6 +223,13 @@ pub fn for_each_entry(
         let (size, offset) = (member.size, member.offset);
         if known.is_metadata() && size > MAX_METADATA_BYTES {
             return Err(ReadError::TooLarge {
+                name: shown(name.as_bytes()),
+                size,
+            }
+            .into());
+        }
+        if known == Known::Signature && size > MAX_SIGNATURE_BYTES {
+            return Err(ReadError::SignatureTooLarge {
                 name: shown(name.as_bytes()),
                 size,
             }

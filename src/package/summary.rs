@@ -15,7 +15,9 @@ use super::kept::Kept;
 use super::needed::Needed;
 use super::reader::{
     for_each_entry, read_bounded, Entry, Flow, Known, PackageBytes, MAX_METADATA_BYTES,
+    MAX_SIGNATURE_BYTES,
 };
+use super::signature::SignedParts;
 use super::PackageError;
 use crate::digest::Digest;
 use crate::manifest::parsed::ParsedManifests;
@@ -37,6 +39,9 @@ pub struct Summary {
     /// For a differential package: its base, and what it leaves out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub differential: Option<DifferentialSummary>,
+    /// What a check of the package's signature needs, as read from its head.
+    #[serde(skip)]
+    pub signed: SignedParts,
 }
 
 /// What a differential package leaves to its base.
@@ -73,7 +78,7 @@ pub enum OtherKind {
     Component,
     /// `sboms.tar`.
     Sboms,
-    /// `zarf.yaml.sig`: present, not verified (pkgr does not verify package signatures).
+    /// `zarf.yaml.sig` or `zarf.bundle.sig`: checked only against a key (`--key`).
     Signature,
 }
 
@@ -81,7 +86,7 @@ impl OtherKind {
     fn of(name: &str) -> Self {
         match name {
             "sboms.tar" => Self::Sboms,
-            "zarf.yaml.sig" => Self::Signature,
+            "zarf.yaml.sig" | "zarf.bundle.sig" => Self::Signature,
             _ => Self::Component,
         }
     }
@@ -177,6 +182,7 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let mut kept = Kept::default();
     let mut needed: Option<Needed> = None;
     let mut other_files = Vec::new();
+    let mut signed = SignedParts::default();
     let package = PackageBytes::open(path)?;
     for_each_entry(&package, |entry| {
         let Entry {
@@ -192,6 +198,22 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
                 size,
                 kind: OtherKind::of(name),
             }),
+            Known::Signature => {
+                let bytes = read_bounded(reader, name, size, MAX_SIGNATURE_BYTES)?;
+                // A Zarf signature is one of its other files; pkgr's own are not.
+                if !name.starts_with("pkgr.") {
+                    other_files.push(OtherFile {
+                        name: name.to_owned(),
+                        size,
+                        kind: OtherKind::of(name),
+                    });
+                }
+                signed.signatures.insert(name.to_owned(), bytes);
+            }
+            Known::Checksums => {
+                let bytes = read_bounded(reader, name, size, MAX_METADATA_BYTES)?;
+                signed.checksums = Some(Digest::of(&bytes));
+            }
             Known::PkgrDefinition | Known::ZarfDefinition => {
                 let zarf = known == Known::ZarfDefinition;
                 definition = Some((zarf, read_bounded(reader, name, size, MAX_METADATA_BYTES)?));
@@ -235,6 +257,9 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     let index = index.ok_or(PackageError::NoIndex)?;
     let mut summary = build(zarf, &definition, &index, &docs)?;
     summary.other_files = other_files;
+    signed.zarf = zarf;
+    signed.definition = Some(definition);
+    summary.signed = signed;
     Ok(summary)
 }
 
@@ -312,6 +337,7 @@ fn build(
         images,
         other_files: Vec::new(),
         differential: differential.map(DifferentialSummary::of),
+        signed: SignedParts::default(),
     })
 }
 

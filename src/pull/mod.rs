@@ -4,10 +4,12 @@
 //! bring), plan the unique blobs, and fetch them into the content-addressed store
 //! through one per-digest table. Every reference is resolved before any blob is
 //! fetched, and resolution goes on past a failed reference, so that one run names every
-//! reference that cannot be packaged (`failures`). `link` ties an artifact
+//! reference that cannot be packaged (`failures`); an image may also be refused by a
+//! check given from above (`admit`, as `--image-key` does). `link` ties an artifact
 //! to its subject; `fallback` lets the Docker daemon stand in for a registry that
 //! cannot serve an image, and `daemon` serves what it imported from the store.
 
+mod admit;
 mod bounds;
 mod daemon;
 mod discover;
@@ -19,6 +21,7 @@ mod plan;
 mod resolve;
 mod source;
 
+pub use admit::Admit;
 pub use bounds::{Bounds, DEFAULT_MAX_REFERRERS};
 pub use daemon::DaemonImage;
 pub use discover::discover;
@@ -170,6 +173,9 @@ pub enum PullError {
     /// Another asker's failure for the same digest, shared through the fetch table.
     #[error(transparent)]
     Shared(Arc<PullError>),
+    /// A check given to the pull ([`Admit`]) refused the image; the error names it.
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
     /// Two or more references failed to resolve (one alone is reported as itself).
     #[error(transparent)]
     References(ReferenceFailures),
@@ -306,6 +312,8 @@ pub struct PullOptions {
     /// Configs and layers not to download, with their sizes: a differential package's
     /// base holds them (see [`Plan::left_out`]).
     pub held_elsewhere: Arc<BTreeMap<Digest, u64>>,
+    /// A check every resolved image must pass, after discovery and before planning.
+    pub admit: Option<Arc<dyn Admit>>,
 }
 
 /// Resolves every image of the definition, several at a time, then plans and fetches
@@ -503,6 +511,9 @@ async fn resolve_and_discover(
     } else {
         Vec::new()
     };
+    if let Some(admit) = &options.admit {
+        admit.admit(&image, &found, store).await?;
+    }
     Ok((image, found))
 }
 

@@ -17,10 +17,12 @@ use super::present::Present;
 use super::{Layout, PushReport};
 use crate::package::reader::{classify, Known, PackageBytes};
 use crate::package::scan::{head, scan_package, Head, Problem, Scan};
+use crate::package::signature::{Check, SignedParts};
 use crate::package::PackageError;
 use crate::progress::{human_bytes, Reporter};
 use crate::reference::Target;
 use crate::registry::{Credentials, Registry, RegistryError, Transport};
+use crate::trust::PublicKey;
 
 /// A push to run: which package, where to, and how to reach the registry.
 pub struct PushRequest {
@@ -30,6 +32,8 @@ pub struct PushRequest {
     pub credentials: Credentials,
     /// Blob uploads in flight across all images.
     pub concurrency: usize,
+    /// `--key`: the package's signature must verify with it before anything is sent.
+    pub key: Option<PublicKey>,
 }
 
 /// Why nothing of a package was pushed.
@@ -58,6 +62,10 @@ pub enum PushPackageError {
         images: Vec<String>,
         more_images: usize,
     },
+    /// The package's signature does not verify with the key given, or the package is
+    /// not signed: nothing was sent.
+    #[error("the package signature does not verify")]
+    Signature { failed: Vec<Check> },
     /// A thread reading the package panicked: a bug in pkgr.
     #[error("internal error while verifying the package")]
     Internal(#[source] tokio::task::JoinError),
@@ -75,6 +83,7 @@ pub async fn push_package(
         transport,
         credentials,
         concurrency,
+        key,
     } = request;
     reporter.step(&format!("verifying {}", package.display()));
     let package =
@@ -87,6 +96,7 @@ pub async fn push_package(
         concurrency,
     );
     let (scanned, (registry, mut present)) = verify_while(package.clone(), asked).await?;
+    check_signature(&scanned, key.as_ref(), reporter)?;
     say_what_stays_behind(&scanned, reporter);
     let index = scanned.index.as_ref().ok_or(PackageError::NoIndex)?;
     if let Some(differential) = &scanned.differential {
@@ -165,13 +175,40 @@ async fn ask_registry(
     Ok((registry, present))
 }
 
+/// With a key, the package's signature must verify; without one, a signed package is
+/// pushed with a warning that its signature was not checked.
+fn check_signature(
+    scanned: &Scan,
+    key: Option<&PublicKey>,
+    reporter: &dyn Reporter,
+) -> Result<(), PushPackageError> {
+    let parts = SignedParts::of_scan(scanned);
+    match key {
+        Some(key) => {
+            let failed: Vec<Check> = parts.check(key).into_iter().filter(|c| !c.ok).collect();
+            if !failed.is_empty() {
+                return Err(PushPackageError::Signature { failed });
+            }
+        }
+        None if parts.is_signed() => {
+            reporter.warn("the package is signed, but its signature was not checked (pass --key)")
+        }
+        None => {}
+    }
+    Ok(())
+}
+
 /// Push loads images only: says how many of a Zarf package's other files (components,
 /// SBOMs, signature) stay behind.
 fn say_what_stays_behind(scanned: &Scan, reporter: &dyn Reporter) {
     let others = scanned
         .files
         .keys()
-        .filter(|name| classify(name).is_ok_and(|k| k == Known::ZarfExtra))
+        .filter(|name| match classify(name) {
+            Ok(Known::ZarfExtra) => true,
+            Ok(Known::Signature) => scanned.zarf,
+            _ => false,
+        })
         .count();
     if others > 0 {
         reporter.step(&format!(

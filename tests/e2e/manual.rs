@@ -163,6 +163,7 @@ fn a_man_page_for_every_command_renders_with_its_options() {
         "pkgr-diff",
         "pkgr-inspect",
         "pkgr-push",
+        "pkgr-verify",
     ]
     .iter()
     .map(|name| dir.join(format!("{name}.1")).display().to_string())

@@ -12,6 +12,8 @@ use std::time::Duration;
 use crate::package::reader::shown;
 use crate::package::scan::Scan;
 use crate::package::summary::{OtherKind, Summary};
+
+use super::SignatureState;
 use crate::progress::{human_bytes, took};
 
 /// The summary, then the verification's outcome when there was one.
@@ -19,8 +21,10 @@ pub fn write(
     out: &mut impl Write,
     summary: &Summary,
     verification: Option<&Scan>,
+    signature: &SignatureState,
 ) -> std::io::Result<()> {
-    write_summary(out, summary)?;
+    write_summary(out, summary, signature)?;
+    write_signature(out, signature, verification.is_some())?;
     match verification {
         Some(scan) if scan.problems.is_empty() => {
             writeln!(
@@ -62,7 +66,42 @@ fn write_left_out(out: &mut impl Write, scan: &Scan) -> std::io::Result<()> {
     Ok(())
 }
 
-fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+/// The package's signature, when it has one or a key was given. Without `--verify`,
+/// a signature that holds says nothing of the bytes it covers: the line says so.
+fn write_signature(
+    out: &mut impl Write,
+    signature: &SignatureState,
+    contents_checked: bool,
+) -> std::io::Result<()> {
+    let checks = match signature {
+        SignatureState::Unsigned => return Ok(()),
+        SignatureState::NotVerified => {
+            return writeln!(out, "\nsignature: signed, not verified (pass --key)")
+        }
+        SignatureState::Checked { checks, .. } => checks,
+    };
+    match (checks.iter().all(|check| check.ok), contents_checked) {
+        (true, true) => writeln!(out, "\nsignature: verified with the key")?,
+        (true, false) => writeln!(
+            out,
+            "\nsignature: verified with the key (the files it covers are re-hashed by --verify)"
+        )?,
+        (false, _) => writeln!(out, "\nsignature: does not verify")?,
+    }
+    for check in checks {
+        let mark = if check.ok { "ok  " } else { "FAIL" };
+        // Details may quote the package (a bundle's parse error).
+        let detail = shown(check.detail.as_bytes());
+        writeln!(out, "  {mark}  {}: {detail}", check.check)?;
+    }
+    Ok(())
+}
+
+fn write_summary(
+    out: &mut impl Write,
+    summary: &Summary,
+    signature: &SignatureState,
+) -> std::io::Result<()> {
     // Everything below but the numbers and digests comes from the package, which may
     // have been written to move the cursor or recolour the terminal.
     let esc = |text: &str| shown(text.as_bytes());
@@ -160,6 +199,9 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
             let note = match file.kind {
                 OtherKind::Component => "component",
                 OtherKind::Sboms => "SBOMs",
+                OtherKind::Signature if verified_file(signature, &file.name) => {
+                    "signature, verified with the key"
+                }
                 OtherKind::Signature => "signature present, not verified",
             };
             writeln!(
@@ -179,6 +221,17 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
         human_bytes(totals.bytes),
         human_bytes(totals.shared_bytes)
     )
+}
+
+/// Whether `name`, a signature file, was checked with the key and every check held.
+fn verified_file(signature: &SignatureState, name: &str) -> bool {
+    let SignatureState::Checked { checks, .. } = signature else {
+        return false;
+    };
+    checks.iter().all(|check| check.ok)
+        && checks
+            .iter()
+            .any(|check| check.check == format!("signature {name}"))
 }
 
 /// The closing line of `--verify`, on stderr so that the table and the JSON stay as

@@ -1,5 +1,6 @@
 //! A full pass over a package: every file hashed, every blob checked against its name,
-//! `checksums.txt` compared both ways, every descriptor reachable from `index.json`
+//! `checksums.txt` compared both ways (and, in a signed pkgr package, against the
+//! sha256 its `pkgr.yaml` records), every descriptor reachable from `index.json`
 //! found with its size, and a pkgr package's definition compared with `index.json`.
 //! What is wrong is a typed list of [`Problem`]s. The scan records where each blob
 //! starts, which is how `push` reads them again. A differential package's left-out
@@ -50,6 +51,9 @@ pub struct Scan {
     /// The configs and layers the graph reached that the package leaves out on purpose,
     /// with their sizes: expected on the target.
     pub left_out: BTreeMap<Digest, u64>,
+    /// The signature files (`pkgr.yaml.sig`, `pkgr.bundle.sig`, Zarf's), by name:
+    /// outside checksums.txt, checked only against a key (`package::signature`).
+    pub signatures: BTreeMap<String, Vec<u8>>,
     checksums: Option<String>,
 }
 

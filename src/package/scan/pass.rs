@@ -1,5 +1,5 @@
 //! The scan pass: the package's entries read once, in order. The definition,
-//! `checksums.txt`, `index.json` and `oci-layout` are kept; every blob's offset is
+//! `checksums.txt`, `index.json`, `oci-layout` and the signatures are kept; every blob's offset is
 //! recorded; blobs are hashed as they stream past, small ones that look like
 //! manifests kept, unless the package can be read from any offset and the blob is too
 //! large to be a manifest: those are left for the hashing pass.
@@ -11,6 +11,7 @@ use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::package::kept::Kept;
 use crate::package::reader::{
     for_each_entry, read_bounded, Entry, Flow, Known, PackageBytes, MAX_METADATA_BYTES,
+    MAX_SIGNATURE_BYTES,
 };
 use crate::package::PackageError;
 
@@ -50,6 +51,10 @@ pub(super) fn read_entries(package: &PackageBytes) -> Result<Pass, PackageError>
             | Known::Index
             | Known::OciLayout => {
                 let bytes = read_bounded(reader, name, size, MAX_METADATA_BYTES)?;
+                pass.scan.keep_metadata(known, name, bytes);
+            }
+            Known::Signature => {
+                let bytes = read_bounded(reader, name, size, MAX_SIGNATURE_BYTES)?;
                 pass.scan.keep_metadata(known, name, bytes);
             }
             Known::Blob(_) | Known::ZarfExtra
@@ -101,6 +106,9 @@ impl Scan {
                 self.definition = Some(bytes);
             }
             Known::Checksums => self.checksums = Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Known::Signature => {
+                self.signatures.insert(name.to_owned(), bytes);
+            }
             Known::Index => match serde_json::from_slice(&bytes) {
                 Ok(index) => self.index = Some(index),
                 Err(e) => self.problems.push(Problem::IndexUnreadable {

@@ -27,6 +27,8 @@ pub enum Problem {
     NotListed {
         name: String,
     },
+    /// A signed pkgr package's `checksums.txt` is not the one its `pkgr.yaml` records.
+    AggregateMismatch,
     /// A blob whose bytes do not hash to its name.
     BlobMismatch {
         name: String,
@@ -115,6 +117,10 @@ impl fmt::Display for Problem {
                 write!(f, "{name} does not match its checksum in checksums.txt")
             }
             Self::NotListed { name } => write!(f, "{name} is not listed in checksums.txt"),
+            Self::AggregateMismatch => write!(
+                f,
+                "checksums.txt does not match the sha256 that pkgr.yaml records for it"
+            ),
             Self::BlobMismatch { name, actual } => {
                 write!(f, "{name} holds bytes whose digest is {actual}")
             }

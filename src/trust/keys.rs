@@ -1,0 +1,166 @@
+//! The keys: an ECDSA P-256 private key from a PEM file (PKCS#8 as `openssl genpkey`
+//! writes it, or cosign's encrypted key file, whose password comes from
+//! [`PASSWORD_ENV`] or a prompt on a terminal, never from an argument), and a PEM SPKI
+//! public key as `openssl` and `cosign` write them.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
+
+use super::cosign_key::{decrypt, is_cosign_key};
+use super::TrustError;
+
+/// The variable that holds a cosign key's password.
+pub const PASSWORD_ENV: &str = "PKGR_SIGNING_KEY_PASSWORD";
+
+/// A private key to sign packages with.
+pub struct SigningKey(pub(super) p256::ecdsa::SigningKey);
+
+/// A public key to check signatures against.
+#[derive(Debug, Clone)]
+pub struct PublicKey(pub(super) p256::ecdsa::VerifyingKey);
+
+impl SigningKey {
+    /// Loads the key at `path`. A cosign key's password is read from [`PASSWORD_ENV`],
+    /// else asked for when standard input is a terminal.
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let pem = read_pem(path)?;
+        let der = if is_cosign_key(&pem) {
+            let password = password_for(path)?;
+            decrypt(&pem, password.as_bytes()).map_err(|fault| match fault {
+                None => TrustError::WrongPassword {
+                    path: path.to_owned(),
+                },
+                Some(reason) => not_a_key(path, reason),
+            })?
+        } else {
+            let (label, der) = p256::pkcs8::der::pem::decode_vec(pem.as_bytes())
+                .map_err(|e| not_a_key(path, format!("it is not PEM ({e})")))?;
+            if label != "PRIVATE KEY" {
+                return Err(not_a_key(
+                    path,
+                    format!("its PEM block is `{label}`, not `PRIVATE KEY` (PKCS#8)"),
+                ));
+            }
+            der
+        };
+        p256::ecdsa::SigningKey::from_pkcs8_der(&der)
+            .map(Self)
+            .map_err(|e| not_a_key(path, format!("it holds no ECDSA P-256 key ({e})")))
+    }
+
+    /// The public half.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(*self.0.verifying_key())
+    }
+}
+
+impl PublicKey {
+    /// Loads a PEM SPKI public key (`-----BEGIN PUBLIC KEY-----`).
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let pem = read_pem(path)?;
+        p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
+            .map(Self)
+            .map_err(|e| TrustError::NotAKey {
+                path: path.to_owned(),
+                expected: "an ECDSA P-256 public key in PEM (SPKI)",
+                reason: e.to_string(),
+            })
+    }
+
+    /// The key's SPKI DER bytes.
+    pub fn to_der(&self) -> Vec<u8> {
+        self.0
+            .to_public_key_der()
+            .expect("a P-256 public key always encodes")
+            .into_vec()
+    }
+}
+
+/// A key file is small; anything larger is not one.
+const MAX_KEY_BYTES: u64 = 64 * 1024;
+
+fn read_pem(path: &Path) -> Result<String, TrustError> {
+    let io = |source| TrustError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    if size > MAX_KEY_BYTES {
+        return Err(not_a_key(
+            path,
+            format!("it is {size} bytes, too large for a key"),
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    String::from_utf8(bytes).map_err(|_| not_a_key(path, "it is not text".to_owned()))
+}
+
+fn not_a_key(path: &Path, reason: String) -> TrustError {
+    TrustError::NotAKey {
+        path: path.to_owned(),
+        expected: "an ECDSA P-256 private key (PEM PKCS#8, or cosign's encrypted key)",
+        reason,
+    }
+}
+
+/// The password from the environment, else from the terminal (echo is left on only
+/// where the terminal cannot be asked to stop it: none is asked for without one).
+fn password_for(path: &Path) -> Result<String, TrustError> {
+    if let Some(password) = std::env::var_os(PASSWORD_ENV) {
+        return password
+            .into_string()
+            .map_err(|_| not_a_key(path, format!("{PASSWORD_ENV} is not UTF-8")));
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(TrustError::NoPassword {
+            path: path.to_owned(),
+        });
+    }
+    let unreadable = |source| TrustError::PasswordUnreadable {
+        path: path.to_owned(),
+        source,
+    };
+    let mut stderr = std::io::stderr().lock();
+    write!(stderr, "password for {}: ", path.display()).map_err(unreadable)?;
+    stderr.flush().map_err(unreadable)?;
+    let echo = EchoOff::new(&stdin);
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).map_err(unreadable)?;
+    drop(echo);
+    let _ = writeln!(stderr);
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+/// Turns the terminal's echo off while it lives, and back on when dropped.
+struct EchoOff<'a> {
+    stdin: &'a std::io::Stdin,
+    before: Option<rustix::termios::Termios>,
+}
+
+impl<'a> EchoOff<'a> {
+    fn new(stdin: &'a std::io::Stdin) -> Self {
+        use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+        let before = tcgetattr(stdin).ok();
+        if let Some(before) = &before {
+            let mut quiet = before.clone();
+            quiet.local_modes.remove(LocalModes::ECHO);
+            let _ = tcsetattr(stdin, OptionalActions::Now, &quiet);
+        }
+        Self { stdin, before }
+    }
+}
+
+impl Drop for EchoOff<'_> {
+    fn drop(&mut self) {
+        if let Some(before) = &self.before {
+            let _ = rustix::termios::tcsetattr(
+                self.stdin,
+                rustix::termios::OptionalActions::Now,
+                before,
+            );
+        }
+    }
+}
