@@ -48,6 +48,9 @@ pub enum Command {
     /// Load every image of a package into a registry
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
+    /// Serve a package as a read-only registry, straight from the file
+    #[command(after_help = super::serve::SERVE_EXAMPLES)]
+    Serve(super::serve::ServeArgs),
     /// Look after the shared blob cache
     #[command(after_help = CACHE_EXAMPLES)]
     Cache(CacheArgs),

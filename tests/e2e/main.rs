@@ -21,6 +21,7 @@ mod manual;
 mod push;
 mod scale;
 mod seek_table;
+mod serve;
 mod signals;
 mod signatures;
 mod snapshots;
