@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::support::definition::Definition;
 use crate::support::dockerd::TestDockerd;
 use crate::support::images::{layer, noise, sha256, Image, Pushed, Pusher};
-use crate::support::registry::TestRegistry;
+use crate::support::registry::{self_signed, TestRegistry};
 use crate::support::{package_path, run_within, stderr, wait_until, Workspace};
 
 const REPORT: &str = "application/vnd.example.report+json";
@@ -54,7 +54,12 @@ impl Served {
             served.addr = served
                 .log()
                 .iter()
-                .find_map(|l| l.split_once(" at http://").map(|(_, a)| a.to_owned()))
+                .find_map(|l| l.split_once(" at http").map(|(_, a)| a.to_owned()))
+                .map(|a| {
+                    a.trim_start_matches("s")
+                        .trim_start_matches("://")
+                        .to_owned()
+                })
                 .unwrap_or_default();
             !served.addr.is_empty()
         });
@@ -450,4 +455,83 @@ fn serve_verify_refuses_a_damaged_package_before_listening() {
         "{text}"
     );
     assert!(!text.contains("serving"), "{text}");
+}
+
+#[test]
+fn a_split_package_is_served_over_tls_under_a_prefix() {
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    let big = layer(&[("big", &noise(9, 3 << 20))]);
+    let web = pusher.image("team/web", "1.0", true, "amd64", &[big]);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("split").image(format!("{}/team/web:1.0", source.addr)));
+    let created = ws.create(&["--max-package-size", "1MiB"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let first = package_path(&created);
+    assert!(first.to_string_lossy().ends_with(".part000"));
+
+    let certs = tempfile::tempdir().unwrap();
+    self_signed(certs.path());
+    let (cert, key) = (certs.path().join("cert.pem"), certs.path().join("key.pem"));
+    let refused = run_within(
+        ws.pkgr()
+            .arg("serve")
+            .arg(&first)
+            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(certs.path().join("leaf.ext"))
+            .arg("--tls-key")
+            .arg(&key),
+        Duration::from_secs(60),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).starts_with("error: cannot use "),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("for TLS"), "{}", stderr(&refused));
+
+    let (cert_arg, key_arg) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let served = Served::start(
+        &ws,
+        &first,
+        &[
+            "--prefix",
+            "mirror",
+            "--tls-cert",
+            cert_arg,
+            "--tls-key",
+            key_arg,
+        ],
+    );
+    assert!(
+        served.log().iter().any(|l| l.contains(" at https://")),
+        "{:?}",
+        served.log()
+    );
+    let url = format!("https://{}/v2/mirror/team/web/manifests/1.0", served.addr);
+    let ca = certs.path().join("ca.pem");
+    let (status, headers, body) = curl(&url, &["--cacert", ca.to_str().unwrap()]);
+    assert_eq!((status, body), (200, web.manifest.bytes.clone()));
+    assert_eq!(
+        header(&headers, "Docker-Content-Digest"),
+        Some(web.manifest.digest.as_str())
+    );
+    let unprefixed = format!("https://{}/v2/team/web/manifests/1.0", served.addr);
+    assert_eq!(
+        curl(&unprefixed, &["--cacert", ca.to_str().unwrap()]).0,
+        404
+    );
+
+    let target = TestRegistry::start();
+    let out = skopeo_copy(
+        &format!("{}/mirror/team/web:1.0", served.addr),
+        &format!("{}/team/web:1.0", target.addr),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(digest_in(&target, "team/web:1.0"), web.manifest.digest);
+    assert_eq!(
+        Pusher::new(&target.addr).get_blob("team/web", &web.layers[0].digest),
+        web.layers[0].bytes
+    );
 }
