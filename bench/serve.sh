@@ -8,9 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-addr=127.0.0.1:5571
-serve_addr=127.0.0.1:5572
-target_addr=127.0.0.1:5573
+addr=127.0.0.1:5591
+serve_addr=127.0.0.1:5592
+target_addr=127.0.0.1:5593
 # shellcheck source=scripts/registry.sh
 . scripts/registry.sh
 
@@ -100,7 +100,7 @@ measure() {
   printf '%-44s %8.2f s\n' "$name" "$measured_wall"
 }
 
-corpus=$(du -sb "$work/data" | cut -f1)
+corpus=$(du -sb "$work/data" 2>/dev/null | cut -f1) || corpus=0
 echo
 echo "corpus: 6 images, $((corpus / 1048576)) MiB in the registry; package $(($(stat -c %s "$package") / 1048576)) MiB;" \
   "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); median of $RUNS runs; $(skopeo --version)"
