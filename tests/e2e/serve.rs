@@ -535,3 +535,37 @@ fn a_split_package_is_served_over_tls_under_a_prefix() {
         web.layers[0].bytes
     );
 }
+
+#[test]
+fn an_address_in_use_or_a_path_that_is_no_package_is_refused_in_one_sentence() {
+    let (_source, ws, package, _, _) = damaged_package();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run_within(
+        ws.pkgr()
+            .arg("serve")
+            .arg(&package)
+            .args(["--listen", &addr]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with(&format!("error: cannot listen on {addr}\n")),
+        "{}",
+        stderr(&out)
+    );
+    let dir = ws.path("def");
+    let out = run_within(
+        ws.pkgr()
+            .arg("serve")
+            .arg(&dir)
+            .args(["--listen", "127.0.0.1:0"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}
