@@ -4,7 +4,8 @@
 # `pkgr inspect --verify` of the package, `pkgr verify --key` of its signature, and
 # `pkgr push --key` into a second throwaway registry (the far side of the air gap). Then,
 # where docker.io is installed, the daemon fallback: an image that exists only in a
-# throwaway Docker daemon, under a registry name nothing serves, is packaged too.
+# throwaway Docker daemon, under a registry name nothing serves, is packaged too. Last,
+# `pkgr serve` of the package, and skopeo pulling an image out of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -107,5 +108,28 @@ next=$("$bin/pkgr" create examples/demo-next --output demo-out --differential "$
 echo "==> $(stat -c %s "$next") bytes against $(stat -c %s "$package") for the first package" >&2
 echo "==> pkgr push $next $far_side (after the first package)" >&2
 "$bin/pkgr" push "$next" "$far_side"
+
+# Serve: the first package as a read-only registry straight from its file, and one image
+# pulled out of it with skopeo into a directory, under the digest the push gave the far
+# side; then serve is stopped (SIGTERM: exit 143, as for any command).
+serve_side=127.0.0.1:5562
+echo "==> pkgr serve $package --listen $serve_side" >&2
+"$bin/pkgr" serve "$package" --listen "$serve_side" -q &
+serve_pid=$!
+# shellcheck disable=SC2064
+trap "kill $serve_pid 2>/dev/null || true; $registry_cleanup ${dockerd_cleanup:-}" EXIT
+for _ in $(seq 150); do
+  curl -fsS -o /dev/null "http://$serve_side/v2/" 2>/dev/null && break
+  sleep 0.1
+done
+serve_dir=$(mktemp -d)
+echo "==> skopeo copy docker://$serve_side/demo/web:1.0 dir:$serve_dir/web" >&2
+skopeo copy --quiet --src-tls-verify=false "docker://$serve_side/demo/web:1.0" "dir:$serve_dir/web" >&2
+[ "$(skopeo manifest-digest "$serve_dir/web/manifest.json")" = "$(manifest_digest "$far_side" demo/web 1.0)" ] ||
+  { echo "demo/web:1.0 out of pkgr serve differs from the far side's" >&2; exit 1; }
+rm -rf "$serve_dir"
+kill "$serve_pid"
+wait "$serve_pid" || [ $? -eq 143 ]
+echo "==> demo/web:1.0 came out of pkgr serve under the digest the push gave the far side" >&2
 
 echo "$package"

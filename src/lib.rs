@@ -25,6 +25,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod registry;
+pub mod serve;
 pub mod space;
 pub mod store;
 pub mod tarwalk;

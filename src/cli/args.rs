@@ -51,6 +51,9 @@ pub enum Command {
     /// Re-hash a whole package and check its signature; one line per check, then a verdict
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
+    /// Serve a package as a read-only registry, straight from the file
+    #[command(after_help = super::serve::SERVE_EXAMPLES)]
+    Serve(super::serve::ServeArgs),
     /// Look after the shared blob cache
     #[command(after_help = CACHE_EXAMPLES)]
     Cache(CacheArgs),

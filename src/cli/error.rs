@@ -43,6 +43,9 @@ pub enum Error {
     /// from the target); nothing was sent.
     #[error(transparent)]
     Push(crate::push::PushPackageError),
+    /// `pkgr serve` did not start.
+    #[error(transparent)]
+    Serve(#[from] crate::serve::ServeError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

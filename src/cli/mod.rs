@@ -1,6 +1,7 @@
 //! The command line, the edge of the program: clap's view of the arguments (`args`,
 //! first stage), the settings built from them (`settings`, second stage), the top-level
-//! error with its exit codes (`error`), one module per command, and the completions
+//! error with its exit codes (`error`), one module per command (`serve` keeps its
+//! arguments beside its wiring), and the completions
 //! and man pages drawn from the same definition (`generate`).
 
 pub mod args;
@@ -12,6 +13,7 @@ pub mod generate;
 pub mod inspect;
 pub mod package_file;
 pub mod push;
+pub mod serve;
 pub mod settings;
 pub mod verify;
 
@@ -37,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Create(args) => create::run(args).await,
         Command::Push(args) => push::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Cache(args) => cache::run(args).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::ManPages { dir } => generate::man_pages(&dir),

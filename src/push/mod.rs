@@ -18,7 +18,7 @@ mod document;
 mod images;
 mod left_out;
 mod manifests;
-mod plan;
+pub(crate) mod plan;
 mod present;
 mod run;
 

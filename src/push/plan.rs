@@ -1,6 +1,7 @@
 //! Planning: each entry of a package's index mapped onto the target, with its manifests
 //! in push order (children first, each with the media type to push it with), its blobs,
-//! and the places its manifests go.
+//! and the places its manifests go. `serve` plans the same way, to name its
+//! repositories and tags as a push would.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -15,7 +16,7 @@ use crate::reference::{parse_reference, Target};
 use crate::store::layout::{IndexEntry, LayoutIndex};
 
 /// One image of the package, planned for its target.
-pub(super) struct PlannedImage {
+pub(crate) struct PlannedImage {
     pub source: String,
     pub target: Reference,
     /// Manifests in push order: children first, the root last.
@@ -36,7 +37,7 @@ pub(super) struct ManifestPlace<'a> {
 impl PlannedImage {
     /// Every place this image's manifests go, in push order: each by digest, children
     /// first, then the root under the target's tag, if it has one.
-    pub fn manifest_places(&self) -> Vec<ManifestPlace<'_>> {
+    pub(super) fn manifest_places(&self) -> Vec<ManifestPlace<'_>> {
         let repository = self.target.repository();
         let mut places: Vec<ManifestPlace<'_>> = self
             .manifests
@@ -65,7 +66,7 @@ impl PlannedImage {
 
 /// Each entry of the package's index, planned for `target`; an entry that cannot be is
 /// recorded as failed. Entries that name one digest are walked once.
-pub(super) fn plan_images(
+pub(crate) fn plan_images(
     index: &LayoutIndex,
     manifests: &BTreeMap<Digest, Vec<u8>>,
     target: &Target,

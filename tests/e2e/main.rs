@@ -22,6 +22,7 @@ mod manual;
 mod push;
 mod scale;
 mod seek_table;
+mod serve;
 mod signals;
 mod signatures;
 mod signing;

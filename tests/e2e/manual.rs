@@ -6,7 +6,15 @@ use std::process::{Command, Output};
 
 use crate::support::{stderr, stdout, Workspace};
 
-const COMMANDS: [&str; 6] = ["create", "inspect", "push", "diff", "cache", "completions"];
+const COMMANDS: [&str; 7] = [
+    "create",
+    "inspect",
+    "push",
+    "serve",
+    "diff",
+    "cache",
+    "completions",
+];
 
 fn run(ws: &Workspace, args: &[&str]) -> Output {
     ws.pkgr().args(args).output().unwrap()
@@ -163,6 +171,7 @@ fn a_man_page_for_every_command_renders_with_its_options() {
         "pkgr-diff",
         "pkgr-inspect",
         "pkgr-push",
+        "pkgr-serve",
         "pkgr-verify",
     ]
     .iter()

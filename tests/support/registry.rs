@@ -115,7 +115,7 @@ impl TestRegistry {
 }
 
 /// A throwaway CA (`ca.pem`) and a server certificate for 127.0.0.1 signed by it.
-fn self_signed(dir: &Path) {
+pub fn self_signed(dir: &Path) {
     let openssl = |args: &[&str]| {
         let status = Command::new("openssl")
             .args(args)

@@ -1,0 +1,91 @@
+//! A blob's bytes, read from the package at their offset on a blocking thread and sent
+//! in chunks of 64 KiB through a channel that holds four, so a slow client holds back
+//! the reader rather than filling memory. At most [`MAX_READERS`] readers (streams and
+//! first-request hashes) are open at once, whatever the number of clients; others wait
+//! for one to finish. So memory is bounded by the readers' buffers (a zstd frame's
+//! window each) and not by the package's size or the number of clients.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::answer::Body;
+use crate::package::reader::PackageBytes;
+
+/// Package readers open at once.
+pub const MAX_READERS: usize = 8;
+const CHUNK_BYTES: usize = 64 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// The package and the permits to read it.
+#[derive(Clone)]
+pub struct Readers {
+    package: Arc<PackageBytes>,
+    permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    pub fn new(package: Arc<PackageBytes>) -> Self {
+        Self {
+            package,
+            permits: Arc::new(Semaphore::new(MAX_READERS)),
+        }
+    }
+
+    pub fn package(&self) -> Arc<PackageBytes> {
+        self.package.clone()
+    }
+
+    pub async fn permit(&self) -> OwnedSemaphorePermit {
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
+    }
+
+    /// `len` bytes of the tar from `offset`, as a body. The reader starts once a permit
+    /// is free; it stops when the client goes away.
+    pub fn body(&self, offset: u64, len: u64) -> Body {
+        let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
+        let readers = self.clone();
+        tokio::spawn(async move {
+            let permit = readers.permit().await;
+            let package = readers.package();
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                send_chunks(&package, offset, len, &sender);
+            });
+        });
+        Body::chunks(receiver, len)
+    }
+}
+
+fn send_chunks(
+    package: &PackageBytes,
+    offset: u64,
+    len: u64,
+    sender: &mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    let mut reader = match package.read_at(offset, len) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = sender.blocking_send(Err(e));
+            return;
+        }
+    };
+    let mut left = len;
+    while left > 0 {
+        let mut chunk = vec![0u8; left.min(CHUNK_BYTES as u64) as usize];
+        if let Err(e) = reader.read_exact(&mut chunk) {
+            let _ = sender.blocking_send(Err(e));
+            return;
+        }
+        left -= chunk.len() as u64;
+        if sender.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+            return; // The client went away.
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Which blobs may be served: a blob is hashed in full the first time it is asked for,
+//! and its outcome remembered. Requests that arrive while it is being hashed wait for
+//! that one hash. A read that fails (not a wrong hash) is not remembered, so the next
+//! request tries again. Under `--verify` every blob was hashed before the server
+//! started, and nothing is hashed again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::OnceCell;
+
+use super::contents::Place;
+use super::stream::Readers;
+use crate::digest::{hash_reader, Digest};
+
+/// What hashing a blob found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checked {
+    Good,
+    /// Its bytes hash to another digest, or there are not as many as its entry says.
+    Damaged(String),
+}
+
+pub struct Verified {
+    all: bool,
+    cells: Mutex<HashMap<Digest, Arc<OnceCell<Checked>>>>,
+}
+
+impl Verified {
+    /// `all`: every blob was verified already.
+    pub fn new(all: bool) -> Self {
+        Self {
+            all,
+            cells: Mutex::default(),
+        }
+    }
+
+    /// Whether `digest`'s bytes at `place` hash to it, hashing them once across all
+    /// requests. `Err` is a read that failed, said in words.
+    pub async fn check(
+        &self,
+        digest: &Digest,
+        place: Place,
+        readers: &Readers,
+    ) -> Result<Checked, String> {
+        if self.all {
+            return Ok(Checked::Good);
+        }
+        let cell = {
+            let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+            cells.entry(digest.clone()).or_default().clone()
+        };
+        let checked = cell
+            .get_or_try_init(|| hash(digest.clone(), place, readers))
+            .await?;
+        if let Checked::Damaged(why) = checked {
+            super::log::damaged(digest, why);
+        }
+        Ok(checked.clone())
+    }
+}
+
+async fn hash(digest: Digest, place: Place, readers: &Readers) -> Result<Checked, String> {
+    let package = readers.package();
+    let permit = readers.permit().await;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let reader = package
+            .read_at(place.offset, place.size)
+            .map_err(|e| format!("cannot read blob {digest}: {e}"))?;
+        match hash_reader(crate::cancel::Cancellable(reader)) {
+            Ok((actual, _)) if actual == digest => Ok(Checked::Good),
+            Ok((actual, _)) => Ok(Checked::Damaged(format!("its bytes hash to {actual}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Ok(Checked::Damaged("the package ends inside it".to_owned()))
+            }
+            Err(e) => Err(format!("cannot read blob {digest}: {e}")),
+        }
+    })
+    .await
+    .map_err(|e| format!("internal error while hashing {}: {e}", "the blob"))?
+}
