@@ -15,12 +15,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
 
+# The figures of record: each script writes bench/results/NAME.json, then the chart
+# (bench/results/chart.svg). RUNS rounds each (default 3); BENCH picks the scripts;
+# RECORD=1 marks the figures as taken on a quiet machine.
+BENCH ?= create small growth daemon split scale differential
 bench: deps
-	@bench/create.sh
-	@bench/small.sh
-	@bench/scale.sh
-	@bench/split.sh
-	@bench/differential.sh
+	@for script in $(BENCH); do bench/$$script.sh || exit 1; done
+	@python3 bench/report.py chart bench/results
 
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:
