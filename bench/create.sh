@@ -20,7 +20,7 @@ set -euo pipefail
 bench_init create
 
 addr=127.0.0.1:5556
-build_release --example bench_corpus
+build_release
 seed_corpus "$addr"
 write_definition "$work/def" bench "${corpus_images[@]}"
 

@@ -15,8 +15,9 @@ budget_mib=150
 # shellcheck source=scripts/dockerd.sh
 . scripts/dockerd.sh
 build_release
-mkdir -p "$work/dockerd"
-start_dockerd "$work/dockerd"
+# Not under $work: the EXIT trap removes $work before it stops the daemon, whose
+# data root stays busy until then.
+start_dockerd "$(mktemp -d "${BENCH_TMP:-/tmp}/pkgr-bench-dockerd.XXXXXX")"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 tag=127.0.0.1:$port/bench/daemon:1
 
@@ -38,7 +39,7 @@ case_pkgr() {
 }
 rounds case_save case_pkgr
 
-record "1 GiB image only in the Docker daemon" "pkgr create --no-cache" pkgr save "docker save -o FILE"
+record "$size_mib MiB image only in the Docker daemon" "pkgr create --no-cache" pkgr save "docker save -o FILE"
 rss_mib=$(sort -n -k2 "$work/times/pkgr" | tail -1 | awk '{ print int($2 / 1024) }')
 note "daemon: $size_mib MiB in $(((size_mib + 255) / 256 + 1)) layers, dockerd $(docker version --format '{{.Server.Version}}') (vfs); peak RSS $rss_mib MiB (budget $budget_mib MiB)"
 finish

@@ -12,7 +12,7 @@ set -euo pipefail
 bench_init differential
 
 addr=127.0.0.1:5563
-build_release --example bench_corpus
+build_release
 seed_corpus "$addr"
 echo "seeding this month's corpus (not measured)..." >&2
 "$target"/release/examples/bench_corpus "$addr" --next-month >/dev/null 2>&1

@@ -5,7 +5,7 @@
 # caches and packages all live there), RUNS (default 3) and the rows that
 # bench/report.py turns into bench/results/NAME.json and a printed table. Then:
 #
-#   build_release ARGS...        cargo build --release of pkgr (and ARGS: examples),
+#   build_release                cargo build --release of pkgr and the corpus seeders,
 #                                unless BUILD=0
 #   write_definition DIR NAME REF...   a pkgr.yaml of one component holding REFs
 #   seed_corpus ADDR             a registry on ADDR holding the ~1 GiB corpus
@@ -30,7 +30,8 @@ bench_init() {
   pkgr=$target/release/pkgr
   RUNS=${RUNS:-3}
   work=$(mktemp -d "${BENCH_TMP:-/tmp}/pkgr-bench-$bench_name.XXXXXX")
-  registry_cleanup="rm -rf '$work';"
+  # errexit holds in the trap too: a failed removal must not skip the stops after it.
+  registry_cleanup="rm -rf '$work' || true;"
   # shellcheck disable=SC2064
   trap "$registry_cleanup" EXIT
   # Every tool's temporary files (pkgr's --no-cache staging, skopeo's) on the same
@@ -44,9 +45,13 @@ bench_init() {
   export work
 }
 
-# BUILD=0 skips the build: the binaries are already in $target/release.
+# Every script builds the same set: with the examples' dev-dependencies the library's
+# features differ from a build of the binary alone, so a narrower build in one script
+# would rebuild pkgr for the next. BUILD=0 skips it: the binaries are already in
+# $target/release.
 build_release() {
-  [ "${BUILD:-1}" = 0 ] || cargo build --release --locked --quiet --bin pkgr "$@"
+  [ "${BUILD:-1}" = 0 ] || cargo build --release --locked --quiet --bin pkgr \
+    --example bench_corpus --example bench_small_corpus --example seed
 }
 
 write_definition() {

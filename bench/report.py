@@ -103,17 +103,17 @@ def print_table(meta, results, values, notes):
     print(f"\n{meta['script']}: {meta['commit']}, {meta['nproc']} cores, {meta['cpu']}, "
           f"{meta['filesystem']}, median of {meta['runs']} interleaved rounds, load {meta['load_before']} -> "
           f"{meta['load_after']}; {record_word}")
-    print(f"{'case':<44} {'tool':<30} {'median':>9} {'floor':>9} {'ratio':>7} {'peak RSS':>10}  rounds")
+    print(f"{'case':<52} {'tool':<30} {'median':>9} {'floor':>9} {'ratio':>7} {'peak RSS':>10}  rounds")
     for r in results:
         floor = f"{r['floor_median_s']:.2f} s" if r["floor"] else ""
         ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
         rounds = " ".join(f"{s:.2f}" for s in r["rounds_s"])
-        print(f"{r['case']:<44} {r['tool']:<30} {r['median_s']:>7.2f} s {floor:>9} {ratio:>7} "
+        print(f"{r['case']:<52} {r['tool']:<30} {r['median_s']:>7.2f} s {floor:>9} {ratio:>7} "
               f"{r['peak_rss_mib']:>6.0f} MiB  {rounds}")
         if r["floor"]:
-            print(f"{'':<44}   floor: {r['floor']}")
+            print(f"{'':<52}   floor: {r['floor']}")
     for v in values:
-        print(f"{v['case']:<44} {v['tool']:<30} {v['value']:>12g} {v['unit']}")
+        print(f"{v['case']:<52} {v['tool']:<30} {v['value']:>12g} {v['unit']}")
     for n in notes:
         print(n)
 

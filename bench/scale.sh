@@ -17,7 +17,7 @@ bench_init scale
 
 addr=127.0.0.1:5558
 references=${REFERENCES:-10000}
-build_release --example seed
+build_release
 
 # tag_all DIR: writes tags t1..tN of demo/web, each naming web:1.0's manifest, into
 # the registry's storage under DIR, as the filesystem driver lays tags out.

@@ -11,7 +11,7 @@ set -euo pipefail
 bench_init small
 
 addr=127.0.0.1:5557
-build_release --example bench_small_corpus
+build_release
 mkdir -p "$work/registry"
 start_registry "$addr" "$work/registry"
 echo "seeding the small-images corpus (not timed)..." >&2

@@ -14,7 +14,7 @@ bench_init split
 
 addr=127.0.0.1:5571
 SIZE=${SIZE:-200MiB}
-build_release --example bench_corpus
+build_release
 seed_corpus "$addr"
 write_definition "$work/def" bench "${corpus_images[@]}"
 "$pkgr" create "$work/def" -o "$work/warm-out" --cache "$work/warm" --no-progress >/dev/null 2>&1
