@@ -122,7 +122,7 @@ def print_table(meta, results, values, notes):
 # hundredths of a second to tens of seconds), the seconds written beside each bar.
 COLOURS = {"pkgr": "#1f77b4", "floor": "#9e9e9e"}
 PEERS = ["#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
-BAR, GAP, LABEL_W, PLOT_W, WIDTH = 16, 14, 330, 400, 880
+BAR, GAP, LABEL_W, PLOT_W, WIDTH = 16, 14, 390, 380, 920
 
 
 def bars_of(results):
@@ -173,7 +173,7 @@ def chart(results_dir):
         for tool, seconds, colour, ratio in bars:
             w = max(1, PLOT_W * seconds / top)
             out.append(f'<text x="{LABEL_W - 6}" y="{y + BAR - 4}" text-anchor="end">'
-                       f'{escape(tool[:52])}</text>')
+                       f'{escape(tool[:62])}</text>')
             out.append(f'<rect x="{LABEL_W}" y="{y}" width="{w:.1f}" height="{BAR}" fill="{colour}"/>')
             out.append(f'<text x="{LABEL_W + w + 4:.1f}" y="{y + BAR - 4}">{seconds:.2f} s{ratio}</text>')
             y += BAR + 4
