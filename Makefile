@@ -15,13 +15,15 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
 
+# The figures of record: each script writes bench/results/NAME.json, then the chart
+# (bench/results/chart.svg). RUNS rounds each (default 3); BENCH picks the scripts;
+# BENCH_TMP where their files go (default /tmp); RECORD=1 marks the figures as taken
+# on a quiet machine. A failing script does not stop the others.
+BENCH ?= create small growth daemon split scale differential serve
 bench: deps
-	@bench/create.sh
-	@bench/small.sh
-	@bench/scale.sh
-	@bench/split.sh
-	@bench/differential.sh
-	@bench/serve.sh
+	@failed=""; for script in $(BENCH); do bench/$$script.sh || failed="$$failed $$script"; done; \
+	python3 bench/report.py chart bench/results; \
+	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi
 
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# The daemon fallback's memory: a 1 GiB image (SIZE_MIB) that exists only in a
-# throwaway Docker daemon is packaged by `pkgr create --no-cache`, under a registry
-# name nothing serves; GNU time reports pkgr's peak RSS. The save streams through
-# pkgr (its blobs straight into the store, its layers gzip-compressed from there), so
-# the peak must not grow with the image: the budget is 150 MB.
+# Benchmark: a 1 GiB image (SIZE_MIB) that exists only in a throwaway Docker daemon,
+# packaged by `pkgr create --no-cache` under a registry name nothing serves, against
+# the floor of `docker save -o FILE` of the same image, in RUNS interleaved rounds
+# (default 3). The save streams through pkgr, so its peak RSS must not grow with the
+# image: the script fails if it passes 150 MiB. Writes bench/results/daemon.json.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init daemon
 
 size_mib=${SIZE_MIB:-1024}
 budget_mib=150
 
 # shellcheck source=scripts/dockerd.sh
 . scripts/dockerd.sh
-cargo build --release --quiet --bin pkgr
-pkgr=${CARGO_TARGET_DIR:-target}/release/pkgr
-
-work=$(mktemp -d /tmp/pkgr-bench-daemon.XXXXXX)
-start_dockerd "$work"
+build_release
+# Not under $work: the EXIT trap removes $work before it stops the daemon, whose
+# data root stays busy until then.
+start_dockerd "$(mktemp -d "${BENCH_TMP:-/tmp}/pkgr-bench-dockerd.XXXXXX")"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 tag=127.0.0.1:$port/bench/daemon:1
 
@@ -24,37 +25,25 @@ echo "building and loading a $size_mib MiB image into the throwaway daemon (not 
 python3 scripts/daemon_image.py "$tag" "$work/image.tar" "$size_mib"
 docker load -i "$work/image.tar" >&2
 rm -f "$work/image.tar"
+write_definition "$work/def" bench-daemon "$tag"
 
-mkdir -p "$work/def" "$work/out"
-cat >"$work/def/pkgr.yaml" <<YAML
-kind: PkgrPackage
-metadata:
-  name: bench-daemon
-  architecture: amd64
-components:
-  - name: big
-    images:
-      - $tag
-YAML
-
-start=$(date +%s.%N)
-/usr/bin/time -f '%M' -o "$work/rss" "$pkgr" create "$work/def" --output "$work/out" \
-  --no-cache --no-progress >"$work/stdout" 2>"$work/stderr" || {
-  cat "$work/stderr" >&2
-  exit 1
+run=$work/run
+case_save() {
+  mkdir -p "$run"
+  timed save docker save -o "$run/image.tar" "$tag"
+  rm -rf "$run"
 }
-end=$(date +%s.%N)
-rss_kib=$(tail -n 1 "$work/rss")
-package=$(tail -n 1 "$work/stdout")
+case_pkgr() {
+  timed pkgr "$pkgr" create "$work/def" --output "$run/out" --no-cache --no-progress
+  rm -rf "$run"
+}
+rounds case_save case_pkgr
 
-printf 'image: %s MiB in %s layers, only in a throwaway dockerd %s (legacy save format)\n' \
-  "$size_mib" "$(( (size_mib + 255) / 256 + 1 ))" "$(docker version --format '{{.Server.Version}}')"
-printf 'machine: %s cores, load %s; pkgr %s\n' "$(nproc)" \
-  "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git rev-parse --short HEAD)"
-printf 'pkgr create --no-cache from the daemon: %.2f s, peak RSS %d MiB (budget %d MiB)\n' \
-  "$(awk "BEGIN { print $end - $start }")" "$((rss_kib / 1024))" "$budget_mib"
-printf 'package: %s MiB\n' "$(( $(stat -c %s "$package") / 1048576 ))"
-if [ "$((rss_kib / 1024))" -gt "$budget_mib" ]; then
-  echo "over budget" >&2
+record "$size_mib MiB image only in the Docker daemon" "pkgr create --no-cache" pkgr save "docker save -o FILE"
+rss_mib=$(sort -n -k2 "$work/times/pkgr" | tail -1 | awk '{ print int($2 / 1024) }')
+note "daemon: $size_mib MiB in $(((size_mib + 255) / 256 + 1)) layers, dockerd $(docker version --format '{{.Server.Version}}') (vfs); peak RSS $rss_mib MiB (budget $budget_mib MiB)"
+finish
+if [ "$rss_mib" -gt "$budget_mib" ]; then
+  echo "over budget: peak RSS $rss_mib MiB > $budget_mib MiB" >&2
   exit 1
 fi

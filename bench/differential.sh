@@ -5,22 +5,17 @@
 # and this month is packaged in full and with --differential against last month. Zarf's
 # image-level differential carries every image whose reference changed whole: here
 # every image, which is what the full package holds. Prints the three sizes and the
-# ratios; no timing.
+# ratios; no timing. Writes bench/results/differential.json.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init differential
 
 addr=127.0.0.1:5563
-# shellcheck source=scripts/registry.sh
-. scripts/registry.sh
-
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin pkgr --example bench_corpus
-pkgr=$target/release/pkgr
-work=$(mktemp -d)
-start_registry "$addr" "$work"
-echo "seeding last month's and this month's corpus (not measured)..." >&2
-"$target"/release/examples/bench_corpus "$addr"
-"$target"/release/examples/bench_corpus "$addr" --next-month
+build_release
+seed_corpus "$addr"
+echo "seeding this month's corpus (not measured)..." >&2
+"$target"/release/examples/bench_corpus "$addr" --next-month >/dev/null 2>&1
 
 # define DIR VERSION TAG: a definition of the six images at TAG.
 define() {
@@ -40,7 +35,6 @@ diff=$(create "$work/this" --output "$work/out-diff" --differential "$base")
 "$pkgr" inspect --verify "$diff" >/dev/null
 
 size() { stat -c %s "$1"; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 base_bytes=$(size "$base")
 full_bytes=$(size "$full")
 diff_bytes=$(size "$diff")
@@ -48,12 +42,11 @@ diff_bytes=$(size "$diff")
 # that is every blob of this month: the full package.
 zarf_bytes=$full_bytes
 
-echo
-echo "corpus: 6 images, each with its 40 MiB top layer changed; $(nproc) cores; pkgr $(git describe --always --dirty 2>/dev/null || echo '(no git)')"
-printf '%-48s %12s\n' "package" "size"
-printf '%-48s %12s\n' "last month (the base)" "$(mib "$base_bytes")"
-printf '%-48s %12s\n' "this month, full" "$(mib "$full_bytes")"
-printf '%-48s %12s\n' "this month, Zarf-style image-level differential" "$(mib "$zarf_bytes")"
-printf '%-48s %12s\n' "this month, pkgr --differential" "$(mib "$diff_bytes")"
-awk -v d="$diff_bytes" -v f="$full_bytes" -v z="$zarf_bytes" \
-  'BEGIN { printf "pkgr differential / full: %.1f%%; Zarf-style / full: %.1f%%\n", 100 * d / f, 100 * z / f }'
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+record_value "differential package, 6 images with a new 40 MiB top layer" "last month (the base)" "$(mib "$base_bytes")" MiB
+record_value "differential package, 6 images with a new 40 MiB top layer" "this month, full" "$(mib "$full_bytes")" MiB
+record_value "differential package, 6 images with a new 40 MiB top layer" "Zarf-style image-level differential" "$(mib "$zarf_bytes")" MiB
+record_value "differential package, 6 images with a new 40 MiB top layer" "pkgr create --differential" "$(mib "$diff_bytes")" MiB
+note "$(awk -v d="$diff_bytes" -v f="$full_bytes" -v z="$zarf_bytes" \
+  'BEGIN { printf "pkgr differential / full: %.1f%%; Zarf-style / full: %.1f%%", 100 * d / f, 100 * z / f }')"
+finish

@@ -1,6 +1,7 @@
 # Sourced by bench/create.sh once its package exists: `pkgr push` against its floor and
-# its peer on the same package (issue 7). It uses create.sh's $work, $package, $target,
-# measure, fresh_target and $target_addr, so the corpus is seeded once per `make bench`.
+# its peer on the same package (issue 7), as case functions for create.sh's rounds. It
+# uses bench/lib.sh and create.sh's $work and $package, so the corpus is seeded once
+# per `make bench`.
 #
 # - The floor: every blob of the package uploaded from a file with curl, POST then PUT,
 #   with pkgr's default parallelism. Blobs only: manifests are a few hundred bytes.
@@ -8,16 +9,8 @@
 #   other, as a Zarf-style shell loop does.
 # - The disk a push uses besides the package: `du` of its TMPDIR, sampled.
 
-pkgr=$target/release/pkgr
+target_addr=127.0.0.1:5558
 layout=$work/layout/images
-
-# The default of `pkgr push --concurrency`, read from its help so that the floor keeps
-# up with it.
-push_concurrency() {
-  local help
-  help=$("$pkgr" push --help)
-  sed -n 's/.*--concurrency.*\[default: \([0-9]*\)\].*/\1/p' <<<"$help"
-}
 
 # The package's layout, extracted once and not timed: the floor and the peer read blobs
 # from files, as a site that was handed a plain OCI layout would.
@@ -116,33 +109,58 @@ skopeo_push_loop() {
 export -f upload_blob upload_floor skopeo_push_loop
 export work target_addr layout
 
-# Rows for the table: the floor and the peer, each into an empty registry (a fresh one
-# for every run, as for `pkgr push`). Leaves their medians in floor_wall and skopeo_wall.
-measure_push_peers() {
-  concurrency=$(push_concurrency)
+# A fresh, empty target registry on $target_addr for every push, the previous one
+# stopped and its storage removed (each holds up to a GiB).
+target_pid=""
+target_runs=0
+fresh_target() {
+  if [ -n "$target_pid" ]; then
+    kill "$target_pid"
+    wait "$target_pid" 2>/dev/null || true
+    rm -rf "$work/target$target_runs"
+  fi
+  target_runs=$((target_runs + 1))
+  mkdir -p "$work/target$target_runs"
+  start_registry "$target_addr" "$work/target$target_runs"
+  target_pid=$registry_pid
+}
+
+# Untimed: the layout the floor and the peer read, their plans.
+prepare_push() {
+  concurrency=$(default_concurrency push)
   [ -n "$concurrency" ] || { echo "error: no --concurrency default in pkgr push --help" >&2; return 1; }
   export concurrency
   extract_layout
   index_entries >"$work/entries"
   floor_plan >"$work/floor-plan"
   skopeo_layouts >"$work/skopeo-plan"
-  measure "curl POST+PUT -P $concurrency (floor)" fresh_target bash -euo pipefail -c upload_floor
-  floor_wall=$measured_wall
-  measure "skopeo copy loop (push peer)" fresh_target bash -euo pipefail -c skopeo_push_loop
-  skopeo_wall=$measured_wall
 }
 
-# The issue's ratios, from the medians of this run.
-print_push_ratios() {
-  local blobs bytes
+# The cases, for create.sh's rounds: each into a fresh empty registry; pkgr's push is
+# followed by a push of the same package into the registry that now has everything.
+case_floor_push() {
+  fresh_target
+  timed floor-push bash -euo pipefail -c upload_floor
+}
+case_push() {
+  fresh_target
+  timed push "$pkgr" push "$package" "$target_addr" --no-progress
+  timed push-again "$pkgr" push "$package" "$target_addr" --no-progress
+}
+case_skopeo_push() {
+  fresh_target
+  timed skopeo-push bash -euo pipefail -c skopeo_push_loop
+}
+
+record_push() {
+  local blobs bytes floor
   blobs=$(wc -l <"$work/floor-plan")
   bytes=$(awk '{ print $2 }' "$work/floor-plan" | xargs stat -c %s | awk '{ s += $1 } END { print s }')
-  printf '\nfloor: %s blobs, %s MiB, each uploaded once, from files, %s at a time; no manifests (a few hundred bytes each)\n' \
-    "$blobs" "$((bytes / 1048576))" "$concurrency"
-  awk -v push="$push_wall" -v floor="$floor_wall" -v skopeo="$skopeo_wall" 'BEGIN {
-    printf "push / floor:  %.2fx (issue 7: <= 1.15x)\n", push / floor
-    printf "skopeo / push: %.2fx (issue 7: >= 1.5x)\n", skopeo / push
-  }'
+  floor="curl POST+PUT -P $concurrency of $blobs blobs from files"
+  record "push into an empty registry, 1 GiB" "pkgr push" push floor-push "$floor"
+  record "push into an empty registry, 1 GiB" "skopeo copy loop" skopeo-push floor-push "$floor"
+  record "push into a registry that has everything" "pkgr push" push-again
+  note "push floor: $blobs blobs, $((bytes / 1048576)) MiB, each uploaded once from its file, $concurrency at a time; no manifests (a few hundred bytes each), no mounts"
 }
 
 # sample_du DIR OUT: the largest `du -sb DIR` seen, every 20 ms, written to OUT until
@@ -160,8 +178,8 @@ sample_du() {
   done
 }
 
-# One untimed push into an empty registry with TMPDIR on a fresh, empty directory; prints
-# the high-water mark of that directory. No --work-dir is passed: the option is being
+# One untimed push into an empty registry with TMPDIR on a fresh, empty directory;
+# records the high-water mark of that directory. No --work-dir is passed: the option is being
 # removed in another branch, and this must measure both the binary that has it and the
 # one that does not.
 measure_push_disk() {
@@ -189,6 +207,7 @@ measure_push_disk() {
     *--work-dir*) note="this pkgr push extracts and verifies the whole package under --work-dir, which defaults to TMPDIR" ;;
     *) note="this pkgr push has no --work-dir" ;;
   esac
-  printf 'push extra disk: %s MiB high-water in TMPDIR (du -sb every 20 ms; issue 7: <= 16 MiB); %s\n' \
-    "$(awk -v b="$high" 'BEGIN { printf "%.1f", b / 1048576 }')" "$note"
+  record_value "push extra disk (TMPDIR high-water, du every 20 ms)" "pkgr push" \
+    "$(awk -v b="$high" 'BEGIN { printf "%.1f", b / 1048576 }')" MiB
+  note "push extra disk: $note"
 }

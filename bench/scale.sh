@@ -8,21 +8,16 @@
 # docker-registry spends most of each tag lookup's CPU on Go's garbage collector, so
 # the registry alone sets the time. The benchmark runs against the registry as it
 # ships (GOGC unset) and with GOGC=1000, a collector setting an operator may give a
-# registry under load; REGISTRY_GOGC="default 1000" is the default list. Prints the
-# median wall time of RUNS runs and the peak RSS.
+# registry under load; REGISTRY_GOGC="default 1000" is the default list. RUNS
+# interleaved rounds (default 3); writes bench/results/scale.json.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_init scale
 
 addr=127.0.0.1:5558
 references=${REFERENCES:-10000}
-RUNS=${RUNS:-3}
-# shellcheck source=scripts/registry.sh
-. scripts/registry.sh
-
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet --bin pkgr --example seed
-pkgr=$target/release/pkgr
-work=$(mktemp -d)
+build_release
 
 # tag_all DIR: writes tags t1..tN of demo/web, each naming web:1.0's manifest, into
 # the registry's storage under DIR, as the filesystem driver lays tags out.
@@ -38,36 +33,18 @@ tag_all() {
   done
 }
 
-mkdir -p "$work/def"
-{
-  printf 'kind: PkgrPackage\nmetadata:\n  name: scale\n  architecture: amd64\ncomponents:\n  - name: all\n    images:\n'
-  for i in $(seq "$references"); do printf '      - %s/demo/web:t%s\n' "$addr" "$i"; done
-} >"$work/def/pkgr.yaml"
+refs=()
+for i in $(seq "$references"); do refs+=("$addr/demo/web:t$i"); done
+write_definition "$work/def" scale "${refs[@]}"
+# The floor's bodies go to /dev/null: it is the registry's answers alone.
 for i in $(seq "$references"); do
   printf 'url = "http://%s/v2/demo/web/manifests/t%s"\noutput = "/dev/null"\n' "$addr" "$i"
 done >"$work/urls.curl"
-accept='application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json'
-accept="$accept, application/vnd.docker.distribution.manifest.list.v2+json"
-accept="$accept, application/vnd.docker.distribution.manifest.v2+json"
-
-# timed NAME CMD...: runs CMD under /usr/bin/time, appending "wall rss" to
-# $work/times/NAME.
-mkdir -p "$work/times"
-timed() {
-  local name=$1
-  shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/stderr" || {
-    cat "$work/stderr" >&2
-    exit 1
-  }
-  cat "$work/time" >>"$work/times/$name"
-}
-median_of() { sort -n "$work/times/$1" | awk '{ w[NR] = $1 } END { print w[int((NR + 1) / 2)] }'; }
-rss_of() { sort -n -k2 "$work/times/$1" | tail -1 | awk '{ print int($2 / 1024) }'; }
 
 settings=${REGISTRY_GOGC:-default 1000}
 for gogc in $settings; do
-  dir=$(mktemp -d)
+  dir=$work/registry-$gogc
+  mkdir -p "$dir"
   if [ "$gogc" = default ]; then
     start_registry "$addr" "$dir"
   else
@@ -76,24 +53,15 @@ for gogc in $settings; do
   echo "seeding (not timed, GOGC $gogc)..." >&2
   "$target/release/examples/seed" "$addr" >/dev/null
   tag_all "$dir"
-  for round in $(seq "$RUNS"); do
-    echo "round $round of $RUNS (GOGC $gogc)..." >&2
-    timed "floor-$gogc" curl --parallel --parallel-max 16 --silent --show-error --fail \
-      --noproxy '*' -H "Accept: $accept" --config "$work/urls.curl"
-    rm -rf "$work/out"
-    timed "pkgr-$gogc" "$pkgr" create "$work/def" -o "$work/out" --no-cache --no-progress
-  done
+  eval "case_floor_$gogc() { timed floor-$gogc curl --parallel --parallel-max 16 --silent --show-error --fail --noproxy '*' -H \"Accept: \$manifest_accept\" --config \"\$work/urls.curl\"; }"
+  eval "case_pkgr_$gogc() { timed pkgr-$gogc \"\$pkgr\" create \"\$work/def\" -o \"\$work/out\" --no-cache --no-progress; rm -rf \"\$work/out\"; }"
+  rounds "case_floor_$gogc" "case_pkgr_$gogc"
   kill "$registry_pid"
   wait "$registry_pid" 2>/dev/null || true
 done
 
-echo
-echo "$references references to one image under distinct tags; $(nproc) cores;" \
-  "median of $RUNS runs"
-printf '%-44s %10s %12s\n' "run" "wall" "peak RSS"
 for gogc in $settings; do
-  printf '%-44s %8.2f s %8s MiB\n' "curl, 16 at a time (floor), GOGC $gogc" \
-    "$(median_of "floor-$gogc")" "$(rss_of "floor-$gogc")"
-  printf '%-44s %8.2f s %8s MiB\n' "pkgr create --no-cache, GOGC $gogc" \
-    "$(median_of "pkgr-$gogc")" "$(rss_of "pkgr-$gogc")"
+  record "$references references to one image, registry GOGC $gogc" "pkgr create --no-cache" \
+    "pkgr-$gogc" "floor-$gogc" "curl -P 16 of every tag's manifest"
 done
+finish
