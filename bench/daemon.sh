@@ -41,7 +41,7 @@ YAML
 
 start=$(date +%s.%N)
 /usr/bin/time -f '%M' -o "$work/rss" "$pkgr" create "$work/def" --output "$work/out" \
-  --no-cache --no-progress --daemon-layers "${DAEMON_LAYERS:-tar}" >"$work/stdout" 2>"$work/stderr" || {
+  --no-cache --no-progress ${DAEMON_LAYERS:+--daemon-layers "$DAEMON_LAYERS"} >"$work/stdout" 2>"$work/stderr" || {
   cat "$work/stderr" >&2
   exit 1
 }
@@ -59,8 +59,8 @@ printf 'image: %s MiB in %s layers, only in a throwaway dockerd %s (legacy save 
   "$size_mib" "$(( (size_mib + 255) / 256 + 1 ))" "$(docker version --format '{{.Server.Version}}')"
 printf 'machine: %s cores, load %s; pkgr %s\n' "$(nproc)" \
   "$(cut -d' ' -f1-3 /proc/loadavg)" "$(git rev-parse --short HEAD)"
-printf 'pkgr create --no-cache --daemon-layers %s from the daemon: %.2f s, peak RSS %d MiB (budget %d MiB)\n' \
-  "${DAEMON_LAYERS:-tar}" "$(awk "BEGIN { print $end - $start }")" "$((rss_kib / 1024))" "$budget_mib"
+printf 'pkgr create --no-cache (layers: %s) from the daemon: %.2f s, peak RSS %d MiB (budget %d MiB)\n' \
+  "${DAEMON_LAYERS:-default}" "$(awk "BEGIN { print $end - $start }")" "$((rss_kib / 1024))" "$budget_mib"
 printf 'docker save -o FILE of the same image: %.2f s; ratio %.2fx\n' \
   "$(awk "BEGIN { print $save_end - $save_start }")" \
   "$(awk "BEGIN { print ($end - $start) / ($save_end - $save_start) }")"
