@@ -4,6 +4,7 @@
 # the floor of `docker save -o FILE` of the same image, in RUNS interleaved rounds
 # (default 3). The save streams through pkgr, so its peak RSS must not grow with the
 # image: the script fails if it passes 150 MiB. Writes bench/results/daemon.json.
+# DAEMON_LAYERS=gzip times `--daemon-layers gzip` instead of the layers as saved.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -34,7 +35,8 @@ case_save() {
   rm -rf "$run"
 }
 case_pkgr() {
-  timed pkgr "$pkgr" create "$work/def" --output "$run/out" --no-cache --no-progress
+  timed pkgr "$pkgr" create "$work/def" --output "$run/out" --no-cache --no-progress \
+    ${DAEMON_LAYERS:+--daemon-layers "$DAEMON_LAYERS"}
   rm -rf "$run"
 }
 rounds case_save case_pkgr

@@ -5,7 +5,8 @@
 # benchmark's floor), man-db (the man-page test), GNU time (memory bounds in the
 # tests), docker.io (the real Docker daemon that the daemon-fallback tests, the demo
 # and bench/daemon.sh start on a private socket) and python3 (the scripts that build
-# images for it).
+# images for it); and for the build itself, libzstd-dev and pkg-config (pkgr links the
+# system's libzstd rather than building the bundled one).
 set -euo pipefail
 
 missing=()
@@ -24,6 +25,8 @@ command -v python3 >/dev/null || missing+=(python3)
 command -v mount >/dev/null || missing+=(mount)
 # man(1): the tests render every generated man page with `man -l`.
 command -v man >/dev/null || missing+=(man-db)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+pkg-config --exists libzstd 2>/dev/null || missing+=(libzstd-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2

@@ -1,5 +1,6 @@
 //! Progress reporting behind one small trait: indicatif bars on a terminal, plain
-//! periodic lines elsewhere, nothing under `-q`. Core logic only calls the trait.
+//! periodic lines elsewhere, nothing under `-q`. Core logic only calls the trait, or,
+//! where it cannot hold the reporter (the daemon fallback), sends it [`Note`]s.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,6 +28,13 @@ pub trait Reporter: Send + Sync {
     fn blob_discarded(&self, digest: &Digest, bytes: u64);
     fn blob_done(&self, digest: &Digest);
     fn finish(&self);
+    /// An import of `bytes` (as far as known beforehand) began; `label` names it in
+    /// the calls that follow. Imports are not blobs: they leave the tallies alone.
+    fn import_start(&self, _label: &str, _bytes: u64) {}
+    /// `done` of the import's bytes are in, of `total` (`done` may pass it).
+    fn import_progress(&self, _label: &str, _done: u64, _total: u64) {}
+    /// The import ended, `done` bytes in `elapsed`.
+    fn import_done(&self, _label: &str, _done: u64, _elapsed: Duration) {}
 }
 
 /// How every reporter of the process reports, as `-v`, `-q`, `--color` and
@@ -189,6 +197,7 @@ struct Bars {
     multi: MultiProgress,
     overall: ProgressBar,
     active: Mutex<HashMap<Digest, ProgressBar>>,
+    imports: Mutex<HashMap<String, ProgressBar>>,
     tally: Tally,
 }
 
@@ -207,6 +216,7 @@ impl Bars {
             multi,
             overall,
             active: Mutex::new(HashMap::new()),
+            imports: Mutex::new(HashMap::new()),
             tally: Tally::default(),
         }
     }
@@ -288,6 +298,56 @@ impl Reporter for Bars {
     fn finish(&self) {
         self.overall.finish_and_clear();
     }
+
+    fn import_start(&self, label: &str, bytes: u64) {
+        let bar = self.multi.add(ProgressBar::new(bytes));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>10.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix("importing");
+        bar.set_message(label.to_owned());
+        self.imports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(label.to_owned(), bar);
+    }
+
+    fn import_progress(&self, label: &str, done: u64, total: u64) {
+        if let Some(bar) = self
+            .imports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(label)
+        {
+            bar.set_length(total.max(done));
+            bar.set_position(done);
+        }
+    }
+
+    fn import_done(&self, label: &str, done: u64, elapsed: Duration) {
+        let bar = self
+            .imports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(label);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        let _ = self.multi.println(imported_line(label, done, elapsed));
+    }
+}
+
+fn imported_line(label: &str, done: u64, elapsed: Duration) -> String {
+    format!(
+        "imported {label}: {} {}",
+        human_bytes(done),
+        took(done, elapsed)
+    )
 }
 
 /// Plain lines for logs and CI: one every few seconds at most while downloading.
@@ -391,28 +451,86 @@ impl Reporter for Lines {
         }
         self.line(&line);
     }
+
+    fn import_start(&self, label: &str, bytes: u64) {
+        self.line(&format!("importing {label} ({})", human_bytes(bytes)));
+    }
+
+    fn import_progress(&self, label: &str, done: u64, total: u64) {
+        let mut last = self.last_line.lock().unwrap_or_else(|e| e.into_inner());
+        if last.elapsed() >= LINE_INTERVAL {
+            *last = Instant::now();
+            self.line(&format!(
+                "importing {label}: {} of {}",
+                human_bytes(done),
+                human_bytes(total)
+            ));
+        }
+    }
+
+    fn import_done(&self, label: &str, done: u64, elapsed: Duration) {
+        self.line(&imported_line(label, done, elapsed));
+    }
 }
 
-/// Runs `work`, telling `reporter` each warning as it arrives on `warnings` (the daemon
-/// fallback's, during a pull), and those left once it ends.
-pub async fn warning_meanwhile<T>(
+/// What work running apart from the reporter (the daemon fallback, during a pull)
+/// has it say, through a channel: [`notes_meanwhile`] passes each on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Note {
+    Warning(String),
+    ImportStart {
+        label: String,
+        bytes: u64,
+    },
+    ImportProgress {
+        label: String,
+        done: u64,
+        total: u64,
+    },
+    ImportDone {
+        label: String,
+        done: u64,
+        elapsed: Duration,
+    },
+}
+
+impl Note {
+    fn tell(self, reporter: &dyn Reporter) {
+        match self {
+            Self::Warning(message) => reporter.warn(&message),
+            Self::ImportStart { label, bytes } => reporter.import_start(&label, bytes),
+            Self::ImportProgress { label, done, total } => {
+                reporter.import_progress(&label, done, total)
+            }
+            Self::ImportDone {
+                label,
+                done,
+                elapsed,
+            } => reporter.import_done(&label, done, elapsed),
+        }
+    }
+}
+
+/// Runs `work`, telling `reporter` each note as it arrives on `notes`, and those left
+/// once it ends.
+pub async fn notes_meanwhile<T>(
     work: impl std::future::Future<Output = T>,
-    warnings: Option<tokio::sync::mpsc::UnboundedReceiver<String>>,
+    notes: Option<tokio::sync::mpsc::UnboundedReceiver<Note>>,
     reporter: &dyn Reporter,
 ) -> T {
-    let Some(mut warnings) = warnings else {
+    let Some(mut notes) = notes else {
         return work.await;
     };
     tokio::pin!(work);
     loop {
         tokio::select! {
             done = &mut work => {
-                while let Ok(warning) = warnings.try_recv() {
-                    reporter.warn(&warning);
+                while let Ok(note) = notes.try_recv() {
+                    note.tell(reporter);
                 }
                 return done;
             }
-            Some(warning) = warnings.recv() => reporter.warn(&warning),
+            Some(note) = notes.recv() => note.tell(reporter),
         }
     }
 }

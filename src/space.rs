@@ -5,6 +5,8 @@
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::hint::{Fix, Hint};
 use crate::progress::human_bytes;
@@ -150,10 +152,14 @@ impl Measured {
 
 /// Free space where a build writes, measured once, before its first download, so that
 /// later checks compare everything planned so far against the same starting point.
+/// Clones share what [`SpaceCheck::reserve`] took.
 #[derive(Debug, Clone)]
 pub struct SpaceCheck {
     store: Measured,
     output: Measured,
+    /// Bytes written into the store by work that no plan counts as a download (an
+    /// import from the Docker daemon), since the measure.
+    reserved: Arc<AtomicU64>,
 }
 
 impl SpaceCheck {
@@ -167,7 +173,22 @@ impl SpaceCheck {
         Ok(Self {
             store: measure(store)?,
             output: measure(output)?,
+            reserved: Arc::default(),
         })
+    }
+
+    /// Takes `written` bytes of the store's filesystem for work outside the plan, and
+    /// checks that they fit beside everything reserved before and a package holding
+    /// `content` more bytes. Every later check counts them as downloads.
+    pub fn reserve(&self, written: u64, content: u64) -> Result<(), Shortfall> {
+        let _ = self
+            .reserved
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(written))
+            });
+        let mut demand = Demand::default();
+        demand.add(content, 0);
+        self.check(&demand)
     }
 
     /// Whether `demand` fits. On one filesystem the downloads and the package add up
@@ -175,6 +196,10 @@ impl SpaceCheck {
     /// filesystem takes the downloads and the output's takes a copy of every blob
     /// (links cannot cross filesystems) and the package.
     pub fn check(&self, demand: &Demand) -> Result<(), Shortfall> {
+        let mut demand = *demand;
+        demand.download = demand
+            .download
+            .saturating_add(self.reserved.load(Ordering::Relaxed));
         let package = demand.package_estimate();
         let short = |needed: u64, free: u64, places: Vec<Place>| {
             (needed > free).then_some(Shortfall {
@@ -329,6 +354,7 @@ mod tests {
         let check = |free| SpaceCheck {
             store: measured("/c", "--cache", 1, free),
             output: measured("/o", "--output", 1, free),
+            reserved: Arc::default(),
         };
         assert_eq!(check(need).check(&d), Ok(()));
         let short = check(need - 1).check(&d).unwrap_err();
@@ -355,6 +381,7 @@ mod tests {
         let check = SpaceCheck {
             store: measured("/o", "--output", 1, 100 * MIB),
             output: measured("/o", "--output", 1, 100 * MIB),
+            reserved: Arc::default(),
         };
         let short = check.check(&d).unwrap_err();
         assert_eq!(short.needed, 80 * MIB + d.package_estimate());
@@ -375,6 +402,7 @@ mod tests {
         let check = |store_free, output_free| SpaceCheck {
             store: measured("/c", "--cache", 1, store_free),
             output: measured("/o", "--output", 2, output_free),
+            reserved: Arc::default(),
         };
         assert_eq!(check(30 * MIB, output_need).check(&d), Ok(()));
 
@@ -389,6 +417,27 @@ mod tests {
             Some(Fix::MakeRoom {
                 options: vec!["--output"]
             })
+        );
+    }
+
+    #[test]
+    fn bytes_reserved_outside_the_plan_count_in_every_later_check() {
+        let check = SpaceCheck {
+            store: measured("/c", "--cache", 1, 100 * MIB),
+            output: measured("/o", "--output", 1, 100 * MIB),
+            reserved: Arc::default(),
+        };
+        let mut tar = Demand::default();
+        tar.add(40 * MIB, 0);
+        assert_eq!(check.reserve(40 * MIB, 40 * MIB), Ok(()));
+        // A clone (another import) shares the reservation, and the plan sees it.
+        let short = check.clone().reserve(40 * MIB, 40 * MIB).unwrap_err();
+        assert_eq!(short.needed, 80 * MIB + tar.package_estimate());
+        let mut both = tar;
+        both.add(40 * MIB, 0);
+        assert_eq!(
+            check.check(&both).unwrap_err().needed,
+            80 * MIB + both.package_estimate()
         );
     }
 

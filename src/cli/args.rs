@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::daemon::DaemonLayers;
 use crate::package::parts::MIN_PART_BYTES;
 
 #[derive(Debug, Parser)]
@@ -269,6 +270,12 @@ pub struct CreateArgs {
     /// local Docker daemon (DOCKER_HOST, else the default socket)
     #[arg(long)]
     pub no_daemon_fallback: bool,
+
+    /// How the layers of an image taken from the Docker daemon are kept when the daemon
+    /// holds them uncompressed: `tar` as saved (the package is compressed whole), or
+    /// `gzip` for targets that take only compressed layers
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = DaemonLayers::Tar, conflicts_with = "no_daemon_fallback")]
+    pub daemon_layers: DaemonLayers,
 
     /// Refuse a blob whose descriptor declares more than SIZE (e.g. 100GiB, 500MB)
     #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = crate::space::parse_size)]

@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::settings::CreateSettings;
 use super::{CreateArgs, Error};
 use crate::package::Staging;
-use crate::progress::warning_meanwhile;
+use crate::progress::notes_meanwhile;
 use crate::pull::{self, DaemonFallback, Fallback, Fetcher, RegistryImage};
 use crate::registry::Registry;
 use crate::space::{Place, SpaceCheck};
@@ -63,12 +63,15 @@ async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathB
         .await?,
     );
     // Imports from the Docker daemon go into the same store as downloads.
-    let (fallback, warnings) = match settings.daemon_fallback {
-        true => {
-            let (fallback, warnings) = Fallback::new(store.clone(), settings.pull.max_blob_size);
-            (Some(fallback), Some(warnings))
+    // Each import is checked against the free space before it writes anything.
+    let (fallback, notes) = match settings.daemon_fallback {
+        Some(layers) => {
+            let max_blob_size = settings.pull.max_blob_size;
+            let space = Some(space.clone());
+            let (fallback, notes) = Fallback::new(store.clone(), max_blob_size, layers, space);
+            (Some(fallback), Some(notes))
         }
-        false => (None, None),
+        None => (None, None),
     };
     let fetcher = Fetcher::new(store, settings.concurrency, reporter);
     let pull = pull::pull(
@@ -84,7 +87,7 @@ async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathB
         &settings.pull,
         Some(&space),
     );
-    let pulled = warning_meanwhile(pull, warnings, reporter).await?;
+    let pulled = notes_meanwhile(pull, notes, reporter).await?;
     if let Some(cache) = &cache {
         // What `prune --older-than` counts as use.
         pulled.digests().for_each(|digest| cache.mark_used(digest));

@@ -12,6 +12,7 @@ use super::{
     CacheArgs, CacheCommand, CreateArgs, DiffArgs, Error, InspectArgs, PushArgs, TransportArgs,
     VerifyArgs,
 };
+use crate::daemon::DaemonLayers;
 use crate::definition::{self, Definition};
 use crate::package::base::{open_base, Base};
 use crate::package::Output;
@@ -37,8 +38,9 @@ pub struct CreateSettings {
     pub pull: PullOptions,
     /// Blob downloads in flight across all images.
     pub concurrency: usize,
-    /// Whether an image its registry cannot serve is looked for in the Docker daemon.
-    pub daemon_fallback: bool,
+    /// Whether an image its registry cannot serve is looked for in the Docker daemon,
+    /// and if so how the layers of a daemon-made image are kept.
+    pub daemon_fallback: Option<DaemonLayers>,
     /// `--differential`: the base package whose blobs are left out.
     pub differential: Option<PathBuf>,
     /// `--allow-other-architecture`: a base of another architecture is accepted.
@@ -105,7 +107,7 @@ impl CreateSettings {
             transport: transport(&args.transport),
             credentials: Credentials::from_docker_config().map_err(RegistryError::from)?,
             concurrency: usize::from(args.concurrency),
-            daemon_fallback: !args.no_daemon_fallback,
+            daemon_fallback: (!args.no_daemon_fallback).then_some(args.daemon_layers),
             differential: args.differential,
             allow_other_architecture: args.allow_other_architecture,
             signing_key,

@@ -52,12 +52,13 @@ impl Daemon {
     }
 
     /// Checks that the daemon has `image`, so a missing one is a clear "not found"
-    /// rather than an error in the middle of a save stream.
-    pub async fn has(&self, image: &str) -> Result<(), DaemonError> {
+    /// rather than an error in the middle of a save stream; gives the size the daemon
+    /// reports for it (its layers uncompressed, about what its save holds).
+    pub async fn has(&self, image: &str) -> Result<u64, DaemonError> {
         self.docker
             .inspect_image(image)
             .await
-            .map(drop)
+            .map(|inspected| inspected.size.map_or(0, |s| s.max(0) as u64))
             .map_err(|e| self.classify(image, "inspect", e))
     }
 

@@ -9,9 +9,13 @@
 //!   classic store of Docker ≥ 25, which made that manifest itself;
 //! - `manifest.json` alone (Docker < 25): `<config>.json` and `<id>/layer.tar`.
 //!
-//! In the last two, pkgr builds an OCI manifest it owns: the config's exact bytes,
-//! each layer gzip-compressed, everything named by content. The root is found in the
-//! layout by its digest among the hashed bytes, never by a file name.
+//! In the last two, pkgr builds an OCI manifest it owns: the config's exact bytes and
+//! each layer as the daemon saved it (`application/vnd.oci.image.layer.v1.tar`, as
+//! Docker ≥ 25 and Zarf write them: the package is compressed whole anyway), or
+//! gzip-compressed with `--daemon-layers gzip`; everything named by content, and
+//! serialized one fixed way, so the same daemon image gives the same manifest. The
+//! root is found in the layout by its digest among the hashed bytes, never by a file
+//! name.
 
 use std::io::Read;
 
@@ -19,7 +23,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::save::{self, ReadError, Saved};
-use super::{Daemon, DaemonError};
+use super::{Daemon, DaemonError, DaemonLayers};
 use crate::digest::Digest;
 use crate::manifest::{
     DOCKER_LAYER_TAR, MAX_MANIFEST_BYTES, OCI_IMAGE_CONFIG, OCI_LAYER_GZIP, OCI_LAYER_TAR,
@@ -51,20 +55,34 @@ pub struct Imported {
     pub format: Format,
 }
 
+/// How one import runs: the bound on each file of the save, what becomes of
+/// uncompressed layers, and whom to tell how many bytes of the save have arrived.
+pub struct ImportOptions<'a> {
+    pub max_blob_size: u64,
+    pub layers: DaemonLayers,
+    pub progress: &'a (dyn Fn(u64) + Sync),
+}
+
 /// Exports `image` from the daemon and puts all it holds into `store`, reading the
 /// save as it streams: a blocking thread reads the tar while this task feeds it. An
-/// entry declaring more than `max_blob_size` bytes is refused from its header.
+/// entry declaring more than `max_blob_size` bytes is refused from its header. The
+/// caller has asked [`Daemon::has`] first, for a clear "not found".
 pub async fn import(
     daemon: &Daemon,
     image: &str,
     store: &Store,
-    max_blob_size: u64,
+    options: ImportOptions<'_>,
 ) -> Result<Imported, DaemonError> {
-    daemon.has(image).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(16);
     let mut stream = Box::pin(daemon.export(image));
+    let progress = options.progress;
     let pump = async move {
+        let mut arrived = 0u64;
         while let Some(item) = stream.next().await {
+            if let Ok(chunk) = &item {
+                arrived += chunk.len() as u64;
+                progress(arrived);
+            }
             let stop = item.is_err();
             // A closed channel means the reader is done (or failed): stop reading.
             if tx.send(item.map_err(std::io::Error::other)).await.is_err() || stop {
@@ -73,6 +91,7 @@ pub async fn import(
         }
     };
     let (store, name) = (store.clone(), image.to_owned());
+    let (max_blob_size, layers) = (options.max_blob_size, options.layers);
     let reading = tokio::task::spawn_blocking(move || {
         from_save(
             ChannelReader {
@@ -82,6 +101,7 @@ pub async fn import(
             &store,
             &name,
             max_blob_size,
+            layers,
         )
     });
     let ((), read) = tokio::join!(pump, reading);
@@ -91,12 +111,15 @@ pub async fn import(
     })?
 }
 
-/// Reads a whole save and finds (or builds) its root manifest.
+/// Reads a whole save and finds (or builds) its root manifest: no file of the save
+/// may declare more than `max_blob_size`, and `layers` says what becomes of
+/// uncompressed layers.
 pub fn from_save(
     reader: impl Read,
     store: &Store,
     image: &str,
     max_blob_size: u64,
+    layers: DaemonLayers,
 ) -> Result<Imported, DaemonError> {
     let format = unreadable(image);
     let reader = crate::cancel::Cancellable(reader);
@@ -113,10 +136,16 @@ pub fn from_save(
             source,
         },
     })?;
+    let own = Own {
+        saved: &saved,
+        store,
+        image,
+        layers,
+    };
     let imported = if let Some(index) = &saved.index_json {
-        from_layout(&saved, index, store, image)?
+        from_layout(&own, index)?
     } else if let Some(manifest) = &saved.manifest_json {
-        from_legacy(&saved, manifest, store, image)?
+        from_legacy(&own, manifest)?
     } else {
         return Err(format("it has neither index.json nor manifest.json".into()));
     };
@@ -155,12 +184,16 @@ fn unreadable(image: &str) -> impl Fn(String) -> DaemonError + '_ {
     }
 }
 
-fn from_layout(
-    saved: &Saved,
-    index: &[u8],
-    store: &Store,
-    image: &str,
-) -> Result<Imported, DaemonError> {
+/// What building a manifest of its own from a save needs.
+struct Own<'a> {
+    saved: &'a Saved,
+    store: &'a Store,
+    image: &'a str,
+    layers: DaemonLayers,
+}
+
+fn from_layout(own: &Own, index: &[u8]) -> Result<Imported, DaemonError> {
+    let (saved, store, image) = (own.saved, own.store, own.image);
     let format = unreadable(image);
     let index: Index = serde_json::from_slice(index)
         .map_err(|e| format(format!("its index.json cannot be read ({e})")))?;
@@ -194,7 +227,7 @@ fn from_layout(
         .iter()
         .map(|l| saved_digest(saved, &l.digest, image))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut imported = build(saved, store, image, &config, &layers)?;
+    let mut imported = build(own, &config, &layers)?;
     imported.format = Format::OciDaemonMade;
     Ok(imported)
 }
@@ -206,12 +239,8 @@ struct LegacyEntry {
     layers: Vec<String>,
 }
 
-fn from_legacy(
-    saved: &Saved,
-    manifest: &[u8],
-    store: &Store,
-    image: &str,
-) -> Result<Imported, DaemonError> {
+fn from_legacy(own: &Own, manifest: &[u8]) -> Result<Imported, DaemonError> {
+    let (saved, image) = (own.saved, own.image);
     let format = unreadable(image);
     let entries: Vec<LegacyEntry> = serde_json::from_slice(manifest)
         .map_err(|e| format(format!("its manifest.json cannot be read ({e})")))?;
@@ -237,7 +266,7 @@ fn from_legacy(
         .iter()
         .map(|p| by_path(p))
         .collect::<Result<Vec<_>, _>>()?;
-    build(saved, store, image, &config, &layers)
+    build(own, &config, &layers)
 }
 
 /// A digest named in the layout's metadata, checked to be among the bytes the save
@@ -294,20 +323,27 @@ struct Descriptor<'a> {
 }
 
 /// The OCI manifest pkgr owns for a daemon-made image: the config's bytes as the
-/// daemon has them, each uncompressed layer gzip-compressed, serialized one fixed way.
-fn build(
-    saved: &Saved,
-    store: &Store,
-    image: &str,
-    config: &Digest,
-    layers: &[Digest],
-) -> Result<Imported, DaemonError> {
+/// daemon has them, each layer as saved or gzip-compressed, serialized one fixed way.
+fn build(own: &Own, config: &Digest, layers: &[Digest]) -> Result<Imported, DaemonError> {
+    let (saved, store) = (own.saved, own.store);
     let store_error = |source| DaemonError::Store {
-        image: image.to_owned(),
+        image: own.image.to_owned(),
         source,
     };
     let config_size = saved.size_of(config).unwrap_or_default();
-    let compressed = super::gzip::compress_all(store, layers).map_err(store_error)?;
+    let (layer_type, layers) = match own.layers {
+        DaemonLayers::Tar => (
+            OCI_LAYER_TAR,
+            layers
+                .iter()
+                .map(|d| (d.clone(), saved.size_of(d).unwrap_or_default()))
+                .collect(),
+        ),
+        DaemonLayers::Gzip => (
+            OCI_LAYER_GZIP,
+            super::gzip::compress_all(store, layers).map_err(store_error)?,
+        ),
+    };
     let manifest = OwnManifest {
         schema_version: 2,
         media_type: OCI_MANIFEST,
@@ -316,10 +352,10 @@ fn build(
             digest: config.to_string(),
             size: config_size,
         },
-        layers: compressed
+        layers: layers
             .into_iter()
             .map(|(digest, size)| Descriptor {
-                media_type: OCI_LAYER_GZIP,
+                media_type: layer_type,
                 digest: digest.to_string(),
                 size,
             })

@@ -1,8 +1,9 @@
 //! The local Docker daemon as a second place images come from: connecting to it
 //! (`engine`), reading its `docker save` stream into the store as it arrives, under
 //! the header caps and `--max-blob-size` bound a package is read with (`save`),
-//! gzip-compressing the uncompressed layers it holds (`gzip`), and turning what was
-//! saved into one root manifest whose every blob is named by its bytes (`image`).
+//! gzip-compressing the uncompressed layers it holds when asked to (`gzip`), and
+//! turning what was saved into one root manifest whose every blob is named by its
+//! bytes (`image`).
 //!
 //! Nothing here names a blob after Docker's image ID or a file name in the save: with
 //! Docker's containerd image store the image ID is the manifest digest, and trusting
@@ -14,7 +15,20 @@ mod image;
 pub(crate) mod save;
 
 pub use engine::Daemon;
-pub use image::{from_save, import, Format, Imported};
+pub use image::{from_save, import, Format, ImportOptions, Imported};
+
+/// How the layers of a daemon-made image (one the daemon holds no compressed copy
+/// of) go into the package: `--daemon-layers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DaemonLayers {
+    /// As the daemon saved them, uncompressed (`application/vnd.oci.image.layer.v1.tar`,
+    /// as Docker ≥ 25's own `docker save` writes them); the package is compressed anyway
+    #[default]
+    Tar,
+    /// Gzip-compressed on every core (`…tar+gzip`), for registries or runtimes that
+    /// take only compressed layers
+    Gzip,
+}
 
 use crate::hint::{Fix, Hint};
 use crate::store::StoreError;

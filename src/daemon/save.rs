@@ -258,7 +258,7 @@ fn resolve(dir: &str, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::{from_save, DaemonError};
+    use crate::daemon::{from_save, DaemonError, DaemonLayers};
     use crate::space::DEFAULT_MAX_BLOB_SIZE;
 
     const IMAGE: &str = "registry.invalid/hostile/x:1";
@@ -321,7 +321,14 @@ mod tests {
     fn refused(head: Vec<u8>, rest: impl Read, bound: u64) -> (Cache, DaemonError) {
         let cache = Cache::new();
         let started = std::time::Instant::now();
-        let err = from_save(head.as_slice().chain(rest), &cache.store, IMAGE, bound).unwrap_err();
+        let err = from_save(
+            head.as_slice().chain(rest),
+            &cache.store,
+            IMAGE,
+            bound,
+            DaemonLayers::Tar,
+        )
+        .unwrap_err();
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         assert!(err.to_string().contains(IMAGE), "{err}");
         assert!(

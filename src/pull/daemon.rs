@@ -113,7 +113,7 @@ impl Source for DaemonImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::{from_save, Format};
+    use crate::daemon::{from_save, DaemonLayers, Format};
     use crate::pull::{resolve, ResolveOptions};
 
     fn fixture(name: &str) -> std::path::PathBuf {
@@ -124,11 +124,16 @@ mod tests {
 
     /// Reads a fixture save into a fresh store, as the daemon's stream would be read.
     fn import(name: &str) -> (tempfile::TempDir, Store, Imported) {
+        import_as(name, DaemonLayers::Tar)
+    }
+
+    fn import_as(name: &str, layers: DaemonLayers) -> (tempfile::TempDir, Store, Imported) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
         let file = std::fs::File::open(fixture(name)).unwrap();
         let bound = crate::space::DEFAULT_MAX_BLOB_SIZE;
-        let imported = from_save(file, &store, "registry.invalid/fixtures/x:1", bound).unwrap();
+        let image = "registry.invalid/fixtures/x:1";
+        let imported = from_save(file, &store, image, bound, layers).unwrap();
         (dir, store, imported)
     }
 
@@ -185,8 +190,20 @@ mod tests {
         image
     }
 
+    /// The daemon's own manifest in the classic-store fixture.
+    fn daemon_manifest() -> serde_json::Value {
+        let index: serde_json::Value =
+            serde_json::from_slice(&entry("oci-classic.tar", "index.json")).unwrap();
+        let hex = index["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_owned();
+        serde_json::from_slice(&entry("oci-classic.tar", &format!("blobs/sha256/{hex}"))).unwrap()
+    }
+
     #[tokio::test]
-    async fn classic_store_save_gets_a_pkgr_manifest_with_gzip_layers() {
+    async fn classic_store_save_gets_a_pkgr_manifest_with_the_layers_as_saved() {
         let (dir, store, imported) = import("oci-classic.tar");
         assert_eq!(imported.format, Format::OciDaemonMade);
         assert_content_named(dir.path());
@@ -195,23 +212,33 @@ mod tests {
             manifest["mediaType"],
             "application/vnd.oci.image.manifest.v1+json"
         );
-        // The config's bytes are the daemon's, exactly.
-        let index: serde_json::Value =
-            serde_json::from_slice(&entry("oci-classic.tar", "index.json")).unwrap();
-        let daemon_manifest_hex = index["manifests"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:")
-            .to_owned();
-        let daemon_manifest: serde_json::Value = serde_json::from_slice(&entry(
-            "oci-classic.tar",
-            &format!("blobs/sha256/{daemon_manifest_hex}"),
-        ))
-        .unwrap();
-        assert_eq!(
-            manifest["config"]["digest"],
-            daemon_manifest["config"]["digest"]
-        );
+        // The config and the layers are the daemon's bytes, exactly.
+        let daemon_manifest = daemon_manifest();
+        assert_eq!(manifest["config"], daemon_manifest["config"]);
+        let layers = manifest["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 2);
+        for (ours, theirs) in layers
+            .iter()
+            .zip(daemon_manifest["layers"].as_array().unwrap())
+        {
+            assert_eq!(ours["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+            assert_eq!(ours["digest"], theirs["digest"]);
+            assert_eq!(ours["size"], theirs["size"]);
+        }
+        let image = resolve_all(&store, &imported).await;
+        assert_eq!(image.digest, imported.digest);
+        assert_eq!(image.blobs.len(), 3);
+        // The same save gives the same manifest, byte for byte.
+        assert_eq!(import("oci-classic.tar").2.bytes, imported.bytes);
+    }
+
+    #[tokio::test]
+    async fn classic_store_save_gets_gzip_layers_when_asked() {
+        let (dir, store, imported) = import_as("oci-classic.tar", DaemonLayers::Gzip);
+        assert_content_named(dir.path());
+        let manifest: serde_json::Value = serde_json::from_slice(&imported.bytes).unwrap();
+        let daemon_manifest = daemon_manifest();
+        assert_eq!(manifest["config"], daemon_manifest["config"]);
         // Each layer is the gzip of the daemon's uncompressed layer.
         let layers = manifest["layers"].as_array().unwrap();
         assert_eq!(layers.len(), 2);
@@ -236,6 +263,8 @@ mod tests {
         let image = resolve_all(&store, &imported).await;
         assert_eq!(image.digest, imported.digest);
         assert_eq!(image.blobs.len(), 3);
+        let again = import_as("oci-classic.tar", DaemonLayers::Gzip).2;
+        assert_eq!(again.bytes, imported.bytes);
     }
 
     #[tokio::test]

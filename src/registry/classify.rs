@@ -147,6 +147,7 @@ mod tests {
     use crate::registry::Credentials;
 
     fn over_tls() -> Registry {
+        crate::registry::install_tls_provider();
         let client = reqwest::Client::builder().build().unwrap();
         Registry {
             http: DirectClient::new(ClientProtocol::Https, client, Duration::from_secs(5)),

@@ -1,6 +1,7 @@
 //! Setting up a run's registry client: which registries get plain HTTP (all when the
 //! run asks, else loopback ones whose port answers no TLS handshake), the CA file,
-//! certificate checks, the connect timeout and the user agent.
+//! certificate checks, the connect timeout and the user agent; and rustls's crypto
+//! provider (`ring`), which must be installed before any client is built.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -65,8 +66,19 @@ impl Registry {
 
 const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));
 
+/// Makes `ring` rustls's provider for the process, once: reqwest is built without a
+/// provider of its own (see Cargo.toml), and panics on a client built before this.
+pub fn install_tls_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        // Err only when a provider is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// The HTTP client for every request of the run, with its TLS settings.
 fn http_client(transport: &Transport, ca: Option<&[u8]>) -> Result<reqwest::Client, RegistryError> {
+    install_tls_provider();
     let mut builder = reqwest::Client::builder()
         .danger_accept_invalid_certs(transport.insecure_skip_tls_verify)
         .connect_timeout(transport.timeout)
@@ -88,6 +100,7 @@ fn http_client(transport: &Transport, ca: Option<&[u8]>) -> Result<reqwest::Clie
 /// certificate because it only asks which protocol the port speaks; it sends no
 /// credentials, and the real client verifies certificates as configured.
 async fn speaks_tls(registry: &str) -> bool {
+    install_tls_provider();
     let Ok(probe) = reqwest::Client::builder()
         .danger_accept_invalid_certs(true)
         .no_proxy()

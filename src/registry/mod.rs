@@ -26,6 +26,7 @@ pub type BlobStream =
     futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
 pub use auth::{AuthError, Credentials};
+pub use connect::install_tls_provider;
 pub use retry::{backoff, MAX_ATTEMPTS};
 
 use crate::digest::Digest;

@@ -1,5 +1,5 @@
 //! `--tls-cert`/`--tls-key`: a certificate chain and its private key, both PEM, made
-//! into a rustls acceptor (aws-lc-rs, the provider reqwest already brings).
+//! into a rustls acceptor (on ring, the provider the registry client uses too).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, ServeError> {
         return Err(refused(cert, "it holds no PEM certificate".to_owned()));
     }
     let private = PrivateKeyDer::from_pem_file(key).map_err(|e| refused(key, e.to_string()))?;
-    let provider = Arc::new(crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| refused(cert, e.to_string()))?

@@ -1,6 +1,8 @@
 //! The Docker daemon fallback against a real `dockerd`: an image that exists only in
 //! the daemon (loaded from a tar built here, under a registry name nobody serves) is
-//! packaged with every blob named by its bytes and pushed cleanly; the flag that turns
+//! packaged with every blob named by its bytes (its layers as the daemon saved them,
+//! or gzip-compressed when asked; the same image, the same package bytes), checked
+//! against the free space before it is imported, and pushed cleanly; the flag that turns
 //! the fallback off, and a daemon that is absent or refuses, are clear errors. Hostile
 //! save streams, which no real daemon can be made to write, come from a stand-in of
 //! the engine API, and are refused at once, in bounded memory, leaving nothing behind.
@@ -107,22 +109,35 @@ fn image_only_in_the_daemon_is_packaged_content_named_and_pushed() {
         &config
     );
     assert_eq!(dockerd.image_id(&reference), sha256(&config));
+    // The daemon holds the layers uncompressed, and they are kept so: each is the
+    // daemon's bytes, named by them (the config's diff_ids), as `docker save` has them.
     let listed = manifest["layers"].as_array().unwrap();
     assert_eq!(listed.len(), layers.len());
     for (descriptor, plain) in listed.iter().zip(&layers) {
         assert_eq!(
             descriptor["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+gzip"
+            "application/vnd.oci.image.layer.v1.tar"
         );
-        let gz = read.blob(descriptor["digest"].as_str().unwrap()).unwrap();
-        let mut unpacked = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::MultiGzDecoder::new(&gz[..]),
-            &mut unpacked,
-        )
-        .unwrap();
-        assert_eq!(&unpacked, plain, "a layer changed on the way");
+        assert_eq!(descriptor["digest"], sha256(plain));
+        assert_eq!(descriptor["size"], plain.len());
+        let kept = read.blob(descriptor["digest"].as_str().unwrap()).unwrap();
+        assert_eq!(kept, plain, "a layer changed on the way");
     }
+    let config_json: serde_json::Value = serde_json::from_slice(&config).unwrap();
+    let diff_ids: Vec<_> = layers.iter().map(|l| sha256(l)).collect();
+    assert_eq!(
+        config_json["rootfs"]["diff_ids"],
+        serde_json::json!(diff_ids)
+    );
+    // The import is reported, with its size, before and after.
+    assert!(
+        err.contains(&format!("importing {reference} from the Docker daemon (")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("imported {reference} from the Docker daemon: ")),
+        "{err}"
+    );
 
     let verify = ws.inspect(&package, &["--verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
@@ -149,9 +164,126 @@ fn image_only_in_the_daemon_is_packaged_content_named_and_pushed() {
     assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2);
 
     // Again, from the cache: the same package, byte for byte.
+    let first = std::fs::read(&package).unwrap();
     std::fs::remove_file(&package).unwrap();
     let again = package_path(&create(&ws, &dockerd.host, &[]));
     assert_eq!(Package::read(&again).files, read.files);
+    assert!(
+        std::fs::read(&again).unwrap() == first,
+        "the package changed"
+    );
+}
+
+/// Creates a package of `reference` from the daemon with a fresh import (no cache)
+/// and `extra`; returns the package's bytes and its image manifest.
+fn fresh_import(
+    ws: &Workspace,
+    dockerd: &TestDockerd,
+    reference: &str,
+    extra: &[&str],
+) -> (Vec<u8>, serde_json::Value) {
+    let out = create(ws, &dockerd.host, &[&["--no-cache"], extra].concat());
+    let package = package_path(&out);
+    let bytes = std::fs::read(&package).unwrap();
+    let read = Package::read(&package);
+    let digest = read.entry(reference)["digest"].as_str().unwrap().to_owned();
+    let manifest = serde_json::from_slice(read.blob(&digest).unwrap()).unwrap();
+    std::fs::remove_file(&package).unwrap();
+    (bytes, manifest)
+}
+
+#[test]
+fn the_same_daemon_image_gives_the_same_package_bytes_with_either_layer_format() {
+    let dockerd = TestDockerd::start();
+    let reference = format!("127.0.0.1:{}/daemon/app:1", closed_port());
+    let (_, layers) = load(&dockerd, &reference);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("from-daemon").image(&reference));
+
+    let (tar, tar_manifest) = fresh_import(&ws, &dockerd, &reference, &[]);
+    let explicit = fresh_import(&ws, &dockerd, &reference, &["--daemon-layers", "tar"]);
+    assert!(explicit.0 == tar, "`tar` is the default, byte for byte");
+    let (gzip, gzip_manifest) =
+        fresh_import(&ws, &dockerd, &reference, &["--daemon-layers", "gzip"]);
+    let (again, _) = fresh_import(&ws, &dockerd, &reference, &["--daemon-layers", "gzip"]);
+    assert!(again == gzip, "two gzip imports differ");
+    assert!(gzip != tar);
+
+    // Gzip layers hold the daemon's bytes, under other digests; the config is the same.
+    assert_eq!(gzip_manifest["config"], tar_manifest["config"]);
+    let listed = gzip_manifest["layers"].as_array().unwrap();
+    assert_eq!(listed.len(), layers.len());
+    let out = create(&ws, &dockerd.host, &["--daemon-layers", "gzip"]);
+    let read = Package::read(&package_path(&out));
+    for ((descriptor, plain), as_tar) in listed
+        .iter()
+        .zip(&layers)
+        .zip(tar_manifest["layers"].as_array().unwrap())
+    {
+        assert_eq!(
+            descriptor["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+        assert_ne!(descriptor["digest"], as_tar["digest"]);
+        let gz = read.blob(descriptor["digest"].as_str().unwrap()).unwrap();
+        assert_eq!(sha256(gz), descriptor["digest"].as_str().unwrap());
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&gz[..]),
+            &mut unpacked,
+        )
+        .unwrap();
+        assert_eq!(&unpacked, plain, "a layer changed on the way");
+    }
+}
+
+#[test]
+fn daemon_layers_takes_tar_or_gzip_and_needs_the_fallback() {
+    let ws = Workspace::new();
+    ws.define(&Definition::new("from-daemon").image("127.0.0.1:1/app:1"));
+    let out = ws.create(&["--daemon-layers", "zip"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid value 'zip' for '--daemon-layers <FORMAT>'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("[possible values: tar, gzip]"));
+    let out = ws.create(&["--daemon-layers", "gzip", "--no-daemon-fallback"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("'--daemon-layers <FORMAT>' cannot be used with '--no-daemon-fallback'"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ws.output_files().is_empty());
+}
+
+#[test]
+fn an_import_that_cannot_fit_is_refused_before_it_writes_anything() {
+    use crate::support::tmpfs::Tmpfs;
+    let dockerd = TestDockerd::start();
+    let reference = format!("127.0.0.1:{}/daemon/app:1", closed_port());
+    load(&dockerd, &reference);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("from-daemon").image(&reference));
+    // The image is over 1 MiB; the cache has 512 KiB.
+    let cache = Tmpfs::mount(&ws.path("small-cache"), 512 << 10);
+    let cache_dir = cache.path.display().to_string();
+    let out = create(&ws, &dockerd.host, &["--cache", &cache_dir]);
+    let err = failed(&ws, &out);
+    assert!(
+        err.starts_with("error: not enough free space: this build needs "),
+        "{err}"
+    );
+    assert!(err.contains(&cache_dir), "{err}");
+    assert!(!stderr(&out).contains("importing"), "{}", stderr(&out));
+    let blobs = cache.path.join("blobs-v1").join("sha256");
+    let kept: Vec<_> = std::fs::read_dir(&blobs)
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(kept.is_empty(), "the refused import stored {kept:?}");
 }
 
 #[test]

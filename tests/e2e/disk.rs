@@ -372,7 +372,9 @@ fn a_push_needs_no_temporary_space_for_a_package_far_larger_than_it() {
     assert!(out.status.success(), "push failed: {}", stderr(&out));
     // The registry checks each upload against its digest, and the manifest is taken
     // only once every blob it names is there.
-    let pushed = reqwest::blocking::Client::new()
+    let pushed = crate::support::http_client()
+        .build()
+        .unwrap()
         .get(format!("http://{}/v2/app/manifests/1", target.addr))
         .header("Accept", "application/vnd.oci.image.manifest.v1+json")
         .send()

@@ -92,7 +92,7 @@ fn manifest(addr: &str, path: &str) -> Vec<u8> {
         .split_once('@')
         .unwrap_or_else(|| path.rsplit_once(':').unwrap());
     let url = format!("http://{addr}/v2/{repo}/manifests/{reference}");
-    let response = reqwest::blocking::Client::builder()
+    let response = crate::support::http_client()
         .no_proxy()
         .build()
         .unwrap()

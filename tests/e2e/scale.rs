@@ -26,10 +26,7 @@ const MAX_RSS_KIB: u64 = 100 * 1024;
 /// How long `registry` takes to answer a GET of each tag of `repo`, 16 at a time
 /// over pooled connections: the least any client could take.
 fn registry_floor(addr: &str, repo: &str, tags: &[String]) -> Duration {
-    let client = reqwest::blocking::Client::builder()
-        .no_proxy()
-        .build()
-        .unwrap();
+    let client = crate::support::http_client().no_proxy().build().unwrap();
     let tags = Arc::new(tags.to_vec());
     let started = Instant::now();
     let threads: Vec<_> = (0..16)

@@ -189,7 +189,9 @@ fn ctrl_c_during_push_publishes_nothing() {
         proxy.seen().iter().any(|s| s.method == "PUT")
     });
     assert_interrupted(&interrupt(child));
-    let manifest = reqwest::blocking::Client::new()
+    let manifest = crate::support::http_client()
+        .build()
+        .unwrap()
         .get(format!("http://{}/v2/app/manifests/1", target.addr))
         .header("accept", "application/vnd.oci.image.manifest.v1+json")
         .send()

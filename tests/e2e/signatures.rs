@@ -449,21 +449,24 @@ fn a_registry_error_other_than_404_during_discovery_fails_the_build() {
 
 #[test]
 fn a_signature_made_here_verifies_on_the_pushed_copy() {
-    use aws_lc_rs::rand::SystemRandom;
-    use aws_lc_rs::signature::{
+    use base64::Engine;
+    use ring::rand::SystemRandom;
+    use ring::signature::{
         EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1,
         ECDSA_P256_SHA256_ASN1_SIGNING,
     };
-    use base64::Engine;
 
     let registry = TestRegistry::start();
     let pusher = Pusher::new(&registry.addr);
     let app = pusher.image("signed/app", "1", false, "amd64", &[layer(&[("a", b"s")])]);
     // cosign's scheme: ECDSA P-256 over the simplesigning payload, base64 of the ASN.1
     // signature in the layer's annotation.
-    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let random = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &random).unwrap();
+    let key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &random).unwrap();
     let payload = simple_signing("signed/app", &app.manifest.digest);
-    let signature = key.sign(&SystemRandom::new(), &payload).unwrap();
+    let signature = key.sign(&random, &payload).unwrap();
     let encoded = base64::engine::general_purpose::STANDARD.encode(signature.as_ref());
     pusher.cosign_signature_with("signed/app", &app.manifest, &encoded);
 

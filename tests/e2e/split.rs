@@ -100,7 +100,7 @@ fn read_parts(first: &Path, count: usize) -> Vec<Vec<u8>> {
 
 /// Whether the registry at `addr` holds blob `digest` in `repo`.
 fn has_blob(addr: &str, repo: &str, digest: &str) -> bool {
-    reqwest::blocking::Client::builder()
+    crate::support::http_client()
         .no_proxy()
         .build()
         .unwrap()

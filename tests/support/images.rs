@@ -105,7 +105,7 @@ impl Pusher {
     pub fn new(addr: &str) -> Self {
         Self {
             base: format!("http://{addr}"),
-            client: reqwest::blocking::Client::builder()
+            client: http_client()
                 .no_proxy()
                 .timeout(std::time::Duration::from_secs(300))
                 .build()
@@ -125,7 +125,7 @@ impl Pusher {
         );
         Self {
             base: format!("http://{addr}"),
-            client: reqwest::blocking::Client::builder()
+            client: http_client()
                 .no_proxy()
                 .default_headers(headers)
                 .timeout(std::time::Duration::from_secs(300))
@@ -594,7 +594,7 @@ pub fn wait_for_registry(addr: &str) {
 /// Waits up to 15 s for any HTTP answer at `url` (401 counts: the server is up).
 /// Certificates are not checked: this only asks whether the server is listening.
 pub fn wait_for_url(url: &str) {
-    let client = reqwest::blocking::Client::builder()
+    let client = http_client()
         .no_proxy()
         .danger_accept_invalid_certs(true)
         .build()
@@ -611,4 +611,11 @@ pub fn wait_for_url(url: &str) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     panic!("nothing answered {url} within 15 s");
+}
+
+/// A blocking HTTP client's builder once rustls has its provider. Here rather than
+/// `support::http_client`, since the benchmark's example includes this file alone.
+fn http_client() -> reqwest::blocking::ClientBuilder {
+    pkgr::registry::install_tls_provider();
+    reqwest::blocking::Client::builder()
 }

@@ -265,3 +265,10 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 pub fn sha256_file(path: &Path) -> String {
     images::sha256(&std::fs::read(path).unwrap())
 }
+
+/// A blocking HTTP client's builder, once rustls has its crypto provider (pkgr builds
+/// reqwest without one of its own and installs `ring`, as the tests' clients must).
+pub fn http_client() -> reqwest::blocking::ClientBuilder {
+    pkgr::registry::install_tls_provider();
+    reqwest::blocking::Client::builder()
+}

@@ -103,7 +103,7 @@ impl ReferrersStandIn {
 }
 
 fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
+    crate::support::http_client()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .build()

@@ -98,7 +98,7 @@ impl TestRegistry {
 
     /// Repositories the registry holds, from its catalog (anonymous, plain HTTP).
     pub fn catalog(&self) -> Vec<String> {
-        let body: serde_json::Value = reqwest::blocking::Client::builder()
+        let body: serde_json::Value = crate::support::http_client()
             .no_proxy()
             .build()
             .unwrap()

@@ -382,6 +382,7 @@ mod tests {
     /// 127.0.0.1:`port`.
     async fn answer(port: u16, realm: String, auth: &RegistryAuth) -> Result<Proof, String> {
         let registry = format!("127.0.0.1:{port}");
+        crate::registry::install_tls_provider();
         let client = DirectClient::new(
             ClientProtocol::HttpsExcept(vec![registry.clone()]),
             reqwest::Client::new(),
