@@ -34,9 +34,8 @@ pub struct FramedEncoder<W: Write> {
     /// a worker that finishes always finds the next frame, and no more (each holds
     /// 4 MiB in and out).
     pending: VecDeque<(u32, mpsc::Receiver<io::Result<Buffers>>)>,
-    /// Buffers written out, kept for the next frames: a fresh 4 MiB buffer per frame
-    /// cost the kernel a page fault per 4 KiB on every frame (freed buffers went back
-    /// to the system), which tripled a warm create's system time.
+    /// Buffers written out, kept for the next frames rather than allocated anew for
+    /// each (at most one per worker and two more are ever in use).
     spare: Vec<Buffers>,
     jobs: Option<mpsc::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
