@@ -1,5 +1,6 @@
-//! `pkgr push`: wiring only. Settings → the library's push (verify the whole package,
-//! refuse it if anything is wrong, push every image straight from it) → a summary line,
+//! `pkgr push`: wiring only. Settings → the library's push (verify the package but for
+//! the blobs the target already holds, refuse it if anything is wrong, push every image
+//! straight from it) → a summary line,
 //! a warning per image not pushed, and the exit decision.
 
 use std::io::Write;
@@ -61,7 +62,8 @@ impl From<PushPackageError> for Error {
 }
 
 /// The closing line: what went where, the blobs by outcome, how long, and the rate of
-/// the bytes uploaded.
+/// the bytes uploaded; then, if any, how many blobs the target already held, which push
+/// did not read.
 fn print_summary(report: &PushReport, target: &str, elapsed: Duration) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let total = report.pushed.len() + report.failed.len();
@@ -76,7 +78,15 @@ fn print_summary(report: &PushReport, target: &str, elapsed: Duration) -> Result
         report.mounted.count,
         human_bytes(report.mounted.bytes),
         took(report.uploaded.bytes, elapsed),
-    );
+    )
+    .and_then(|()| match report.not_read.count {
+        0 => Ok(()),
+        count => writeln!(
+            out,
+            "{count} blob(s) ({}) were already on the target and were not read",
+            human_bytes(report.not_read.bytes)
+        ),
+    });
     ignore_broken_pipe(written)
 }
 

@@ -3,7 +3,8 @@
 //! compresses them on all cores, writes them in order and ends with the seek table.
 //! Each frame depends only on its own bytes, so the output is the same for any
 //! number of workers. Every frame declares its decompressed size in its header, which
-//! is how a reader checks the seek table before trusting it.
+//! is how a reader checks the seek table before trusting it. The frames' buffers are
+//! reused, frame after frame, rather than allocated anew.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -16,7 +17,14 @@ use super::seekable::SeekTable;
 /// little, large enough that compression loses nothing measurable to frame edges.
 pub const FRAME_BYTES: usize = 4 << 20;
 
-type Job = (Vec<u8>, mpsc::Sender<io::Result<Vec<u8>>>);
+/// A frame to compress, the buffer to compress it into, and where to send both back.
+type Job = (Vec<u8>, Vec<u8>, mpsc::Sender<io::Result<Buffers>>);
+
+/// A frame's bytes and, compressed, its output: handed back to be written and reused.
+struct Buffers {
+    frame: Vec<u8>,
+    compressed: Vec<u8>,
+}
 
 pub struct FramedEncoder<W: Write> {
     /// `None` only once `finish` has handed it back.
@@ -25,7 +33,10 @@ pub struct FramedEncoder<W: Write> {
     /// Frames being compressed, oldest first: one per worker and one waiting, so that
     /// a worker that finishes always finds the next frame, and no more (each holds
     /// 4 MiB in and out).
-    pending: VecDeque<(u32, mpsc::Receiver<io::Result<Vec<u8>>>)>,
+    pending: VecDeque<(u32, mpsc::Receiver<io::Result<Buffers>>)>,
+    /// Buffers written out, kept for the next frames rather than allocated anew for
+    /// each (at most one per worker and two more are ever in use).
+    spare: Vec<Buffers>,
     jobs: Option<mpsc::Sender<Job>>,
     workers: Vec<JoinHandle<()>>,
     sizes: Vec<(u32, u32)>,
@@ -44,15 +55,24 @@ impl<W: Write> FramedEncoder<W> {
             compressor.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
             handles.push(std::thread::spawn(move || loop {
                 let job = queue.lock().map(|q| q.recv());
-                let Ok(Ok((bytes, reply))) = job else { return };
+                let Ok(Ok((frame, mut compressed, reply))) = job else {
+                    return;
+                };
+                compressed.clear();
+                // Room for zstd's worst case, so the compression cannot run out of it.
+                compressed.reserve(zstd::zstd_safe::compress_bound(frame.len()));
+                let done = compressor
+                    .compress_to_buffer(&frame, &mut compressed)
+                    .map(|_| Buffers { frame, compressed });
                 // The writer may have gone (an error elsewhere); nothing to tell then.
-                let _ = reply.send(compressor.compress(&bytes));
+                let _ = reply.send(done);
             }));
         }
         Ok(Self {
             out: Some(out),
             current: Vec::with_capacity(FRAME_BYTES),
             pending: VecDeque::new(),
+            spare: Vec::new(),
             jobs: Some(jobs),
             workers: handles,
             sizes: Vec::new(),
@@ -64,11 +84,20 @@ impl<W: Write> FramedEncoder<W> {
         if self.current.is_empty() {
             return Ok(());
         }
-        let bytes = std::mem::replace(&mut self.current, Vec::with_capacity(FRAME_BYTES));
+        let Buffers {
+            mut frame,
+            compressed,
+        } = self.spare.pop().unwrap_or_else(|| Buffers {
+            frame: Vec::with_capacity(FRAME_BYTES),
+            compressed: Vec::new(),
+        });
+        frame.clear();
+        let bytes = std::mem::replace(&mut self.current, frame);
         let decompressed = bytes.len() as u32;
         let (reply, answer) = mpsc::channel();
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send((bytes, reply)).map_err(|_| stopped())?;
+        jobs.send((bytes, compressed, reply))
+            .map_err(|_| stopped())?;
         self.pending.push_back((decompressed, answer));
         while self.pending.len() > self.workers.len() + 1 {
             self.write_oldest()?;
@@ -80,9 +109,11 @@ impl<W: Write> FramedEncoder<W> {
         let Some((decompressed, answer)) = self.pending.pop_front() else {
             return Ok(());
         };
-        let frame = answer.recv().map_err(|_| stopped())??;
-        self.out.as_mut().ok_or_else(stopped)?.write_all(&frame)?;
+        let buffers = answer.recv().map_err(|_| stopped())??;
+        let frame = &buffers.compressed;
+        self.out.as_mut().ok_or_else(stopped)?.write_all(frame)?;
         self.sizes.push((frame.len() as u32, decompressed));
+        self.spare.push(buffers);
         Ok(())
     }
 

@@ -135,9 +135,10 @@ async fn push_blob(
     reporter: &dyn Reporter,
 ) -> Result<Vec<BlobOutcome>, RegistryError> {
     let mut outcomes = Vec::new();
-    // A blob a differential package leaves out cannot be uploaded: it is mounted from
-    // the repository the registry has it in.
-    let mut holder: Option<&Reference> = match layout.left_out.contains_key(digest) {
+    // A blob a differential package leaves out cannot be uploaded, and one push did not
+    // read is better not: each is mounted from the repository the registry has it in.
+    let unsent = layout.left_out.contains_key(digest) || layout.not_read.contains_key(digest);
+    let mut holder: Option<&Reference> = match unsent {
         true => present.holder(digest),
         false => None,
     };

@@ -9,7 +9,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// The schema version, the target, each image pushed (from where, to where, its
 /// digest) or not (with why), each blob's
-/// outcome per repository, the totals and the time taken.
+/// outcome per repository, the totals (with the blobs the target already held, which
+/// push did not read) and the time taken.
 pub fn document(report: &PushReport, target: &str, elapsed: Duration) -> serde_json::Value {
     let tally = |t: &Tally| serde_json::json!({ "blobs": t.count, "bytes": t.bytes });
     let pushed = report.pushed.iter().map(|image| {
@@ -36,6 +37,7 @@ pub fn document(report: &PushReport, target: &str, elapsed: Duration) -> serde_j
             "sent": tally(&report.uploaded),
             "mounted": tally(&report.mounted),
             "present": tally(&report.skipped),
+            "notRead": tally(&report.not_read),
         },
         "elapsedSeconds": elapsed.as_secs_f64(),
     })

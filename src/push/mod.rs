@@ -110,6 +110,8 @@ pub struct PushReport {
     pub uploaded: Tally,
     pub skipped: Tally,
     pub mounted: Tally,
+    /// Blobs the target already held, so that push neither read nor verified them.
+    pub not_read: Tally,
     /// Every blob some repository needed, in the order the package holds them, each
     /// with its repositories in the order images are pushed.
     pub blobs: Vec<BlobRecord>,
@@ -125,6 +127,9 @@ struct Layout<'a> {
     sizes: &'a BTreeMap<Digest, u64>,
     /// A differential package's configs and layers left to its base, with their sizes.
     left_out: &'a BTreeMap<Digest, u64>,
+    /// Configs and layers the target held, passed over unverified: mounted from the
+    /// repository that has them where another lacks them.
+    not_read: &'a BTreeMap<Digest, u64>,
 }
 
 impl Layout<'_> {

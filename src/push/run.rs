@@ -1,8 +1,11 @@
-//! The one entry point: a package file pushed to a target. The package is opened and
-//! verified in full while the registry is connected to and asked what it already has
-//! of what the package's (still unverified) head says it needs; a package that fails
-//! verification is refused at once, whatever the registry says or has yet to say, and
-//! no content is sent before it verifies. A differential package is refused, still
+//! The one entry point: a package file pushed to a target. The package is opened, and
+//! the registry is connected to and asked what it already has of what the package's
+//! (still unverified) head says it needs. A package that can be read from any offset
+//! is then verified but for the configs and layers the target already holds, which
+//! push reads only if a mount of one is refused (and the upload hashes it as it goes);
+//! one read in a single pass is verified in full while the registry is asked. Every
+//! manifest and index is verified either way; a package that fails verification is
+//! refused, whatever the registry says, and no content is sent before it verifies. A differential package is refused, still
 //! before anything is sent, when the target lacks what it leaves to its base
 //! (`left_out`). Then its images are pushed.
 
@@ -12,11 +15,12 @@ use std::sync::Arc;
 
 use super::images::push_images;
 use super::left_out::{check_left_out, look_elsewhere};
-use super::plan::plan_images;
+use super::plan::{plan_images, PlannedImage};
 use super::present::Present;
 use super::{Layout, PushReport};
+use crate::digest::Digest;
 use crate::package::reader::{classify, Known, PackageBytes};
-use crate::package::scan::{head, scan_package, Head, Problem, Scan};
+use crate::package::scan::{head, scan_package, scan_package_but, Head, Problem, Scan};
 use crate::package::signature::{Check, SignedParts};
 use crate::package::PackageError;
 use crate::progress::{human_bytes, Reporter};
@@ -95,7 +99,18 @@ pub async fn push_package(
         credentials,
         concurrency,
     );
-    let (scanned, (registry, mut present)) = verify_while(package.clone(), asked).await?;
+    let (
+        scanned,
+        Asked {
+            registry,
+            mut present,
+            ..
+        },
+    ) = if package.is_random_access() {
+        verify_after(package.clone(), asked).await?
+    } else {
+        verify_while(package.clone(), asked).await?
+    };
     check_signature(&scanned, key.as_ref(), reporter)?;
     say_what_stays_behind(&scanned, reporter);
     let index = scanned.index.as_ref().ok_or(PackageError::NoIndex)?;
@@ -118,8 +133,13 @@ pub async fn push_package(
         offsets: &scanned.offsets,
         sizes: &sizes,
         left_out: &scanned.left_out,
+        not_read: &scanned.not_read,
     };
-    Ok(push_images(&registry, &layout, &target, concurrency, reporter, present).await)
+    let mut report = push_images(&registry, &layout, &target, concurrency, reporter, present).await;
+    for size in scanned.not_read.values() {
+        report.not_read.add(*size);
+    }
+    Ok(report)
 }
 
 /// Verifies the package while `asked` runs. A package that fails verification is the
@@ -149,6 +169,37 @@ async fn verify_while<T>(
     Ok((scanned, answer))
 }
 
+/// Verifies the package once `asked` has answered, passing over the blobs the target
+/// already holds: those are addressed by their digest, so the package's copy cannot
+/// change what the registry serves. Were the registry not to answer, the whole package
+/// is verified, and a package that fails is refused before the registry's error.
+async fn verify_after(
+    package: Arc<PackageBytes>,
+    asked: impl std::future::Future<Output = Result<Asked, PushPackageError>>,
+) -> Result<(Scan, Asked), PushPackageError> {
+    let answer = asked.await;
+    let unread = match &answer {
+        Ok(asked) => asked.unread.clone(),
+        Err(_) => BTreeSet::new(),
+    };
+    let scanned = blocking(move || scan_package_but(&package, &unread)).await?;
+    if !scanned.problems.is_empty() {
+        return Err(PushPackageError::Verification {
+            problems: scanned.problems,
+        });
+    }
+    Ok((scanned, answer?))
+}
+
+/// The registry, connected, and what it said it has.
+struct Asked {
+    registry: Registry,
+    present: Present,
+    /// The configs and layers every repository that needs them already has, or that
+    /// one of them has for the others to mount: push need not read them.
+    unread: BTreeSet<Digest>,
+}
+
 /// Connects to the registry and, where the package can be read at offsets, asks it what
 /// it has of what the package's unverified head says it needs. The questions send no
 /// content.
@@ -158,10 +209,11 @@ async fn ask_registry(
     transport: &Transport,
     credentials: Credentials,
     concurrency: usize,
-) -> Result<(Registry, Present), PushPackageError> {
+) -> Result<Asked, PushPackageError> {
     let registries = BTreeSet::from([target.registry.clone()]);
     let registry = Registry::connect(transport, &registries, credentials).await?;
     let mut present = Present::default();
+    let mut unread = BTreeSet::new();
     if package.is_random_access() {
         if let Ok(Head {
             index: Some(index),
@@ -170,9 +222,30 @@ async fn ask_registry(
         {
             let images = plan_images(&index, &manifests, target, &mut Vec::new());
             present.ask(&registry, &images, concurrency).await;
+            unread = held_by_target(&images, &present);
         }
     }
-    Ok((registry, present))
+    Ok(Asked {
+        registry,
+        present,
+        unread,
+    })
+}
+
+/// The configs and layers of `images` the target holds, in the repository that needs
+/// them or in another of the target's to mount from; never a digest that is also one
+/// of the images' manifests, which are always read and verified.
+fn held_by_target(images: &[PlannedImage], present: &Present) -> BTreeSet<Digest> {
+    let manifests: BTreeSet<&Digest> = images
+        .iter()
+        .flat_map(|image| image.manifests.iter().map(|(digest, _)| digest))
+        .collect();
+    images
+        .iter()
+        .flat_map(|image| &image.blobs)
+        .filter(|digest| !manifests.contains(digest) && present.holder(digest).is_some())
+        .cloned()
+        .collect()
 }
 
 /// With a key, the package's signature must verify; without one, a signed package is

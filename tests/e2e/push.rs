@@ -590,3 +590,97 @@ fn push_json_names_every_image_and_what_became_of_each_blob_in_each_repository()
     );
     assert_eq!(doc["totals"]["sent"]["blobs"], 0);
 }
+
+/// `bytes` with one byte flipped inside the first place `window` is found.
+fn flipped_within(bytes: &[u8], window: &[u8]) -> Vec<u8> {
+    let at = bytes
+        .windows(window.len())
+        .position(|w| w == window)
+        .expect("the bytes are stored as they are");
+    let mut changed = bytes.to_vec();
+    changed[at + window.len() / 2] ^= 0x20;
+    changed
+}
+
+#[test]
+fn a_push_to_a_registry_that_holds_every_blob_reads_none_of_them() {
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    // Noise is stored as it is, so a byte of it can be found in the package.
+    let big = layer(&[("big", &noise(21, 6 << 20))]);
+    let app = pusher.image(
+        "held/app",
+        "1",
+        false,
+        "amd64",
+        &[big.clone(), layer(&[("s", b"small")])],
+    );
+    let ws = Workspace::new();
+    ws.define(&Definition::new("held").component("all", [format!("{}/held/app:1", source.addr)]));
+    let seekable = package_path(&ws.create(&[]));
+    let plain = package_path(&ws.create(&["--uncompressed"]));
+    let window = &big[(1 << 20) + 7..(1 << 20) + 71];
+
+    for (form, path) in [("seekable", &seekable), ("uncompressed", &plain)] {
+        let target = TestRegistry::start();
+        assert_ok(&ws.push(path, &target.addr, &[]));
+        // A byte of the big layer changed: the whole-file check refuses the package.
+        let damaged = ws.path(&format!("damaged-{form}"));
+        std::fs::write(
+            &damaged,
+            flipped_within(&std::fs::read(path).unwrap(), window),
+        )
+        .unwrap();
+        let out = ws.inspect(&damaged, &["--verify"]);
+        assert_eq!(out.status.code(), Some(1), "{form}: {}", stderr(&out));
+
+        // The target holds the config and both layers: none is read, so the damage is
+        // not seen, and the registry serves its own bytes by their digest.
+        let out = ws.push(&damaged, &target.addr, &[]);
+        assert_ok(&out);
+        let summary = stdout(&out);
+        assert!(
+            summary.contains("blobs: 0 uploaded (0 B)"),
+            "{form}: {summary}"
+        );
+        assert!(
+            summary.contains("\n3 blob(s) (")
+                && summary.contains(") were already on the target and were not read"),
+            "{form}: {summary}"
+        );
+        assert_eq!(manifest(&target.addr, "held/app:1"), app.manifest.bytes);
+        let out = ws.push(&damaged, &target.addr, &["--json"]);
+        assert_ok(&out);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["totals"]["notRead"]["blobs"], 3, "{form}: {doc:#}");
+
+        // Where the damaged blob would be sent, it is refused before anything is sent.
+        let empty = TestRegistry::start();
+        let out = ws.push(&damaged, &empty.addr, &[]);
+        assert_eq!(out.status.code(), Some(1), "{form}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the package failed verification"),
+            "{form}: {}",
+            stderr(&out)
+        );
+        assert!(empty.catalog().is_empty(), "{form}: {:?}", empty.catalog());
+    }
+
+    // A damaged manifest is refused even where the target holds every blob.
+    let target = TestRegistry::start();
+    assert_ok(&ws.push(&plain, &target.addr, &[]));
+    let damaged = ws.path("damaged-manifest.tar");
+    let manifest_bytes = &app.manifest.bytes;
+    std::fs::write(
+        &damaged,
+        flipped_within(&std::fs::read(&plain).unwrap(), manifest_bytes),
+    )
+    .unwrap();
+    let out = ws.push(&damaged, &target.addr, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the package failed verification"),
+        "{}",
+        stderr(&out)
+    );
+}

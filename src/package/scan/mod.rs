@@ -5,7 +5,8 @@
 //! What is wrong is a typed list of [`Problem`]s. The scan records where each blob
 //! starts, which is how `push` reads them again. A differential package's left-out
 //! configs and layers (listed in its `pkgr.yaml`) are expected, not missing: the scan
-//! returns them apart, for `inspect --verify` to list and `push` to look for.
+//! returns them apart, for `inspect --verify` to list and `push` to look for. Push may
+//! name blobs to pass over unread (`scan_package_but`): those its target already holds.
 //!
 //! One room each: `problem` (the type and its text), `pass` (the entries read in
 //! order), `hashing` (the large blobs of a package that can be read from any offset,
@@ -20,7 +21,7 @@ mod head;
 mod pass;
 mod problem;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub use head::{head, Head};
@@ -39,7 +40,8 @@ pub struct Scan {
     pub zarf: bool,
     pub definition: Option<Vec<u8>>,
     pub index: Option<LayoutIndex>,
-    /// Every file: its true digest and size.
+    /// Every file: its true digest and size (for a blob in `not_read`, the digest its
+    /// name claims and the size its tar header gives).
     pub files: BTreeMap<String, (Digest, u64)>,
     /// Blobs small enough to be manifests, kept to walk the graph.
     pub manifests: BTreeMap<Digest, Vec<u8>>,
@@ -54,6 +56,9 @@ pub struct Scan {
     /// The signature files (`pkgr.yaml.sig`, `pkgr.bundle.sig`, Zarf's), by name:
     /// outside checksums.txt, checked only against a key (`package::signature`).
     pub signatures: BTreeMap<String, Vec<u8>>,
+    /// The blobs the caller asked to be passed over, with their sizes: neither read nor
+    /// hashed, so nothing is known of their bytes.
+    pub not_read: BTreeMap<Digest, u64>,
     checksums: Option<String>,
 }
 
@@ -65,11 +70,22 @@ pub fn scan(path: &Path) -> Result<Scan, PackageError> {
 /// Reads the whole package. Where the package can be read from any offset, blobs too
 /// large to be manifests are hashed afterwards, on all cores.
 pub fn scan_package(package: &PackageBytes) -> Result<Scan, PackageError> {
+    scan_package_but(package, &BTreeSet::new())
+}
+
+/// As [`scan_package`], but the blobs named in `unread` are neither read nor hashed
+/// (push's: those the target already holds). Every other check runs as usual: the
+/// manifests, `index.json` and `checksums.txt` are read and checked, an unread blob's
+/// name and header size standing in for its bytes.
+pub fn scan_package_but(
+    package: &PackageBytes,
+    unread: &BTreeSet<Digest>,
+) -> Result<Scan, PackageError> {
     let pass::Pass {
         mut scan,
         mut hashed,
         deferred,
-    } = pass::read_entries(package)?;
+    } = pass::read_entries(package, unread)?;
     hashed.extend(hashing::hash_deferred(package, deferred)?);
     hashed.sort_by_key(|entry| entry.order);
     scan.record_hashed(hashed);

@@ -2,7 +2,10 @@
 //! `checksums.txt`, `index.json`, `oci-layout` and the signatures are kept; every blob's offset is
 //! recorded; blobs are hashed as they stream past, small ones that look like
 //! manifests kept, unless the package can be read from any offset and the blob is too
-//! large to be a manifest: those are left for the hashing pass.
+//! large to be a manifest: those are left for the hashing pass. Blobs the caller
+//! names as not needed (push's, already on the target) are passed over unread.
+
+use std::collections::BTreeSet;
 
 use super::hashing::{hash_stream, Deferred, Hashed};
 use super::{Problem, Scan};
@@ -23,7 +26,13 @@ pub(super) struct Pass {
     pub deferred: Vec<Deferred>,
 }
 
-pub(super) fn read_entries(package: &PackageBytes) -> Result<Pass, PackageError> {
+/// Reads every entry but the blobs named in `unread`, which are passed over: recorded
+/// under the digest their name claims and the size their header gives, and listed in
+/// the scan's `not_read`.
+pub(super) fn read_entries(
+    package: &PackageBytes,
+    unread: &BTreeSet<Digest>,
+) -> Result<Pass, PackageError> {
     let mut pass = Pass {
         scan: Scan::default(),
         hashed: Vec::new(),
@@ -43,6 +52,13 @@ pub(super) fn read_entries(package: &PackageBytes) -> Result<Pass, PackageError>
         } = entry;
         if let Known::Blob(digest) = &known {
             pass.scan.offsets.insert(digest.clone(), offset);
+            if unread.contains(digest) {
+                pass.scan.not_read.insert(digest.clone(), size);
+                pass.scan
+                    .files
+                    .insert(name.to_owned(), (digest.clone(), size));
+                return Ok(Flow::Continue);
+            }
         }
         match &known {
             Known::PkgrDefinition

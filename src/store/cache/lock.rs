@@ -43,7 +43,7 @@ impl Cache {
     pub fn open_shared(root: &Path, on_wait: impl FnOnce(&Path)) -> Result<Self, CacheError> {
         fs::create_dir_all(root).map_err(|e| CacheError::io("create directory", root, e))?;
         let lock = acquire(&root.join(LOCK_FILE), Mode::Shared, on_wait)?;
-        let store = Store::at(blobs_dir(root), ingest_dir(root))?.durable();
+        let store = Store::at(blobs_dir(root), ingest_dir(root))?;
         let tag = root.join(TAG_FILE);
         if !tag.exists() {
             // Only a courtesy to backup tools: a cache without it works the same.
@@ -92,7 +92,7 @@ impl Cache {
             return Ok(None);
         }
         let lock = acquire(&root.join(LOCK_FILE), Mode::Exclusive, on_wait)?;
-        let store = Store::at(blobs_dir(root), ingest_dir(root))?.durable();
+        let store = Store::at(blobs_dir(root), ingest_dir(root))?;
         Ok(Some(Self {
             root: root.to_owned(),
             store,
