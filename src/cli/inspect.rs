@@ -1,5 +1,7 @@
 //! `pkgr inspect`: wiring only. Settings → the package's summary, read from its head,
 //! and with `--verify` a scan of it all → one JSON object, or the table of `human`.
+//! A published package (`oci://…`) is summarized by `pull_package` and printed by
+//! [`print`], the same way.
 //! A differential package's left-out blobs are listed as expected on the target.
 
 mod human;
@@ -51,6 +53,17 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
         Some(scan) if !scan.problems.is_empty() => Err(refused(scan.problems)),
         _ => Ok(()),
     }
+}
+
+/// A summary alone, as `inspect` prints it without `--verify`: for a published
+/// package, so that its table is the file's.
+pub(super) fn print(summary: &Summary, json: bool) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    let written = match json {
+        true => write_json(&mut out, summary, None),
+        false => human::write(&mut out, summary, None),
+    };
+    ignore_broken_pipe(written)
 }
 
 fn refused(problems: Vec<Problem>) -> Error {

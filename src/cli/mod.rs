@@ -1,6 +1,8 @@
 //! The command line, the edge of the program: clap's view of the arguments (`args`,
 //! first stage), the settings built from them (`settings`, second stage), the top-level
-//! error with its exit codes (`error`), one module per command, and the completions
+//! error with its exit codes (`error`), one module per command (`pull_package` for
+//! `pkgr pull` and `inspect oci://…`, named apart from the library's image `pull`),
+//! and the completions
 //! and man pages drawn from the same definition (`generate`).
 
 pub mod args;
@@ -11,6 +13,8 @@ pub mod error;
 pub mod generate;
 pub mod inspect;
 pub mod package_file;
+pub mod publish;
+pub mod pull_package;
 pub mod push;
 pub mod settings;
 
@@ -39,6 +43,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Cache(args) => cache::run(args).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::ManPages { dir } => generate::man_pages(&dir),
+        Command::Publish(args) => publish::run(args).await,
+        Command::Pull(args) => pull_package::run(args).await,
+        Command::Inspect(args) if crate::publish::is_address(args.package.as_os_str()) => {
+            pull_package::inspect(args).await
+        }
         Command::Inspect(args) => blocking("inspecting the package", || inspect::run(args)).await,
         Command::Diff(args) => blocking("comparing the packages", || diff::run(args)).await,
     }

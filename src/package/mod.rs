@@ -15,7 +15,7 @@ pub mod parts;
 pub mod reader;
 pub mod scan;
 pub mod seekable;
-mod staging_dir;
+pub(crate) mod staging_dir;
 pub mod summary;
 pub mod writer;
 

@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::framed::FramedEncoder;
+use super::framed::{FramedEncoder, FRAME_BYTES};
 use super::parts::{PartWriter, TooManyParts};
 
 #[derive(Debug, thiserror::Error)]
@@ -110,8 +110,22 @@ pub fn write_package_in_parts_via(
         .map_err(io_err)
 }
 
-/// Writes the package stream into `sink` and hands it back, flushed.
-fn encode<W: Write>(entries: &[Entry], sink: W, compress: bool) -> io::Result<W> {
+/// What the bytes this writer makes depend on besides the entries: a package written by
+/// a writer with another identity may differ byte for byte. `pkgr pull` refuses to
+/// rebuild a published package whose recorded identity is not its own.
+pub fn identity(compress: bool) -> String {
+    match compress {
+        true => format!(
+            "pkgr-tar/1 zstd-seekable/1 libzstd/{} level/{ZSTD_LEVEL} frame/{FRAME_BYTES}",
+            zstd::zstd_safe::version_string()
+        ),
+        false => "pkgr-tar/1".to_owned(),
+    }
+}
+
+/// Writes the package stream into `sink` and hands it back, flushed: the bytes
+/// [`write_package`] puts in its file.
+pub fn encode<W: Write>(entries: &[Entry], sink: W, compress: bool) -> io::Result<W> {
     let buffered = BufWriter::with_capacity(1 << 20, sink);
     let buffered = if compress {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());

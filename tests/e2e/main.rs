@@ -18,6 +18,7 @@ mod fetch;
 mod index;
 mod inspect;
 mod manual;
+mod publish;
 mod push;
 mod scale;
 mod seek_table;
