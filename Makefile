@@ -21,6 +21,7 @@ bench: deps
 	@bench/scale.sh
 	@bench/split.sh
 	@bench/differential.sh
+	@bench/publish.sh
 
 # Not part of `make test`: each target runs for FUZZ_SECONDS (default 1200).
 fuzz:

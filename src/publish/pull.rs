@@ -1,15 +1,18 @@
 //! `pull` of a published package: its layers brought into a staging directory beside
-//! the output (each digest once, several at a time, every one re-hashed as it
-//! arrives), then the package written again through the package writer from those
-//! files in the artifact's order, hashed as it is written, and kept only when that
-//! hash is the one published: synced and renamed into place, else removed. A package
-//! published by a writer other than this pkgr's is refused before anything is fetched.
+//! the output (each digest once, several at a time, in the package's order, every one
+//! re-hashed as it arrives), while the package writer writes the package again from
+//! those files in the artifact's order, taking each as soon as it is complete, hashed
+//! as it is written; the file is kept only when that hash is the one published
+//! (synced and renamed into place), else removed. A package published by a writer
+//! other than this pkgr's is refused before anything is fetched.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::io::{self, Write};
 #[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
@@ -17,9 +20,9 @@ use super::address::Address;
 use super::artifact::{Artifact, Facts, PackageFile};
 use super::fetch::{artifact, fetch};
 use super::{blocking, PublishError};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Hasher;
 use crate::package::staging_dir::StagingDir;
-use crate::package::writer::{encode, identity, Entry};
+use crate::package::writer::{encode_when_ready, identity, Entry};
 use crate::progress::Reporter;
 use crate::registry::{Credentials, Registry, Transport};
 
@@ -71,36 +74,96 @@ pub async fn pull_package(
     std::fs::create_dir_all(&output).map_err(out_error)?;
     // Removed when dropped, Ctrl-C included; swept by a later create after a crash.
     let staging = StagingDir::create(&output).map_err(out_error)?;
-    let unique: BTreeMap<&Digest, &PackageFile> =
-        artifact.files.iter().map(|f| (&f.digest, f)).collect();
-    let bytes = unique.values().fold(0u64, |a, f| a.saturating_add(f.size));
+    // Each digest once, in the package's order: the writer waits for each in turn.
+    let mut seen = HashSet::new();
+    let unique: Vec<&PackageFile> = artifact
+        .files
+        .iter()
+        .filter(|f| seen.insert(&f.digest))
+        .collect();
+    let bytes = unique.iter().fold(0u64, |a, f| a.saturating_add(f.size));
     reporter.blobs_planned("pulling", unique.len(), bytes);
+    let path = output.join(&artifact.facts.file_name);
+    let arrivals = Arc::new(Arrivals::default());
+    let writing = {
+        let entries = entries(&artifact, staging.path());
+        let (temp_dir, out) = (staging.path().to_owned(), path.clone());
+        let (facts, shown, arrivals) = (
+            artifact.facts.clone(),
+            address.to_string(),
+            arrivals.clone(),
+        );
+        blocking("writing the package", move || {
+            let ready = |entry: &Entry| arrivals.wait(&entry.source);
+            write_verified(&entries, &temp_dir, &out, &facts, &shown, &ready)?;
+            Ok(facts)
+        })
+    };
     // The futures made first: a stream mapping borrowed items through a closure trips
     // the compiler's lifetime inference inside a spawned task.
     let fetches: Vec<_> = unique
-        .values()
+        .into_iter()
         .map(|file| {
             let path = staging.path().join(file.digest.hex());
-            fetch_file(&registry, &address, file, path, reporter)
+            fetch_file(&registry, &address, file, path, &arrivals, reporter)
         })
         .collect();
-    stream::iter(fetches)
+    let fetched = stream::iter(fetches)
         .buffer_unordered(concurrency.max(1))
         .try_collect::<Vec<()>>()
-        .await?;
+        .await;
+    if let Err(err) = fetched {
+        arrivals.give_up();
+        let _ = writing.await;
+        return Err(err);
+    }
     reporter.finish();
-    let path = output.join(&artifact.facts.file_name);
     reporter.step(&format!("writing {}", path.display()));
-    let entries = entries(&artifact, staging.path());
-    let (temp_dir, out, facts) = (staging.path().to_owned(), path.clone(), artifact.facts);
-    let shown = address.to_string();
-    let facts = blocking("writing the package", move || {
-        write_verified(&entries, &temp_dir, &out, &facts, &shown)?;
-        Ok(facts)
-    })
-    .await?;
+    let facts = writing.await?;
     drop(staging);
     Ok(PulledPackage { path, facts })
+}
+
+/// The staged files that are complete, for the writer that waits on each in turn.
+#[derive(Default)]
+struct Arrivals {
+    /// The files complete, and whether the downloads stopped.
+    state: Mutex<(HashSet<PathBuf>, bool)>,
+    changed: Condvar,
+}
+
+impl Arrivals {
+    fn arrived(&self, path: PathBuf) {
+        self.lock().0.insert(path);
+        self.changed.notify_all();
+    }
+
+    fn give_up(&self) {
+        self.lock().1 = true;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `path` is complete; an error once the downloads stopped or Ctrl-C.
+    fn wait(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        loop {
+            if state.0.contains(path) {
+                return Ok(());
+            }
+            if state.1 || crate::cancel::is_cancelled() {
+                return Err(io::Error::other("the downloads stopped"));
+            }
+            // Timed, so that Ctrl-C is seen even with nothing arriving.
+            state = match self.changed.wait_timeout(state, Duration::from_millis(100)) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (HashSet<PathBuf>, bool)> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// One layer into a file of the staging directory.
@@ -109,6 +172,7 @@ async fn fetch_file(
     address: &Address,
     file: &PackageFile,
     path: PathBuf,
+    arrivals: &Arrivals,
     reporter: &dyn Reporter,
 ) -> Result<(), PublishError> {
     let mut sink = std::fs::File::create(&path).map_err(|source| PublishError::Output {
@@ -117,7 +181,9 @@ async fn fetch_file(
     })?;
     reporter.blob_start(&file.digest, file.size);
     fetch(registry, address, file, &mut sink, reporter).await?;
+    drop(sink);
     reporter.blob_done(&file.digest);
+    arrivals.arrived(path);
     Ok(())
 }
 
@@ -141,6 +207,7 @@ fn write_verified(
     out: &Path,
     facts: &Facts,
     address: &str,
+    ready: &dyn Fn(&Entry) -> io::Result<()>,
 ) -> Result<(), PublishError> {
     let failed = |source| PublishError::Output {
         path: out.to_owned(),
@@ -158,7 +225,7 @@ fn write_verified(
         hasher: Hasher::default(),
     };
     let HashingWriter { inner, hasher } =
-        encode(entries, hashing, facts.compressed).map_err(failed)?;
+        encode_when_ready(entries, hashing, facts.compressed, ready).map_err(failed)?;
     let (size, actual) = (hasher.bytes_hashed(), hasher.finish());
     if actual != facts.sha256 || size != facts.size {
         return Err(PublishError::Rebuilt {
