@@ -174,6 +174,35 @@ fn a_published_package_pulls_back_into_the_identical_file() {
     assert_ok("pull", &pull(&f.ws, &address, &into));
     let name = plain_package.file_name().unwrap();
     assert_eq!(sha256_file(&into.join(name)), sha256_file(&plain_package));
+
+    // A split package is published whole and pulled as the one file its parts join to.
+    let split = f.ws.path("split");
+    let made =
+        f.ws.create_command_into(&split, &["--max-package-size", "1MiB"])
+            .output()
+            .unwrap();
+    let part000 = package_path(&made);
+    assert!(
+        part000.to_string_lossy().ends_with(".part000"),
+        "{}",
+        part000.display()
+    );
+    let address = format!("oci://{}/team/shop:split", target.addr);
+    assert_ok("publish", &publish(&f.ws, &part000, &address, &[]));
+    let into = f.ws.path("pulled-split");
+    assert_ok("pull", &pull(&f.ws, &address, &into));
+    assert_eq!(
+        entries(&into),
+        [f.package
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()]
+    );
+    assert_eq!(
+        sha256_file(&into.join(f.package.file_name().unwrap())),
+        sha256
+    );
 }
 
 #[test]
