@@ -1,7 +1,8 @@
 //! What the target registry already has, asked before anything is read or sent: every
 //! blob in every repository that needs it, every manifest by digest in its repository,
 //! and every tag. The questions go out all at once, and may go out while the package is
-//! still being verified: they send no content.
+//! still being verified: they send no content. `publish` asks its blob questions here
+//! too (`ask_elsewhere`), so both skip and mount by the same answers.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
