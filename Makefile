@@ -19,7 +19,7 @@ lint:
 # (bench/results/chart.svg). RUNS rounds each (default 3); BENCH picks the scripts;
 # BENCH_TMP where their files go (default /tmp); RECORD=1 marks the figures as taken
 # on a quiet machine. A failing script does not stop the others.
-BENCH ?= create small growth daemon split scale differential serve
+BENCH ?= create small growth daemon split scale differential serve publish
 bench: deps
 	@failed=""; for script in $(BENCH); do bench/$$script.sh || failed="$$failed $$script"; done; \
 	python3 bench/report.py chart bench/results; \

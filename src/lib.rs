@@ -21,6 +21,7 @@ pub mod nesting;
 pub mod package;
 pub mod parallel;
 pub mod progress;
+pub mod publish;
 pub mod pull;
 pub mod push;
 pub mod reference;

@@ -55,6 +55,12 @@ pub enum Command {
     /// Serve a package as a read-only registry, straight from the file
     #[command(after_help = super::serve::SERVE_EXAMPLES)]
     Serve(super::serve::ServeArgs),
+    /// Publish a package to a registry as one OCI artifact (oci://REGISTRY/REPOSITORY[:TAG])
+    #[command(after_help = PUBLISH_EXAMPLES)]
+    Publish(PublishArgs),
+    /// Pull a published package back into the package file, byte for byte
+    #[command(after_help = PULL_EXAMPLES)]
+    Pull(PullPackageArgs),
     /// Look after the shared blob cache
     #[command(after_help = CACHE_EXAMPLES)]
     Cache(CacheArgs),
@@ -91,7 +97,8 @@ const INSPECT_EXAMPLES: &str = "\
 Examples:
   pkgr inspect pkgr-package-demo-amd64.tar.zst
   pkgr inspect --verify pkgr-package-demo-amd64.tar.zst   # re-hash every file and blob
-  pkgr inspect --json zarf-package-app-amd64.tar.zst.part000";
+  pkgr inspect --json zarf-package-app-amd64.tar.zst.part000
+  pkgr inspect oci://127.0.0.1:5000/team/demo:1.0-amd64   # a published package";
 
 const PUSH_EXAMPLES: &str = "\
 Examples:
@@ -103,6 +110,16 @@ const VERIFY_EXAMPLES: &str = "\
 Examples:
   pkgr verify pkgr-package-demo-amd64.tar.zst --key signing.pub
   pkgr verify --json zarf-package-app-amd64.tar.zst --key cosign.pub";
+
+const PUBLISH_EXAMPLES: &str = "\
+Examples:
+  pkgr publish pkgr-package-demo-amd64-1.0.tar.zst oci://127.0.0.1:5000/team/demo
+  pkgr publish package.tar.zst oci://registry.local/team/demo:stable --ca-file ca.pem";
+
+const PULL_EXAMPLES: &str = "\
+Examples:
+  pkgr pull oci://127.0.0.1:5000/team/demo:1.0-amd64 -o dist
+  pkgr inspect oci://127.0.0.1:5000/team/demo:1.0-amd64   # without its image blobs";
 
 const DIFF_EXAMPLES: &str = "\\
 Examples:
@@ -160,8 +177,75 @@ pub struct PushArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The package (.tar.zst or .tar, or a split package's .part000), as pkgr wrote it
+    pub package: PathBuf,
+
+    /// Where to publish: oci://REGISTRY/REPOSITORY[:TAG]; the tag defaults to the
+    /// package's VERSION-ARCHITECTURE
+    #[arg(value_name = "oci://REGISTRY/REPOSITORY[:TAG]")]
+    pub address: String,
+
+    /// Blob uploads in flight
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Plain progress lines instead of progress bars
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Print one JSON document at the end: the address, the manifest's digest, the
+    /// package's sha256 and the blobs uploaded, skipped and mounted
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub login: LoginArgs,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PullPackageArgs {
+    /// The published package: oci://REGISTRY/REPOSITORY:TAG (or @sha256:…)
+    #[arg(value_name = "oci://REGISTRY/REPOSITORY:TAG")]
+    pub address: String,
+
+    /// Directory to write the package into
+    #[arg(short, long, default_value = ".")]
+    pub output: PathBuf,
+
+    /// Blob downloads in flight
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+
+    /// Plain progress lines instead of progress bars
+    #[arg(long)]
+    pub no_progress: bool,
+
+    #[command(flatten)]
+    pub login: LoginArgs,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry user name (with --password-stdin)
+    #[arg(long, requires = "password_stdin")]
+    pub username: Option<String>,
+
+    /// Read the registry password from standard input
+    #[arg(long, requires = "username")]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The package (.tar.zst or .tar; pkgr or Zarf)
+    /// The package (.tar.zst or .tar; pkgr or Zarf), or a published package's
+    /// oci://REGISTRY/REPOSITORY:TAG
     pub package: PathBuf,
 
     /// Print one JSON object instead of a table
@@ -175,6 +259,9 @@ pub struct InspectArgs {
     /// Check the package's signature with this public key (PEM)
     #[arg(long, value_name = "PUB")]
     pub key: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,11 @@ pub enum Error {
     /// `pkgr serve` did not start.
     #[error(transparent)]
     Serve(#[from] crate::serve::ServeError),
+
+    /// A publish, a pull or an inspect of a published package; a package that failed
+    /// verification is `Verification` instead.
+    #[error(transparent)]
+    Publish(crate::publish::PublishError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -143,6 +148,7 @@ impl Error {
             Self::Package(e) => e.no_space(),
             Self::Store(e) => e.no_space(),
             Self::Cache(e) => e.no_space(),
+            Self::Publish(e) => e.no_space(),
             Self::Io { path, source } if crate::space::is_out_of_space(source) => Some(path),
             _ => None,
         }
@@ -176,6 +182,7 @@ impl Error {
             Self::Diff(e) => e.hint(),
             Self::Base(e) => e.hint(),
             Self::Cache(e) => e.hint(),
+            Self::Publish(e) => e.hint(),
             Self::PushFailed { hint, .. } => hint.clone(),
             Self::Internal { .. } => Some(Fix::ReportBug),
             _ => return self.own_hint(),

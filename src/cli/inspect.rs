@@ -3,6 +3,8 @@
 //! A differential package's left-out blobs are listed as expected on the target. A
 //! signed package says so; with `--key` its signature is checked (a failure, or a key
 //! for an unsigned package, is exit 1).
+//! A published package (`oci://…`) is summarized by `pull_package` and printed by
+//! [`print`], the same way.
 
 mod human;
 
@@ -98,6 +100,19 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
             refused_push: false,
         }),
     }
+}
+
+/// A summary alone, as `inspect` prints it without `--verify`: for a published
+/// package, so that its table is the file's. Its signature is not looked at: that is
+/// checked on the file, by `verify` or `inspect --key`.
+pub(super) fn print(summary: &Summary, json: bool) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    let unchecked = SignatureState::Unsigned;
+    let written = match json {
+        true => write_json(&mut out, summary, None, &unchecked),
+        false => human::write(&mut out, summary, None, &unchecked),
+    };
+    ignore_broken_pipe(written)
 }
 
 fn refused(problems: Vec<Problem>) -> Error {

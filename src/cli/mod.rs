@@ -1,7 +1,8 @@
 //! The command line, the edge of the program: clap's view of the arguments (`args`,
 //! first stage), the settings built from them (`settings`, second stage), the top-level
 //! error with its exit codes (`error`), one module per command (`serve` keeps its
-//! arguments beside its wiring), and the completions
+//! arguments beside its wiring; `pull_package` is `pkgr pull` and `inspect oci://…`,
+//! named apart from the library's image `pull`), and the completions
 //! and man pages drawn from the same definition (`generate`).
 
 pub mod args;
@@ -12,6 +13,8 @@ pub mod error;
 pub mod generate;
 pub mod inspect;
 pub mod package_file;
+pub mod publish;
+pub mod pull_package;
 pub mod push;
 pub mod serve;
 pub mod settings;
@@ -43,6 +46,11 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
         Command::Cache(args) => cache::run(args).await,
         Command::Completions { shell } => generate::completions(shell),
         Command::ManPages { dir } => generate::man_pages(&dir),
+        Command::Publish(args) => publish::run(args).await,
+        Command::Pull(args) => pull_package::run(args).await,
+        Command::Inspect(args) if crate::publish::is_address(args.package.as_os_str()) => {
+            pull_package::inspect(args).await
+        }
         Command::Inspect(args) => blocking("inspecting the package", || inspect::run(args)).await,
         Command::Diff(args) => blocking("comparing the packages", || diff::run(args)).await,
         Command::Verify(args) => blocking("verifying the package", || verify::run(args)).await,

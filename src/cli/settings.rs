@@ -7,6 +7,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::args::{PublishArgs, PullPackageArgs};
 use super::package_file::ensure_regular;
 use super::{
     CacheArgs, CacheCommand, CreateArgs, DiffArgs, Error, InspectArgs, PushArgs, TransportArgs,
@@ -17,6 +18,7 @@ use crate::definition::{self, Definition};
 use crate::package::base::{open_base, Base};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
+use crate::publish::{Address, PublishError, PublishRequest, PullRequest};
 use crate::pull::{Admit, PullOptions, ResolveOptions};
 use crate::push::PushRequest;
 use crate::registry::{Credentials, RegistryError, Transport};
@@ -166,21 +168,7 @@ pub struct PushSettings {
 impl PushSettings {
     pub fn new(args: PushArgs) -> Result<Self, Error> {
         let key = args.key.as_deref().map(PublicKey::load).transpose()?;
-        let from_config = Credentials::from_docker_config().map_err(RegistryError::from)?;
-        let credentials = match (&args.username, args.password_stdin) {
-            (Some(user), true) => {
-                let mut password = String::new();
-                std::io::stdin()
-                    .read_to_string(&mut password)
-                    .map_err(|source| Error::Io {
-                        path: "stdin".into(),
-                        source,
-                    })?;
-                let password = password.trim_end_matches(['\n', '\r']).to_owned();
-                from_config.with_explicit(user.clone(), password)
-            }
-            _ => from_config,
-        };
+        let credentials = credentials(args.username.as_deref(), args.password_stdin)?;
         Ok(Self {
             request: PushRequest {
                 transport: transport(&args.transport),
@@ -304,6 +292,102 @@ impl CacheSettings {
         Ok(Self {
             root: Cache::default_root(args.cache.as_deref())?,
             action,
+        })
+    }
+}
+
+/// Docker's configured credentials, and `--username` with the password read from
+/// stdin when given.
+fn credentials(username: Option<&str>, password_stdin: bool) -> Result<Credentials, Error> {
+    let from_config = Credentials::from_docker_config().map_err(RegistryError::from)?;
+    let (Some(user), true) = (username, password_stdin) else {
+        return Ok(from_config);
+    };
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|source| Error::Io {
+            path: "stdin".into(),
+            source,
+        })?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    Ok(from_config.with_explicit(user.to_owned(), password))
+}
+
+/// What `pkgr publish` runs with.
+pub struct PublishSettings {
+    pub request: PublishRequest,
+    pub reporter: Box<dyn Reporter>,
+    pub json: bool,
+}
+
+impl PublishSettings {
+    pub fn new(args: PublishArgs) -> Result<Self, Error> {
+        let address = Address::parse(&args.address).map_err(PublishError::from)?;
+        Ok(Self {
+            request: PublishRequest {
+                credentials: credentials(
+                    args.login.username.as_deref(),
+                    args.login.password_stdin,
+                )?,
+                transport: transport(&args.transport),
+                concurrency: usize::from(args.concurrency),
+                package: args.package,
+                address,
+            },
+            reporter: progress::reporter(args.no_progress),
+            json: args.json,
+        })
+    }
+}
+
+/// What `pkgr pull` runs with.
+pub struct PullPackageSettings {
+    pub request: PullRequest,
+    pub reporter: Box<dyn Reporter>,
+}
+
+impl PullPackageSettings {
+    pub fn new(args: PullPackageArgs) -> Result<Self, Error> {
+        let address = Address::parse_pinned(&args.address).map_err(PublishError::from)?;
+        Ok(Self {
+            request: PullRequest {
+                credentials: credentials(
+                    args.login.username.as_deref(),
+                    args.login.password_stdin,
+                )?,
+                transport: transport(&args.transport),
+                concurrency: usize::from(args.concurrency),
+                output: args.output,
+                address,
+            },
+            reporter: progress::reporter(args.no_progress),
+        })
+    }
+}
+
+/// What `pkgr inspect oci://…` runs with.
+pub struct InspectPublishedSettings {
+    pub address: Address,
+    pub transport: Transport,
+    pub credentials: Credentials,
+    pub json: bool,
+}
+
+impl InspectPublishedSettings {
+    pub fn new(args: InspectArgs) -> Result<Self, Error> {
+        let written = args.package.to_string_lossy();
+        let address = Address::parse_pinned(&written).map_err(PublishError::from)?;
+        if args.verify {
+            return Err(Error::Publish(PublishError::VerifyRemote {
+                address: address.to_string(),
+            }));
+        }
+        Ok(Self {
+            address,
+            transport: transport(&args.transport),
+            credentials: credentials(None, false)?,
+            json: args.json,
         })
     }
 }

@@ -16,7 +16,7 @@ pub mod reader;
 pub mod scan;
 pub mod seekable;
 pub mod signature;
-mod staging_dir;
+pub(crate) mod staging_dir;
 pub mod summary;
 pub mod writer;
 

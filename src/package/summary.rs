@@ -263,6 +263,32 @@ pub fn summarize(path: &std::path::Path) -> Result<Summary, PackageError> {
     Ok(summary)
 }
 
+/// The summary of a package known only by its definition, `index.json` and the
+/// documents (manifests and configs, by digest) got so far: a published package read
+/// layer by layer. [`documents_needed`] says which documents are still to get; the
+/// summary is the one [`summarize`] gives once none is.
+pub fn summarize_documents(
+    zarf: bool,
+    definition: &[u8],
+    index: &LayoutIndex,
+    docs: &BTreeMap<Digest, Vec<u8>>,
+) -> Result<Summary, PackageError> {
+    build(zarf, definition, index, docs)
+}
+
+/// The manifests and configs a summary of `index` still needs beyond `docs`, as far as
+/// the documents in `docs` show (a manifest not yet got may name more).
+pub fn documents_needed(
+    zarf: bool,
+    definition: &[u8],
+    index: &LayoutIndex,
+    docs: &BTreeMap<Digest, Vec<u8>>,
+) -> BTreeSet<Digest> {
+    let definition = Some((zarf, definition.to_vec()));
+    let needed = Needed::from_index(index, docs, left_out_of(&definition));
+    needed.manifests.union(&needed.configs).cloned().collect()
+}
+
 /// The blobs a pkgr package's definition, read so far, says it leaves out.
 fn left_out_of(definition: &Option<(bool, Vec<u8>)>) -> BTreeSet<Digest> {
     let Some((false, bytes)) = definition else {
@@ -382,7 +408,7 @@ fn read_pkgr(bytes: &[u8]) -> Result<ReadPkgr, PackageError> {
     Ok((metadata, components, parsed.differential))
 }
 
-fn definition_error(name: &'static str, unreadable: Unreadable) -> PackageError {
+pub(crate) fn definition_error(name: &'static str, unreadable: Unreadable) -> PackageError {
     match unreadable {
         Unreadable::TooDeep { line } => PackageError::DefinitionTooDeep { name, line },
         Unreadable::Parse(source) => PackageError::BadDefinition { name, source },

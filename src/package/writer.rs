@@ -9,7 +9,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::framed::FramedEncoder;
+use super::framed::{FramedEncoder, FRAME_BYTES};
 use super::parts::{PartWriter, TooManyParts};
 
 #[derive(Debug, thiserror::Error)]
@@ -110,17 +110,43 @@ pub fn write_package_in_parts_via(
         .map_err(io_err)
 }
 
-/// Writes the package stream into `sink` and hands it back, flushed.
+/// What the bytes this writer makes depend on besides the entries: a package written by
+/// a writer with another identity may differ byte for byte. `pkgr pull` refuses to
+/// rebuild a published package whose recorded identity is not its own.
+pub fn identity(compress: bool) -> String {
+    match compress {
+        true => format!(
+            "pkgr-tar/1 zstd-seekable/1 libzstd/{} level/{ZSTD_LEVEL} frame/{FRAME_BYTES}",
+            zstd::zstd_safe::version_string()
+        ),
+        false => "pkgr-tar/1".to_owned(),
+    }
+}
+
+/// Writes the package stream into `sink` and hands it back, flushed: the bytes
+/// [`write_package`] puts in its file.
 fn encode<W: Write>(entries: &[Entry], sink: W, compress: bool) -> io::Result<W> {
+    encode_when_ready(entries, sink, compress, &|_| Ok(()))
+}
+
+/// As `encode`, calling `ready` with each entry before its file is opened, so that a
+/// caller still bringing the files in can wait for each (`pkgr pull`). The bytes are
+/// the same whenever `ready` returns.
+pub fn encode_when_ready<W: Write>(
+    entries: &[Entry],
+    sink: W,
+    compress: bool,
+    ready: &dyn Fn(&Entry) -> io::Result<()>,
+) -> io::Result<W> {
     let buffered = BufWriter::with_capacity(1 << 20, sink);
     let buffered = if compress {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let encoder = FramedEncoder::new(buffered, ZSTD_LEVEL, workers)?;
         // Every entry starts a frame, so a reader can start at any entry.
-        let encoder = write_tar(entries, encoder, FramedEncoder::cut)?;
+        let encoder = write_tar(entries, encoder, FramedEncoder::cut, ready)?;
         encoder.finish()?
     } else {
-        write_tar(entries, buffered, |_| Ok(()))?
+        write_tar(entries, buffered, |_| Ok(()), ready)?
     };
     buffered.into_inner().map_err(|e| e.into_error())
 }
@@ -130,9 +156,11 @@ fn write_tar<W: Write>(
     entries: &[Entry],
     writer: W,
     entry_starts: impl Fn(&mut W) -> io::Result<()>,
+    ready: &dyn Fn(&Entry) -> io::Result<()>,
 ) -> io::Result<W> {
     let mut builder = tar::Builder::new(writer);
     for entry in entries {
+        ready(entry)?;
         entry_starts(builder.get_mut())?;
         let file = File::open(&entry.source).map_err(|e| with_path(e, &entry.source))?;
         let len = file

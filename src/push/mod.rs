@@ -19,7 +19,7 @@ mod images;
 mod left_out;
 mod manifests;
 pub(crate) mod plan;
-mod present;
+pub(crate) mod present;
 mod run;
 
 use crate::digest::Digest;
@@ -64,7 +64,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, bytes: u64) {
+    pub(crate) fn add(&mut self, bytes: u64) {
         self.count += 1;
         self.bytes = self.bytes.saturating_add(bytes);
     }

@@ -1,7 +1,8 @@
 //! What the target registry already has, asked before anything is read or sent: every
 //! blob in every repository that needs it, every manifest by digest in its repository,
 //! and every tag. The questions go out all at once, and may go out while the package is
-//! still being verified: they send no content.
+//! still being verified: they send no content. `publish` asks its blob questions here
+//! too (`ask_elsewhere`), so both skip and mount by the same answers.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -15,7 +16,7 @@ use crate::registry::{Registry, RegistryError};
 
 /// The answers so far.
 #[derive(Default)]
-pub(super) struct Present {
+pub(crate) struct Present {
     /// (repository, blob) pairs asked about, and those the registry has.
     asked_blobs: HashSet<(String, Digest)>,
     blobs: HashSet<(String, Digest)>,
@@ -37,18 +38,18 @@ enum Question {
 }
 
 impl Present {
-    pub(super) fn has_blob(&self, digest: &Digest, repo: &Reference) -> bool {
+    pub(crate) fn has_blob(&self, digest: &Digest, repo: &Reference) -> bool {
         self.blobs
             .contains(&(repo.repository().to_owned(), digest.clone()))
     }
 
     /// A repository the registry was found to have `digest` in, if any.
-    pub(super) fn holder(&self, digest: &Digest) -> Option<&Reference> {
+    pub(crate) fn holder(&self, digest: &Digest) -> Option<&Reference> {
         self.holders.get(digest)
     }
 
     /// The error of asking about a blob, if asking failed.
-    pub(super) fn blob_failure(&self, digest: &Digest, repo: &Reference) -> Option<RegistryError> {
+    pub(crate) fn blob_failure(&self, digest: &Digest, repo: &Reference) -> Option<RegistryError> {
         let key = (repo.repository().to_owned(), digest.clone());
         self.failed.lock().ok()?.remove(&key)
     }
@@ -84,7 +85,7 @@ impl Present {
 
     /// Asks whether each repository of `repos` has each blob of `digests`, where that
     /// has not been asked yet: where else a blob could be mounted from.
-    pub(super) async fn ask_elsewhere(
+    pub(crate) async fn ask_elsewhere(
         &mut self,
         registry: &Registry,
         digests: &[&Digest],

@@ -19,6 +19,7 @@ mod image_keys;
 mod index;
 mod inspect;
 mod manual;
+mod publish;
 mod push;
 mod scale;
 mod seek_table;

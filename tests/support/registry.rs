@@ -91,6 +91,18 @@ impl TestRegistry {
         }
     }
 
+    /// Where the registry's filesystem driver keeps a blob's bytes, for tests that
+    /// damage them in place (it serves them as they are).
+    pub fn blob_in_storage(&self, digest: &str) -> std::path::PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self._dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// The CA that signed a TLS registry's certificate.
     pub fn ca_file(&self) -> std::path::PathBuf {
         self._dir.path().join("ca.pem")

@@ -1,0 +1,371 @@
+//! `pkgr publish`, `pkgr pull` and `pkgr inspect oci://…`: a package through a real
+//! registry and back, byte for byte; the summary of a published package without its
+//! image blobs; skips and mounts counted at a proxy; and each bad input refused in one
+//! sentence with nothing written.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use crate::support::definition::Definition;
+use crate::support::images::{layer, noise, Pusher};
+use crate::support::proxy::FaultProxy;
+use crate::support::registry::TestRegistry;
+use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
+
+/// A package of two images that share a large base layer, and a Helm chart.
+struct Fixture {
+    _source: TestRegistry,
+    ws: Workspace,
+    package: PathBuf,
+    /// The digests of the images' layers (not their manifests or configs).
+    layers: Vec<String>,
+}
+
+fn fixture() -> Fixture {
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    let base = layer(&[("base", &noise(7, 3 << 20))]);
+    let web = pusher.image(
+        "team/web",
+        "1.0",
+        true,
+        "amd64",
+        &[base.clone(), layer(&[("w", b"web")])],
+    );
+    let api = pusher.image(
+        "team/api",
+        "2.0",
+        false,
+        "amd64",
+        &[base, layer(&[("a", b"api")])],
+    );
+    pusher.helm_chart("charts/web", "0.1.0");
+    let ws = Workspace::new();
+    ws.define(
+        &Definition::new("shop").version("1.2.0").component(
+            "all",
+            ["team/web:1.0", "team/api:2.0", "charts/web:0.1.0"]
+                .iter()
+                .map(|r| format!("{}/{r}", source.addr)),
+        ),
+    );
+    let package = package_path(&ws.create(&[]));
+    let mut layers: Vec<String> = [web, api]
+        .iter()
+        .flat_map(|image| image.layers.iter().map(|l| l.digest.clone()))
+        .collect();
+    layers.sort();
+    layers.dedup();
+    Fixture {
+        _source: source,
+        ws,
+        package,
+        layers,
+    }
+}
+
+fn run(ws: &Workspace, args: &[&str]) -> Output {
+    ws.pkgr().args(args).output().unwrap()
+}
+
+fn publish(ws: &Workspace, package: &Path, address: &str, extra: &[&str]) -> Output {
+    let mut cmd = ws.pkgr();
+    cmd.args(["publish", "--no-progress"])
+        .arg(package)
+        .arg(address)
+        .args(extra);
+    cmd.output().unwrap()
+}
+
+fn pull(ws: &Workspace, address: &str, into: &Path) -> Output {
+    let mut cmd = ws.pkgr();
+    cmd.args(["pull", "--no-progress", address, "-o"]).arg(into);
+    cmd.output().unwrap()
+}
+
+fn assert_ok(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        stdout(out),
+        stderr(out)
+    );
+}
+
+/// The one `error:` line, and that nothing else failed loudly.
+fn refused(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    let err = stderr(out);
+    err.lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"))
+        .to_owned()
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    match std::fs::read_dir(dir) {
+        Ok(read) => read
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The blob digests a proxy saw asked for with GET, and how many uploads it saw start.
+fn blob_gets(proxy: &FaultProxy) -> Vec<String> {
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/sha256:"))
+        .map(|s| s.path.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+fn uploads(proxy: &FaultProxy) -> usize {
+    proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.ends_with("/blobs/uploads/"))
+        .count()
+}
+
+#[test]
+fn a_published_package_pulls_back_into_the_identical_file() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let out = publish(
+        &f.ws,
+        &f.package,
+        &format!("oci://{}/team/shop", target.addr),
+        &[],
+    );
+    assert_ok("publish", &out);
+    let address = format!("oci://{}/team/shop:1.2.0-amd64", target.addr);
+    assert!(
+        stdout(&out).contains(&format!("to {address} (sha256:")),
+        "{}",
+        stdout(&out)
+    );
+
+    let into = f.ws.path("pulled");
+    let out = pull(&f.ws, &address, &into);
+    assert_ok("pull", &out);
+    let name = f.package.file_name().unwrap();
+    assert_eq!(entries(&into), [name.to_string_lossy().into_owned()]);
+    let sha256 = sha256_file(&f.package);
+    assert_eq!(sha256_file(&into.join(name)), sha256);
+    assert!(stdout(&out).contains(&sha256), "{}", stdout(&out));
+    assert_eq!(
+        std::fs::read(into.join(name)).unwrap(),
+        std::fs::read(&f.package).unwrap()
+    );
+
+    // The uncompressed form round-trips too, under a tag of the caller's.
+    let plain = f.ws.path("plain");
+    let made =
+        f.ws.create_command_into(&plain, &["--uncompressed"])
+            .output()
+            .unwrap();
+    let plain_package = package_path(&made);
+    let address = format!("oci://{}/team/shop:plain", target.addr);
+    assert_ok("publish", &publish(&f.ws, &plain_package, &address, &[]));
+    let into = f.ws.path("pulled-plain");
+    assert_ok("pull", &pull(&f.ws, &address, &into));
+    let name = plain_package.file_name().unwrap();
+    assert_eq!(sha256_file(&into.join(name)), sha256_file(&plain_package));
+
+    // A split package is published whole and pulled as the one file its parts join to.
+    let split = f.ws.path("split");
+    let made =
+        f.ws.create_command_into(&split, &["--max-package-size", "1MiB"])
+            .output()
+            .unwrap();
+    let part000 = package_path(&made);
+    assert!(
+        part000.to_string_lossy().ends_with(".part000"),
+        "{}",
+        part000.display()
+    );
+    let address = format!("oci://{}/team/shop:split", target.addr);
+    assert_ok("publish", &publish(&f.ws, &part000, &address, &[]));
+    let into = f.ws.path("pulled-split");
+    assert_ok("pull", &pull(&f.ws, &address, &into));
+    assert_eq!(
+        entries(&into),
+        [f.package
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()]
+    );
+    assert_eq!(
+        sha256_file(&into.join(f.package.file_name().unwrap())),
+        sha256
+    );
+}
+
+#[test]
+fn inspect_of_a_published_package_shows_the_files_summary_without_its_image_layers() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/shop:1", target.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let proxy = FaultProxy::start(&target.addr, vec![]);
+    let through_proxy = format!("oci://{}/team/shop:1", proxy.addr);
+
+    for extra in [&[][..], &["--json"][..]] {
+        let local = f.ws.inspect(&f.package, extra);
+        assert_ok("inspect", &local);
+        let mut args = vec!["inspect", through_proxy.as_str()];
+        args.extend(extra);
+        let remote = run(&f.ws, &args);
+        assert_ok("inspect oci://", &remote);
+        assert_eq!(stdout(&remote), stdout(&local), "{extra:?}");
+    }
+    let fetched = blob_gets(&proxy);
+    assert!(!fetched.is_empty());
+    for layer in &f.layers {
+        assert!(
+            !fetched.contains(layer),
+            "inspect fetched image layer {layer}"
+        );
+    }
+}
+
+#[test]
+fn a_second_publish_sends_no_blob_and_one_after_push_mounts_the_images_blobs() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let proxy = FaultProxy::start(&target.addr, vec![]);
+    let address = format!("oci://{}/team/shop:1", proxy.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let first = uploads(&proxy);
+    assert!(first > 0);
+
+    let out = publish(&f.ws, &f.package, &address, &["--json"]);
+    assert_ok("publish", &out);
+    assert_eq!(uploads(&proxy), first, "the second publish uploaded");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["uploaded"]["blobs"], 0);
+    assert_eq!(doc["mounted"]["blobs"], 0);
+    assert_eq!(doc["package"]["sha256"], sha256_file(&f.package));
+
+    // Images pushed first: every one of their blobs is mounted, not sent again.
+    let other = TestRegistry::start();
+    assert_ok("push", &f.ws.push(&f.package, &other.addr, &[]));
+    let proxy = FaultProxy::start(&other.addr, vec![]);
+    let address = format!("oci://{}/team/shop", proxy.addr);
+    let out = publish(&f.ws, &f.package, &address, &["--json"]);
+    assert_ok("publish", &out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let put: Vec<String> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("digest=sha256"))
+        .map(|s| s.path)
+        .collect();
+    for layer in &f.layers {
+        assert!(
+            !put.iter().any(|p| p.contains(layer.as_str())),
+            "{layer} was sent: {put:?}"
+        );
+    }
+    assert!(
+        doc["mounted"]["blobs"].as_u64().unwrap() >= f.layers.len() as u64,
+        "{doc}"
+    );
+    assert_eq!(
+        sha256_file(&pulled(&f.ws, &format!("{address}:1.2.0-amd64"))),
+        sha256_file(&f.package)
+    );
+}
+
+/// Pulls `address` into a fresh directory; the package file written.
+fn pulled(ws: &Workspace, address: &str) -> PathBuf {
+    let into = ws.path("mounted-pull");
+    assert_ok("pull", &pull(ws, address, &into));
+    let name = entries(&into).pop().unwrap();
+    into.join(name)
+}
+
+#[test]
+fn bad_addresses_unknown_tags_and_damaged_blobs_are_refused_leaving_nothing() {
+    let f = fixture();
+    let target = TestRegistry::start();
+
+    let out = publish(
+        &f.ws,
+        &f.package,
+        &format!("{}/team/shop", target.addr),
+        &[],
+    );
+    assert_eq!(
+        refused(&out),
+        format!(
+            "error: `{}/team/shop` is not a published package's address: write oci://REGISTRY/REPOSITORY[:TAG]",
+            target.addr
+        )
+    );
+    assert!(target.catalog().is_empty());
+    let into = f.ws.path("pulled");
+    let untagged = format!("oci://{}/team/shop", target.addr);
+    assert_eq!(
+        refused(&pull(&f.ws, &untagged, &into)),
+        format!("error: `{untagged}` names no tag: write oci://REGISTRY/REPOSITORY:TAG")
+    );
+
+    let address = format!("oci://{}/team/shop:1", target.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let unknown = format!("oci://{}/team/shop:2", target.addr);
+    assert_eq!(
+        refused(&pull(&f.ws, &unknown, &into)),
+        format!(
+            "error: {}/team/shop:2 was not found in its registry",
+            target.addr
+        )
+    );
+    assert_eq!(
+        refused(&run(&f.ws, &["inspect", &unknown])),
+        format!(
+            "error: {}/team/shop:2 was not found in its registry",
+            target.addr
+        )
+    );
+    assert!(entries(&into).is_empty(), "{:?}", entries(&into));
+
+    // One byte of the shared base layer changed in the registry's own storage.
+    let base = &f.layers[0];
+    let stored = target.blob_in_storage(base);
+    let mut bytes = std::fs::read(&stored).unwrap();
+    bytes[1000] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    let line = refused(&pull(&f.ws, &address, &into));
+    let expected = format!(
+        "error: the registry's copy of images/blobs/sha256/{} in {address} is damaged: its bytes hash to sha256:",
+        base.trim_start_matches("sha256:")
+    );
+    assert!(line.starts_with(&expected), "{line}");
+    assert!(entries(&into).is_empty(), "{:?}", entries(&into));
+}
+
+#[test]
+fn a_package_that_fails_verification_is_not_published() {
+    let f = fixture();
+    let mut bytes = std::fs::read(&f.package).unwrap();
+    // Inside the large base layer's frames, past the package's head.
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    let tampered = f.ws.path("tampered.tar.zst");
+    std::fs::write(&tampered, bytes).unwrap();
+    let target = TestRegistry::start();
+    let proxy = FaultProxy::start(&target.addr, vec![]);
+    let out = publish(
+        &f.ws,
+        &tampered,
+        &format!("oci://{}/team/shop", proxy.addr),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(proxy.seen().is_empty(), "{:?}", proxy.seen());
+}
