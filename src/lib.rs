@@ -6,9 +6,8 @@
 //! stages together, words hints and decides exit codes. Imports run down: `digest`,
 //! `cancel`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
 //! `trust`, `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
-//! `daemon`, `pull`, `package`, `push`, and `cli` last (ARCHITECTURE.md's code map).
-//! The exception is `trust::image`, which checks image signatures and uses `pull` and
-//! `package`: it sits with `cli`, above them.
+//! `daemon`, `pull`, `package`, `push`, `image_trust`, `serve`, `publish`, and `cli` last
+//! (ARCHITECTURE.md's code map).
 
 pub mod cancel;
 pub mod cli;
@@ -16,6 +15,7 @@ pub mod daemon;
 pub mod definition;
 pub mod digest;
 pub mod hint;
+pub mod image_trust;
 pub mod manifest;
 pub mod nesting;
 pub mod package;

@@ -97,7 +97,6 @@ const INSPECT_EXAMPLES: &str = "\
 Examples:
   pkgr inspect pkgr-package-demo-amd64.tar.zst
   pkgr inspect --verify pkgr-package-demo-amd64.tar.zst   # re-hash every file and blob
-  pkgr inspect --json zarf-package-app-amd64.tar.zst.part000
   pkgr inspect oci://127.0.0.1:5000/team/demo:1.0-amd64   # a published package";
 
 const PUSH_EXAMPLES: &str = "\
@@ -119,7 +118,7 @@ Examples:
 const PULL_EXAMPLES: &str = "\
 Examples:
   pkgr pull oci://127.0.0.1:5000/team/demo:1.0-amd64 -o dist
-  pkgr inspect oci://127.0.0.1:5000/team/demo:1.0-amd64   # without its image blobs";
+  pkgr pull oci://registry.local/team/demo@sha256:<manifest digest> --ca-file ca.pem";
 
 const DIFF_EXAMPLES: &str = "\\
 Examples:

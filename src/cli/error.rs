@@ -54,7 +54,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    ImageKey(#[from] crate::trust::image::KeyError),
+    ImageKey(#[from] crate::image_trust::KeyError),
     #[error(transparent)]
     Cache(#[from] CacheError),
     #[error("{} damaged blob(s) in the cache {} were removed", damaged.len(), root.display())]

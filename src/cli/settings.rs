@@ -15,6 +15,7 @@ use super::{
 };
 use crate::daemon::DaemonLayers;
 use crate::definition::{self, Definition};
+use crate::image_trust::{ImageKeys, SignatureGate};
 use crate::package::base::{open_base, Base};
 use crate::package::Output;
 use crate::progress::{self, Reporter};
@@ -25,7 +26,6 @@ use crate::registry::{Credentials, RegistryError, Transport};
 use crate::space::Place;
 use crate::store::cache::PruneBlobs;
 use crate::store::Cache;
-use crate::trust::image::{ImageKeys, SignatureGate};
 use crate::trust::{PublicKey, SigningKey};
 
 /// What `pkgr create` runs with.

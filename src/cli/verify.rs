@@ -1,6 +1,6 @@
 //! `pkgr verify`: wiring only. Settings → the whole package re-hashed through the scan
 //! `inspect --verify` runs → its signature checked with `--key` → each image's own
-//! signatures checked with `--image-key` ([`image_checks`], `trust::image`) → one line
+//! signatures checked with `--image-key` ([`image_checks`], `image_trust`) → one line
 //! per check and a verdict, or one JSON document (versioned by [`SCHEMA_VERSION`]).
 //! Any failed check is exit 1.
 
@@ -9,11 +9,11 @@ use std::io::Write;
 use super::error::ignore_broken_pipe;
 use super::settings::VerifySettings;
 use super::{Error, VerifyArgs};
+use crate::image_trust::{check_package, ImageKeys};
 use crate::package::reader::{shown, PackageBytes};
 use crate::package::scan::{scan_package, Scan};
 use crate::package::signature::{Check, SignedParts};
 use crate::package::PackageError;
-use crate::trust::image::{check_package, ImageKeys};
 use crate::trust::PublicKey;
 
 /// Raised only when a field changes meaning or goes away.

@@ -3,12 +3,10 @@
 //! `cosign_key`, SPKI public keys), deterministic RFC 6979 signatures over a file in the
 //! two forms cosign reads offline (`signature`: the detached base64 DER signature, and
 //! a Sigstore bundle from `bundle`), and their verification; these know nothing of
-//! packages. `image` checks image signatures against `--image-key`, at create (a
-//! `pull::Admit`) and offline from a package.
+//! packages. Image signatures (`--image-key`) are `image_trust`'s, higher up.
 
 mod bundle;
 mod cosign_key;
-pub mod image;
 mod keys;
 mod signature;
 

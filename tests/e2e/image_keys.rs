@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use base64::Engine;
+use pkgr::image_trust::{check_package, ImageKeys, Refusal};
 use pkgr::package::reader::PackageBytes;
-use pkgr::trust::image::{check_package, ImageKeys, Refusal};
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, simple_signing, Image, Pushed, Pusher, COSIGN_LAYER};

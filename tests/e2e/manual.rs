@@ -6,11 +6,14 @@ use std::process::{Command, Output};
 
 use crate::support::{stderr, stdout, Workspace};
 
-const COMMANDS: [&str; 7] = [
+const COMMANDS: [&str; 10] = [
     "create",
     "inspect",
     "push",
+    "verify",
     "serve",
+    "publish",
+    "pull",
     "diff",
     "cache",
     "completions",
@@ -170,6 +173,8 @@ fn a_man_page_for_every_command_renders_with_its_options() {
         "pkgr-create",
         "pkgr-diff",
         "pkgr-inspect",
+        "pkgr-publish",
+        "pkgr-pull",
         "pkgr-push",
         "pkgr-serve",
         "pkgr-verify",
