@@ -68,7 +68,8 @@ rss_of() { sort -n -k2 "$work/times/$1" | tail -1 | awk '{ print int($2 / 1024) 
 fetch_floor() {
   local out=$1
   mkdir -p "$out"
-  grep -o 'sha256:[0-9a-f]\{64\}' "$work/manifest.json" | sort -u |
+  # Descriptors only: the annotations name the package file's own sha256 too.
+  grep -o '"digest":"sha256:[0-9a-f]\{64\}"' "$work/manifest.json" | cut -d'"' -f4 | sort -u |
     xargs -P "$concurrency" -I{} curl -sSf -o "$out/{}" "http://$target_addr/v2/bench/package/blobs/{}"
 }
 export -f fetch_floor
@@ -76,14 +77,19 @@ export work target_addr
 
 concurrency=$(sed -n 's/.*--concurrency.*\[default: \([0-9]*\)\].*/\1/p' <<<"$("$pkgr" pull --help)")
 export concurrency
-address=oci://$target_addr/bench/package:1.0-amd64
 for _ in $(seq "$RUNS"); do
   fresh_target
   timed "push" "$pkgr" push "$package" "$target_addr" --no-progress
   fresh_target
-  timed "publish" "$pkgr" publish "$package" "oci://$target_addr/bench/package" --no-progress
+  timed "publish" "$pkgr" publish "$package" "oci://$target_addr/bench/package" --no-progress --json
+  tag=$(sed -n 's/.*"address": "oci:[^"]*:\([^":]*\)".*/\1/p' "$work/stdout")
+  address=oci://$target_addr/bench/package:$tag
   curl -sSf -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-    "http://$target_addr/v2/bench/package/manifests/1.0-amd64" >"$work/manifest.json"
+    "http://$target_addr/v2/bench/package/manifests/$tag" >"$work/manifest.json" || {
+    echo "error: no manifest under tag '$tag'; publish said:" >&2
+    cat "$work/stdout" "$work/stderr" >&2
+    exit 1
+  }
   rm -rf "$work/floor" "$work/pulled"
   timed "floor" bash -euo pipefail -c "fetch_floor '$work/floor'"
   rm -rf "$work/floor"
