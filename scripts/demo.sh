@@ -128,6 +128,7 @@ skopeo copy --quiet --src-tls-verify=false "docker://$serve_side/demo/web:1.0" "
 [ "$(skopeo manifest-digest "$serve_dir/web/manifest.json")" = "$(manifest_digest "$far_side" demo/web 1.0)" ] ||
   { echo "demo/web:1.0 out of pkgr serve differs from the far side's" >&2; exit 1; }
 rm -rf "$serve_dir"
+echo "==> stopping pkgr serve with SIGTERM (it says so and exits 143)" >&2
 kill "$serve_pid"
 wait "$serve_pid" || [ $? -eq 143 ]
 echo "==> demo/web:1.0 came out of pkgr serve under the digest the push gave the far side" >&2
