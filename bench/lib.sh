@@ -88,7 +88,7 @@ export manifest_accept
 # The default of `pkgr SUBCOMMAND --concurrency`, read from its help so that a floor
 # keeps up with it.
 default_concurrency() {
-  "$pkgr" "$1" --help | sed -n 's/.*--concurrency.*\[default: \([0-9]*\)\].*/\1/p'
+  "$pkgr" "$1" -h | sed -n 's/.*--concurrency.*\[default: \([0-9]*\)\].*/\1/p'
 }
 
 # curl_config URLS OUT: a curl config that fetches every URL of the file URLS (one a
