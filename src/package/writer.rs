@@ -52,6 +52,17 @@ pub fn write_package(entries: &[Entry], out: &Path, compress: bool) -> Result<()
     write_package_via(entries, out, compress, dir)
 }
 
+/// The file a package is written into until it is complete: hidden, named as partial,
+/// removed when dropped unless persisted.
+pub fn partial_package_in(temp_dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".pkgr-package-").suffix(".partial");
+    // tempfile creates 0600 files; a package is an ordinary file for the umask to shape.
+    #[cfg(unix)]
+    builder.permissions(std::fs::Permissions::from_mode(0o666));
+    builder.tempfile_in(temp_dir)
+}
+
 /// As [`write_package`], with the file written in `temp_dir` (on `out`'s filesystem)
 /// until it is complete.
 pub fn write_package_via(
@@ -64,12 +75,7 @@ pub fn write_package_via(
         path: out.to_owned(),
         source,
     };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".pkgr-package-").suffix(".partial");
-    // tempfile creates 0600 files; a package is an ordinary file for the umask to shape.
-    #[cfg(unix)]
-    builder.permissions(std::fs::Permissions::from_mode(0o666));
-    let temp = builder.tempfile_in(temp_dir).map_err(io_err)?;
+    let temp = partial_package_in(temp_dir).map_err(io_err)?;
     let file = temp.as_file().try_clone().map_err(io_err)?;
     let file = encode(entries, file, compress).map_err(io_err)?;
     file.sync_all().map_err(io_err)?;

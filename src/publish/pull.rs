@@ -8,8 +8,6 @@
 
 use std::collections::HashSet;
 use std::io::{self, Write};
-#[cfg(unix)]
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
@@ -22,7 +20,7 @@ use super::fetch::{artifact, fetch};
 use super::{blocking, PublishError};
 use crate::digest::Hasher;
 use crate::package::staging_dir::StagingDir;
-use crate::package::writer::{encode_when_ready, identity, Entry};
+use crate::package::writer::{self, encode_when_ready, identity, Entry};
 use crate::progress::Reporter;
 use crate::registry::{Credentials, Registry, Transport};
 
@@ -213,12 +211,7 @@ fn write_verified(
         path: out.to_owned(),
         source,
     };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".pkgr-package-").suffix(".partial");
-    // tempfile creates 0600 files; a package is an ordinary file for the umask to shape.
-    #[cfg(unix)]
-    builder.permissions(std::fs::Permissions::from_mode(0o666));
-    let temp = builder.tempfile_in(temp_dir).map_err(failed)?;
+    let temp = writer::partial_package_in(temp_dir).map_err(failed)?;
     let file = temp.as_file().try_clone().map_err(failed)?;
     let hashing = HashingWriter {
         inner: file,
