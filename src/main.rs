@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use pkgr::cancel::StopSignal;
 use pkgr::cli::{self, Error};
 
 /// How long cleanup after Ctrl-C or SIGTERM may take, per stage, before the process
@@ -23,17 +24,30 @@ fn main() -> ExitCode {
             return ExitCode::from(cli::error::EXIT_FAILURE);
         }
     };
+    // serve treats a stop signal as its normal end; every other command is stopped by one.
+    let stops_itself = args.stops_itself_on_signal();
     let (result, signalled) = runtime.block_on(async {
         // The command runs as a task, not on this thread, so that a command stuck in a
         // blocking call (a password read from a pipe nobody writes to, a hung network
         // mount) cannot keep the signals from being seen.
         let mut command = tokio::spawn(cli::run(args));
+        let joined = |joined: Result<_, _>| {
+            joined.unwrap_or_else(|source| {
+                Err(Error::Internal {
+                    what: "running the command",
+                    source,
+                })
+            })
+        };
+        if stops_itself {
+            return (joined((&mut command).await), true);
+        }
         let signalled = tokio::select! {
-            joined = &mut command => return (joined.unwrap_or_else(|source| {
-                Err(Error::Internal { what: "running the command", source })
-            }), false),
-            _ = tokio::signal::ctrl_c() => Error::Interrupted,
-            _ = terminated() => Error::Terminated,
+            result = &mut command => return (joined(result), false),
+            signal = pkgr::cancel::stop_signal() => match signal {
+                StopSignal::Interrupt => Error::Interrupted,
+                StopSignal::Terminate => Error::Terminated,
+            },
         };
         pkgr::cancel::cancel();
         command.abort();
@@ -42,8 +56,7 @@ fn main() -> ExitCode {
         // grace period, ends the wait.
         tokio::select! {
             _ = command => {}
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminated() => {}
+            _ = pkgr::cancel::stop_signal() => {}
             _ = tokio::time::sleep(CLEANUP_GRACE) => {}
         }
         (Err(signalled), true)
@@ -65,24 +78,4 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
-}
-
-/// Resolves on SIGTERM, which service managers and `timeout` send: it must clean up
-/// like Ctrl-C rather than die with a half-written package and staging left behind.
-#[cfg(unix)]
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut sigterm) => {
-            sigterm.recv().await;
-        }
-        // Without a handler SIGTERM keeps its default action; that is no reason to
-        // refuse to run.
-        Err(_) => std::future::pending().await,
-    }
-}
-
-#[cfg(not(unix))]
-async fn terminated() {
-    std::future::pending().await
 }

@@ -35,6 +35,14 @@ pub struct Cli {
     pub color: crate::progress::ColourChoice,
 }
 
+impl Cli {
+    /// Whether the command treats Ctrl-C and SIGTERM as its normal end (serve, which
+    /// runs until stopped) rather than being stopped by them.
+    pub fn stops_itself_on_signal(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a package from DIR/pkgr.yaml
@@ -85,7 +93,8 @@ Exit status:
   1    failure: the message says what failed
   2    usage: an argument or option is wrong; nothing was done
   130  interrupted by Ctrl-C (SIGINT); nothing partial is left
-  143  terminated by SIGTERM; nothing partial is left";
+  143  terminated by SIGTERM; nothing partial is left
+       (serve runs until one of these signals and then exits 0)";
 
 const CREATE_EXAMPLES: &str = "\
 Examples:

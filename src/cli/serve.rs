@@ -1,7 +1,7 @@
 //! `pkgr serve`: its arguments and wiring only. The package is checked to be a file,
 //! read (all of it under `--verify`), the address bound, one line says where it is
-//! served, then the library's server runs until Ctrl-C or SIGTERM end the process
-//! (exit 130 or 143, as for any command stopped by a signal).
+//! served, then the library's server runs until Ctrl-C or SIGTERM, which are serve's
+//! normal end: it stops answering, says so, and exits 0.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -34,7 +34,8 @@ pub struct ServeArgs {
     pub prefix: Option<String>,
 
     /// Verify the whole package before serving (refuse to start if it is damaged);
-    /// otherwise each blob is verified on its first request
+    /// otherwise serve listens at once and verifies every blob in the background, or on
+    /// its first request if that comes sooner
     #[arg(long)]
     pub verify: bool,
 
@@ -84,6 +85,12 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     }
     // Always said, even under -q: it is the one place the chosen port is told.
     eprintln!("serving {shown} at {}://{addr}", bound.scheme());
-    bound.run().await;
+    let signal = tokio::select! {
+        () = bound.run() => return Ok(()),
+        signal = crate::cancel::stop_signal() => signal,
+    };
+    // Readers still streaming a blob stop at their next read.
+    crate::cancel::cancel();
+    eprintln!("stopped serving {shown} ({signal})");
     Ok(())
 }

@@ -5,7 +5,7 @@
 //!
 //! Without `--verify` only the package's head is trusted for the layout: `index.json`
 //! and the manifests, each checked against its digest as it is read. The other blobs
-//! are checked on their first request (`verified`).
+//! are checked in the background or on their first request (`verified`).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,8 +1,8 @@
 //! `pkgr serve`: a package served as a read-only OCI distribution registry, straight
 //! from its file. `contents` reads what the package offers (repositories, tags,
 //! manifests, blob offsets, referrers) from its head, or from a full scan under
-//! `--verify`; `verified` remembers which blobs hashed right, hashing each once on its
-//! first request; `routes` reads a request's method and path; `answer` builds the
+//! `--verify`; `verified` remembers which blobs hashed right, hashing each once, in a
+//! background pass or on its first request; `routes` reads a request's method and path; `answer` builds the
 //! responses and the distribution-style errors; `manifests`, `blobs`, `listing` and
 //! `referrers` answer their endpoints; `stream` reads a blob's bytes in bounded chunks
 //! on a blocking thread; `log` writes a line per request; `tls` loads a certificate;

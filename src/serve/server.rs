@@ -91,8 +91,14 @@ impl Bound {
         &self.state.contents
     }
 
-    /// Serves connections until the task running it is dropped.
+    /// Serves connections until the task running it is dropped. The blobs not verified
+    /// yet are hashed in the background meanwhile.
     pub async fn run(self) {
+        let state = self.state.clone();
+        let _background = AbortOnDrop(tokio::spawn(async move {
+            let places = &state.contents.places;
+            state.verified.check_all(places, &state.readers).await;
+        }));
         loop {
             let stream = match self.listener.accept().await {
                 Ok((stream, _)) => stream,
@@ -119,6 +125,15 @@ impl Bound {
                 }
             }
         }
+    }
+}
+
+/// Stops a spawned task when the server stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

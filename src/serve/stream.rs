@@ -1,7 +1,7 @@
 //! A blob's bytes, read from the package at their offset on a blocking thread and sent
 //! in chunks of 64 KiB through a channel that holds four, so a slow client holds back
 //! the reader rather than filling memory. At most [`MAX_READERS`] readers (streams and
-//! first-request hashes) are open at once, whatever the number of clients; others wait
+//! hashes) are open at once, whatever the number of clients; others wait
 //! for one to finish. So memory is bounded by the readers' buffers (a zstd frame's
 //! window each) and not by the package's size or the number of clients.
 

@@ -1,10 +1,12 @@
-//! Which blobs may be served: a blob is hashed in full the first time it is asked for,
-//! and its outcome remembered. Requests that arrive while it is being hashed wait for
+//! Which blobs may be served: every blob is hashed in full once, and its outcome
+//! remembered. From the start a background pass hashes them one after another in the
+//! package's order, so that the first client seldom waits; a request for a blob that
+//! pass has not reached yet hashes it there and then. Whoever comes second waits for
 //! that one hash. A read that fails (not a wrong hash) is not remembered, so the next
 //! request tries again. Under `--verify` every blob was hashed before the server
 //! started, and nothing is hashed again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
@@ -32,6 +34,25 @@ impl Verified {
         Self {
             all,
             cells: Mutex::default(),
+        }
+    }
+
+    /// Hashes every blob not hashed yet, in the order of their places in the package
+    /// (one sequential read of the file), one at a time so that requests keep the
+    /// other readers. Returns at once under `--verify`.
+    pub async fn check_all(&self, places: &BTreeMap<Digest, Place>, readers: &Readers) {
+        if self.all {
+            return;
+        }
+        let mut in_order: Vec<(&Digest, &Place)> = places.iter().collect();
+        in_order.sort_by_key(|(_, place)| place.offset);
+        for (digest, place) in in_order {
+            if crate::cancel::is_cancelled() {
+                return;
+            }
+            // A read that fails is not remembered: the request that wants the blob
+            // tries again and reports it.
+            let _ = self.check(digest, *place, readers).await;
         }
     }
 
