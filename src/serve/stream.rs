@@ -1,5 +1,5 @@
 //! A blob's bytes, read from the package at their offset on a blocking thread and sent
-//! in chunks of 64 KiB through a channel that holds four, so a slow client holds back
+//! in chunks of 1 MiB through a channel that holds two, so a slow client holds back
 //! the reader rather than filling memory. At most [`MAX_READERS`] readers (streams and
 //! hashes) are open at once, whatever the number of clients; others wait
 //! for one to finish. So memory is bounded by the readers' buffers (a zstd frame's
@@ -16,8 +16,8 @@ use crate::package::reader::PackageBytes;
 
 /// Package readers open at once.
 pub const MAX_READERS: usize = 8;
-const CHUNK_BYTES: usize = 64 * 1024;
-const CHUNKS_IN_FLIGHT: usize = 4;
+const CHUNK_BYTES: usize = 1024 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 2;
 
 /// The package and the permits to read it.
 #[derive(Clone)]
@@ -78,12 +78,21 @@ fn send_chunks(
     };
     let mut left = len;
     while left > 0 {
-        let mut chunk = vec![0u8; left.min(CHUNK_BYTES as u64) as usize];
-        if let Err(e) = reader.read_exact(&mut chunk) {
-            let _ = sender.blocking_send(Err(e));
-            return;
+        let want = left.min(CHUNK_BYTES as u64);
+        let mut chunk = Vec::with_capacity(want as usize);
+        match (&mut reader).take(want).read_to_end(&mut chunk) {
+            Ok(n) if n as u64 == want => {}
+            Ok(_) => {
+                let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
+                let _ = sender.blocking_send(Err(short));
+                return;
+            }
+            Err(e) => {
+                let _ = sender.blocking_send(Err(e));
+                return;
+            }
         }
-        left -= chunk.len() as u64;
+        left -= want;
         if sender.blocking_send(Ok(Bytes::from(chunk))).is_err() {
             return; // The client went away.
         }
