@@ -132,27 +132,42 @@ pub fn identity(compress: bool) -> String {
 /// Writes the package stream into `sink` and hands it back, flushed: the bytes
 /// [`write_package`] puts in its file.
 fn encode<W: Write>(entries: &[Entry], sink: W, compress: bool) -> io::Result<W> {
-    encode_when_ready(entries, sink, compress, &|_| Ok(()))
+    encode_from(entries, sink, compress, &open_file)
 }
 
-/// As `encode`, calling `ready` with each entry before its file is opened, so that a
-/// caller still bringing the files in can wait for each (`pkgr pull`). The bytes are
-/// the same whenever `ready` returns.
-pub fn encode_when_ready<W: Write>(
+/// An entry's bytes as the writer reads them: their length, which its tar header
+/// declares, and a reader that yields exactly that many (or fails).
+pub type Opened = (u64, Box<dyn Read>);
+
+/// An entry's file, whole, as it is on disk now.
+pub fn open_file(entry: &Entry) -> io::Result<Opened> {
+    let file = File::open(&entry.source).map_err(|e| with_path(e, &entry.source))?;
+    let len = file
+        .metadata()
+        .map_err(|e| with_path(e, &entry.source))?
+        .len();
+    let reader = io::BufReader::with_capacity(1 << 20, crate::cancel::Cancellable(file)).take(len);
+    Ok((len, Box::new(reader)))
+}
+
+/// As `encode`, with each entry's bytes read through `open`, so that a caller still
+/// bringing the files in can hand out readers that wait for bytes not yet there
+/// (`pkgr pull`). The bytes written are the same whatever the timing.
+pub fn encode_from<W: Write>(
     entries: &[Entry],
     sink: W,
     compress: bool,
-    ready: &dyn Fn(&Entry) -> io::Result<()>,
+    open: &dyn Fn(&Entry) -> io::Result<Opened>,
 ) -> io::Result<W> {
     let buffered = BufWriter::with_capacity(1 << 20, sink);
     let buffered = if compress {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let encoder = FramedEncoder::new(buffered, ZSTD_LEVEL, workers)?;
         // Every entry starts a frame, so a reader can start at any entry.
-        let encoder = write_tar(entries, encoder, FramedEncoder::cut, ready)?;
+        let encoder = write_tar(entries, encoder, FramedEncoder::cut, open)?;
         encoder.finish()?
     } else {
-        write_tar(entries, buffered, |_| Ok(()), ready)?
+        write_tar(entries, buffered, |_| Ok(()), open)?
     };
     buffered.into_inner().map_err(|e| e.into_error())
 }
@@ -162,17 +177,12 @@ fn write_tar<W: Write>(
     entries: &[Entry],
     writer: W,
     entry_starts: impl Fn(&mut W) -> io::Result<()>,
-    ready: &dyn Fn(&Entry) -> io::Result<()>,
+    open: &dyn Fn(&Entry) -> io::Result<Opened>,
 ) -> io::Result<W> {
     let mut builder = tar::Builder::new(writer);
     for entry in entries {
-        ready(entry)?;
+        let (len, reader) = open(entry)?;
         entry_starts(builder.get_mut())?;
-        let file = File::open(&entry.source).map_err(|e| with_path(e, &entry.source))?;
-        let len = file
-            .metadata()
-            .map_err(|e| with_path(e, &entry.source))?
-            .len();
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Regular);
         header.set_size(len);
@@ -180,17 +190,39 @@ fn write_tar<W: Write>(
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
-        builder.append_data(
-            &mut header,
-            &entry.name,
-            io::BufReader::with_capacity(1 << 20, crate::cancel::Cancellable(file)).take(len),
-        )?;
+        let mut counted = Counted {
+            inner: reader,
+            read: 0,
+        };
+        builder.append_data(&mut header, &entry.name, &mut counted)?;
+        // The tar crate pads a short entry with zeros: a reader that ends early would
+        // otherwise make a package whose entry is not the file.
+        if counted.read != len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{}: {} bytes, not {len}", entry.name, counted.read),
+            ));
+        }
     }
     // The two zero blocks that end the archive get a frame of their own.
     entry_starts(builder.get_mut())?;
     // `finish` explicitly: dropping the builder would swallow a write error.
     builder.finish()?;
     builder.into_inner()
+}
+
+/// A reader that counts what it yields.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
 }
 
 fn with_path(err: io::Error, path: &Path) -> io::Error {

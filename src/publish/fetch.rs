@@ -1,7 +1,8 @@
 //! One layer of a published package brought from the registry into a sink (a file, or
-//! memory for the small ones inspect reads), hashed as it arrives: bytes past the
-//! declared size stop it at once, and a whole that does not hash to the layer's digest
-//! is an error naming the file. A body cut short is resumed from where it stopped (or
+//! memory for the small ones inspect reads): bytes past the declared size stop it at
+//! once, and, when it is hashed as it arrives, a whole that does not hash to the
+//! layer's digest is an error naming the file. (`pull` leaves the hashing to the
+//! package it rebuilds, which must hash to the published sha256.) A body cut short is resumed from where it stopped (or
 //! started over when the registry ignores the range), a few times.
 
 use std::io::{self, Seek, Write};
@@ -45,13 +46,23 @@ impl Sink for std::fs::File {
     }
 }
 
-/// Brings `file`'s layer from `address`'s repository into `sink`, checked against its
-/// digest and size.
+/// Whether a layer is hashed as it arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Check {
+    /// Against its digest and size.
+    Digest,
+    /// Against its size only: its bytes are checked later, as part of a larger whole.
+    Size,
+}
+
+/// Brings `file`'s layer from `address`'s repository into `sink`, checked as `check`
+/// says.
 pub(super) async fn fetch(
     registry: &Registry,
     address: &Address,
     file: &PackageFile,
     sink: &mut (dyn Sink + Send),
+    check: Check,
     reporter: &dyn Reporter,
 ) -> Result<(), PublishError> {
     let damaged = |found: String| PublishError::Damaged {
@@ -64,9 +75,10 @@ pub(super) async fn fetch(
         source,
     };
     let mut hasher = Hasher::default();
+    let mut received: u64 = 0;
     let mut attempt = 0;
     loop {
-        let from = hasher.bytes_hashed();
+        let from = received;
         let (mut body, ranged) = registry
             .blob(address.reference(), &file.digest, from)
             .await?;
@@ -74,6 +86,7 @@ pub(super) async fn fetch(
             sink.restart().map_err(output)?;
             reporter.blob_discarded(&file.digest, from);
             hasher = Hasher::default();
+            received = 0;
         }
         let mut cut = None;
         while let Some(chunk) = body.next().await {
@@ -84,10 +97,13 @@ pub(super) async fn fetch(
                     break;
                 }
             };
-            if hasher.bytes_hashed() + chunk.len() as u64 > file.size {
+            if received + chunk.len() as u64 > file.size {
                 return Err(damaged(format!("it runs past its {} bytes", file.size)));
             }
-            hasher.update(&chunk);
+            if check == Check::Digest {
+                hasher.update(&chunk);
+            }
+            received += chunk.len() as u64;
             sink.put(&chunk).map_err(output)?;
             reporter.blob_progress(&file.digest, chunk.len() as u64);
         }
@@ -106,9 +122,14 @@ pub(super) async fn fetch(
             }
         }
     }
-    if hasher.bytes_hashed() != file.size {
-        let read = hasher.bytes_hashed();
-        return Err(damaged(format!("it holds {read} bytes, not {}", file.size)));
+    if received != file.size {
+        return Err(damaged(format!(
+            "it holds {received} bytes, not {}",
+            file.size
+        )));
+    }
+    if check == Check::Size {
+        return Ok(());
     }
     let actual = hasher.finish();
     if actual != file.digest {
@@ -148,6 +169,6 @@ pub(super) async fn small(
         });
     }
     let mut bytes = Vec::with_capacity(file.size as usize);
-    fetch(registry, address, file, &mut bytes, reporter).await?;
+    fetch(registry, address, file, &mut bytes, Check::Digest, reporter).await?;
     Ok(bytes)
 }

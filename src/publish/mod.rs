@@ -117,12 +117,16 @@ impl Hint for PublishError {
     }
 }
 
-/// Runs blocking work off the async threads.
-async fn blocking<T: Send + 'static>(
+/// Runs blocking work off the async threads, started at once: the future returned only
+/// waits for it, so work spawned before other awaits runs beside them.
+fn blocking<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> Result<T, PublishError> + Send + 'static,
-) -> Result<T, PublishError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|source| Err(PublishError::Internal { what, source }))
+) -> impl std::future::Future<Output = Result<T, PublishError>> {
+    let running = tokio::task::spawn_blocking(work);
+    async move {
+        running
+            .await
+            .unwrap_or_else(|source| Err(PublishError::Internal { what, source }))
+    }
 }

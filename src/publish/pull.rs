@@ -1,26 +1,32 @@
 //! `pull` of a published package: its layers brought into a staging directory beside
-//! the output (each digest once, several at a time, in the package's order, every one
-//! re-hashed as it arrives), while the package writer writes the package again from
-//! those files in the artifact's order, taking each as soon as it is complete, hashed
-//! as it is written; the file is kept only when that hash is the one published
-//! (synced and renamed into place), else removed. A package published by a writer
-//! other than this pkgr's is refused before anything is fetched.
+//! the output (each digest once, several at a time, in the package's order, each
+//! checked against its size as it arrives), while the package writer writes the package
+//! again from those files in the artifact's order, reading each as it grows. The
+//! package is hashed as it is written, on a thread of its own, and kept only when that
+//! hash is the one published (synced and renamed into place): one hash that covers
+//! every layer, so the layers are not hashed on their own. When it differs, the staged
+//! layers are hashed to name the one that is wrong, and the file is removed. A package
+//! published by a writer other than this pkgr's is refused before anything is fetched.
 
-use std::collections::HashSet;
-use std::io::{self, Write};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::address::Address;
 use super::artifact::{Artifact, Facts, PackageFile};
-use super::fetch::{artifact, fetch};
+use super::fetch::{artifact, fetch, Check, Sink};
 use super::{blocking, PublishError};
+use crate::digest::hash_reader;
 use crate::digest::Hasher;
 use crate::package::staging_dir::StagingDir;
-use crate::package::writer::{self, encode_when_ready, identity, Entry};
+use crate::package::writer::{self, encode_from, identity, Entry, Opened};
 use crate::progress::Reporter;
 use crate::registry::{Credentials, Registry, Transport};
 
@@ -84,7 +90,7 @@ pub async fn pull_package(
     let path = output.join(&artifact.facts.file_name);
     let arrivals = Arc::new(Arrivals::default());
     let writing = {
-        let entries = entries(&artifact, staging.path());
+        let staged = staged_files(&artifact, staging.path());
         let (temp_dir, out) = (staging.path().to_owned(), path.clone());
         let (facts, shown, arrivals) = (
             artifact.facts.clone(),
@@ -92,8 +98,12 @@ pub async fn pull_package(
             arrivals.clone(),
         );
         blocking("writing the package", move || {
-            let ready = |entry: &Entry| arrivals.wait(&entry.source);
-            write_verified(&entries, &temp_dir, &out, &facts, &shown, &ready)?;
+            let open = |entry: &Entry| -> io::Result<Opened> {
+                let size = staged.sizes[&entry.source];
+                let growing = Growing::new(&entry.source, size, arrivals.clone());
+                Ok((size, Box::new(BufReader::with_capacity(1 << 20, growing))))
+            };
+            write_verified(&staged, &temp_dir, &out, &facts, &shown, &open)?;
             Ok(facts)
         })
     };
@@ -122,33 +132,44 @@ pub async fn pull_package(
     Ok(PulledPackage { path, facts })
 }
 
-/// The staged files that are complete, for the writer that waits on each in turn.
+/// How much of each staged file is written, for the writer that reads each as it grows.
 #[derive(Default)]
 struct Arrivals {
-    /// The files complete, and whether the downloads stopped.
-    state: Mutex<(HashSet<PathBuf>, bool)>,
+    state: Mutex<ArrivalState>,
     changed: Condvar,
 }
 
+#[derive(Default)]
+struct ArrivalState {
+    written: HashMap<PathBuf, u64>,
+    /// The downloads stopped on an error.
+    stopped: bool,
+}
+
+/// Bytes a download writes between two words to the writer.
+const TELL_EVERY: u64 = 1 << 20;
+
 impl Arrivals {
-    fn arrived(&self, path: PathBuf) {
-        self.lock().0.insert(path);
+    fn written(&self, path: &Path, bytes: u64) {
+        self.lock().written.insert(path.to_owned(), bytes);
         self.changed.notify_all();
     }
 
     fn give_up(&self) {
-        self.lock().1 = true;
+        self.lock().stopped = true;
         self.changed.notify_all();
     }
 
-    /// Waits until `path` is complete; an error once the downloads stopped or Ctrl-C.
-    fn wait(&self, path: &Path) -> io::Result<()> {
+    /// Waits until more than `at` bytes of `path` are written, and says how many are;
+    /// an error once the downloads stopped, or on Ctrl-C.
+    fn wait_past(&self, path: &Path, at: u64) -> io::Result<u64> {
         let mut state = self.lock();
         loop {
-            if state.0.contains(path) {
-                return Ok(());
+            match state.written.get(path) {
+                Some(&written) if written > at => return Ok(written),
+                _ => {}
             }
-            if state.1 || crate::cancel::is_cancelled() {
+            if state.stopped || crate::cancel::is_cancelled() {
                 return Err(io::Error::other("the downloads stopped"));
             }
             // Timed, so that Ctrl-C is seen even with nothing arriving.
@@ -159,8 +180,81 @@ impl Arrivals {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashSet<PathBuf>, bool)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ArrivalState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A staged file as its download writes it, telling the writer as it grows.
+struct Staging<'a> {
+    file: File,
+    path: PathBuf,
+    written: u64,
+    told: u64,
+    arrivals: &'a Arrivals,
+}
+
+impl Sink for Staging<'_> {
+    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.written += bytes.len() as u64;
+        if self.written - self.told >= TELL_EVERY {
+            self.arrivals.written(&self.path, self.written);
+            self.told = self.written;
+        }
+        Ok(())
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        // Told first: the writer must not read what is about to be cut away.
+        self.arrivals.written(&self.path, 0);
+        (self.written, self.told) = (0, 0);
+        self.file.set_len(0)?;
+        self.file.rewind()
+    }
+}
+
+/// A staged file read as its download writes it: each read waits for bytes past its
+/// position, and ends at the file's declared size.
+struct Growing {
+    path: PathBuf,
+    file: Option<File>,
+    at: u64,
+    size: u64,
+    arrivals: Arc<Arrivals>,
+}
+
+impl Growing {
+    fn new(path: &Path, size: u64, arrivals: Arc<Arrivals>) -> Self {
+        Self {
+            path: path.to_owned(),
+            file: None,
+            at: 0,
+            size,
+            arrivals,
+        }
+    }
+}
+
+impl Read for Growing {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at < self.size && !buf.is_empty() {
+            let written = self.arrivals.wait_past(&self.path, self.at)?;
+            let file = match &mut self.file {
+                Some(file) => file,
+                // Opened once a byte is written: the download has created it by then.
+                None => self.file.insert(File::open(&self.path)?),
+            };
+            let want = (written.min(self.size) - self.at).min(buf.len() as u64) as usize;
+            // The file's own position is always `at`: it moves only by what is read.
+            let n = file.read(&mut buf[..want])?;
+            // Nothing there: a download that started over cut the file meanwhile.
+            if n > 0 {
+                self.at += n as u64;
+                return Ok(n);
+            }
+        }
+        Ok(0)
     }
 }
 
@@ -173,39 +267,61 @@ async fn fetch_file(
     arrivals: &Arrivals,
     reporter: &dyn Reporter,
 ) -> Result<(), PublishError> {
-    let mut sink = std::fs::File::create(&path).map_err(|source| PublishError::Output {
+    let file_handle = File::create(&path).map_err(|source| PublishError::Output {
         path: path.clone(),
         source,
     })?;
+    let mut sink = Staging {
+        file: file_handle,
+        path,
+        written: 0,
+        told: 0,
+        arrivals,
+    };
     reporter.blob_start(&file.digest, file.size);
-    fetch(registry, address, file, &mut sink, reporter).await?;
-    drop(sink);
+    fetch(registry, address, file, &mut sink, Check::Size, reporter).await?;
+    arrivals.written(&sink.path, sink.written);
     reporter.blob_done(&file.digest);
-    arrivals.arrived(path);
     Ok(())
 }
 
-/// The package's entries, in the artifact's order, from the staged layers.
-fn entries(artifact: &Artifact, staging: &Path) -> Vec<Entry> {
-    artifact
-        .files
-        .iter()
-        .map(|file| Entry {
+/// The package's entries, in the artifact's order, from the staged layers; each staged
+/// file's size and digest.
+struct Staged {
+    entries: Vec<Entry>,
+    sizes: HashMap<PathBuf, u64>,
+    digests: HashMap<PathBuf, (String, crate::digest::Digest)>,
+}
+
+fn staged_files(artifact: &Artifact, staging: &Path) -> Staged {
+    let mut staged = Staged {
+        entries: Vec::new(),
+        sizes: HashMap::new(),
+        digests: HashMap::new(),
+    };
+    for file in &artifact.files {
+        let source = staging.join(file.digest.hex());
+        staged.sizes.insert(source.clone(), file.size);
+        staged
+            .digests
+            .insert(source.clone(), (file.name.clone(), file.digest.clone()));
+        staged.entries.push(Entry {
             name: file.name.clone(),
-            source: staging.join(file.digest.hex()),
-        })
-        .collect()
+            source,
+        });
+    }
+    staged
 }
 
 /// Writes the package into a temp file in `temp_dir`, hashing it as it goes, and
 /// renames it to `out` only if it hashes to the published sha256 and size.
 fn write_verified(
-    entries: &[Entry],
+    staged: &Staged,
     temp_dir: &Path,
     out: &Path,
     facts: &Facts,
     address: &str,
-    ready: &dyn Fn(&Entry) -> io::Result<()>,
+    open: &dyn Fn(&Entry) -> io::Result<Opened>,
 ) -> Result<(), PublishError> {
     let failed = |source| PublishError::Output {
         path: out.to_owned(),
@@ -213,14 +329,23 @@ fn write_verified(
     };
     let temp = writer::partial_package_in(temp_dir).map_err(failed)?;
     let file = temp.as_file().try_clone().map_err(failed)?;
-    let hashing = HashingWriter {
-        inner: file,
-        hasher: Hasher::default(),
-    };
-    let HashingWriter { inner, hasher } =
-        encode_when_ready(entries, hashing, facts.compressed, ready).map_err(failed)?;
+    let hashing = encode_from(
+        &staged.entries,
+        HashBehind::new(file),
+        facts.compressed,
+        open,
+    )
+    .map_err(failed)?;
+    let (inner, hasher) = hashing.finish().map_err(failed)?;
     let (size, actual) = (hasher.bytes_hashed(), hasher.finish());
     if actual != facts.sha256 || size != facts.size {
+        if let Some((name, found)) = wrong_layer(staged) {
+            return Err(PublishError::Damaged {
+                address: address.to_owned(),
+                name,
+                found,
+            });
+        }
         return Err(PublishError::Rebuilt {
             address: address.to_owned(),
             expected: facts.sha256.clone(),
@@ -235,20 +360,128 @@ fn write_verified(
     Ok(())
 }
 
-/// A writer that hashes what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
+/// The first staged layer whose bytes do not hash to its digest, with what they hash to.
+fn wrong_layer(staged: &Staged) -> Option<(String, String)> {
+    staged.entries.iter().find_map(|entry| {
+        let (name, digest) = &staged.digests[&entry.source];
+        let file = File::open(&entry.source).ok()?;
+        match hash_reader(crate::cancel::Cancellable(file)) {
+            Ok((actual, _)) if &actual != digest => {
+                Some((name.clone(), format!("its bytes hash to {actual}")))
+            }
+            _ => None,
+        }
+    })
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+/// A writer that hands what it is given to a thread of its own, which hashes it and
+/// passes it to another that writes it to the file: hashing and writing the package
+/// then hold up neither each other nor the tar and the compression.
+struct HashBehind {
+    sender: Option<SyncSender<Vec<u8>>>,
+    thread: Option<JoinHandle<io::Result<(File, Hasher)>>>,
+}
+
+/// Buffers on their way to each of the two threads.
+const BUFFERS_BEHIND: usize = 4;
+
+impl HashBehind {
+    fn new(file: File) -> Self {
+        let (sender, to_hash) = sync_channel::<Vec<u8>>(BUFFERS_BEHIND);
+        let thread = std::thread::spawn(move || {
+            let mut writing = WriteBehind::new(file);
+            let mut hasher = Hasher::default();
+            for buffer in to_hash {
+                hasher.update(&buffer);
+                writing.send(buffer)?;
+            }
+            Ok((writing.finish()?, hasher))
+        });
+        Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for everything written to be hashed and written on.
+    fn finish(mut self) -> io::Result<(File, Hasher)> {
+        self.sender = None;
+        self.join()
+    }
+
+    fn join(&mut self) -> io::Result<(File, Hasher)> {
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the thread hashing the package panicked")),
+            None => Err(io::Error::other("the package was already finished")),
+        }
+    }
+}
+
+/// The file end of [`HashBehind`]: buffers written to the file on a thread of their own.
+struct WriteBehind {
+    sender: Option<SyncSender<Vec<u8>>>,
+    thread: Option<JoinHandle<io::Result<File>>>,
+}
+
+impl WriteBehind {
+    fn new(mut file: File) -> Self {
+        let (sender, to_write) = sync_channel::<Vec<u8>>(BUFFERS_BEHIND);
+        let thread = std::thread::spawn(move || {
+            for buffer in to_write {
+                file.write_all(&buffer)?;
+            }
+            Ok(file)
+        });
+        Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        }
+    }
+
+    fn send(&mut self, buffer: Vec<u8>) -> io::Result<()> {
+        let sent = match &self.sender {
+            Some(sender) => sender.send(buffer).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        // The thread stopped on an error (a full disk, say): that error is the one to tell.
+        match self.finish() {
+            Err(err) => Err(err),
+            Ok(_) => Err(io::Error::other("the package's writer stopped early")),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<File> {
+        self.sender = None;
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(io::Error::other("the thread writing the package panicked")),
+            None => Err(io::Error::other("the package was already finished")),
+        }
+    }
+}
+
+impl Write for HashBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
+        let sent = match &self.sender {
+            Some(sender) => sender.send(buf.to_vec()).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(buf.len());
+        }
+        // The thread stopped on an error (a full disk, say): that error is the one to tell.
+        self.sender = None;
+        match self.join() {
+            Err(err) => Err(err),
+            Ok(_) => Err(io::Error::other("the package's writer stopped early")),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        Ok(())
     }
 }

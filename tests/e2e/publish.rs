@@ -8,7 +8,7 @@ use std::process::Output;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
-use crate::support::proxy::FaultProxy;
+use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
 
@@ -347,6 +347,39 @@ fn bad_addresses_unknown_tags_and_damaged_blobs_are_refused_leaving_nothing() {
     );
     assert!(line.starts_with(&expected), "{line}");
     assert!(entries(&into).is_empty(), "{:?}", entries(&into));
+}
+
+#[test]
+fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_file() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/shop:1", target.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    // The 3 MiB base layer is cut after 1.5 MiB, past the first MiB the package writer
+    // may already have read; its resumed request loses its Range, so the registry sends
+    // it whole and the staged file starts over under the reader. Another layer is cut
+    // once and resumed from where it stopped.
+    let mut by_size = f.layers.clone();
+    by_size.sort_by_key(|d| std::fs::metadata(target.blob_in_storage(d)).unwrap().len());
+    let (base, other) = (by_size.last().unwrap(), &by_size[0]);
+    assert!(std::fs::metadata(target.blob_in_storage(base)).unwrap().len() > 3 << 20);
+    let proxy = FaultProxy::start(
+        &target.addr,
+        vec![
+            (base.clone(), Fault::CutAfter(3 << 19)),
+            (base.clone(), Fault::IgnoreRange),
+            (other.clone(), Fault::CutAfter(100)),
+        ],
+    );
+    let into = f.ws.path("pulled");
+    let through = format!("oci://{}/team/shop:1", proxy.addr);
+    assert_ok("pull", &pull(&f.ws, &through, &into));
+    let name = f.package.file_name().unwrap();
+    assert_eq!(entries(&into), [name.to_string_lossy().into_owned()]);
+    assert_eq!(sha256_file(&into.join(name)), sha256_file(&f.package));
+    let gets = blob_gets(&proxy);
+    assert_eq!(gets.iter().filter(|d| *d == base).count(), 2, "{gets:?}");
+    assert_eq!(gets.iter().filter(|d| *d == other).count(), 2, "{gets:?}");
 }
 
 #[test]
