@@ -382,8 +382,9 @@ struct HashBehind {
     thread: Option<JoinHandle<io::Result<(File, Hasher)>>>,
 }
 
-/// Buffers on their way to each of the two threads.
-const BUFFERS_BEHIND: usize = 4;
+/// Buffers on their way to each of the two threads, and the most each holds.
+const BUFFERS_BEHIND: usize = 2;
+const PIECE_BYTES: usize = 1 << 20;
 
 impl HashBehind {
     fn new(file: File) -> Self {
@@ -466,12 +467,14 @@ impl WriteBehind {
 
 impl Write for HashBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A piece at a time: a whole 4 MiB frame per buffer would hold 20 MiB in flight.
+        let piece = &buf[..buf.len().min(PIECE_BYTES)];
         let sent = match &self.sender {
-            Some(sender) => sender.send(buf.to_vec()).is_ok(),
+            Some(sender) => sender.send(piece.to_vec()).is_ok(),
             None => false,
         };
         if sent {
-            return Ok(buf.len());
+            return Ok(piece.len());
         }
         // The thread stopped on an error (a full disk, say): that error is the one to tell.
         self.sender = None;

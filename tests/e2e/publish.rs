@@ -362,7 +362,12 @@ fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_
     let mut by_size = f.layers.clone();
     by_size.sort_by_key(|d| std::fs::metadata(target.blob_in_storage(d)).unwrap().len());
     let (base, other) = (by_size.last().unwrap(), &by_size[0]);
-    assert!(std::fs::metadata(target.blob_in_storage(base)).unwrap().len() > 3 << 20);
+    assert!(
+        std::fs::metadata(target.blob_in_storage(base))
+            .unwrap()
+            .len()
+            > 3 << 20
+    );
     let proxy = FaultProxy::start(
         &target.addr,
         vec![
