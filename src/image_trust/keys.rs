@@ -1,12 +1,10 @@
 //! The public keys given with `--image-key`: PEM SPKI ECDSA P-256 keys, as `openssl`
-//! and `cosign` write them, each named by the path it was read from.
+//! and `cosign` write them, read and checked by `trust`'s own key loading, each named
+//! by the path it was read from.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use p256::ecdsa::signature::hazmat::PrehashVerifier;
-use p256::ecdsa::signature::Verifier;
-use p256::ecdsa::{Signature, VerifyingKey};
-use p256::pkcs8::DecodePublicKey;
+use crate::trust::{PublicKey, TrustError};
 
 /// A key file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -24,7 +22,7 @@ pub enum KeyError {
 /// The keys an image may be signed by, in the order given.
 #[derive(Debug, Clone)]
 pub struct ImageKeys {
-    keys: Vec<(String, VerifyingKey)>,
+    keys: Vec<(String, PublicKey)>,
 }
 
 impl ImageKeys {
@@ -32,7 +30,13 @@ impl ImageKeys {
     pub fn load(paths: &[PathBuf]) -> Result<Self, KeyError> {
         let keys = paths
             .iter()
-            .map(|path| Ok((path.display().to_string(), read_key(path)?)))
+            .map(|path| {
+                let key = PublicKey::load(path).map_err(|e| match e {
+                    TrustError::Io { path, source } => KeyError::Read { path, source },
+                    _ => KeyError::NotAKey { path: path.clone() },
+                })?;
+                Ok((path.display().to_string(), key))
+            })
             .collect::<Result<_, KeyError>>()?;
         Ok(Self { keys })
     }
@@ -41,48 +45,24 @@ impl ImageKeys {
     pub fn from_pems(pems: &[(&str, &str)]) -> Option<Self> {
         let keys = pems
             .iter()
-            .map(|(name, pem)| {
-                Some((
-                    (*name).to_owned(),
-                    VerifyingKey::from_public_key_pem(pem).ok()?,
-                ))
-            })
+            .map(|(name, pem)| Some(((*name).to_owned(), PublicKey::from_pem(pem)?)))
             .collect::<Option<_>>()?;
         Some(Self { keys })
     }
 
     /// The name of the first key under which the DER `signature` verifies over `message`.
     pub fn signer_of(&self, message: &[u8], signature: &[u8]) -> Option<&str> {
-        let signature = parse(signature)?;
         self.keys
             .iter()
-            .find(|(_, key)| key.verify(message, &signature).is_ok())
+            .find(|(_, key)| key.verifies(message, signature))
             .map(|(name, _)| name.as_str())
     }
 
     /// As [`Self::signer_of`], for a message known only by its SHA-256 `digest`.
     pub fn signer_of_digest(&self, digest: &[u8], signature: &[u8]) -> Option<&str> {
-        let signature = parse(signature)?;
         self.keys
             .iter()
-            .find(|(_, key)| key.verify_prehash(digest, &signature).is_ok())
+            .find(|(_, key)| key.verifies_prehash(digest, signature))
             .map(|(name, _)| name.as_str())
     }
-}
-
-/// A DER signature, its `s` made low: ECDSA accepts either half, and some signers
-/// (openssl among them) leave a high `s`.
-fn parse(der: &[u8]) -> Option<Signature> {
-    let signature = Signature::from_der(der).ok()?;
-    Some(signature.normalize_s().unwrap_or(signature))
-}
-
-fn read_key(path: &Path) -> Result<VerifyingKey, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    VerifyingKey::from_public_key_pem(text.trim()).map_err(|_| KeyError::NotAKey {
-        path: path.to_owned(),
-    })
 }

@@ -69,6 +69,27 @@ impl PublicKey {
             })
     }
 
+    /// A PEM SPKI public key held in memory.
+    pub fn from_pem(pem: &str) -> Option<Self> {
+        p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
+            .ok()
+            .map(Self)
+    }
+
+    /// Whether the DER `signature` verifies over `message`. A high `s` is taken as its
+    /// low twin: ECDSA accepts either half, and some signers (openssl among them) leave
+    /// it high.
+    pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::Verifier;
+        parse_der(signature).is_some_and(|s| self.0.verify(message, &s).is_ok())
+    }
+
+    /// As [`Self::verifies`], for a message known only by its SHA-256 `digest`.
+    pub fn verifies_prehash(&self, digest: &[u8], signature: &[u8]) -> bool {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier;
+        parse_der(signature).is_some_and(|s| self.0.verify_prehash(digest, &s).is_ok())
+    }
+
     /// The key's SPKI DER bytes.
     pub fn to_der(&self) -> Vec<u8> {
         self.0
@@ -76,6 +97,11 @@ impl PublicKey {
             .expect("a P-256 public key always encodes")
             .into_vec()
     }
+}
+
+fn parse_der(der: &[u8]) -> Option<p256::ecdsa::Signature> {
+    let signature = p256::ecdsa::Signature::from_der(der).ok()?;
+    Some(signature.normalize_s().unwrap_or(signature))
 }
 
 /// A key file is small; anything larger is not one.

@@ -530,12 +530,25 @@ fn an_image_key_that_cannot_be_used_is_one_sentence_and_nothing_is_written() {
     let garbage = ws.path("garbage.pub");
     std::fs::write(&garbage, "not a key").unwrap();
     let missing = ws.path("missing.pub");
+    // Read no further than a key's size: a 100 MiB file is refused, not loaded.
+    let huge = ws.path("huge.pub");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(100 << 20)
+        .unwrap();
     for (path, sentence) in [
         (
             &garbage,
             format!(
                 "error: the --image-key {} is not a PEM ECDSA P-256 public key",
                 garbage.display()
+            ),
+        ),
+        (
+            &huge,
+            format!(
+                "error: the --image-key {} is not a PEM ECDSA P-256 public key",
+                huge.display()
             ),
         ),
         (
