@@ -14,6 +14,7 @@ use pkgr::package::reader::PackageBytes;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, simple_signing, Image, Pushed, Pusher, COSIGN_LAYER};
+use crate::support::measure::measure;
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
 use crate::support::{package_path, stderr, stdout, Workspace};
@@ -556,11 +557,15 @@ fn an_image_key_that_cannot_be_used_is_one_sentence_and_nothing_is_written() {
             format!("error: cannot read the --image-key {}", missing.display()),
         ),
     ] {
-        let out = ws.create(&["--image-key", path.to_str().unwrap()]);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
+        let run = measure(
+            &ws.create_command(&["--image-key", path.to_str().unwrap()]),
+            ws.dir.path(),
+        );
+        let err = stderr(&run.out);
+        assert_eq!(run.out.status.code(), Some(1), "{err}");
         assert!(err.starts_with(&sentence), "{err}");
         assert!(ws.output_files().is_empty());
+        assert!(run.peak_rss_kib < 64 << 10, "{} KiB", run.peak_rss_kib);
     }
 }
 
