@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     };
     // serve treats a stop signal as its normal end; every other command is stopped by one.
     let stops_itself = args.stops_itself_on_signal();
-    let (result, signalled) = runtime.block_on(async {
+    let (result, leave_blocking_work) = runtime.block_on(async {
         // The command runs as a task, not on this thread, so that a command stuck in a
         // blocking call (a password read from a pipe nobody writes to, a hung network
         // mount) cannot keep the signals from being seen.
@@ -39,6 +39,8 @@ fn main() -> ExitCode {
                 })
             })
         };
+        // serve's blocking readers are told to stop when it ends; none is worth waiting
+        // for past the grace period.
         if stops_itself {
             return (joined((&mut command).await), true);
         }
@@ -66,7 +68,7 @@ fn main() -> ExitCode {
     // out; one stuck in the kernel, or waiting in Store::begin for another process's
     // lock on a digest, is not waited for: the process exits and the kernel releases
     // its locks.
-    if signalled {
+    if leave_blocking_work {
         runtime.shutdown_timeout(CLEANUP_GRACE);
     } else {
         drop(runtime);

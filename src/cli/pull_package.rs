@@ -17,7 +17,11 @@ pub async fn run(args: PullPackageArgs) -> Result<(), Error> {
     let settings = PullPackageSettings::new(args)?;
     let address = settings.request.address.to_string();
     let started = Instant::now();
-    let pulled = pull_package(settings.request, settings.reporter.as_ref()).await?;
+    // A full disk is named with the option that moves the package (and its staging).
+    let places = [(settings.request.output.clone(), "--output")];
+    let pulled = pull_package(settings.request, settings.reporter.as_ref())
+        .await
+        .map_err(|err| Error::from(err).out_of_space(&places))?;
     let mut out = std::io::stdout().lock();
     let written = writeln!(
         out,

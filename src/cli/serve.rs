@@ -72,10 +72,19 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
         tls: args.tls_cert.zip(args.tls_key),
         log_requests: !crate::progress::is_quiet(),
     };
-    let bound = bind(request).await.map_err(|err| match err {
-        ServeError::Package(e) => Error::Package(e),
-        other => Error::Serve(other),
-    })?;
+    // One listener for the whole run, from before the package is read: a signal during
+    // a long `--verify` scan ends serve as well as one while it serves.
+    let mut stop = std::pin::pin!(crate::cancel::stop_signal());
+    let bound = tokio::select! {
+        bound = bind(request) => bound.map_err(|err| match err {
+            ServeError::Package(e) => Error::Package(e),
+            other => Error::Serve(other),
+        })?,
+        signal = &mut stop => {
+            stopped(&shown, signal);
+            return Ok(());
+        }
+    };
     let addr = bound.addr().map_err(|source| Error::Io {
         path: PathBuf::from(&shown),
         source,
@@ -87,10 +96,15 @@ pub async fn run(args: ServeArgs) -> Result<(), Error> {
     eprintln!("serving {shown} at {}://{addr}", bound.scheme());
     let signal = tokio::select! {
         () = bound.run() => return Ok(()),
-        signal = crate::cancel::stop_signal() => signal,
+        signal = &mut stop => signal,
     };
-    // Readers still streaming a blob stop at their next read.
+    stopped(&shown, signal);
+    Ok(())
+}
+
+/// Serve's normal end: blocking readers (a blob streaming, a `--verify` scan) stop at
+/// their next read, and one line says why serve stopped.
+fn stopped(shown: &str, signal: crate::cancel::StopSignal) {
     crate::cancel::cancel();
     eprintln!("stopped serving {shown} ({signal})");
-    Ok(())
 }

@@ -15,8 +15,8 @@ pub enum KeyError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the --image-key {} is not a PEM ECDSA P-256 public key (SPKI, as `openssl pkey -pubout` and `cosign generate-key-pair` write it)", path.display())]
-    NotAKey { path: PathBuf },
+    #[error("the --image-key {} is not a PEM ECDSA P-256 public key (SPKI, as `openssl pkey -pubout` and `cosign generate-key-pair` write it): {reason}", path.display())]
+    NotAKey { path: PathBuf, reason: String },
 }
 
 /// The keys an image may be signed by, in the order given.
@@ -33,7 +33,14 @@ impl ImageKeys {
             .map(|path| {
                 let key = PublicKey::load(path).map_err(|e| match e {
                     TrustError::Io { path, source } => KeyError::Read { path, source },
-                    _ => KeyError::NotAKey { path: path.clone() },
+                    TrustError::NotAKey { reason, .. } => KeyError::NotAKey {
+                        path: path.clone(),
+                        reason,
+                    },
+                    other => KeyError::NotAKey {
+                        path: path.clone(),
+                        reason: other.to_string(),
+                    },
                 })?;
                 Ok((path.display().to_string(), key))
             })

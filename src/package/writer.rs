@@ -195,8 +195,8 @@ fn write_tar<W: Write>(
             read: 0,
         };
         builder.append_data(&mut header, &entry.name, &mut counted)?;
-        // The tar crate pads a short entry with zeros: a reader that ends early would
-        // otherwise make a package whose entry is not the file.
+        // The tar crate trusts the header's size: a reader that ends early would leave
+        // an entry shorter than its header says, and every entry after it misplaced.
         if counted.read != len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

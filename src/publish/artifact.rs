@@ -5,7 +5,7 @@
 //! file again (its name, size, sha256, and the identity of the writer that made it).
 //! Written one fixed way, and read back refusing anything that is not that shape.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -201,6 +201,7 @@ impl Artifact {
 
 fn files_of(layers: Vec<Descriptor>) -> Result<Vec<PackageFile>, NotAPackage> {
     let mut seen = HashSet::new();
+    let mut sizes = HashMap::new();
     let mut files = Vec::with_capacity(layers.len());
     for (n, layer) in layers.into_iter().enumerate() {
         let bad = |reason: &str| NotAPackage::Layer(n, reason.to_owned());
@@ -217,6 +218,10 @@ fn files_of(layers: Vec<Descriptor>) -> Result<Vec<PackageFile>, NotAPackage> {
         }
         if !seen.insert(name.clone()) {
             return Err(bad("a path given twice"));
+        }
+        // Files with one digest share one download: they must agree on its size.
+        if *sizes.entry(layer.digest.clone()).or_insert(layer.size) != layer.size {
+            return Err(bad("a digest given with two sizes"));
         }
         files.push(PackageFile {
             name: name.clone(),
@@ -293,6 +298,15 @@ mod tests {
         value["layers"][1]["annotations"][TITLE] = "../../etc/passwd".into();
         let err = Artifact::from_manifest(&serde_json::to_vec(&value).unwrap()).unwrap_err();
         assert!(matches!(err, NotAPackage::Layer(1, _)), "{err}");
+
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&artifact().to_manifest()).unwrap();
+        value["layers"][0]["digest"] = value["layers"][1]["digest"].clone();
+        let err = Artifact::from_manifest(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            NotAPackage::Layer(1, "a digest given with two sizes".into()).to_string()
+        );
 
         value["artifactType"] = "application/vnd.other".into();
         let err = Artifact::from_manifest(&serde_json::to_vec(&value).unwrap()).unwrap_err();

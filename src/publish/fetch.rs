@@ -2,8 +2,9 @@
 //! memory for the small ones inspect reads): bytes past the declared size stop it at
 //! once, and, when it is hashed as it arrives, a whole that does not hash to the
 //! layer's digest is an error naming the file. (`pull` leaves the hashing to the
-//! package it rebuilds, which must hash to the published sha256.) A body cut short is resumed from where it stopped (or
-//! started over when the registry ignores the range), a few times.
+//! package it rebuilds, which must hash to the published sha256.) A body cut short is
+//! resumed from where it stopped (or started over when the registry ignores the
+//! range), a few times.
 
 use std::io::{self, Seek, Write};
 

@@ -89,8 +89,11 @@ pub async fn pull_package(
     reporter.blobs_planned("pulling", unique.len(), bytes);
     let path = output.join(&artifact.facts.file_name);
     let arrivals = Arc::new(Arrivals::default());
+    // However this function ends (an error, a panic, Ctrl-C dropping it), the writer
+    // is told to stop waiting for bytes.
+    let _stop_writer = GiveUpOnDrop(arrivals.clone());
     let writing = {
-        let staged = staged_files(&artifact, staging.path());
+        let staged = staged_files(&artifact, &unique, staging.path());
         let (temp_dir, out) = (staging.path().to_owned(), path.clone());
         let (facts, shown, arrivals) = (
             artifact.facts.clone(),
@@ -116,20 +119,45 @@ pub async fn pull_package(
             fetch_file(&registry, &address, file, path, &arrivals, reporter)
         })
         .collect();
-    let fetched = stream::iter(fetches)
+    let mut downloads = stream::iter(fetches)
         .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>()
-        .await;
-    if let Err(err) = fetched {
-        arrivals.give_up();
-        let _ = writing.await;
-        return Err(err);
-    }
-    reporter.finish();
-    reporter.step(&format!("writing {}", path.display()));
-    let facts = writing.await?;
+        .try_collect::<Vec<()>>();
+    let mut writing = std::pin::pin!(writing);
+    // A writer that fails (no room for the package, say) stops the downloads at once.
+    let facts = tokio::select! {
+        fetched = &mut downloads => match fetched {
+            Ok(_) => {
+                arrivals.all_written();
+                reporter.finish();
+                reporter.step(&format!("writing {}", path.display()));
+                writing.await?
+            }
+            Err(err) => {
+                arrivals.give_up();
+                let _ = writing.await;
+                return Err(err);
+            }
+        },
+        written = &mut writing => {
+            // The writer cannot end well before the last byte is in: only its error
+            // gets here, or a race with the last download's end.
+            let facts = written?;
+            downloads.await?;
+            reporter.finish();
+            facts
+        }
+    };
     drop(staging);
     Ok(PulledPackage { path, facts })
+}
+
+/// Tells the writer to stop waiting when dropped.
+struct GiveUpOnDrop(Arc<Arrivals>);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        self.0.give_up();
+    }
 }
 
 /// How much of each staged file is written, for the writer that reads each as it grows.
@@ -142,7 +170,9 @@ struct Arrivals {
 #[derive(Default)]
 struct ArrivalState {
     written: HashMap<PathBuf, u64>,
-    /// The downloads stopped on an error.
+    /// Every download ended well: no file grows any more.
+    all_written: bool,
+    /// The downloads stopped on an error, or the pull ended.
     stopped: bool,
 }
 
@@ -150,8 +180,13 @@ struct ArrivalState {
 const TELL_EVERY: u64 = 1 << 20;
 
 impl Arrivals {
-    fn written(&self, path: &Path, bytes: u64) {
+    fn grew_to(&self, path: &Path, bytes: u64) {
         self.lock().written.insert(path.to_owned(), bytes);
+        self.changed.notify_all();
+    }
+
+    fn all_written(&self) {
+        self.lock().all_written = true;
         self.changed.notify_all();
     }
 
@@ -161,13 +196,20 @@ impl Arrivals {
     }
 
     /// Waits until more than `at` bytes of `path` are written, and says how many are;
-    /// an error once the downloads stopped, or on Ctrl-C.
+    /// an error once the downloads stopped, when every download ended with fewer, or
+    /// on Ctrl-C.
     fn wait_past(&self, path: &Path, at: u64) -> io::Result<u64> {
         let mut state = self.lock();
         loop {
-            match state.written.get(path) {
-                Some(&written) if written > at => return Ok(written),
-                _ => {}
+            let written = state.written.get(path).copied().unwrap_or(0);
+            if written > at {
+                return Ok(written);
+            }
+            if state.all_written {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} ends after {written} bytes", path.display()),
+                ));
             }
             if state.stopped || crate::cancel::is_cancelled() {
                 return Err(io::Error::other("the downloads stopped"));
@@ -199,7 +241,7 @@ impl Sink for Staging<'_> {
         self.file.write_all(bytes)?;
         self.written += bytes.len() as u64;
         if self.written - self.told >= TELL_EVERY {
-            self.arrivals.written(&self.path, self.written);
+            self.arrivals.grew_to(&self.path, self.written);
             self.told = self.written;
         }
         Ok(())
@@ -207,7 +249,7 @@ impl Sink for Staging<'_> {
 
     fn restart(&mut self) -> io::Result<()> {
         // Told first: the writer must not read what is about to be cut away.
-        self.arrivals.written(&self.path, 0);
+        self.arrivals.grew_to(&self.path, 0);
         (self.written, self.told) = (0, 0);
         self.file.set_len(0)?;
         self.file.rewind()
@@ -280,37 +322,36 @@ async fn fetch_file(
     };
     reporter.blob_start(&file.digest, file.size);
     fetch(registry, address, file, &mut sink, Check::Size, reporter).await?;
-    arrivals.written(&sink.path, sink.written);
+    arrivals.grew_to(&sink.path, sink.written);
     reporter.blob_done(&file.digest);
     Ok(())
 }
 
-/// The package's entries, in the artifact's order, from the staged layers; each staged
-/// file's size and digest.
+/// The package's entries, in the artifact's order, from the staged layers, with each
+/// entry's digest; and each staged file's size, as its download was told to expect.
 struct Staged {
     entries: Vec<Entry>,
+    digests: Vec<crate::digest::Digest>,
     sizes: HashMap<PathBuf, u64>,
-    digests: HashMap<PathBuf, (String, crate::digest::Digest)>,
 }
 
-fn staged_files(artifact: &Artifact, staging: &Path) -> Staged {
-    let mut staged = Staged {
-        entries: Vec::new(),
-        sizes: HashMap::new(),
-        digests: HashMap::new(),
-    };
-    for file in &artifact.files {
-        let source = staging.join(file.digest.hex());
-        staged.sizes.insert(source.clone(), file.size);
-        staged
-            .digests
-            .insert(source.clone(), (file.name.clone(), file.digest.clone()));
-        staged.entries.push(Entry {
-            name: file.name.clone(),
-            source,
-        });
+/// `downloaded`: the files fetched, one per digest. Another file with the same digest
+/// shares its staged file and its size (if the artifact declares another size for it,
+/// the rebuilt package differs from the published one, and is refused as such).
+fn staged_files(artifact: &Artifact, downloaded: &[&PackageFile], staging: &Path) -> Staged {
+    let source = |file: &PackageFile| staging.join(file.digest.hex());
+    Staged {
+        entries: artifact
+            .files
+            .iter()
+            .map(|file| Entry {
+                name: file.name.clone(),
+                source: source(file),
+            })
+            .collect(),
+        digests: artifact.files.iter().map(|f| f.digest.clone()).collect(),
+        sizes: downloaded.iter().map(|f| (source(f), f.size)).collect(),
     }
-    staged
 }
 
 /// Writes the package into a temp file in `temp_dir`, hashing it as it goes, and
@@ -362,16 +403,21 @@ fn write_verified(
 
 /// The first staged layer whose bytes do not hash to its digest, with what they hash to.
 fn wrong_layer(staged: &Staged) -> Option<(String, String)> {
-    staged.entries.iter().find_map(|entry| {
-        let (name, digest) = &staged.digests[&entry.source];
-        let file = File::open(&entry.source).ok()?;
-        match hash_reader(crate::cancel::Cancellable(file)) {
-            Ok((actual, _)) if &actual != digest => {
-                Some((name.clone(), format!("its bytes hash to {actual}")))
+    let mut hashed = HashSet::new();
+    staged
+        .entries
+        .iter()
+        .zip(&staged.digests)
+        .filter(|(_, digest)| hashed.insert(*digest))
+        .find_map(|(entry, digest)| {
+            let file = File::open(&entry.source).ok()?;
+            match hash_reader(crate::cancel::Cancellable(file)) {
+                Ok((actual, _)) if &actual != digest => {
+                    Some((entry.name.clone(), format!("its bytes hash to {actual}")))
+                }
+                _ => None,
             }
-            _ => None,
-        }
-    })
+        })
 }
 
 /// A writer that hands what it is given to a thread of its own, which hashes it and
@@ -382,8 +428,9 @@ struct HashBehind {
     thread: Option<JoinHandle<io::Result<(File, Hasher)>>>,
 }
 
-/// Buffers on their way to each of the two threads, and the most each holds.
+/// Buffers on their way to each of the two threads.
 const BUFFERS_BEHIND: usize = 2;
+/// The most a buffer holds: a whole 4 MiB frame per buffer would keep 20 MiB in flight.
 const PIECE_BYTES: usize = 1 << 20;
 
 impl HashBehind {
@@ -415,6 +462,17 @@ impl HashBehind {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(io::Error::other("the thread hashing the package panicked")),
             None => Err(io::Error::other("the package was already finished")),
+        }
+    }
+}
+
+/// A package that failed on the way is let go only once both threads are done with it,
+/// so none writes into a file already removed.
+impl Drop for HashBehind {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -465,9 +523,17 @@ impl WriteBehind {
     }
 }
 
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 impl Write for HashBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A piece at a time: a whole 4 MiB frame per buffer would hold 20 MiB in flight.
         let piece = &buf[..buf.len().min(PIECE_BYTES)];
         let sent = match &self.sender {
             Some(sender) => sender.send(piece.to_vec()).is_ok(),

@@ -2,11 +2,12 @@
 //! from its file. `contents` reads what the package offers (repositories, tags,
 //! manifests, blob offsets, referrers) from its head, or from a full scan under
 //! `--verify`; `verified` remembers which blobs hashed right, hashing each once, in a
-//! background pass or on its first request; `routes` reads a request's method and path; `answer` builds the
-//! responses and the distribution-style errors; `manifests`, `blobs`, `listing` and
-//! `referrers` answer their endpoints; `stream` reads a blob's bytes in bounded chunks
-//! on a blocking thread; `log` writes a line per request; `tls` loads a certificate;
-//! `state` is what every request reads; `server` accepts connections until the process is stopped.
+//! background pass or on its first request; `routes` reads a request's method and
+//! path; `answer` builds the responses and the distribution-style errors; `manifests`,
+//! `blobs`, `listing` and `referrers` answer their endpoints; `stream` reads a blob's
+//! bytes in bounded chunks on a blocking thread; `log` writes a line per request; `tls`
+//! loads a certificate; `state` is what every request reads; `server` accepts
+//! connections until serve is stopped.
 
 mod answer;
 mod blobs;

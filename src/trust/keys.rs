@@ -3,7 +3,7 @@
 //! [`PASSWORD_ENV`] or a prompt on a terminal, never from an argument), and a PEM SPKI
 //! public key as `openssl` and `cosign` write them.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::Path;
 
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
@@ -25,7 +25,7 @@ impl SigningKey {
     /// Loads the key at `path`. A cosign key's password is read from [`PASSWORD_ENV`],
     /// else asked for when standard input is a terminal.
     pub fn load(path: &Path) -> Result<Self, TrustError> {
-        let pem = read_pem(path)?;
+        let pem = read_pem(path, PRIVATE_KEY)?;
         let der = if is_cosign_key(&pem) {
             let password = password_for(path)?;
             decrypt(&pem, password.as_bytes()).map_err(|fault| match fault {
@@ -59,12 +59,12 @@ impl SigningKey {
 impl PublicKey {
     /// Loads a PEM SPKI public key (`-----BEGIN PUBLIC KEY-----`).
     pub fn load(path: &Path) -> Result<Self, TrustError> {
-        let pem = read_pem(path)?;
+        let pem = read_pem(path, PUBLIC_KEY)?;
         p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
             .map(Self)
             .map_err(|e| TrustError::NotAKey {
                 path: path.to_owned(),
-                expected: "an ECDSA P-256 public key in PEM (SPKI)",
+                expected: PUBLIC_KEY,
                 reason: e.to_string(),
             })
     }
@@ -107,26 +107,38 @@ fn parse_der(der: &[u8]) -> Option<p256::ecdsa::Signature> {
 /// A key file is small; anything larger is not one.
 const MAX_KEY_BYTES: u64 = 64 * 1024;
 
-fn read_pem(path: &Path) -> Result<String, TrustError> {
+/// What a key file was expected to hold, as its errors say.
+const PRIVATE_KEY: &str = "an ECDSA P-256 private key (PEM PKCS#8, or cosign's encrypted key)";
+const PUBLIC_KEY: &str = "an ECDSA P-256 public key in PEM (SPKI)";
+
+fn read_pem(path: &Path, expected: &'static str) -> Result<String, TrustError> {
+    let not_a_key = |reason: String| TrustError::NotAKey {
+        path: path.to_owned(),
+        expected,
+        reason,
+    };
     let io = |source| TrustError::Io {
         path: path.to_owned(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    if size > MAX_KEY_BYTES {
-        return Err(not_a_key(
-            path,
-            format!("it is {size} bytes, too large for a key"),
-        ));
+    // Read through a bound, not after a look at the size: a pipe or a growing file has
+    // none to look at.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_KEY_BYTES {
+        return Err(not_a_key(format!(
+            "it is over {MAX_KEY_BYTES} bytes, too large for a key"
+        )));
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    String::from_utf8(bytes).map_err(|_| not_a_key(path, "it is not text".to_owned()))
+    String::from_utf8(bytes).map_err(|_| not_a_key("it is not text".to_owned()))
 }
 
 fn not_a_key(path: &Path, reason: String) -> TrustError {
     TrustError::NotAKey {
         path: path.to_owned(),
-        expected: "an ECDSA P-256 private key (PEM PKCS#8, or cosign's encrypted key)",
+        expected: PRIVATE_KEY,
         reason,
     }
 }

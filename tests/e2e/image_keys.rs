@@ -566,6 +566,12 @@ fn an_image_key_that_cannot_be_used_is_one_sentence_and_nothing_is_written() {
         assert!(err.starts_with(&sentence), "{err}");
         assert!(ws.output_files().is_empty());
         assert!(run.peak_rss_kib < 64 << 10, "{} KiB", run.peak_rss_kib);
+        if path == &huge {
+            assert!(
+                err.contains("it is over 65536 bytes, too large for a key"),
+                "{err}"
+            );
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
+use crate::support::tmpfs::Tmpfs;
 use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
 
 /// A package of two images that share a large base layer, and a Helm chart.
@@ -385,6 +386,37 @@ fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_
     let gets = blob_gets(&proxy);
     assert_eq!(gets.iter().filter(|d| *d == base).count(), 2, "{gets:?}");
     assert_eq!(gets.iter().filter(|d| *d == other).count(), 2, "{gets:?}");
+}
+
+#[test]
+fn a_pull_into_a_filesystem_that_fills_up_is_one_sentence_and_leaves_nothing() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/shop:1", target.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let size = std::fs::metadata(&f.package).unwrap().len();
+    // Room for the staged layers, not for them and the package beside them.
+    let disk = Tmpfs::mount(&f.ws.path("disk"), size * 3 / 2);
+    let into = disk.path.join("out");
+    let out = pull(&f.ws, &address, &into);
+    let package = into.join(f.package.file_name().unwrap());
+    assert_eq!(
+        refused(&out),
+        format!(
+            "error: no space left on device while writing {} (the filesystem at {} is full)",
+            package.display(),
+            disk.path.display()
+        )
+    );
+    assert!(
+        stderr(&out).contains(&format!(
+            "hint: free some space on {}, or pass --output a directory on a filesystem with more room",
+            disk.path.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(entries(&into).is_empty(), "{:?}", entries(&into));
 }
 
 #[test]
