@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::definition::Definition;
-use crate::support::images::{layer, Pusher};
+use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::read_entries;
@@ -197,6 +197,54 @@ fn ctrl_c_during_push_publishes_nothing() {
         .send()
         .unwrap();
     assert_eq!(manifest.status().as_u16(), 404, "the tag was published");
+}
+
+#[test]
+fn ctrl_c_during_pull_leaves_no_package_and_no_staging() {
+    let source = TestRegistry::start();
+    let ws = Workspace::new();
+    let image = Pusher::new(&source.addr).image(
+        "app",
+        "1",
+        false,
+        "amd64",
+        &[layer(&[("big", &noise(11, 3 << 20))])],
+    );
+    let big = image.layers[0].digest.clone();
+    ws.define(&Definition::new("signals").image(format!("{}/app:1", source.addr)));
+    let package = package_path(&ws.create(&[]));
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/app:1", target.addr);
+    let published = ws
+        .pkgr()
+        .args(["publish", "--no-progress"])
+        .arg(&package)
+        .arg(&address)
+        .output()
+        .unwrap();
+    assert!(published.status.success(), "{}", stderr(&published));
+
+    // The big layer stops after its first 2 MiB: staged, told to the writer, and read
+    // by it, with the rest never coming.
+    let proxy = FaultProxy::start(
+        &target.addr,
+        vec![(big.clone(), Fault::StallAfter(2 << 20))],
+    );
+    let into = ws.path("pulled");
+    let mut pull = ws.pkgr();
+    pull.args(["pull", "--no-progress"])
+        .arg(format!("oci://{}/team/app:1", proxy.addr))
+        .arg("-o")
+        .arg(&into);
+    let child = spawn(pull);
+    wait_until("the big layer's download", || {
+        proxy.seen().iter().any(|s| s.path.contains(&big))
+    });
+    assert_interrupted(&interrupt(child));
+    let left: Vec<_> = std::fs::read_dir(&into)
+        .map(|dir| dir.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// A zstd package whose last blob entry holds `size` zero bytes (repeated 1 MiB zstd
