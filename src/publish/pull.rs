@@ -135,7 +135,7 @@ pub async fn pull_package(
             Err(err) => {
                 arrivals.give_up();
                 let _ = writing.await;
-                return Err(err);
+                return Err(as_package_write(err, &path));
             }
         },
         written = &mut writing => {
@@ -149,6 +149,18 @@ pub async fn pull_package(
     };
     drop(staging);
     Ok(PulledPackage { path, facts })
+}
+
+/// A staged layer is part of the package being written: a write that fails there (a
+/// full disk, say) is told as the package's, not as a hidden staging file's.
+fn as_package_write(err: PublishError, package: &Path) -> PublishError {
+    match err {
+        PublishError::Output { source, .. } => PublishError::Output {
+            path: package.to_owned(),
+            source,
+        },
+        other => other,
+    }
 }
 
 /// Tells the writer to stop waiting when dropped.

@@ -395,28 +395,31 @@ fn a_pull_into_a_filesystem_that_fills_up_is_one_sentence_and_leaves_nothing() {
     let address = format!("oci://{}/team/shop:1", target.addr);
     assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
     let size = std::fs::metadata(&f.package).unwrap().len();
-    // Room for the staged layers, not for them and the package beside them.
-    let disk = Tmpfs::mount(&f.ws.path("disk"), size * 3 / 2);
-    let into = disk.path.join("out");
-    let out = pull(&f.ws, &address, &into);
-    let package = into.join(f.package.file_name().unwrap());
-    assert_eq!(
-        refused(&out),
-        format!(
-            "error: no space left on device while writing {} (the filesystem at {} is full)",
-            package.display(),
-            disk.path.display()
-        )
-    );
-    assert!(
-        stderr(&out).contains(&format!(
-            "hint: free some space on {}, or pass --output a directory on a filesystem with more room",
-            disk.path.display()
-        )),
-        "{}",
-        stderr(&out)
-    );
-    assert!(entries(&into).is_empty(), "{:?}", entries(&into));
+    // Room for the staged layers but not for the package beside them; then not even
+    // for the staged layers. Either way the package is what could not be written.
+    for (room, at) in [(size * 3 / 2, "disk"), (size / 2, "small")] {
+        let disk = Tmpfs::mount(&f.ws.path(at), room);
+        let into = disk.path.join("out");
+        let out = pull(&f.ws, &address, &into);
+        let package = into.join(f.package.file_name().unwrap());
+        assert_eq!(
+            refused(&out),
+            format!(
+                "error: no space left on device while writing {} (the filesystem at {} is full)",
+                package.display(),
+                disk.path.display()
+            )
+        );
+        assert!(
+            stderr(&out).contains(&format!(
+                "hint: free some space on {}, or pass --output a directory on a filesystem with more room",
+                disk.path.display()
+            )),
+            "{}",
+            stderr(&out)
+        );
+        assert!(entries(&into).is_empty(), "{:?}", entries(&into));
+    }
 }
 
 #[test]
