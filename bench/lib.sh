@@ -12,6 +12,8 @@
 #   rounds FN...                 RUNS rounds of the case functions FN, in turn: each
 #                                round runs every case once, even rounds in reverse
 #                                order, so load swings and writeback land on all alike
+#   fresh_target ADDR            an empty docker-registry on ADDR, the one it started
+#                                there before stopped and its storage removed
 #   timed KEY CMD...             CMD once under /usr/bin/time: wall, peak RSS, CPU
 #   record CASE TOOL KEY [FLOOR_KEY FLOOR_LABEL]   a row: KEY's median against FLOOR's
 #   record_value CASE TOOL VALUE UNIT              a row that is a size or a count
@@ -113,6 +115,20 @@ pack() {
   tar -C "$1" -cf - . | zstd -q -T0 -3 -o "$2"
 }
 export -f fetch_then_pack pack
+
+target_pid=""
+targets=0
+fresh_target() {
+  if [ -n "$target_pid" ]; then
+    kill "$target_pid"
+    wait "$target_pid" 2>/dev/null || true
+    rm -rf "$work/target$targets"
+  fi
+  targets=$((targets + 1))
+  mkdir -p "$work/target$targets"
+  start_registry "$1" "$work/target$targets"
+  target_pid=$registry_pid
+}
 
 rounds() {
   local round fn order

@@ -47,28 +47,14 @@ fetch_only() {
 }
 export -f fetch_only
 
-# A fresh, empty target registry for every push and publish.
-target_pid=""
-targets=0
-fresh_target() {
-  if [ -n "$target_pid" ]; then
-    kill "$target_pid"
-    wait "$target_pid" 2>/dev/null || true
-    rm -rf "$work/target$targets"
-  fi
-  targets=$((targets + 1))
-  mkdir -p "$work/target$targets"
-  start_registry "$target_addr" "$work/target$targets"
-  target_pid=$registry_pid
-}
 
 run=$work/run
 case_push() {
-  fresh_target
+  fresh_target "$target_addr"
   timed push "$pkgr" push "$package" "$target_addr" --no-progress
 }
 case_publish() {
-  fresh_target
+  fresh_target "$target_addr"
   timed publish "$pkgr" publish "$package" "oci://$target_addr/bench/package" --no-progress
 }
 case_floor() {

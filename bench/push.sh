@@ -109,22 +109,6 @@ skopeo_push_loop() {
 export -f upload_blob upload_floor skopeo_push_loop
 export work target_addr layout
 
-# A fresh, empty target registry on $target_addr for every push, the previous one
-# stopped and its storage removed (each holds up to a GiB).
-target_pid=""
-target_runs=0
-fresh_target() {
-  if [ -n "$target_pid" ]; then
-    kill "$target_pid"
-    wait "$target_pid" 2>/dev/null || true
-    rm -rf "$work/target$target_runs"
-  fi
-  target_runs=$((target_runs + 1))
-  mkdir -p "$work/target$target_runs"
-  start_registry "$target_addr" "$work/target$target_runs"
-  target_pid=$registry_pid
-}
-
 # Untimed: the layout the floor and the peer read, their plans.
 prepare_push() {
   concurrency=$(default_concurrency push)
@@ -139,16 +123,16 @@ prepare_push() {
 # The cases, for create.sh's rounds: each into a fresh empty registry; pkgr's push is
 # followed by a push of the same package into the registry that now has everything.
 case_floor_push() {
-  fresh_target
+  fresh_target "$target_addr"
   timed floor-push bash -euo pipefail -c upload_floor
 }
 case_push() {
-  fresh_target
+  fresh_target "$target_addr"
   timed push "$pkgr" push "$package" "$target_addr" --no-progress
   timed push-again "$pkgr" push "$package" "$target_addr" --no-progress
 }
 case_skopeo_push() {
-  fresh_target
+  fresh_target "$target_addr"
   timed skopeo-push bash -euo pipefail -c skopeo_push_loop
 }
 
@@ -187,7 +171,7 @@ measure_push_disk() {
   mkdir "$dir"
   base=$(du -sb "$dir" | cut -f1)
   echo "$base" >"$work/du-high"
-  fresh_target
+  fresh_target "$target_addr"
   sample_du "$dir" "$work/du-high" &
   sampler=$!
   registry_cleanup="$registry_cleanup kill $sampler 2>/dev/null || true;"

@@ -27,20 +27,6 @@ echo "making the package (not timed)..." >&2
 "$pkgr" create "$work/def" -o "$work/pkg" --no-cache --no-progress >/dev/null 2>&1
 package=$(ls "$work"/pkg/*.tar.zst)
 
-# A fresh, empty target registry for every run.
-target_pid=""
-targets=0
-fresh_target() {
-  if [ -n "$target_pid" ]; then
-    kill "$target_pid"
-    wait "$target_pid" 2>/dev/null || true
-    rm -rf "$work/target$targets"
-  fi
-  targets=$((targets + 1))
-  mkdir -p "$work/target$targets"
-  start_registry "$target_addr" "$work/target$targets"
-  target_pid=$registry_pid
-}
 
 # copy_all FROM: the six images from FROM into the target, one after the other.
 copy_all() {
@@ -77,17 +63,17 @@ serve_stop() {
 }
 : >"$work/serve-rss"
 case_registry() {
-  fresh_target
+  fresh_target "$target_addr"
   timed registry bash -euo pipefail -c 'copy_all "$@"' _ "$addr"
 }
 case_serve() {
-  fresh_target
+  fresh_target "$target_addr"
   serve_start
   timed serve bash -euo pipefail -c 'copy_all "$@"' _ "$serve_addr"
   serve_stop
 }
 case_serve_verified() {
-  fresh_target
+  fresh_target "$target_addr"
   serve_start --verify
   timed serve-verified bash -euo pipefail -c 'copy_all "$@"' _ "$serve_addr"
   serve_stop

@@ -2,10 +2,12 @@
 //! (`send`), pulled back into the identical file (`pull`), and summarized from the
 //! registry without its image blobs (`remote_inspect`). `address` tells an
 //! `oci://` address from a file path; `artifact` is the manifest's shape; `fetch`
-//! brings a layer's bytes, checked against its digest as they arrive.
+//! brings a layer's bytes, checked against its size (and, where asked, its digest) as
+//! they arrive; `behind` hashes and writes a rebuilt package on threads of its own.
 
 pub mod address;
 pub mod artifact;
+mod behind;
 mod fetch;
 pub mod pull;
 pub mod remote_inspect;

@@ -12,19 +12,17 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::address::Address;
 use super::artifact::{Artifact, Facts, PackageFile};
+use super::behind::HashBehind;
 use super::fetch::{artifact, fetch, Check, Sink};
 use super::{blocking, PublishError};
 use crate::digest::hash_reader;
-use crate::digest::Hasher;
 use crate::package::staging_dir::StagingDir;
 use crate::package::writer::{self, encode_from, identity, Entry, Opened};
 use crate::progress::Reporter;
@@ -430,139 +428,4 @@ fn wrong_layer(staged: &Staged) -> Option<(String, String)> {
                 _ => None,
             }
         })
-}
-
-/// A writer that hands what it is given to a thread of its own, which hashes it and
-/// passes it to another that writes it to the file: hashing and writing the package
-/// then hold up neither each other nor the tar and the compression.
-struct HashBehind {
-    sender: Option<SyncSender<Vec<u8>>>,
-    thread: Option<JoinHandle<io::Result<(File, Hasher)>>>,
-}
-
-/// Buffers on their way to each of the two threads.
-const BUFFERS_BEHIND: usize = 2;
-/// The most a buffer holds: a whole 4 MiB frame per buffer would keep 20 MiB in flight.
-const PIECE_BYTES: usize = 1 << 20;
-
-impl HashBehind {
-    fn new(file: File) -> Self {
-        let (sender, to_hash) = sync_channel::<Vec<u8>>(BUFFERS_BEHIND);
-        let thread = std::thread::spawn(move || {
-            let mut writing = WriteBehind::new(file);
-            let mut hasher = Hasher::default();
-            for buffer in to_hash {
-                hasher.update(&buffer);
-                writing.send(buffer)?;
-            }
-            Ok((writing.finish()?, hasher))
-        });
-        Self {
-            sender: Some(sender),
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits for everything written to be hashed and written on.
-    fn finish(mut self) -> io::Result<(File, Hasher)> {
-        self.sender = None;
-        self.join()
-    }
-
-    fn join(&mut self) -> io::Result<(File, Hasher)> {
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the thread hashing the package panicked")),
-            None => Err(io::Error::other("the package was already finished")),
-        }
-    }
-}
-
-/// A package that failed on the way is let go only once both threads are done with it,
-/// so none writes into a file already removed.
-impl Drop for HashBehind {
-    fn drop(&mut self) {
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// The file end of [`HashBehind`]: buffers written to the file on a thread of their own.
-struct WriteBehind {
-    sender: Option<SyncSender<Vec<u8>>>,
-    thread: Option<JoinHandle<io::Result<File>>>,
-}
-
-impl WriteBehind {
-    fn new(mut file: File) -> Self {
-        let (sender, to_write) = sync_channel::<Vec<u8>>(BUFFERS_BEHIND);
-        let thread = std::thread::spawn(move || {
-            for buffer in to_write {
-                file.write_all(&buffer)?;
-            }
-            Ok(file)
-        });
-        Self {
-            sender: Some(sender),
-            thread: Some(thread),
-        }
-    }
-
-    fn send(&mut self, buffer: Vec<u8>) -> io::Result<()> {
-        let sent = match &self.sender {
-            Some(sender) => sender.send(buffer).is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(());
-        }
-        // The thread stopped on an error (a full disk, say): that error is the one to tell.
-        match self.finish() {
-            Err(err) => Err(err),
-            Ok(_) => Err(io::Error::other("the package's writer stopped early")),
-        }
-    }
-
-    fn finish(&mut self) -> io::Result<File> {
-        self.sender = None;
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the thread writing the package panicked")),
-            None => Err(io::Error::other("the package was already finished")),
-        }
-    }
-}
-
-impl Drop for WriteBehind {
-    fn drop(&mut self) {
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Write for HashBehind {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let piece = &buf[..buf.len().min(PIECE_BYTES)];
-        let sent = match &self.sender {
-            Some(sender) => sender.send(piece.to_vec()).is_ok(),
-            None => false,
-        };
-        if sent {
-            return Ok(piece.len());
-        }
-        // The thread stopped on an error (a full disk, say): that error is the one to tell.
-        self.sender = None;
-        match self.join() {
-            Err(err) => Err(err),
-            Ok(_) => Err(io::Error::other("the package's writer stopped early")),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
