@@ -236,6 +236,21 @@ impl SpaceCheck {
     }
 }
 
+/// Whether `needed` bytes fit on `place`'s filesystem now, for work that knows its
+/// exact size before it starts (a pull knows its layers' and its package's).
+pub fn room_for(place: Place, needed: u64) -> io::Result<Result<(), Shortfall>> {
+    let measured = Measured::of(place)?;
+    Ok(if needed > measured.free {
+        Err(Shortfall {
+            needed,
+            free: measured.free,
+            places: vec![measured.place],
+        })
+    } else {
+        Ok(())
+    })
+}
+
 /// A build that will not fit: how much it needs, how much is free, and where.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

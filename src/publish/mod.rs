@@ -82,6 +82,8 @@ pub enum PublishError {
         expected: Digest,
         actual: Digest,
     },
+    #[error(transparent)]
+    NoRoom(#[from] crate::space::Shortfall),
     #[error("cannot write {}", path.display())]
     Output {
         path: PathBuf,
@@ -113,6 +115,7 @@ impl Hint for PublishError {
         match self {
             Self::Registry(e) => e.hint(),
             Self::Package(e) => e.hint(),
+            Self::NoRoom(e) => e.hint(),
             Self::Internal { .. } => Some(Fix::ReportBug),
             _ => None,
         }

@@ -27,6 +27,7 @@ use crate::package::staging_dir::StagingDir;
 use crate::package::writer::{self, encode_from, identity, Entry, Opened};
 use crate::progress::Reporter;
 use crate::registry::{Credentials, Registry, Transport};
+use crate::space::{room_for, Place};
 
 /// A pull to run.
 pub struct PullRequest {
@@ -74,9 +75,7 @@ pub async fn pull_package(
         source,
     };
     std::fs::create_dir_all(&output).map_err(out_error)?;
-    // Removed when dropped, Ctrl-C included; swept by a later create after a crash.
-    let staging = StagingDir::create(&output).map_err(out_error)?;
-    // Each digest once, in the package's order: the writer waits for each in turn.
+    // Each digest once, in the package's order: the writer reads each in turn.
     let mut seen = HashSet::new();
     let unique: Vec<&PackageFile> = artifact
         .files
@@ -84,6 +83,14 @@ pub async fn pull_package(
         .filter(|f| seen.insert(&f.digest))
         .collect();
     let bytes = unique.iter().fold(0u64, |a, f| a.saturating_add(f.size));
+    // The staged layers and the package sit side by side until the package is whole.
+    let place = Place {
+        dir: output.clone(),
+        flag: "--output",
+    };
+    room_for(place, bytes.saturating_add(artifact.facts.size)).map_err(out_error)??;
+    // Removed when dropped, Ctrl-C included; swept by a later create after a crash.
+    let staging = StagingDir::create(&output).map_err(out_error)?;
     reporter.blobs_planned("pulling", unique.len(), bytes);
     let path = output.join(&artifact.facts.file_name);
     let arrivals = Arc::new(Arrivals::default());

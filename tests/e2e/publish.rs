@@ -5,13 +5,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tmpfs::Tmpfs;
-use crate::support::{package_path, sha256_file, stderr, stdout, Workspace};
+use crate::support::{package_path, sha256_file, spawn, stderr, stdout, wait_until, Workspace};
 
 /// A package of two images that share a large base layer, and a Helm chart.
 struct Fixture {
@@ -389,37 +391,80 @@ fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_
 }
 
 #[test]
-fn a_pull_into_a_filesystem_that_fills_up_is_one_sentence_and_leaves_nothing() {
+fn a_pull_without_room_is_refused_before_any_download() {
+    let f = fixture();
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/shop:1", target.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let proxy = FaultProxy::start(&target.addr, vec![]);
+    let size = std::fs::metadata(&f.package).unwrap().len();
+    // Room for the package or for its staged layers, not for both side by side.
+    let disk = Tmpfs::mount(&f.ws.path("disk"), size * 3 / 2);
+    let into = disk.path.join("out");
+    let out = pull(&f.ws, &format!("oci://{}/team/shop:1", proxy.addr), &into);
+    let line = refused(&out);
+    assert!(
+        line.starts_with("error: not enough free space: this build needs ")
+            && line.contains(&format!("on the filesystem of {},", into.display())),
+        "{line}"
+    );
+    assert!(
+        stderr(&out).contains(
+            "hint: free some space there, or pass --output a directory on a filesystem with more room"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(blob_gets(&proxy).is_empty(), "{:?}", blob_gets(&proxy));
+    assert!(entries(&into).is_empty(), "{:?}", entries(&into));
+}
+
+#[test]
+fn a_pull_whose_filesystem_fills_up_meanwhile_is_one_sentence_and_leaves_nothing() {
     let f = fixture();
     let target = TestRegistry::start();
     let address = format!("oci://{}/team/shop:1", target.addr);
     assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
     let size = std::fs::metadata(&f.package).unwrap().len();
-    // Room for the staged layers but not for the package beside them; then not even
-    // for the staged layers. Either way the package is what could not be written.
-    for (room, at) in [(size * 3 / 2, "disk"), (size / 2, "small")] {
-        let disk = Tmpfs::mount(&f.ws.path(at), room);
-        let into = disk.path.join("out");
-        let out = pull(&f.ws, &address, &into);
-        let package = into.join(f.package.file_name().unwrap());
-        assert_eq!(
-            refused(&out),
-            format!(
-                "error: no space left on device while writing {} (the filesystem at {} is full)",
-                package.display(),
-                disk.path.display()
-            )
-        );
-        assert!(
-            stderr(&out).contains(&format!(
-                "hint: free some space on {}, or pass --output a directory on a filesystem with more room",
-                disk.path.display()
-            )),
-            "{}",
-            stderr(&out)
-        );
-        assert!(entries(&into).is_empty(), "{:?}", entries(&into));
-    }
+    let gate = Arc::new(AtomicBool::new(false));
+    let held = f.layers[0].clone();
+    let proxy = FaultProxy::start(
+        &target.addr,
+        vec![(held.clone(), Fault::Hold(gate.clone()))],
+    );
+    // Room enough when pull checks; then another writer leaves half a package.
+    let disk = Tmpfs::mount(&f.ws.path("disk"), size * 3);
+    let into = disk.path.join("out");
+    let mut cmd = f.ws.pkgr();
+    cmd.args(["pull", "--no-progress"])
+        .arg(format!("oci://{}/team/shop:1", proxy.addr))
+        .arg("-o")
+        .arg(&into);
+    let child = spawn(cmd);
+    wait_until("pull to ask for the held layer", || {
+        blob_gets(&proxy).contains(&held)
+    });
+    disk.fill("filler", size / 2);
+    gate.store(true, Ordering::SeqCst);
+    let out = child.wait_with_output().unwrap();
+    let package = into.join(f.package.file_name().unwrap());
+    assert_eq!(
+        refused(&out),
+        format!(
+            "error: no space left on device while writing {} (the filesystem at {} is full)",
+            package.display(),
+            disk.path.display()
+        )
+    );
+    assert!(
+        stderr(&out).contains(&format!(
+            "hint: free some space on {}, or pass --output a directory on a filesystem with more room",
+            disk.path.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(entries(&into).is_empty(), "{:?}", entries(&into));
 }
 
 #[test]
