@@ -92,6 +92,29 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
         Some(scan) if !scan.problems.is_empty() => return Err(refused(scan.problems)),
         _ => {}
     }
+    signature_outcome(&signature)
+}
+
+/// A summary as `inspect` prints it without `--verify`, its signature said or checked
+/// with `key` as for a file: for a published package, so that its table is the file's.
+pub(super) fn print(
+    mut summary: Summary,
+    json: bool,
+    key: Option<&PublicKey>,
+) -> Result<(), Error> {
+    let parts = std::mem::take(&mut summary.signed);
+    let signature = SignatureState::of(&parts, key);
+    let mut out = std::io::stdout().lock();
+    let written = match json {
+        true => write_json(&mut out, &summary, None, &signature),
+        false => human::write(&mut out, &summary, None, &signature),
+    };
+    ignore_broken_pipe(written)?;
+    signature_outcome(&signature)
+}
+
+/// Exit 1 when the signature was checked and failed, or a key met an unsigned package.
+fn signature_outcome(signature: &SignatureState) -> Result<(), Error> {
     let failed = signature.failed();
     match failed.is_empty() {
         true => Ok(()),
@@ -100,19 +123,6 @@ pub fn run(args: InspectArgs) -> Result<(), Error> {
             refused_push: false,
         }),
     }
-}
-
-/// A summary alone, as `inspect` prints it without `--verify`: for a published
-/// package, so that its table is the file's. Its signature is not looked at: that is
-/// checked on the file, by `verify` or `inspect --key`.
-pub(super) fn print(summary: &Summary, json: bool) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    let unchecked = SignatureState::Unsigned;
-    let written = match json {
-        true => write_json(&mut out, summary, None, &unchecked),
-        false => human::write(&mut out, summary, None, &unchecked),
-    };
-    ignore_broken_pipe(written)
 }
 
 fn refused(problems: Vec<Problem>) -> Error {

@@ -44,5 +44,5 @@ pub async fn inspect(args: InspectArgs) -> Result<(), Error> {
         reporter.as_ref(),
     )
     .await?;
-    super::inspect::print(&summary, settings.json)
+    super::inspect::print(summary, settings.json, settings.key.as_ref())
 }

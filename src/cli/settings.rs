@@ -372,6 +372,7 @@ pub struct InspectPublishedSettings {
     pub transport: Transport,
     pub credentials: Credentials,
     pub json: bool,
+    pub key: Option<PublicKey>,
 }
 
 impl InspectPublishedSettings {
@@ -388,6 +389,7 @@ impl InspectPublishedSettings {
             transport: transport(&args.transport),
             credentials: credentials(None, false)?,
             json: args.json,
+            key: args.key.as_deref().map(PublicKey::load).transpose()?,
         })
     }
 }

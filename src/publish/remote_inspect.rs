@@ -1,19 +1,21 @@
 //! `inspect oci://…`: the summary of a published package, the one `inspect` gives of
 //! the file, from the artifact's manifest and its small layers alone: the definition,
-//! `index.json`, and the manifests and configs the summary needs, asked for round by
-//! round as the manifests read so far name them. No image layer is downloaded.
+//! `index.json`, the signature files, and the manifests and configs the summary needs,
+//! asked for round by round as the manifests read so far name them. No image layer is
+//! downloaded.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 
 use super::address::Address;
-use super::artifact::PackageFile;
+use super::artifact::{Artifact, PackageFile};
 use super::fetch::{artifact, small};
 use super::PublishError;
 use crate::digest::Digest;
 use crate::manifest::MAX_MANIFEST_BYTES;
-use crate::package::reader::MAX_METADATA_BYTES;
+use crate::package::reader::{classify, Known, MAX_METADATA_BYTES, MAX_SIGNATURE_BYTES};
+use crate::package::signature::SignedParts;
 use crate::package::summary::{documents_needed, summarize_documents, Summary};
 use crate::package::PackageError;
 use crate::progress::Reporter;
@@ -81,7 +83,39 @@ pub async fn summarize_published(
             .await?;
         docs.extend(fetched);
     }
-    Ok(summarize_documents(zarf, &definition, &index, &docs)?)
+    let mut summary = summarize_documents(zarf, &definition, &index, &docs)?;
+    summary.signed =
+        signed_parts(&registry, address, &artifact, zarf, definition, reporter).await?;
+    Ok(summary)
+}
+
+/// What a check of the package's signature needs: the definition, the digest of
+/// `checksums.txt` as the manifest names it (so that file is not downloaded), and the
+/// signature files, small enough to fetch.
+async fn signed_parts(
+    registry: &Registry,
+    address: &Address,
+    artifact: &Artifact,
+    zarf: bool,
+    definition: Vec<u8>,
+    reporter: &dyn Reporter,
+) -> Result<SignedParts, PublishError> {
+    let mut signed = SignedParts {
+        zarf,
+        definition: Some(definition),
+        ..SignedParts::default()
+    };
+    for file in &artifact.files {
+        match classify(&file.name) {
+            Ok(Known::Checksums) => signed.checksums = Some(file.digest.clone()),
+            Ok(Known::Signature) => {
+                let bytes = small(registry, address, file, MAX_SIGNATURE_BYTES, reporter).await?;
+                signed.signatures.insert(file.name.clone(), bytes);
+            }
+            _ => {}
+        }
+    }
+    Ok(signed)
 }
 
 /// A manifest or config, with its digest.

@@ -14,6 +14,7 @@ use pkgr::package::reader::PackageBytes;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, simple_signing, Image, Pushed, Pusher, COSIGN_LAYER};
+use crate::support::keys::key_pair;
 use crate::support::measure::measure;
 use crate::support::proxy::FaultProxy;
 use crate::support::registry::TestRegistry;
@@ -29,32 +30,7 @@ struct KeyPair {
 
 impl KeyPair {
     fn new(dir: &Path, name: &str) -> Self {
-        let private = dir.join(format!("{name}.pem"));
-        let public = dir.join(format!("{name}.pub"));
-        openssl(
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-            ],
-            &private,
-            b"",
-        );
-        let out = Command::new("openssl")
-            .args(["pkey", "-pubout", "-in"])
-            .arg(&private)
-            .arg("-out")
-            .arg(&public)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (private, public) = key_pair(dir, name);
         Self { private, public }
     }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Pusher};
+use crate::support::keys::key_pair;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::registry::TestRegistry;
 use crate::support::tmpfs::Tmpfs;
@@ -234,6 +235,49 @@ fn inspect_of_a_published_package_shows_the_files_summary_without_its_image_laye
             "inspect fetched image layer {layer}"
         );
     }
+}
+
+#[test]
+fn inspect_of_a_published_signed_package_says_so_and_checks_the_key_as_for_the_file() {
+    let f = fixture();
+    let dir = f.ws.dir.path();
+    let ((private, public), (_, other)) = (key_pair(dir, "signer"), key_pair(dir, "other"));
+    let signed = package_path(
+        &f.ws
+            .create_command_into(
+                &f.ws.path("signed"),
+                &["--signing-key", private.to_str().unwrap()],
+            )
+            .output()
+            .unwrap(),
+    );
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/shop:signed", target.addr);
+    assert_ok("publish", &publish(&f.ws, &signed, &address, &[]));
+    let inspect = |what: &str, key: Option<&Path>| {
+        let mut cmd = f.ws.pkgr();
+        cmd.arg("inspect").arg(what);
+        if let Some(key) = key {
+            cmd.arg("--key").arg(key);
+        }
+        cmd.output().unwrap()
+    };
+    let file = signed.to_str().unwrap();
+    let remote = inspect(&address, None);
+    assert_ok("inspect oci://", &remote);
+    assert!(
+        stdout(&remote).contains("signature: signed, not verified (pass --key)"),
+        "{}",
+        stdout(&remote)
+    );
+    assert_eq!(stdout(&remote), stdout(&inspect(file, None)));
+    let remote = inspect(&address, Some(&public));
+    assert_ok("inspect oci:// --key", &remote);
+    assert_eq!(stdout(&remote), stdout(&inspect(file, Some(&public))));
+    let (remote, local) = (inspect(&address, Some(&other)), inspect(file, Some(&other)));
+    assert_eq!(remote.status.code(), Some(1), "{}", stderr(&remote));
+    assert_eq!(stdout(&remote), stdout(&local));
+    assert_eq!(refused(&remote), refused(&local));
 }
 
 #[test]

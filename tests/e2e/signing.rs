@@ -3,7 +3,7 @@
 //! itself on the files as they sit in the package; one changed byte anywhere, or the
 //! wrong key, fails and pushes nothing. Zarf packages verify from their own signature.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use base64::engine::general_purpose::STANDARD;
@@ -11,6 +11,7 @@ use base64::Engine;
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, sha256, Pusher};
+use crate::support::keys::key_pair;
 use crate::support::registry::TestRegistry;
 use crate::support::tarfix::{read_entries, write_raw_tar, RawEntry};
 use crate::support::{package_path, stderr, stdout, Workspace};
@@ -20,32 +21,6 @@ fn openssl(args: &[&str]) -> Output {
     let out = Command::new("openssl").args(args).output().unwrap();
     assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
     out
-}
-
-/// A P-256 key pair made by openssl in `dir`: (private PEM PKCS#8, public PEM SPKI).
-fn key_pair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (private, public) = (
-        dir.join(format!("{name}.pem")),
-        dir.join(format!("{name}.pub")),
-    );
-    openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-out",
-        private.to_str().unwrap(),
-    ]);
-    openssl(&[
-        "pkey",
-        "-in",
-        private.to_str().unwrap(),
-        "-pubout",
-        "-out",
-        public.to_str().unwrap(),
-    ]);
-    (private, public)
 }
 
 /// Whether openssl verifies the DER `signature` over `file` with `public`.

@@ -11,6 +11,7 @@ pub mod definition;
 pub mod dockerd;
 pub mod http;
 pub mod images;
+pub mod keys;
 pub mod measure;
 pub mod package;
 pub mod proxy;
