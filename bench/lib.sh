@@ -9,6 +9,7 @@
 #                                unless BUILD=0
 #   write_definition DIR NAME REF...   a pkgr.yaml of one component holding REFs
 #   seed_corpus ADDR             a registry on ADDR holding the ~1 GiB corpus
+#   package_corpus               the corpus packaged once, untimed, into $package
 #   rounds FN...                 RUNS rounds of the case functions FN, in turn: each
 #                                round runs every case once, even rounds in reverse
 #                                order, so load swings and writeback land on all alike
@@ -78,6 +79,13 @@ seed_corpus() {
   "$target"/release/examples/bench_corpus "$addr" >/dev/null 2>&1
   corpus_images=()
   for i in 0 1 2 3 4 5; do corpus_images+=("$addr/bench/img$i:1"); done
+}
+
+package_corpus() {
+  write_definition "$work/def" bench "${corpus_images[@]}"
+  echo "making the corpus's package (not timed)..." >&2
+  "$pkgr" create "$work/def" -o "$work/pkg" --no-cache --no-progress >/dev/null 2>&1
+  package=$(ls "$work"/pkg/*.tar.zst)
 }
 
 # The Accept header of every manifest request: a registry answers a tag GET without

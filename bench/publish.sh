@@ -23,10 +23,8 @@ target_addr=127.0.0.1:5582
 published_addr=127.0.0.1:5583
 build_release
 seed_corpus "$addr"
-write_definition "$work/def" bench "${corpus_images[@]}"
-echo "making the package and publishing it once (not timed)..." >&2
-"$pkgr" create "$work/def" -o "$work/pkg" --no-cache --no-progress >/dev/null 2>&1
-package=$(ls "$work"/pkg/*.tar.zst)
+package_corpus
+echo "publishing it once (not timed)..." >&2
 mkdir -p "$work/published"
 start_registry "$published_addr" "$work/published"
 "$pkgr" publish "$package" "oci://$published_addr/bench/package:1" --no-progress -q >/dev/null

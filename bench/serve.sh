@@ -22,10 +22,7 @@ serve_addr=127.0.0.1:5592
 target_addr=127.0.0.1:5593
 build_release
 seed_corpus "$addr"
-write_definition "$work/def" bench "${corpus_images[@]}"
-echo "making the package (not timed)..." >&2
-"$pkgr" create "$work/def" -o "$work/pkg" --no-cache --no-progress >/dev/null 2>&1
-package=$(ls "$work"/pkg/*.tar.zst)
+package_corpus
 
 
 # copy_all FROM: the six images from FROM into the target, one after the other.

@@ -81,6 +81,14 @@ fn publish(ws: &Workspace, package: &Path, address: &str, extra: &[&str]) -> Out
     cmd.output().unwrap()
 }
 
+/// The fixture's package published into a registry of its own, as `team/shop:1`.
+fn published(f: &Fixture) -> (TestRegistry, String) {
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/shop:1", target.addr);
+    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    (target, address)
+}
+
 fn pull(ws: &Workspace, address: &str, into: &Path) -> Output {
     let mut cmd = ws.pkgr();
     cmd.args(["pull", "--no-progress", address, "-o"]).arg(into);
@@ -212,9 +220,7 @@ fn a_published_package_pulls_back_into_the_identical_file() {
 #[test]
 fn inspect_of_a_published_package_shows_the_files_summary_without_its_image_layers() {
     let f = fixture();
-    let target = TestRegistry::start();
-    let address = format!("oci://{}/team/shop:1", target.addr);
-    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let (target, _) = published(&f);
     let proxy = FaultProxy::start(&target.addr, vec![]);
     let through_proxy = format!("oci://{}/team/shop:1", proxy.addr);
 
@@ -399,9 +405,7 @@ fn bad_addresses_unknown_tags_and_damaged_blobs_are_refused_leaving_nothing() {
 #[test]
 fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_file() {
     let f = fixture();
-    let target = TestRegistry::start();
-    let address = format!("oci://{}/team/shop:1", target.addr);
-    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let (target, _) = published(&f);
     // The 3 MiB base layer is cut after 1.5 MiB, past the first MiB the package writer
     // may already have read; its resumed request loses its Range, so the registry sends
     // it whole and the staged file starts over under the reader. Another layer is cut
@@ -437,9 +441,7 @@ fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_
 #[test]
 fn a_pull_without_room_is_refused_before_any_download() {
     let f = fixture();
-    let target = TestRegistry::start();
-    let address = format!("oci://{}/team/shop:1", target.addr);
-    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let (target, _) = published(&f);
     let proxy = FaultProxy::start(&target.addr, vec![]);
     let size = std::fs::metadata(&f.package).unwrap().len();
     // Room for the package or for its staged layers, not for both side by side.
@@ -466,9 +468,7 @@ fn a_pull_without_room_is_refused_before_any_download() {
 #[test]
 fn a_pull_whose_filesystem_fills_up_meanwhile_is_one_sentence_and_leaves_nothing() {
     let f = fixture();
-    let target = TestRegistry::start();
-    let address = format!("oci://{}/team/shop:1", target.addr);
-    assert_ok("publish", &publish(&f.ws, &f.package, &address, &[]));
+    let (target, _) = published(&f);
     let size = std::fs::metadata(&f.package).unwrap().len();
     let gate = Arc::new(AtomicBool::new(false));
     let held = f.layers[0].clone();
