@@ -32,14 +32,15 @@ impl SigningKey {
                 None => TrustError::WrongPassword {
                     path: path.to_owned(),
                 },
-                Some(reason) => not_a_key(path, reason),
+                Some(reason) => not_a_key(path, PRIVATE_KEY, reason),
             })?
         } else {
             let (label, der) = p256::pkcs8::der::pem::decode_vec(pem.as_bytes())
-                .map_err(|e| not_a_key(path, format!("it is not PEM ({e})")))?;
+                .map_err(|e| not_a_key(path, PRIVATE_KEY, format!("it is not PEM ({e})")))?;
             if label != "PRIVATE KEY" {
                 return Err(not_a_key(
                     path,
+                    PRIVATE_KEY,
                     format!("its PEM block is `{label}`, not `PRIVATE KEY` (PKCS#8)"),
                 ));
             }
@@ -47,7 +48,13 @@ impl SigningKey {
         };
         p256::ecdsa::SigningKey::from_pkcs8_der(&der)
             .map(Self)
-            .map_err(|e| not_a_key(path, format!("it holds no ECDSA P-256 key ({e})")))
+            .map_err(|e| {
+                not_a_key(
+                    path,
+                    PRIVATE_KEY,
+                    format!("it holds no ECDSA P-256 key ({e})"),
+                )
+            })
     }
 
     /// The public half.
@@ -62,11 +69,7 @@ impl PublicKey {
         let pem = read_pem(path, PUBLIC_KEY)?;
         p256::ecdsa::VerifyingKey::from_public_key_pem(pem.trim())
             .map(Self)
-            .map_err(|e| TrustError::NotAKey {
-                path: path.to_owned(),
-                expected: PUBLIC_KEY,
-                reason: e.to_string(),
-            })
+            .map_err(|e| not_a_key(path, PUBLIC_KEY, e.to_string()))
     }
 
     /// A PEM SPKI public key held in memory.
@@ -112,11 +115,6 @@ const PRIVATE_KEY: &str = "an ECDSA P-256 private key (PEM PKCS#8, or cosign's e
 const PUBLIC_KEY: &str = "an ECDSA P-256 public key in PEM (SPKI)";
 
 fn read_pem(path: &Path, expected: &'static str) -> Result<String, TrustError> {
-    let not_a_key = |reason: String| TrustError::NotAKey {
-        path: path.to_owned(),
-        expected,
-        reason,
-    };
     let io = |source| TrustError::Io {
         path: path.to_owned(),
         source,
@@ -128,17 +126,19 @@ fn read_pem(path: &Path, expected: &'static str) -> Result<String, TrustError> {
         .and_then(|file| file.take(MAX_KEY_BYTES + 1).read_to_end(&mut bytes))
         .map_err(io)?;
     if bytes.len() as u64 > MAX_KEY_BYTES {
-        return Err(not_a_key(format!(
-            "it is over {MAX_KEY_BYTES} bytes, too large for a key"
-        )));
+        return Err(not_a_key(
+            path,
+            expected,
+            format!("it is over {MAX_KEY_BYTES} bytes, too large for a key"),
+        ));
     }
-    String::from_utf8(bytes).map_err(|_| not_a_key("it is not text".to_owned()))
+    String::from_utf8(bytes).map_err(|_| not_a_key(path, expected, "it is not text".to_owned()))
 }
 
-fn not_a_key(path: &Path, reason: String) -> TrustError {
+fn not_a_key(path: &Path, expected: &'static str, reason: String) -> TrustError {
     TrustError::NotAKey {
         path: path.to_owned(),
-        expected: PRIVATE_KEY,
+        expected,
         reason,
     }
 }
@@ -149,7 +149,7 @@ fn password_for(path: &Path) -> Result<String, TrustError> {
     if let Some(password) = std::env::var_os(PASSWORD_ENV) {
         return password
             .into_string()
-            .map_err(|_| not_a_key(path, format!("{PASSWORD_ENV} is not UTF-8")));
+            .map_err(|_| not_a_key(path, PRIVATE_KEY, format!("{PASSWORD_ENV} is not UTF-8")));
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
