@@ -90,9 +90,7 @@ fn published(f: &Fixture) -> (TestRegistry, String) {
 }
 
 fn pull(ws: &Workspace, address: &str, into: &Path) -> Output {
-    let mut cmd = ws.pkgr();
-    cmd.args(["pull", "--no-progress", address, "-o"]).arg(into);
-    cmd.output().unwrap()
+    ws.pull_command(address, into).output().unwrap()
 }
 
 fn assert_ok(what: &str, out: &Output) {
@@ -479,12 +477,8 @@ fn a_pull_whose_filesystem_fills_up_meanwhile_is_one_sentence_and_leaves_nothing
     // Room enough when pull checks; then another writer leaves half a package.
     let disk = Tmpfs::mount(&f.ws.path("disk"), size * 3);
     let into = disk.path.join("out");
-    let mut cmd = f.ws.pkgr();
-    cmd.args(["pull", "--no-progress"])
-        .arg(format!("oci://{}/team/shop:1", proxy.addr))
-        .arg("-o")
-        .arg(&into);
-    let child = spawn(cmd);
+    let through = format!("oci://{}/team/shop:1", proxy.addr);
+    let child = spawn(f.ws.pull_command(&through, &into));
     wait_until("pull to ask for the held layer", || {
         blob_gets(&proxy).contains(&held)
     });

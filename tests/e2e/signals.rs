@@ -231,12 +231,8 @@ fn ctrl_c_during_pull_leaves_no_package_and_no_staging() {
         vec![(big.clone(), Fault::StallAfter(2 << 20))],
     );
     let into = ws.path("pulled");
-    let mut pull = ws.pkgr();
-    pull.args(["pull", "--no-progress"])
-        .arg(format!("oci://{}/team/app:1", proxy.addr))
-        .arg("-o")
-        .arg(&into);
-    let child = spawn(pull);
+    let through = format!("oci://{}/team/app:1", proxy.addr);
+    let child = spawn(ws.pull_command(&through, &into));
     wait_until("the big layer's download", || {
         proxy.seen().iter().any(|s| s.path.contains(&big))
     });

@@ -131,6 +131,13 @@ impl Workspace {
         cmd
     }
 
+    /// `pkgr pull ADDRESS -o INTO --no-progress`, to run as the test needs.
+    pub fn pull_command(&self, address: &str, into: &Path) -> Command {
+        let mut cmd = self.pkgr();
+        cmd.args(["pull", "--no-progress", address, "-o"]).arg(into);
+        cmd
+    }
+
     /// Runs `pkgr cache` with `args`.
     pub fn cache(&self, args: &[&str]) -> Output {
         self.cache_command(args).output().unwrap()
