@@ -10,6 +10,7 @@
 //! (ARCHITECTURE.md's code map).
 
 pub mod cancel;
+pub mod chunks;
 pub mod cli;
 pub mod daemon;
 pub mod definition;

@@ -304,8 +304,9 @@ impl Sending<'_> {
         present
     }
 
-    /// Sends each digest once (the empty config among them), in the package's order;
-    /// returns each file's outcome with its size (the empty config's is not counted).
+    /// Sends each digest once (the empty config among them), in the package's order
+    /// (largest first when it can be read at offsets); returns each file's outcome
+    /// with its size (the empty config's is not counted).
     async fn send_all(
         &self,
         artifact: &Artifact,
@@ -325,8 +326,12 @@ impl Sending<'_> {
             .fold((0, 0u64), |(n, bytes), (_, size)| (n + 1, bytes + size));
         self.reporter
             .blobs_planned("publishing", missing.0, missing.1);
+        // As push does: one pass in the package's order, or the largest blobs first.
         let parallel = match self.package.is_random_access() {
-            true => concurrency.max(1),
+            true => {
+                in_order.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+                concurrency.max(1)
+            }
             false => 1,
         };
         let config = self.send(&empty, EMPTY_CONFIG.len() as u64, present);
@@ -337,8 +342,12 @@ impl Sending<'_> {
             .into_iter()
             .map(|(digest, size)| self.send_sized(digest, size, present))
             .collect();
-        let outcomes: Vec<Result<(BlobOutcome, u64), RegistryError>> =
-            stream::iter(sends).buffered(parallel).collect().await;
+        // Unordered, so that a finished upload's slot is taken at once; the outcomes
+        // are only counted.
+        let outcomes: Vec<Result<(BlobOutcome, u64), RegistryError>> = stream::iter(sends)
+            .buffer_unordered(parallel)
+            .collect()
+            .await;
         self.reporter.finish();
         Ok(outcomes.into_iter().collect::<Result<_, _>>()?)
     }

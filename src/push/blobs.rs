@@ -28,24 +28,37 @@ pub(super) async fn push_blobs(
 ) -> BTreeMap<Digest, RegistryError> {
     let needed = repositories_by_blob(images);
     announce(&needed, layout, present, reporter);
-    // A package read in one pass is read in the order of its blobs, one at a time.
     let mut in_order: Vec<(Digest, Vec<Reference>)> = needed.into_iter().collect();
     in_order.sort_by_key(|(digest, _)| layout.offsets.get(digest).copied());
+    // A package read in one pass is read in the order of its blobs, one at a time. One
+    // read at offsets starts the largest blobs first, so that no large upload is left to
+    // run alone at the end.
+    let mut starts: Vec<usize> = (0..in_order.len()).collect();
     let parallel = if layout.package.is_random_access() {
+        starts.sort_by_key(|&i| std::cmp::Reverse(layout.size_of(&in_order[i].0)));
         concurrency.max(1)
     } else {
         1
     };
-    let outcomes: Vec<Pushed> = stream::iter(in_order)
-        .map(|(digest, repos)| async move {
-            let result = push_blob(registry, layout, present, &digest, &repos, reporter).await;
-            (digest, repos, result)
+    let in_order = &in_order;
+    // Unordered: a slot freed by a finished upload is taken at once, not held until
+    // every blob started before it has finished too.
+    let mut outcomes: Vec<(usize, Pushed)> = stream::iter(starts)
+        .map(|i| async move {
+            let (digest, repos) = &in_order[i];
+            let result = push_blob(registry, layout, present, digest, repos, reporter).await;
+            (i, (digest.clone(), repos.clone(), result))
         })
-        .buffered(parallel)
+        .buffer_unordered(parallel)
         .collect()
         .await;
     reporter.finish();
-    tally(outcomes, layout, report)
+    outcomes.sort_by_key(|(i, _)| *i);
+    tally(
+        outcomes.into_iter().map(|(_, pushed)| pushed),
+        layout,
+        report,
+    )
 }
 
 /// Each digest once: the repositories that need it, in a fixed order.
@@ -93,7 +106,7 @@ type Pushed = (
 /// Counts each blob's outcomes into `report`, records each, and keeps the errors of
 /// those that failed.
 fn tally(
-    outcomes: Vec<Pushed>,
+    outcomes: impl IntoIterator<Item = Pushed>,
     layout: &Layout<'_>,
     report: &mut PushReport,
 ) -> BTreeMap<Digest, RegistryError> {

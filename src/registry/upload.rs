@@ -15,6 +15,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use super::direct::Access;
 use super::stall::Progress;
 use super::{retry, Registry, RegistryError};
+use crate::chunks::ChunkPool;
 use crate::digest::{Digest, Hasher};
 use crate::manifest::ACCEPTED;
 
@@ -319,20 +320,19 @@ fn send_verified(
 ) -> io::Result<Option<bytes::Bytes>> {
     let mut hasher = Hasher::default();
     let mut held: Option<bytes::Bytes> = None;
+    let chunks = ChunkPool::new(UPLOAD_CHUNK);
     loop {
-        let mut chunk = vec![0u8; UPLOAD_CHUNK];
-        let n = reader.read(&mut chunk)?;
-        if n == 0 {
+        let chunk = chunks.fill(&mut *reader, UPLOAD_CHUNK)?;
+        if chunk.is_empty() {
             break;
         }
-        chunk.truncate(n);
         hasher.update(&chunk);
         if hasher.bytes_hashed() > size {
             return Err(io::Error::other(format!(
                 "the package holds more than the {size} bytes verified for blob {digest}"
             )));
         }
-        if let Some(previous) = held.replace(bytes::Bytes::from(chunk)) {
+        if let Some(previous) = held.replace(chunk) {
             if sender.blocking_send(Ok(previous)).is_err() {
                 return Ok(None);
             }

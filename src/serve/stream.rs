@@ -5,13 +5,13 @@
 //! for one to finish. So memory is bounded by the readers' buffers (a zstd frame's
 //! window each) and not by the package's size or the number of clients.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use super::answer::Body;
+use crate::chunks::ChunkPool;
 use crate::package::reader::PackageBytes;
 
 /// Package readers open at once.
@@ -76,12 +76,12 @@ fn send_chunks(
             return;
         }
     };
+    let chunks = ChunkPool::new(CHUNK_BYTES);
     let mut left = len;
     while left > 0 {
         let want = left.min(CHUNK_BYTES as u64);
-        let mut chunk = Vec::with_capacity(want as usize);
-        match (&mut reader).take(want).read_to_end(&mut chunk) {
-            Ok(n) if n as u64 == want => {}
+        let chunk = match chunks.fill(&mut reader, want as usize) {
+            Ok(chunk) if chunk.len() as u64 == want => chunk,
             Ok(_) => {
                 let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
                 let _ = sender.blocking_send(Err(short));
@@ -91,9 +91,9 @@ fn send_chunks(
                 let _ = sender.blocking_send(Err(e));
                 return;
             }
-        }
+        };
         left -= want;
-        if sender.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+        if sender.blocking_send(Ok(chunk)).is_err() {
             return; // The client went away.
         }
     }
