@@ -69,15 +69,21 @@ impl<T> Drop for Stage<T> {
 /// A writer whose bytes are hashed on one thread and written to `file` on another.
 pub struct HashBehind {
     hashing: Stage<(File, Hasher)>,
+    /// Buffers the file has taken, to be filled again: a fresh one per piece would be
+    /// memory touched for the first time, which on a VM costs a fault on the host too.
+    written: Receiver<Vec<u8>>,
 }
 
 impl HashBehind {
     pub fn new(file: File) -> Self {
+        let (give_back, written) = std::sync::mpsc::channel();
         let hashing = Stage::spawn(move |to_hash| {
             let mut writing = Stage::spawn(move |to_write| {
                 let mut file = file;
                 for buffer in to_write {
                     file.write_all(&buffer)?;
+                    // Gone only once the package is finished or given up.
+                    let _ = give_back.send(buffer);
                 }
                 Ok(file)
             });
@@ -88,7 +94,7 @@ impl HashBehind {
             }
             Ok((writing.finish()?, hasher))
         });
-        Self { hashing }
+        Self { hashing, written }
     }
 
     /// Waits for everything written to be hashed and in the file.
@@ -100,7 +106,10 @@ impl HashBehind {
 impl Write for HashBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let piece = &buf[..buf.len().min(PIECE_BYTES)];
-        self.hashing.send(piece.to_vec())?;
+        let mut buffer = self.written.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(piece);
+        self.hashing.send(buffer)?;
         Ok(piece.len())
     }
 
