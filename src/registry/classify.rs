@@ -152,6 +152,7 @@ mod tests {
         Registry {
             http: DirectClient::new(ClientProtocol::Https, client, Duration::from_secs(5)),
             credentials: Credentials::default(),
+            answered: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use oci_client::client::ClientProtocol;
 use oci_client::errors::OciDistributionError;
 
 use super::direct::DirectClient;
-use super::{Credentials, Registry, RegistryError, Transport};
+use super::{retry, Credentials, Registry, RegistryError, Transport};
 
 /// Whether `registry` (`host[:port]`) is a loopback address, which may use plain HTTP
 /// without a flag.
@@ -60,7 +60,11 @@ impl Registry {
             http_client(transport, ca.as_deref())?,
             transport.timeout,
         );
-        Ok(Self { http, credentials })
+        Ok(Self {
+            http,
+            credentials,
+            answered: retry::Answered::default(),
+        })
     }
 }
 

@@ -19,9 +19,11 @@ impl Registry {
             size,
         };
         let auth = self.credentials.for_registry(reference.registry())?;
-        let body = retry::with_retry(|| self.http.manifest(reference, &auth))
-            .await
-            .map_err(|e| self.classify(reference, &reference.whole(), e))?;
+        let body = retry::with_retry(&self.answered, reference.registry(), || {
+            self.http.manifest(reference, &auth)
+        })
+        .await
+        .map_err(|e| self.classify(reference, &reference.whole(), e))?;
         let bytes = match body {
             ManifestBody::Whole(bytes) => bytes,
             ManifestBody::TooLarge { read } => return Err(too_large(read)),
@@ -49,15 +51,17 @@ impl Registry {
         offset: u64,
     ) -> Result<(BlobStream, bool), RegistryError> {
         let auth = self.credentials.for_registry(reference.registry())?;
-        retry::with_retry(|| self.http.blob(reference, digest, offset, &auth))
-            .await
-            .map_err(|e| {
-                self.classify(
-                    reference,
-                    &format!("blob {digest} of {}", reference.whole()),
-                    e,
-                )
-            })
+        retry::with_retry(&self.answered, reference.registry(), || {
+            self.http.blob(reference, digest, offset, &auth)
+        })
+        .await
+        .map_err(|e| {
+            self.classify(
+                reference,
+                &format!("blob {digest} of {}", reference.whole()),
+                e,
+            )
+        })
     }
 
     /// The referrers API's answer for `digest` in the reference's repository: each
@@ -79,9 +83,11 @@ impl Registry {
         let mut next: Option<String> = None;
         loop {
             let page = next.as_deref();
-            let answer = retry::with_retry(|| self.http.referrers(reference, digest, page, &auth))
-                .await
-                .map_err(|e| self.classify(reference, &what, e))?;
+            let answer = retry::with_retry(&self.answered, reference.registry(), || {
+                self.http.referrers(reference, digest, page, &auth)
+            })
+            .await
+            .map_err(|e| self.classify(reference, &what, e))?;
             let (body, following) = match answer {
                 // A 404 on a later page is a registry that lost its place: an error.
                 None if pages.is_empty() => return Ok(None),

@@ -155,4 +155,6 @@ pub struct Registry {
     /// Every request (see [`direct`] for why not oci-client's client).
     http: DirectClient,
     credentials: Credentials,
+    /// Which registries have answered, for [`retry::with_retry`].
+    answered: retry::Answered,
 }

@@ -82,7 +82,7 @@ impl Registry {
         what: impl FnOnce() -> String,
     ) -> Result<Option<T>, RegistryError> {
         let auth = self.credentials.for_registry(target.registry())?;
-        retry::with_retry(|| async {
+        retry::with_retry(&self.answered, target.registry(), || async {
             let response = self
                 .http
                 .send(target, Access::Push, &auth, &request)
@@ -153,7 +153,7 @@ impl Registry {
         let auth = self.credentials.for_registry(target.registry())?;
         let start_url = self.http.url(target, "blobs/uploads/");
         let failure = BodyFailure::default();
-        let result = retry::with_retry(|| async {
+        let result = retry::with_retry(&self.answered, target.registry(), || async {
             let started = self
                 .http
                 .send(target, Access::Push, &auth, || {
@@ -233,7 +233,7 @@ impl Registry {
         let tag_or_digest = target.digest().or(target.tag()).unwrap_or("latest");
         let url = self.http.url(target, &format!("manifests/{tag_or_digest}"));
         let body = bytes::Bytes::copy_from_slice(bytes);
-        retry::with_retry(|| async {
+        retry::with_retry(&self.answered, target.registry(), || async {
             let response = self
                 .http
                 .send(target, Access::Push, &auth, || {

@@ -161,12 +161,18 @@ fn unreachable_registry_is_one_clear_error() {
     ws.define(&Definition::new("x").image(format!("127.0.0.1:{port}/app:1")));
     // The workspace's DOCKER_HOST names a socket nobody has: the daemon fallback
     // fails too, and the one sentence names both.
-    let err = fails(&ws, &[]);
+    let err = fails(&ws, &["-v"]);
     assert!(
         err.contains(&format!(
             "error: cannot reach the registry 127.0.0.1:{port}, and the Docker daemon cannot serve it either: the Docker daemon at unix://"
         )),
         "{err}"
+    );
+    // A registry that refuses the first connection of the run is not there: waiting
+    // out the backoff would only delay this error (or the daemon's copy).
+    assert!(
+        !err.contains("request: retry"),
+        "a refused first connection was retried:\n{err}"
     );
 }
 

@@ -427,8 +427,7 @@ const MAX_SECONDS: u64 = 5;
 const MAX_RSS_KIB: u64 = 100 * 1024;
 
 /// Runs create against a stand-in daemon whose save of the image is `head` then
-/// `tail`, with a registry that lacks the image (one that cannot be reached is
-/// retried for seconds before the fallback); checks the refusal's bounds (exit 1,
+/// `tail`, with a registry that lacks the image; checks the refusal's bounds (exit 1,
 /// under 5 s and 100 MB, nothing left in the cache's ingest dir, far fewer bytes taken
 /// than claimed) and returns the rest of the error line, which must name the image.
 fn refused_save(head: Vec<u8>, tail: Tail, extra: &[&str]) -> (String, Workspace) {
