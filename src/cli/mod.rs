@@ -1,5 +1,5 @@
-//! The command line, the edge of the program: clap's view of the arguments (`args`,
-//! first stage), the settings built from them (`settings`, second stage), the top-level
+//! The command line, the edge of the program: the process around a command (`entry`:
+//! runtime, signals, exit status), clap's view of the arguments (`args`, first stage), the settings built from them (`settings`, second stage), the top-level
 //! error with its exit codes (`error`), one module per command (`serve` keeps its
 //! arguments beside its wiring; `pull_package` is `pkgr pull` and `inspect oci://…`,
 //! named apart from the library's image `pull`), and the completions
@@ -9,6 +9,7 @@ pub mod args;
 pub mod cache;
 pub mod create;
 pub mod diff;
+mod entry;
 pub mod error;
 pub mod generate;
 pub mod inspect;
@@ -24,6 +25,7 @@ pub use args::{
     CacheArgs, CacheCommand, Cli, Command, CreateArgs, DiffArgs, InspectArgs, PushArgs,
     TransportArgs, VerifyArgs,
 };
+pub use entry::main;
 pub use error::Error;
 
 pub async fn run(cli: Cli) -> Result<(), Error> {
