@@ -185,7 +185,9 @@ note() {
 
 finish() {
   local commit
-  commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
+  # The results of the scripts run before this one are not what makes a build dirty.
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git diff --quiet HEAD -- . ':(exclude)bench/results' 2>/dev/null || commit=$commit-dirty
   python3 bench/report.py record --name "$bench_name" --work "$work" --runs "$RUNS" \
     --commit "$commit" --load-before "$load_before" \
     --load-after "$(cut -d' ' -f1-3 /proc/loadavg)" \

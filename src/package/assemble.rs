@@ -122,11 +122,11 @@ impl Staging {
                 .collect(),
         });
 
-        reporter.step("sealing: re-hashing every blob");
-        let sealed = match self.seal(left_out).await? {
+        reporter.step("sealing: re-hashing every blob not hashed on its way in");
+        let sealed = match self.seal(left_out, fetcher.store()).await? {
             Err(SealError::Misnamed { misnamed }) => {
                 self.heal(&misnamed, pulled, fetcher).await?;
-                match self.seal(left_out).await? {
+                match self.seal(left_out, fetcher.store()).await? {
                     Err(SealError::Misnamed { misnamed }) => {
                         return Err(damaged_again(misnamed, pulled))
                     }
@@ -220,11 +220,14 @@ impl Staging {
     async fn seal(
         &self,
         left_out: &BTreeMap<Digest, u64>,
+        from: &Store,
     ) -> Result<Result<Sealed, SealError>, PackageError> {
         let root = self.layout.root().to_owned();
         let left_out = left_out.clone();
+        // Staged by hard link, or by a copy read from those very files.
+        let hashed_already = from.hashed_here();
         run_blocking("sealing the package", move || {
-            Ok(seal_leaving_out(&root, &left_out))
+            Ok(seal_leaving_out(&root, &left_out, &hashed_already))
         })
         .await
     }

@@ -6,9 +6,11 @@
 //! A peer (thread or process) that already placed the same digest is a success, and an
 //! interrupted partial is resumed rather than thrown away.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::digest::{Digest, Hasher};
 
@@ -64,10 +66,14 @@ impl StoreError {
 /// No blob is synced to disk before its rename: a blob a power cut tears is caught when
 /// the next create re-hashes it at seal time, evicted and fetched again, so a per-blob
 /// fsync (0.7 s per 1,201 blobs on journaled ext4) would buy nothing the seal does not.
+///
+/// The store also remembers which blobs this process put in place itself, each hashed
+/// as it was written ([`Store::hashed_here`]): the seal need not hash those again.
 #[derive(Debug, Clone)]
 pub struct Store {
     blobs: PathBuf,
     ingest: PathBuf,
+    hashed_here: Arc<Mutex<BTreeSet<Digest>>>,
 }
 
 impl Store {
@@ -77,7 +83,11 @@ impl Store {
         for dir in [&blobs, &ingest] {
             fs::create_dir_all(dir).map_err(|e| StoreError::io("create directory", dir, e))?;
         }
-        Ok(Self { blobs, ingest })
+        Ok(Self {
+            blobs,
+            ingest,
+            hashed_here: Arc::default(),
+        })
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -100,7 +110,18 @@ impl Store {
 
     /// Removes a blob found to be damaged, so the next run fetches it again.
     pub fn evict(&self, digest: &Digest) {
+        forget(&self.hashed_here, digest);
         let _ = fs::remove_file(self.blob_path(digest));
+    }
+
+    /// The blobs this process renamed into place after hashing the very bytes it wrote
+    /// (a download, resumed or not, or an import): the same bytes under the same name
+    /// as they were a moment ago. A blob found already in place is not among them.
+    pub fn hashed_here(&self) -> BTreeSet<Digest> {
+        self.hashed_here
+            .lock()
+            .map(|set| set.clone())
+            .unwrap_or_default()
     }
 
     /// Stores bytes held in memory (manifests), verifying them like any other blob.
@@ -148,6 +169,7 @@ impl Store {
         // A rename over a peer's copy of the same digest replaces equal bytes.
         tmp.persist(&path)
             .map_err(|e| StoreError::io("rename into place", &path, e.error))?;
+        remember(&self.hashed_here, &digest);
         Ok((digest, size))
     }
 
@@ -205,6 +227,7 @@ impl Store {
             digest: digest.clone(),
             size,
             hasher,
+            hashed_here: self.hashed_here.clone(),
         })))
     }
 }
@@ -227,6 +250,7 @@ pub struct BlobWriter {
     digest: Digest,
     size: u64,
     hasher: Hasher,
+    hashed_here: Arc<Mutex<BTreeSet<Digest>>>,
 }
 
 impl BlobWriter {
@@ -282,7 +306,21 @@ impl BlobWriter {
         }
         // A rename over a peer's copy of the same digest replaces equal bytes: harmless.
         fs::rename(&self.partial_path, &self.final_path)
-            .map_err(|e| StoreError::io("rename into place", &self.final_path, e))
+            .map_err(|e| StoreError::io("rename into place", &self.final_path, e))?;
+        remember(&self.hashed_here, &self.digest);
+        Ok(())
+    }
+}
+
+fn remember(set: &Mutex<BTreeSet<Digest>>, digest: &Digest) {
+    if let Ok(mut set) = set.lock() {
+        set.insert(digest.clone());
+    }
+}
+
+fn forget(set: &Mutex<BTreeSet<Digest>>, digest: &Digest) {
+    if let Ok(mut set) = set.lock() {
+        set.remove(digest);
     }
 }
 
@@ -367,6 +405,33 @@ mod tests {
             (digest, size)
         );
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn only_what_this_store_hashed_as_it_wrote_counts_as_hashed_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Store::at(dir.path().join("blobs"), dir.path().join("ingest")).unwrap();
+        let (earlier_run, store) = (open(), open());
+        let old = Digest::of(b"from an earlier run");
+        earlier_run.put_bytes(&old, b"from an earlier run").unwrap();
+        let written = Digest::of(b"written now");
+        store.put_bytes(&written, b"written now").unwrap();
+        store.put_bytes(&old, b"from an earlier run").unwrap();
+        let (imported, _) = store.put_unnamed(&b"imported now"[..]).unwrap();
+        assert_eq!(
+            store.hashed_here(),
+            BTreeSet::from([written.clone(), imported])
+        );
+        // Clones share what they know; an evicted blob is forgotten.
+        let clone = store.clone();
+        clone.evict(&written);
+        assert!(!store.hashed_here().contains(&written));
+        // A write whose bytes do not match is not remembered.
+        let wrong = Digest::of(b"expected");
+        let mut w = writer(store.begin(&wrong, 8).unwrap());
+        w.write(b"received").unwrap();
+        assert!(w.commit().is_err());
+        assert!(!store.hashed_here().contains(&wrong));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Sealing a staged layout before it ships: every blob is re-hashed in parallel, a
 //! misnamed file is renamed to its true digest, and every descriptor reachable from
 //! `index.json` must then be present with the right size. Only reachable blobs stay.
+//! Blobs this process has just hashed as it wrote them into the store (see
+//! [`crate::store::Store::hashed_here`]) are not hashed twice: the cache's blobs from
+//! earlier runs, which a crash or a peer may have damaged since, are what the seal
+//! is for.
 //!
 //! A differential package's layout leaves out the configs and layers its base holds:
 //! [`seal_leaving_out`] is told which, with their sizes, and finds them expected rather
@@ -84,17 +88,19 @@ pub struct Sealed {
 
 /// Seals the layout rooted at `root` (holding `index.json` and `blobs/sha256`).
 pub fn seal(root: &Path) -> Result<Sealed, SealError> {
-    seal_leaving_out(root, &BTreeMap::new())
+    seal_leaving_out(root, &BTreeMap::new(), &BTreeSet::new())
 }
 
 /// Seals the layout rooted at `root`, in which the configs and layers of `left_out`
-/// (digest and size) are expected to be absent.
+/// (digest and size) are expected to be absent; the blobs of `hashed_already` are
+/// taken to hold the bytes their names say, and are only measured.
 pub fn seal_leaving_out(
     root: &Path,
     left_out: &BTreeMap<Digest, u64>,
+    hashed_already: &BTreeSet<Digest>,
 ) -> Result<Sealed, SealError> {
     let blobs_dir = root.join("blobs").join("sha256");
-    let blobs = rename_misnamed(&blobs_dir, hash_all(&blobs_dir)?)?;
+    let blobs = rename_misnamed(&blobs_dir, hash_all(&blobs_dir, hashed_already)?)?;
     let index = read_index(&root.join("index.json"))?;
     let checked = graph::check(
         &index,
@@ -240,8 +246,12 @@ fn fault_error(fault: Fault<Unreadable>) -> SealError {
     }
 }
 
-/// Hashes every file of `dir` on all cores; returns name → (true digest, size).
-fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
+/// Hashes every file of `dir` on all cores but those of `hashed_already`, which are
+/// only measured; returns name → (true digest, size).
+fn hash_all(
+    dir: &Path,
+    hashed_already: &BTreeSet<Digest>,
+) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
     let io = |source| SealError::Io {
         path: dir.to_owned(),
         source,
@@ -257,9 +267,14 @@ fn hash_all(dir: &Path) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
     }
     let hashed = parallel::try_map(&names, |name| {
         let path = dir.join(name);
-        fs::File::open(&path)
-            .and_then(|file| hash_reader(Cancellable(file)))
-            .map_err(|source| SealError::Io { path, source })
+        let known = Digest::from_hex(name)
+            .ok()
+            .filter(|digest| hashed_already.contains(digest));
+        match known {
+            Some(digest) => fs::metadata(&path).map(|meta| (digest, meta.len())),
+            None => fs::File::open(&path).and_then(|file| hash_reader(Cancellable(file))),
+        }
+        .map_err(|source| SealError::Io { path, source })
     })
     // The seal runs on a blocking task, whose join reports a panic as an internal error.
     .map_err(Stopped::or_resume_panic)?;
@@ -325,6 +340,32 @@ mod tests {
     }
 
     #[test]
+    fn blobs_hashed_already_are_measured_not_hashed_again() {
+        let dir = fixture_dir();
+        let root = dir.path().join("images");
+        let sealed = seal(&root).unwrap();
+        let layer = sealed
+            .blobs
+            .keys()
+            .find(|d| !sealed.manifests.contains(*d) && !sealed.configs.contains(*d))
+            .unwrap()
+            .clone();
+        // The same size, other bytes: only a hash tells them apart.
+        let path = blob_path(dir.path(), &layer.to_string());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let hashed_already = BTreeSet::from([layer.clone()]);
+        let trusted = seal_leaving_out(&root, &BTreeMap::new(), &hashed_already).unwrap();
+        assert_eq!(trusted.blobs[&layer], bytes.len() as u64);
+        let err = seal(&root).unwrap_err();
+        assert!(
+            matches!(&err, SealError::Misnamed { misnamed } if misnamed[0].named == layer),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_missing_blob_names_its_image() {
         let dir = fixture_dir();
         std::fs::remove_file(blob_path(dir.path(), digests::CHART)).unwrap();
@@ -352,20 +393,20 @@ mod tests {
         let size = sealed.blobs[&layer];
         std::fs::remove_file(blob_path(dir.path(), &layer.to_string())).unwrap();
         let left_out = BTreeMap::from([(layer.clone(), size)]);
-        let sealed = seal_leaving_out(&root, &left_out).unwrap();
+        let sealed = seal_leaving_out(&root, &left_out, &BTreeSet::new()).unwrap();
         assert!(!sealed.blobs.contains_key(&layer));
         assert_eq!(sealed.blobs.len(), 12);
         // Listed with another size than its descriptor's: a fault, not a pass.
         let wrong = BTreeMap::from([(layer.clone(), size + 1)]);
         assert!(matches!(
-            seal_leaving_out(&root, &wrong),
+            seal_leaving_out(&root, &wrong, &BTreeSet::new()),
             Err(SealError::WrongSize { .. })
         ));
         // A manifest is never left out.
         std::fs::remove_file(blob_path(dir.path(), digests::CHART)).unwrap();
         let with_chart = BTreeMap::from([(layer, size), (digest(digests::CHART), 1)]);
         assert!(matches!(
-            seal_leaving_out(&root, &with_chart),
+            seal_leaving_out(&root, &with_chart, &BTreeSet::new()),
             Err(SealError::Missing { .. })
         ));
     }
