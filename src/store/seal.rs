@@ -339,17 +339,22 @@ mod tests {
         assert!(!chart.exists(), "the wrong name is freed for a fetch");
     }
 
+    /// A layer of the sealed fixture: neither a manifest nor a config.
+    fn some_layer(sealed: &Sealed) -> Digest {
+        sealed
+            .blobs
+            .keys()
+            .find(|d| !sealed.manifests.contains(*d) && !sealed.configs.contains(*d))
+            .unwrap()
+            .clone()
+    }
+
     #[test]
     fn blobs_hashed_already_are_measured_not_hashed_again() {
         let dir = fixture_dir();
         let root = dir.path().join("images");
         let sealed = seal(&root).unwrap();
-        let layer = sealed
-            .blobs
-            .keys()
-            .find(|d| !sealed.manifests.contains(*d) && !sealed.configs.contains(*d))
-            .unwrap()
-            .clone();
+        let layer = some_layer(&sealed);
         // The same size, other bytes: only a hash tells them apart.
         let path = blob_path(dir.path(), &layer.to_string());
         let mut bytes = std::fs::read(&path).unwrap();
@@ -384,12 +389,7 @@ mod tests {
         let dir = fixture_dir();
         let root = dir.path().join("images");
         let sealed = seal(&root).unwrap();
-        let layer = sealed
-            .blobs
-            .keys()
-            .find(|d| !sealed.manifests.contains(*d) && !sealed.configs.contains(*d))
-            .unwrap()
-            .clone();
+        let layer = some_layer(&sealed);
         let size = sealed.blobs[&layer];
         std::fs::remove_file(blob_path(dir.path(), &layer.to_string())).unwrap();
         let left_out = BTreeMap::from([(layer.clone(), size)]);
