@@ -18,6 +18,7 @@ pub mod seekable;
 pub mod signature;
 pub(crate) mod staging_dir;
 pub mod summary;
+pub mod writeback;
 pub mod writer;
 
 use std::path::PathBuf;

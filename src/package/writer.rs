@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::framed::{FramedEncoder, FRAME_BYTES};
 use super::parts::{PartWriter, TooManyParts};
+use super::writeback::WriteBack;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -76,9 +77,9 @@ pub fn write_package_via(
         source,
     };
     let temp = partial_package_in(temp_dir).map_err(io_err)?;
-    let file = temp.as_file().try_clone().map_err(io_err)?;
+    let file = WriteBack::new(temp.as_file().try_clone().map_err(io_err)?);
     let file = encode(entries, file, compress).map_err(io_err)?;
-    file.sync_all().map_err(io_err)?;
+    file.into_inner().sync_all().map_err(io_err)?;
     if crate::cancel::is_cancelled() {
         return Err(io_err(io::Error::other("interrupted")));
     }

@@ -10,6 +10,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use crate::digest::Hasher;
+use crate::package::writeback::WriteBack;
 
 /// Buffers waiting for each stage.
 const BUFFERS_BEHIND: usize = 2;
@@ -79,13 +80,13 @@ impl HashBehind {
         let (give_back, written) = std::sync::mpsc::channel();
         let hashing = Stage::spawn(move |to_hash| {
             let mut writing = Stage::spawn(move |to_write| {
-                let mut file = file;
+                let mut file = WriteBack::new(file);
                 for buffer in to_write {
                     file.write_all(&buffer)?;
                     // Gone only once the package is finished or given up.
                     let _ = give_back.send(buffer);
                 }
-                Ok(file)
+                Ok(file.into_inner())
             });
             let mut hasher = Hasher::default();
             for buffer in to_hash {
