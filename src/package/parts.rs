@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempPath;
 
+use super::writeback::WriteBack;
 use crate::digest::Hasher;
 use crate::progress::human_bytes;
 
@@ -51,7 +52,7 @@ pub struct PartWriter {
     dir: PathBuf,
     max_part: u64,
     full: Vec<TempPath>,
-    current: Option<(File, TempPath)>,
+    current: Option<(WriteBack, TempPath)>,
     in_current: u64,
     hasher: Hasher,
 }
@@ -93,7 +94,7 @@ impl PartWriter {
             }));
         }
         let (file, path) = temp_file(&self.dir, ".pkgr-part-")?.into_parts();
-        self.current = Some((file, path));
+        self.current = Some((WriteBack::new(file), path));
         self.in_current = 0;
         Ok(())
     }
