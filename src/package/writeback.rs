@@ -1,14 +1,14 @@
-//! A package file whose bytes go to disk while it is still being written, so that the
-//! one `fsync` before its rename waits for the last stretch only, not for the whole
-//! package (0.35 s for 1 GiB here, measured with `strace`, when it all waited till the
-//! end).
+//! A package file (or split part) whose bytes go to disk while it is still being
+//! written, so that its `fsync` before the rename waits for the last stretch only, not
+//! for the whole file (0.35 s for 1 GiB here, measured with `strace`, when it all
+//! waited till the end).
 //!
 //! Every [`STRETCH`] written, the stretch before it is handed to `posix_fadvise` as
 //! `DONTNEED`: Linux starts writing those dirty pages back at once, without waiting
-//! for them (`WB_SYNC_NONE`), and drops the pages that are clean already. The package
-//! is not read back by the process that writes it, so nothing is lost by that. The
-//! advice is only advice: where it fails, or does nothing, the `fsync` still does it
-//! all.
+//! for them (`WB_SYNC_NONE`), and drops the pages that are clean already. Only
+//! `create --json` reads the package back (to hash it), and pages still being written
+//! when advised are kept. The advice is only advice: where it fails, or does nothing,
+//! the `fsync` still does it all.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -19,6 +19,7 @@ use rustix::fs::{fadvise, Advice};
 /// How much is written between two requests to start writing back.
 const STRETCH: u64 = 16 << 20;
 
+/// A file that hands each [`STRETCH`] written to the kernel's writeback.
 pub struct WriteBack {
     file: File,
     written: u64,

@@ -72,19 +72,19 @@ pub struct HashBehind {
     hashing: Stage<(File, Hasher)>,
     /// Buffers the file has taken, to be filled again: a fresh one per piece would be
     /// memory touched for the first time, which on a VM costs a fault on the host too.
-    written: Receiver<Vec<u8>>,
+    spare: Receiver<Vec<u8>>,
 }
 
 impl HashBehind {
     pub fn new(file: File) -> Self {
-        let (give_back, written) = std::sync::mpsc::channel();
+        let (spare_back, spare) = std::sync::mpsc::channel();
         let hashing = Stage::spawn(move |to_hash| {
             let mut writing = Stage::spawn(move |to_write| {
                 let mut file = WriteBack::new(file);
                 for buffer in to_write {
                     file.write_all(&buffer)?;
                     // Gone only once the package is finished or given up.
-                    let _ = give_back.send(buffer);
+                    let _ = spare_back.send(buffer);
                 }
                 Ok(file.into_inner())
             });
@@ -95,7 +95,7 @@ impl HashBehind {
             }
             Ok((writing.finish()?, hasher))
         });
-        Self { hashing, written }
+        Self { hashing, spare }
     }
 
     /// Waits for everything written to be hashed and in the file.
@@ -107,7 +107,7 @@ impl HashBehind {
 impl Write for HashBehind {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let piece = &buf[..buf.len().min(PIECE_BYTES)];
-        let mut buffer = self.written.try_recv().unwrap_or_default();
+        let mut buffer = self.spare.try_recv().unwrap_or_default();
         buffer.clear();
         buffer.extend_from_slice(piece);
         self.hashing.send(buffer)?;

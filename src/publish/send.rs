@@ -318,9 +318,9 @@ impl Sending<'_> {
             unique.insert(&file.digest, file.size);
         }
         let empty = Digest::of(EMPTY_CONFIG);
-        let mut in_order: Vec<(&Digest, u64)> = unique.into_iter().collect();
-        in_order.sort_by_key(|(digest, _)| self.offsets.get(*digest).copied());
-        let missing = in_order
+        let mut to_send: Vec<(&Digest, u64)> = unique.into_iter().collect();
+        to_send.sort_by_key(|(digest, _)| self.offsets.get(*digest).copied());
+        let missing = to_send
             .iter()
             .filter(|(d, _)| !present.has_blob(d, self.target))
             .fold((0, 0u64), |(n, bytes), (_, size)| (n + 1, bytes + size));
@@ -329,7 +329,7 @@ impl Sending<'_> {
         // As push does: one pass in the package's order, or the largest blobs first.
         let parallel = match self.package.is_random_access() {
             true => {
-                in_order.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
+                to_send.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
                 concurrency.max(1)
             }
             false => 1,
@@ -338,7 +338,7 @@ impl Sending<'_> {
         config.await?;
         // The futures made first: a stream mapping borrowed items through a closure
         // trips the compiler's lifetime inference inside a spawned task.
-        let sends: Vec<_> = in_order
+        let sends: Vec<_> = to_send
             .into_iter()
             .map(|(digest, size)| self.send_sized(digest, size, present))
             .collect();

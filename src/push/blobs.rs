@@ -30,9 +30,9 @@ pub(super) async fn push_blobs(
     announce(&needed, layout, present, reporter);
     let mut in_order: Vec<(Digest, Vec<Reference>)> = needed.into_iter().collect();
     in_order.sort_by_key(|(digest, _)| layout.offsets.get(digest).copied());
-    // A package read in one pass is read in the order of its blobs, one at a time. One
-    // read at offsets starts the largest blobs first, so that no large upload is left to
-    // run alone at the end.
+    // A package read in one pass is read in the order of its blobs, one at a time. A
+    // package read at offsets starts the largest blobs first, so that no large upload is
+    // left to run alone at the end.
     let mut starts: Vec<usize> = (0..in_order.len()).collect();
     let parallel = if layout.package.is_random_access() {
         starts.sort_by_key(|&i| std::cmp::Reverse(layout.size_of(&in_order[i].0)));
