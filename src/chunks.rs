@@ -35,7 +35,7 @@ impl ChunkPool {
     /// and hands them over as one chunk, empty at the end of `reader`.
     pub fn fill(&self, reader: &mut dyn Read, want: usize) -> io::Result<Bytes> {
         let want = want.min(self.size);
-        let mut buf = self.take();
+        let mut buf = self.take(want);
         let mut filled = 0;
         while filled < want {
             match reader.read(&mut buf[filled..want]) {
@@ -55,12 +55,18 @@ impl ChunkPool {
         }))
     }
 
-    fn take(&self) -> Vec<u8> {
+    /// A kept buffer if there is one; else a new one of `want` bytes only, so that a
+    /// small blob does not cost a whole chunk's memory.
+    fn take(&self, want: usize) -> Vec<u8> {
         let reused = self.free.lock().ok().and_then(|mut free| free.pop());
-        reused.unwrap_or_else(|| vec![0; self.size])
+        reused.unwrap_or_else(|| vec![0; want])
     }
 
+    /// Only whole-size buffers are kept: any of them fits any chunk.
     fn give_back(&self, buf: Vec<u8>) {
+        if buf.len() != self.size {
+            return;
+        }
         if let Ok(mut free) = self.free.lock() {
             if free.len() < KEPT {
                 free.push(buf);
@@ -109,6 +115,19 @@ mod tests {
             "the dropped chunk's buffer was not reused"
         );
         assert!(pool.fill(&mut reader, 4).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_short_chunk_takes_only_its_own_bytes_and_is_not_kept() {
+        let pool = ChunkPool::new(1 << 20);
+        let mut reader: &[u8] = b"small";
+        let chunk = pool.fill(&mut reader, 5).unwrap();
+        assert_eq!(&chunk[..], b"small");
+        drop(chunk);
+        assert!(
+            pool.free.lock().unwrap().is_empty(),
+            "a 5-byte buffer was kept in a pool of 1 MiB chunks"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! A blob's bytes, read from the package at their offset on a blocking thread and sent
-//! in chunks of 1 MiB through a channel that holds two, so a slow client holds back
-//! the reader rather than filling memory. At most [`MAX_READERS`] readers (streams and
-//! hashes) are open at once, whatever the number of clients; others wait
+//! in chunks of at most 1 MiB (buffers shared by every stream and used again, a small
+//! blob's chunk only its own size) through a channel that holds two, so a slow client
+//! holds back the reader rather than filling memory. At most [`MAX_READERS`] readers
+//! (streams and hashes) are open at once, whatever the number of clients; others wait
 //! for one to finish. So memory is bounded by the readers' buffers (a zstd frame's
 //! window each) and not by the package's size or the number of clients.
 
@@ -19,11 +20,12 @@ pub const MAX_READERS: usize = 8;
 const CHUNK_BYTES: usize = 1024 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 2;
 
-/// The package and the permits to read it.
+/// The package, the permits to read it, and the chunk buffers every stream shares.
 #[derive(Clone)]
 pub struct Readers {
     package: Arc<PackageBytes>,
     permits: Arc<Semaphore>,
+    chunks: ChunkPool,
 }
 
 impl Readers {
@@ -31,6 +33,7 @@ impl Readers {
         Self {
             package,
             permits: Arc::new(Semaphore::new(MAX_READERS)),
+            chunks: ChunkPool::new(CHUNK_BYTES),
         }
     }
 
@@ -53,10 +56,9 @@ impl Readers {
         let readers = self.clone();
         tokio::spawn(async move {
             let permit = readers.permit().await;
-            let package = readers.package();
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                send_chunks(&package, offset, len, &sender);
+                send_chunks(&readers, offset, len, &sender);
             });
         });
         Body::chunks(receiver, len)
@@ -64,23 +66,22 @@ impl Readers {
 }
 
 fn send_chunks(
-    package: &PackageBytes,
+    readers: &Readers,
     offset: u64,
     len: u64,
     sender: &mpsc::Sender<std::io::Result<Bytes>>,
 ) {
-    let mut reader = match package.read_at(offset, len) {
+    let mut reader = match readers.package.read_at(offset, len) {
         Ok(reader) => reader,
         Err(e) => {
             let _ = sender.blocking_send(Err(e));
             return;
         }
     };
-    let chunks = ChunkPool::new(CHUNK_BYTES);
     let mut left = len;
     while left > 0 {
         let want = left.min(CHUNK_BYTES as u64);
-        let chunk = match chunks.fill(&mut reader, want as usize) {
+        let chunk = match readers.chunks.fill(&mut reader, want as usize) {
             Ok(chunk) if chunk.len() as u64 == want => chunk,
             Ok(_) => {
                 let short = std::io::Error::from(std::io::ErrorKind::UnexpectedEof);
