@@ -54,14 +54,16 @@ async fn build(mut settings: CreateSettings, places: [Place; 2]) -> Result<PathB
     let space = SpaceCheck::measure(downloads, output)
         .map_err(|(path, source)| Error::Io { path, source })?;
 
-    let registry = Arc::new(
-        Registry::connect(
-            &settings.transport,
-            &settings.definition.registries(),
-            settings.credentials,
-        )
-        .await?,
-    );
+    let registry = Registry::connect(
+        &settings.transport,
+        &settings.definition.registries(),
+        settings.credentials,
+    )
+    .await?;
+    let registry = Arc::new(match settings.daemon_fallback {
+        Some(_) => registry.backed_by_fallback(),
+        None => registry,
+    });
     // Imports from the Docker daemon go into the same store as downloads.
     // Each import is checked against the free space before it writes anything.
     let (fallback, notes) = match settings.daemon_fallback {

@@ -66,6 +66,14 @@ impl Registry {
             answered: retry::Answered::default(),
         })
     }
+
+    /// Another source (create's Docker daemon) stands behind these registries: one that
+    /// refuses its first connection is given up at once rather than retried, so the
+    /// other source is asked without waiting out the backoff (see `retry`).
+    pub fn backed_by_fallback(mut self) -> Self {
+        self.answered.fallback_behind();
+        self
+    }
 }
 
 const USER_AGENT: &str = concat!("pkgr/", env!("CARGO_PKG_VERSION"));

@@ -1,13 +1,13 @@
 //! `pkgr push`: round trips through real registries, skips and mounts, auth and TLS.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Output, Stdio};
 
 use crate::support::definition::Definition;
 use crate::support::images::{layer, noise, Image, Pusher};
 use crate::support::package::Package;
-use crate::support::registry::{Options, TestRegistry};
-use crate::support::{package_path, stderr, stdout, Workspace};
+use crate::support::registry::{free_port, Options, TestRegistry};
+use crate::support::{package_path, spawn, stderr, stdout, Workspace};
 
 /// A source registry with two images sharing a base layer in different repositories,
 /// a Helm chart and a multi-platform tag; and a package of them.
@@ -195,11 +195,48 @@ fn pushing_twice_uploads_nothing_and_a_prefix_is_honoured() {
 }
 
 #[test]
+fn a_push_rides_out_a_registry_that_is_still_starting() {
+    let source = TestRegistry::start();
+    let image =
+        Pusher::new(&source.addr).image("app", "1", true, "amd64", &[layer(&[("a", b"app")])]);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("starting").image(format!("{}/app:1", source.addr)));
+    let package = package_path(&ws.create(&[]));
+    // Nothing listens on the target's port yet: the push's first requests are refused.
+    let port = free_port();
+    let mut push = spawn(ws.push_command(&package, &format!("127.0.0.1:{port}"), &["-v"]));
+    let mut log = BufReader::new(push.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|l: &String| l.starts_with("request: retry"))
+    {
+        match log.next() {
+            Some(line) => seen.push(line.unwrap()),
+            None => panic!(
+                "the push ended before its first retry:\n{}",
+                seen.join("\n")
+            ),
+        }
+    }
+    // The registry comes up within the retries' 3.75 s.
+    let target = TestRegistry::start_with(Options {
+        port: Some(port),
+        ..Options::default()
+    });
+    seen.extend(log.map(Result::unwrap));
+    let status = push.wait().unwrap();
+    assert!(status.success(), "push failed:\n{}", seen.join("\n"));
+    assert_eq!(manifest(&target.addr, "app:1"), image.manifest.bytes);
+}
+
+#[test]
 fn htpasswd_registry_needs_credentials() {
     let f = fixture();
     let target = TestRegistry::start_with(Options {
         htpasswd: Some(("ci".into(), "s3cret".into())),
         tls: false,
+        ..Options::default()
     });
 
     let out = f.ws.push(&f.package, &target.addr, &[]);
@@ -296,6 +333,7 @@ fn tls_registry_with_a_self_signed_ca() {
     let target = TestRegistry::start_with(Options {
         htpasswd: None,
         tls: true,
+        ..Options::default()
     });
     let out = f.ws.push(&f.package, &target.addr, &[]);
     let err = stderr(&out);

@@ -36,6 +36,18 @@ fn host(registry: &str) -> &str {
     }
 }
 
+/// Whether `url` is on the host (and port) that serves `registry`; a port left out
+/// of either side is not taken to be the scheme's default, so such a pair is not.
+pub fn is_served_at(url: &reqwest::Url, registry: &str) -> bool {
+    let Some(url_host) = url.host_str() else {
+        return false;
+    };
+    match url.port() {
+        Some(port) => host(registry) == format!("{url_host}:{port}"),
+        None => host(registry) == url_host,
+    }
+}
+
 /// The `rel="next"` target of a `Link` header (`<url>; rel="next"`), resolved against
 /// the URL it came with. Only a page on the same origin is followed: credentials go
 /// with it.
@@ -67,6 +79,21 @@ pub fn same_host(a: &reqwest::Url, b: &reqwest::Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_is_served_at_the_registry_of_its_own_host_and_port() {
+        let at =
+            |url: &str, registry: &str| is_served_at(&reqwest::Url::parse(url).unwrap(), registry);
+        assert!(at("http://127.0.0.1:5000/v2/a/blobs/x", "127.0.0.1:5000"));
+        assert!(at(
+            "https://index.docker.io/v2/library/a/manifests/1",
+            "docker.io"
+        ));
+        assert!(at("https://[::1]:5000/v2/", "[::1]:5000"));
+        // A token service on another port or host is not the registry.
+        assert!(!at("http://127.0.0.1:5001/token", "127.0.0.1:5000"));
+        assert!(!at("https://auth.example/token", "registry.example"));
+    }
 
     #[test]
     fn the_next_page_of_referrers_is_the_link_header_s_rel_next_on_the_same_origin() {
