@@ -4,10 +4,10 @@
 //! write)`, and back: `package (read, scan) → inspect / push`. Each stage is a module of
 //! this library; `cli` is the edge that parses arguments, builds settings, wires the
 //! stages together, words hints and decides exit codes. Imports run down: `digest`,
-//! `cancel`, `chunks`, `parallel`, `tarwalk` and `nesting` are the ground floor, then `hint`,
-//! `trust`, `progress`, `manifest`, `reference`, `space`, `registry`, `definition`, `store`,
-//! `daemon`, `pull`, `package`, `push`, `image_trust`, `serve`, `publish`, and `cli` last
-//! (ARCHITECTURE.md's code map).
+//! `cancel`, `chunks`, `parallel`, `tarwalk` and `nesting` are the ground floor, then
+//! `hint`, `trust`, `progress`, `manifest`, `reference`, `space`, `registry`,
+//! `definition`, `store`, `daemon`, `pull`, `package`, `push`, `image_trust`, `serve`,
+//! `publish`, and `cli` last (ARCHITECTURE.md's code map).
 
 pub mod cancel;
 pub mod chunks;

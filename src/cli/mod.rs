@@ -1,9 +1,10 @@
 //! The command line, the edge of the program: the process around a command (`entry`:
-//! runtime, signals, exit status), clap's view of the arguments (`args`, first stage), the settings built from them (`settings`, second stage), the top-level
-//! error with its exit codes (`error`), one module per command (`serve` keeps its
-//! arguments beside its wiring; `pull_package` is `pkgr pull` and `inspect oci://…`,
-//! named apart from the library's image `pull`), and the completions
-//! and man pages drawn from the same definition (`generate`).
+//! runtime, signals, exit status), clap's view of the arguments (`args`, first stage),
+//! the settings built from them (`settings`, second stage), the top-level error with its
+//! exit codes (`error`), one module per command (`serve` keeps its arguments beside its
+//! wiring; `pull_package` is `pkgr pull` and `inspect oci://…`, named apart from the
+//! library's image `pull`), and the completions and man pages drawn from the same
+//! definition (`generate`).
 
 pub mod args;
 pub mod cache;

@@ -225,9 +225,9 @@ impl Staging {
         let root = self.layout.root().to_owned();
         let left_out = left_out.clone();
         // Staged by hard link, or by a copy read from those very files.
-        let hashed_already = from.hashed_here();
+        let hashed_here = from.hashed_here();
         run_blocking("sealing the package", move || {
-            Ok(seal_leaving_out(&root, &left_out, &hashed_already))
+            Ok(seal_leaving_out(&root, &left_out, &hashed_here))
         })
         .await
     }

@@ -155,10 +155,10 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(StoreError::Read(e)),
             };
-            hasher.update(&buf[..n]);
             tmp.as_file_mut()
                 .write_all(&buf[..n])
                 .map_err(|e| StoreError::io("write", tmp.path(), e))?;
+            hasher.update(&buf[..n]);
         }
         let size = hasher.bytes_hashed();
         let digest = hasher.finish();
@@ -277,10 +277,12 @@ impl BlobWriter {
                 expected: self.size,
             });
         }
-        self.hasher.update(bytes);
+        // Hashed once on disk: what the hash covers is what the file holds.
         self.file
             .write_all(bytes)
-            .map_err(|e| StoreError::io("write", &self.partial_path, e))
+            .map_err(|e| StoreError::io("write", &self.partial_path, e))?;
+        self.hasher.update(bytes);
+        Ok(())
     }
 
     /// Verifies size and digest and renames the bytes into place (unsynced: see
@@ -418,6 +420,10 @@ mod tests {
         store.put_bytes(&written, b"written now").unwrap();
         store.put_bytes(&old, b"from an earlier run").unwrap();
         let (imported, _) = store.put_unnamed(&b"imported now"[..]).unwrap();
+        // An import whose copy is already in place keeps that copy, which was not
+        // hashed here.
+        earlier_run.put_unnamed(&b"imported earlier"[..]).unwrap();
+        store.put_unnamed(&b"imported earlier"[..]).unwrap();
         assert_eq!(
             store.hashed_here(),
             BTreeSet::from([written.clone(), imported])

@@ -92,15 +92,15 @@ pub fn seal(root: &Path) -> Result<Sealed, SealError> {
 }
 
 /// Seals the layout rooted at `root`, in which the configs and layers of `left_out`
-/// (digest and size) are expected to be absent; the blobs of `hashed_already` are
+/// (digest and size) are expected to be absent; the blobs of `hashed_here` are
 /// taken to hold the bytes their names say, and are only measured.
 pub fn seal_leaving_out(
     root: &Path,
     left_out: &BTreeMap<Digest, u64>,
-    hashed_already: &BTreeSet<Digest>,
+    hashed_here: &BTreeSet<Digest>,
 ) -> Result<Sealed, SealError> {
     let blobs_dir = root.join("blobs").join("sha256");
-    let blobs = rename_misnamed(&blobs_dir, hash_all(&blobs_dir, hashed_already)?)?;
+    let blobs = rename_misnamed(&blobs_dir, hash_all(&blobs_dir, hashed_here)?)?;
     let index = read_index(&root.join("index.json"))?;
     let checked = graph::check(
         &index,
@@ -246,11 +246,11 @@ fn fault_error(fault: Fault<Unreadable>) -> SealError {
     }
 }
 
-/// Hashes every file of `dir` on all cores but those of `hashed_already`, which are
+/// Hashes every file of `dir` on all cores but those of `hashed_here`, which are
 /// only measured; returns name → (true digest, size).
 fn hash_all(
     dir: &Path,
-    hashed_already: &BTreeSet<Digest>,
+    hashed_here: &BTreeSet<Digest>,
 ) -> Result<BTreeMap<String, (Digest, u64)>, SealError> {
     let io = |source| SealError::Io {
         path: dir.to_owned(),
@@ -269,7 +269,7 @@ fn hash_all(
         let path = dir.join(name);
         let known = Digest::from_hex(name)
             .ok()
-            .filter(|digest| hashed_already.contains(digest));
+            .filter(|digest| hashed_here.contains(digest));
         match known {
             Some(digest) => fs::metadata(&path).map(|meta| (digest, meta.len())),
             None => fs::File::open(&path).and_then(|file| hash_reader(Cancellable(file))),
@@ -350,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn blobs_hashed_already_are_measured_not_hashed_again() {
+    fn blobs_hashed_here_are_measured_not_hashed_again() {
         let dir = fixture_dir();
         let root = dir.path().join("images");
         let sealed = seal(&root).unwrap();
@@ -360,8 +360,8 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[0] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let hashed_already = BTreeSet::from([layer.clone()]);
-        let trusted = seal_leaving_out(&root, &BTreeMap::new(), &hashed_already).unwrap();
+        let hashed_here = BTreeSet::from([layer.clone()]);
+        let trusted = seal_leaving_out(&root, &BTreeMap::new(), &hashed_here).unwrap();
         assert_eq!(trusted.blobs[&layer], bytes.len() as u64);
         let err = seal(&root).unwrap_err();
         assert!(
