@@ -11,7 +11,6 @@ use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt};
 use oci_client::Reference;
 
 use super::address::{default_tag, Address};
@@ -24,6 +23,7 @@ use crate::package::reader::{for_each_entry, is_split, open_split, Flow, Package
 use crate::package::scan::{scan_package, Scan};
 use crate::package::PackageError;
 use crate::progress::Reporter;
+use crate::push::order::largest_first;
 use crate::push::present::Present;
 use crate::push::{BlobOutcome, Tally};
 use crate::reference::{parse_reference, Target};
@@ -304,9 +304,10 @@ impl Sending<'_> {
         present
     }
 
-    /// Sends each digest once (the empty config among them), in the package's order
-    /// (largest first when it can be read at offsets); returns each file's outcome
-    /// with its size (the empty config's is not counted).
+    /// Sends each digest once (the empty config among them, first), the others in the
+    /// order `push::order` gives; returns each file's outcome with its size (the empty
+    /// config's is not counted), or the error of the first to fail in the package's
+    /// order.
     async fn send_all(
         &self,
         artifact: &Artifact,
@@ -326,28 +327,16 @@ impl Sending<'_> {
             .fold((0, 0u64), |(n, bytes), (_, size)| (n + 1, bytes + size));
         self.reporter
             .blobs_planned("publishing", missing.0, missing.1);
-        // As push does: one pass in the package's order, or the largest blobs first.
-        let parallel = match self.package.is_random_access() {
-            true => {
-                to_send.sort_by_key(|(_, size)| std::cmp::Reverse(*size));
-                concurrency.max(1)
-            }
-            false => 1,
-        };
         let config = self.send(&empty, EMPTY_CONFIG.len() as u64, present);
         config.await?;
-        // The futures made first: a stream mapping borrowed items through a closure
-        // trips the compiler's lifetime inference inside a spawned task.
-        let sends: Vec<_> = to_send
-            .into_iter()
-            .map(|(digest, size)| self.send_sized(digest, size, present))
-            .collect();
-        // Unordered, so that a finished upload's slot is taken at once; the outcomes
-        // are only counted.
-        let outcomes: Vec<Result<(BlobOutcome, u64), RegistryError>> = stream::iter(sends)
-            .buffer_unordered(parallel)
-            .collect()
-            .await;
+        let outcomes = largest_first(
+            &to_send,
+            self.package.is_random_access(),
+            concurrency,
+            |(_, size)| *size,
+            |(digest, size)| self.send_sized(digest, *size, present),
+        )
+        .await;
         self.reporter.finish();
         Ok(outcomes.into_iter().collect::<Result<_, _>>()?)
     }

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use futures_util::stream::{self, StreamExt};
 use oci_client::Reference;
 
+use super::order::largest_first;
 use super::plan::PlannedImage;
 use super::present::Present;
 use super::{BlobOutcome, BlobRecord, Layout, PushReport};
@@ -30,35 +30,19 @@ pub(super) async fn push_blobs(
     announce(&needed, layout, present, reporter);
     let mut in_order: Vec<(Digest, Vec<Reference>)> = needed.into_iter().collect();
     in_order.sort_by_key(|(digest, _)| layout.offsets.get(digest).copied());
-    // A package read in one pass is read in the order of its blobs, one at a time. A
-    // package read at offsets starts the largest blobs first, so that no large upload is
-    // left to run alone at the end.
-    let mut starts: Vec<usize> = (0..in_order.len()).collect();
-    let parallel = if layout.package.is_random_access() {
-        starts.sort_by_key(|&i| std::cmp::Reverse(layout.size_of(&in_order[i].0)));
-        concurrency.max(1)
-    } else {
-        1
-    };
-    let in_order = &in_order;
-    // Unordered: a slot freed by a finished upload is taken at once, not held until
-    // every blob started before it has finished too.
-    let mut outcomes: Vec<(usize, Pushed)> = stream::iter(starts)
-        .map(|i| async move {
-            let (digest, repos) = &in_order[i];
+    let outcomes = largest_first(
+        &in_order,
+        layout.package.is_random_access(),
+        concurrency,
+        |(digest, _)| layout.size_of(digest),
+        |(digest, repos)| async move {
             let result = push_blob(registry, layout, present, digest, repos, reporter).await;
-            (i, (digest.clone(), repos.clone(), result))
-        })
-        .buffer_unordered(parallel)
-        .collect()
-        .await;
-    reporter.finish();
-    outcomes.sort_by_key(|(i, _)| *i);
-    tally(
-        outcomes.into_iter().map(|(_, pushed)| pushed),
-        layout,
-        report,
+            (digest.clone(), repos.clone(), result)
+        },
     )
+    .await;
+    reporter.finish();
+    tally(outcomes, layout, report)
 }
 
 /// Each digest once: the repositories that need it, in a fixed order.

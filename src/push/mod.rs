@@ -18,6 +18,7 @@ mod document;
 mod images;
 mod left_out;
 mod manifests;
+pub(crate) mod order;
 pub(crate) mod plan;
 pub(crate) mod present;
 mod run;

@@ -607,6 +607,25 @@ fn push_json_names_every_image_and_what_became_of_each_blob_in_each_repository()
             (digest, b["repository"].as_str().unwrap().to_owned())
         })
         .collect();
+    // Listed in the package's order, whichever upload finished first.
+    let package = Package::read(&f.package);
+    let place = |blob: &serde_json::Value| {
+        let hex = blob["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:");
+        let name = format!("images/blobs/sha256/{hex}");
+        package
+            .order
+            .iter()
+            .position(|entry| *entry == name)
+            .unwrap()
+    };
+    let places: Vec<usize> = blobs.iter().map(place).collect();
+    assert!(
+        places.is_sorted(),
+        "blobs out of the package's order: {doc:#}"
+    );
     listed.sort();
     assert_eq!(listed, wanted);
     let outcomes = |o: &str| blobs.iter().filter(|b| b["outcome"] == o).count();
