@@ -6,7 +6,9 @@
 //! resumed from where it stopped (or started over when the registry ignores the
 //! range), a few times.
 
-use std::io::{self, Seek, Write};
+use std::io;
+
+use bytes::Bytes;
 
 use futures_util::StreamExt;
 
@@ -19,14 +21,15 @@ use crate::registry::{backoff, Registry, MAX_ATTEMPTS};
 
 /// Where a layer's bytes go.
 pub(super) trait Sink {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()>;
-    /// Forgets every byte put so far.
+    /// Takes the next bytes of the layer; may wait (for a reader to make room).
+    async fn put(&mut self, bytes: Bytes) -> io::Result<()>;
+    /// The registry sends the layer again from its first byte.
     fn restart(&mut self) -> io::Result<()>;
 }
 
 impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.extend_from_slice(bytes);
+    async fn put(&mut self, bytes: Bytes) -> io::Result<()> {
+        self.extend_from_slice(&bytes);
         Ok(())
     }
 
@@ -36,14 +39,14 @@ impl Sink for Vec<u8> {
     }
 }
 
-impl Sink for std::fs::File {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.write_all(bytes)
+/// Bytes only hashed (by [`fetch`]) and dropped: a layer checked again.
+impl Sink for io::Sink {
+    async fn put(&mut self, _: Bytes) -> io::Result<()> {
+        Ok(())
     }
 
     fn restart(&mut self) -> io::Result<()> {
-        self.set_len(0)?;
-        self.rewind()
+        Ok(())
     }
 }
 
@@ -62,7 +65,7 @@ pub(super) async fn fetch(
     registry: &Registry,
     address: &Address,
     file: &PackageFile,
-    sink: &mut (dyn Sink + Send),
+    sink: &mut impl Sink,
     check: Check,
     reporter: &dyn Reporter,
 ) -> Result<(), PublishError> {
@@ -104,9 +107,10 @@ pub(super) async fn fetch(
             if check == Check::Digest {
                 hasher.update(&chunk);
             }
-            received += chunk.len() as u64;
-            sink.put(&chunk).map_err(output)?;
-            reporter.blob_progress(&file.digest, chunk.len() as u64);
+            let len = chunk.len() as u64;
+            received += len;
+            sink.put(chunk).await.map_err(output)?;
+            reporter.blob_progress(&file.digest, len);
         }
         match cut {
             None => break,

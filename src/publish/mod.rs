@@ -6,6 +6,7 @@
 //! they arrive; `behind` hashes and writes a rebuilt package on threads of its own.
 
 pub mod address;
+mod arrivals;
 pub mod artifact;
 mod behind;
 mod fetch;

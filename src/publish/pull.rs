@@ -1,26 +1,30 @@
-//! `pull` of a published package: its layers brought into a staging directory beside
-//! the output (each digest once, several at a time, in the package's order, each
-//! checked against its size as it arrives), while the package writer writes the package
-//! again from those files in the artifact's order, reading each as it grows. The
-//! package is hashed as it is written, on a thread of its own, and kept only when that
-//! hash is the one published (synced and renamed into place): one hash that covers
-//! every layer, so the layers are not hashed on their own. When it differs, the staged
-//! layers are hashed to name the one that is wrong, and the file is removed. A package
-//! published by a writer other than this pkgr's is refused before anything is fetched.
+//! `pull` of a published package: its layers downloaded (each digest once, in the
+//! package's order, each checked against its size as it arrives) while the package
+//! writer writes the package again in the artifact's order. A layer arrives through
+//! `arrivals`: into a staging directory beside the output while the writer is
+//! elsewhere, straight to the writer in memory once it reads that layer. Downloads
+//! start in order within a window of bytes that widens whenever the writer is kept
+//! waiting (see [`download_all`]). The package is hashed as it is written, on a thread
+//! of its own, and kept only when that hash is the one published (synced and renamed
+//! into place): one hash that covers every layer, so the layers are not hashed on
+//! their own. When it differs, the staged layers are hashed to name the one that is
+//! wrong, those that went over in memory fetched and hashed again, and the file is
+//! removed. A package published by a writer other than this pkgr's is refused before
+//! anything is fetched.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::address::Address;
+use super::arrivals::{Arrivals, Growing, Staging};
 use super::artifact::{Artifact, Facts, PackageFile};
 use super::behind::HashBehind;
-use super::fetch::{artifact, fetch, Check, Sink};
+use super::fetch::{artifact, fetch, Check};
 use super::{blocking, PublishError};
 use crate::digest::hash_reader;
 use crate::package::staging_dir::StagingDir;
@@ -93,12 +97,12 @@ pub async fn pull_package(
     let staging = StagingDir::create(&output).map_err(out_error)?;
     reporter.blobs_planned("pulling", unique.len(), bytes);
     let path = output.join(&artifact.facts.file_name);
-    let arrivals = Arc::new(Arrivals::default());
+    let staged = staged_files(&artifact, &unique, staging.path());
+    let arrivals = Arc::new(Arrivals::new(staged.read_once()));
     // However this function ends (an error, a panic, Ctrl-C dropping it), the writer
     // is told to stop waiting for bytes.
     let _stop_writer = GiveUpOnDrop(arrivals.clone());
     let writing = {
-        let staged = staged_files(&artifact, &unique, staging.path());
         let (temp_dir, out) = (staging.path().to_owned(), path.clone());
         let (facts, shown, arrivals) = (
             artifact.facts.clone(),
@@ -108,34 +112,34 @@ pub async fn pull_package(
         blocking("writing the package", move || {
             let open = |entry: &Entry| -> io::Result<Opened> {
                 let size = staged.sizes[&entry.source];
+                // Unbuffered: bytes handed over in memory are copied once, straight
+                // into the tar's buffer.
                 let growing = Growing::new(&entry.source, size, arrivals.clone());
-                Ok((size, Box::new(BufReader::with_capacity(1 << 20, growing))))
+                Ok((size, Box::new(growing)))
             };
-            write_verified(&staged, &temp_dir, &out, &facts, &shown, &open)?;
+            let in_file = |path: &Path| !arrivals.handed_over(path);
+            write_verified(&staged, &temp_dir, &out, &facts, &shown, &open, &in_file)?;
             Ok(facts)
         })
     };
-    // The futures made first: a stream mapping borrowed items through a closure trips
-    // the compiler's lifetime inference inside a spawned task.
     let fetches: Vec<_> = unique
-        .into_iter()
+        .iter()
         .map(|file| {
             let path = staging.path().join(file.digest.hex());
-            fetch_file(&registry, &address, file, path, &arrivals, reporter)
+            let fetch = fetch_file(&registry, &address, file, path, &arrivals, reporter);
+            (file.size, fetch)
         })
         .collect();
-    let mut downloads = stream::iter(fetches)
-        .buffer_unordered(concurrency.max(1))
-        .try_collect::<Vec<()>>();
-    let mut writing = std::pin::pin!(writing);
+    let downloads = download_all(fetches, concurrency, &arrivals);
+    let (mut downloads, mut writing) = (std::pin::pin!(downloads), std::pin::pin!(writing));
     // A writer that fails (no room for the package, say) stops the downloads at once.
-    let facts = tokio::select! {
+    let written = tokio::select! {
         fetched = &mut downloads => match fetched {
-            Ok(_) => {
+            Ok(()) => {
                 arrivals.all_written();
                 reporter.finish();
                 reporter.step(&format!("writing {}", path.display()));
-                writing.await?
+                writing.await
             }
             Err(err) => {
                 arrivals.give_up();
@@ -149,8 +153,32 @@ pub async fn pull_package(
             let facts = written?;
             downloads.await?;
             reporter.finish();
-            facts
+            Ok(facts)
         }
+    };
+    let facts = match written {
+        Err(PublishError::Rebuilt { .. }) => {
+            // No staged layer is to blame: one that went to the writer in memory is.
+            let handed: Vec<&PackageFile> = unique
+                .iter()
+                .copied()
+                .filter(|f| arrivals.handed_over(&staging.path().join(f.digest.hex())))
+                .collect();
+            for file in handed {
+                let mut hashed_only = io::sink();
+                fetch(
+                    &registry,
+                    &address,
+                    file,
+                    &mut hashed_only,
+                    Check::Digest,
+                    reporter,
+                )
+                .await?;
+            }
+            written?
+        }
+        other => other?,
     };
     drop(staging);
     Ok(PulledPackage { path, facts })
@@ -177,147 +205,7 @@ impl Drop for GiveUpOnDrop {
     }
 }
 
-/// How much of each staged file is written, for the writer that reads each as it grows.
-#[derive(Default)]
-struct Arrivals {
-    state: Mutex<ArrivalState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct ArrivalState {
-    written: HashMap<PathBuf, u64>,
-    /// Every download ended well: no file grows any more.
-    all_written: bool,
-    /// The downloads stopped on an error, or the pull ended.
-    stopped: bool,
-}
-
-/// Bytes a download writes between two words to the writer.
-const TELL_EVERY: u64 = 1 << 20;
-
-impl Arrivals {
-    fn grew_to(&self, path: &Path, bytes: u64) {
-        self.lock().written.insert(path.to_owned(), bytes);
-        self.changed.notify_all();
-    }
-
-    fn all_written(&self) {
-        self.lock().all_written = true;
-        self.changed.notify_all();
-    }
-
-    fn give_up(&self) {
-        self.lock().stopped = true;
-        self.changed.notify_all();
-    }
-
-    /// Waits until more than `at` bytes of `path` are written, and says how many are;
-    /// an error once the downloads stopped, when every download ended with fewer, or
-    /// on Ctrl-C.
-    fn wait_past(&self, path: &Path, at: u64) -> io::Result<u64> {
-        let mut state = self.lock();
-        loop {
-            let written = state.written.get(path).copied().unwrap_or(0);
-            if written > at {
-                return Ok(written);
-            }
-            if state.all_written {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("{} ends after {written} bytes", path.display()),
-                ));
-            }
-            if state.stopped || crate::cancel::is_cancelled() {
-                return Err(io::Error::other("the downloads stopped"));
-            }
-            // Timed, so that Ctrl-C is seen even with nothing arriving.
-            state = match self.changed.wait_timeout(state, Duration::from_millis(100)) {
-                Ok((state, _)) => state,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ArrivalState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// A staged file as its download writes it, telling the writer as it grows.
-struct Staging<'a> {
-    file: File,
-    path: PathBuf,
-    written: u64,
-    told: u64,
-    arrivals: &'a Arrivals,
-}
-
-impl Sink for Staging<'_> {
-    fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.write_all(bytes)?;
-        self.written += bytes.len() as u64;
-        if self.written - self.told >= TELL_EVERY {
-            self.arrivals.grew_to(&self.path, self.written);
-            self.told = self.written;
-        }
-        Ok(())
-    }
-
-    fn restart(&mut self) -> io::Result<()> {
-        // Told first: the writer must not read what is about to be cut away.
-        self.arrivals.grew_to(&self.path, 0);
-        (self.written, self.told) = (0, 0);
-        self.file.set_len(0)?;
-        self.file.rewind()
-    }
-}
-
-/// A staged file read as its download writes it: each read waits for bytes past its
-/// position, and ends at the file's declared size.
-struct Growing {
-    path: PathBuf,
-    file: Option<File>,
-    at: u64,
-    size: u64,
-    arrivals: Arc<Arrivals>,
-}
-
-impl Growing {
-    fn new(path: &Path, size: u64, arrivals: Arc<Arrivals>) -> Self {
-        Self {
-            path: path.to_owned(),
-            file: None,
-            at: 0,
-            size,
-            arrivals,
-        }
-    }
-}
-
-impl Read for Growing {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at < self.size && !buf.is_empty() {
-            let written = self.arrivals.wait_past(&self.path, self.at)?;
-            let file = match &mut self.file {
-                Some(file) => file,
-                // Opened once a byte is written: the download has created it by then.
-                None => self.file.insert(File::open(&self.path)?),
-            };
-            let want = (written.min(self.size) - self.at).min(buf.len() as u64) as usize;
-            // The file's own position is always `at`: it moves only by what is read.
-            let n = file.read(&mut buf[..want])?;
-            // Nothing there: a download that started over cut the file meanwhile.
-            if n > 0 {
-                self.at += n as u64;
-                return Ok(n);
-            }
-        }
-        Ok(0)
-    }
-}
-
-/// One layer into a file of the staging directory.
+/// One layer into a file of the staging directory, and on to the writer.
 async fn fetch_file(
     registry: &Registry,
     address: &Address,
@@ -330,19 +218,55 @@ async fn fetch_file(
         path: path.clone(),
         source,
     })?;
-    let mut sink = Staging {
-        file: file_handle,
-        path,
-        written: 0,
-        told: 0,
-        arrivals,
-    };
+    let mut sink = Staging::new(file_handle, path, arrivals);
     reporter.blob_start(&file.digest, file.size);
     fetch(registry, address, file, &mut sink, Check::Size, reporter).await?;
-    arrivals.grew_to(&sink.path, sink.written);
+    sink.done();
     reporter.blob_done(&file.digest);
     Ok(())
 }
+
+/// Runs `fetches` (each with its layer's size), started in their order: a new one
+/// once none runs, or while fewer than `concurrency` run and the bytes of those
+/// running stay within a window. The window starts small, so that on a fast link the
+/// writer takes most layers as they arrive rather than from staged files, and doubles
+/// each time the writer is kept waiting, so that a slow link gets the downloads it
+/// needs.
+async fn download_all<F>(
+    fetches: Vec<(u64, F)>,
+    concurrency: usize,
+    arrivals: &Arrivals,
+) -> Result<(), PublishError>
+where
+    F: std::future::Future<Output = Result<(), PublishError>>,
+{
+    let mut waiting = fetches.into_iter().peekable();
+    let mut running = FuturesUnordered::new();
+    let (mut in_flight, mut window) = (0u64, FIRST_WINDOW);
+    loop {
+        while let Some((size, _)) = waiting.peek() {
+            let fits =
+                running.len() < concurrency.max(1) && in_flight.saturating_add(*size) <= window;
+            if !running.is_empty() && !fits {
+                break;
+            }
+            let (size, fetch) = waiting.next().expect("peeked");
+            in_flight += size;
+            running.push(async move { fetch.await.map(|()| size) });
+        }
+        if running.is_empty() {
+            return Ok(());
+        }
+        tokio::select! {
+            done = running.next() => in_flight -= done.expect("some are running")?,
+            () = arrivals.starved() => window = window.saturating_mul(2),
+        }
+    }
+}
+
+/// The bytes of the downloads running at once before the writer is first kept
+/// waiting: enough to hide each request's round trip behind small layers.
+const FIRST_WINDOW: u64 = 16 << 20;
 
 /// The package's entries, in the artifact's order, from the staged layers, with each
 /// entry's digest; and each staged file's size, as its download was told to expect.
@@ -371,6 +295,21 @@ fn staged_files(artifact: &Artifact, downloaded: &[&PackageFile], staging: &Path
     }
 }
 
+impl Staged {
+    /// The staged files that only one entry reads.
+    fn read_once(&self) -> HashSet<PathBuf> {
+        let mut readers: HashMap<&Path, usize> = HashMap::new();
+        for entry in &self.entries {
+            *readers.entry(&entry.source).or_default() += 1;
+        }
+        readers
+            .into_iter()
+            .filter(|(_, n)| *n == 1)
+            .map(|(path, _)| path.to_owned())
+            .collect()
+    }
+}
+
 /// Writes the package into a temp file in `temp_dir`, hashing it as it goes, and
 /// renames it to `out` only if it hashes to the published sha256 and size.
 fn write_verified(
@@ -380,6 +319,7 @@ fn write_verified(
     facts: &Facts,
     address: &str,
     open: &dyn Fn(&Entry) -> io::Result<Opened>,
+    in_file: &dyn Fn(&Path) -> bool,
 ) -> Result<(), PublishError> {
     let failed = |source| PublishError::Output {
         path: out.to_owned(),
@@ -397,7 +337,7 @@ fn write_verified(
     let (inner, hasher) = hashing.finish().map_err(failed)?;
     let (size, actual) = (hasher.bytes_hashed(), hasher.finish());
     if actual != facts.sha256 || size != facts.size {
-        if let Some((name, found)) = wrong_layer(staged) {
+        if let Some((name, found)) = wrong_layer(staged, in_file) {
             return Err(PublishError::Damaged {
                 address: address.to_owned(),
                 name,
@@ -418,14 +358,15 @@ fn write_verified(
     Ok(())
 }
 
-/// The first staged layer whose bytes do not hash to its digest, with what they hash to.
-fn wrong_layer(staged: &Staged) -> Option<(String, String)> {
+/// The first layer whole in its staged file (`in_file`) whose bytes do not hash to
+/// its digest, with what they hash to.
+fn wrong_layer(staged: &Staged, in_file: &dyn Fn(&Path) -> bool) -> Option<(String, String)> {
     let mut hashed = HashSet::new();
     staged
         .entries
         .iter()
         .zip(&staged.digests)
-        .filter(|(_, digest)| hashed.insert(*digest))
+        .filter(|(entry, digest)| in_file(&entry.source) && hashed.insert(*digest))
         .find_map(|(entry, digest)| {
             let file = File::open(&entry.source).ok()?;
             match hash_reader(crate::cancel::Cancellable(file)) {
@@ -435,4 +376,46 @@ fn wrong_layer(staged: &Staged) -> Option<(String, String)> {
                 _ => None,
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The most downloads of `sizes` (in MiB) that ran at once, each taking 10 ms.
+    async fn most_at_once(sizes: &[u64], concurrency: usize, arrivals: &Arrivals) -> usize {
+        let (running, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let fetches = sizes
+            .iter()
+            .map(|mib| {
+                let (running, most) = (&running, &most);
+                let fetch = async move {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                };
+                (mib << 20, fetch)
+            })
+            .collect();
+        download_all(fetches, concurrency, arrivals).await.unwrap();
+        most.into_inner()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn downloads_run_at_once_within_the_window_and_the_concurrency() {
+        let arrivals = Arrivals::new(HashSet::new());
+        // Small layers: as many as the concurrency allows.
+        assert_eq!(most_at_once(&[1; 20], 8, &arrivals).await, 8);
+        // Large ones: one at a time, the writer taking each as it arrives.
+        assert_eq!(most_at_once(&[100; 3], 8, &arrivals).await, 1);
+        assert_eq!(most_at_once(&[8; 6], 8, &arrivals).await, 2);
+        // A writer kept waiting widens the window: twice the bytes at once.
+        arrivals.kept_waiting();
+        assert_eq!(most_at_once(&[8; 6], 8, &arrivals).await, 4);
+    }
 }
