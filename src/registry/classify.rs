@@ -1,6 +1,7 @@
 //! How a failed request becomes the [`RegistryError`] users see: by the registry's
 //! error codes, the HTTP status, and the transport error's own type (a timeout, a
-//! connection that failed, a TLS handshake answered in plain HTTP).
+//! connection that failed, a TLS handshake answered in plain HTTP or with a
+//! certificate no trusted root signed).
 
 use std::error::Error;
 
@@ -94,16 +95,23 @@ impl Registry {
                 }
             }
             OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
-                if answered_in_plain_http(e) {
-                    RegistryError::PlainHttpPort {
+                match tls_failure(e) {
+                    Some(rustls::Error::InvalidMessage(
+                        rustls::InvalidMessage::InvalidContentType,
+                    )) => RegistryError::PlainHttpPort {
                         registry,
                         source: err,
+                    },
+                    Some(rustls::Error::InvalidCertificate(_)) => {
+                        RegistryError::UntrustedCertificate {
+                            registry,
+                            source: err,
+                        }
                     }
-                } else {
-                    RegistryError::Unreachable {
+                    _ => RegistryError::Unreachable {
                         registry,
                         source: err,
-                    }
+                    },
                 }
             }
             _ => RegistryError::Other {
@@ -114,16 +122,14 @@ impl Registry {
     }
 }
 
-/// Whether a TLS handshake failed because the other end answered with bytes that are
-/// no TLS record, as a plain HTTP server's reply is.
-fn answered_in_plain_http(err: &reqwest::Error) -> bool {
+/// Why the TLS handshake failed, when it did: rustls's error, found in the chain of
+/// causes. A plain HTTP server's reply is no TLS record (`InvalidContentType`); a
+/// certificate no trusted root signed is `InvalidCertificate`.
+pub(super) fn tls_failure(err: &reqwest::Error) -> Option<&rustls::Error> {
     let mut cause: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = cause {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return matches!(
-                tls,
-                rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
-            );
+            return Some(tls);
         }
         // An `io::Error`'s `source()` skips the error it wraps: rustls's sits there.
         cause = match e.downcast_ref::<std::io::Error>() {
@@ -131,7 +137,7 @@ fn answered_in_plain_http(err: &reqwest::Error) -> bool {
             None => e.source(),
         };
     }
-    false
+    None
 }
 
 #[cfg(test)]

@@ -342,7 +342,24 @@ fn tls_registry_with_a_self_signed_ca() {
         Some(1),
         "an untrusted certificate must be refused: {err}"
     );
-    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the TLS certificate of {} is not trusted",
+            target.addr
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: pass --ca-file with the CA that signed it"),
+        "{err}"
+    );
+    // A certificate no root signed stays so: it is not tried again.
+    assert!(
+        stderr(&f.ws.push(&f.package, &target.addr, &["-v"]))
+            .lines()
+            .all(|l| !l.starts_with("request: retry")),
+        "an untrusted certificate was retried"
+    );
 
     let ca = target.ca_file();
     assert_ok(&f.ws.push(
