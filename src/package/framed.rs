@@ -7,7 +7,7 @@
 //! reused, frame after frame, rather than allocated anew.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -17,8 +17,9 @@ use super::seekable::SeekTable;
 /// little, large enough that compression loses nothing measurable to frame edges.
 pub const FRAME_BYTES: usize = 4 << 20;
 
-/// A frame to compress, the buffer to compress it into, and where to send both back.
-type Job = (Vec<u8>, Vec<u8>, mpsc::Sender<io::Result<Buffers>>);
+/// A frame to compress (a buffer and how much of it is the frame), the buffer to
+/// compress it into, and where to send both back.
+type Job = (Vec<u8>, usize, Vec<u8>, mpsc::Sender<io::Result<Buffers>>);
 
 /// A frame's bytes and, compressed, its output: handed back to be written and reused.
 struct Buffers {
@@ -29,7 +30,11 @@ struct Buffers {
 pub struct FramedEncoder<W: Write> {
     /// `None` only once `finish` has handed it back.
     out: Option<W>,
+    /// The frame being filled: always [`FRAME_BYTES`] long, its first `used` bytes the
+    /// frame's, so that a reader can read into it directly without each read zeroing
+    /// the space it is given first.
     current: Vec<u8>,
+    used: usize,
     /// Frames being compressed, oldest first: one per worker and one waiting, so that
     /// a worker that finishes always finds the next frame, and no more (each holds
     /// 4 MiB in and out).
@@ -55,14 +60,14 @@ impl<W: Write> FramedEncoder<W> {
             compressor.set_parameter(zstd::zstd_safe::CParameter::ContentSizeFlag(true))?;
             handles.push(std::thread::spawn(move || loop {
                 let job = queue.lock().map(|q| q.recv());
-                let Ok(Ok((frame, mut compressed, reply))) = job else {
+                let Ok(Ok((frame, used, mut compressed, reply))) = job else {
                     return;
                 };
                 compressed.clear();
                 // Room for zstd's worst case, so the compression cannot run out of it.
-                compressed.reserve(zstd::zstd_safe::compress_bound(frame.len()));
+                compressed.reserve(zstd::zstd_safe::compress_bound(used));
                 let done = compressor
-                    .compress_to_buffer(&frame, &mut compressed)
+                    .compress_to_buffer(&frame[..used], &mut compressed)
                     .map(|_| Buffers { frame, compressed });
                 // The writer may have gone (an error elsewhere); nothing to tell then.
                 let _ = reply.send(done);
@@ -70,7 +75,8 @@ impl<W: Write> FramedEncoder<W> {
         }
         Ok(Self {
             out: Some(out),
-            current: Vec::with_capacity(FRAME_BYTES),
+            current: vec![0; FRAME_BYTES],
+            used: 0,
             pending: VecDeque::new(),
             spare: Vec::new(),
             jobs: Some(jobs),
@@ -81,28 +87,46 @@ impl<W: Write> FramedEncoder<W> {
 
     /// Ends the current frame: the next byte written starts a new one.
     pub fn cut(&mut self) -> io::Result<()> {
-        if self.current.is_empty() {
+        if self.used == 0 {
             return Ok(());
         }
-        let Buffers {
-            mut frame,
-            compressed,
-        } = self.spare.pop().unwrap_or_else(|| Buffers {
-            frame: Vec::with_capacity(FRAME_BYTES),
+        let Buffers { frame, compressed } = self.spare.pop().unwrap_or_else(|| Buffers {
+            frame: vec![0; FRAME_BYTES],
             compressed: Vec::new(),
         });
-        frame.clear();
         let bytes = std::mem::replace(&mut self.current, frame);
-        let decompressed = bytes.len() as u32;
+        let used = std::mem::take(&mut self.used);
         let (reply, answer) = mpsc::channel();
         let jobs = self.jobs.as_ref().ok_or_else(stopped)?;
-        jobs.send((bytes, compressed, reply))
+        jobs.send((bytes, used, compressed, reply))
             .map_err(|_| stopped())?;
-        self.pending.push_back((decompressed, answer));
+        self.pending.push_back((used as u32, answer));
         while self.pending.len() > self.workers.len() + 1 {
             self.write_oldest()?;
         }
         Ok(())
+    }
+
+    /// Reads up to `len` bytes of `reader` straight into the frames, cut at the cap as
+    /// `write` cuts them; returns how many it read, fewer only when `reader` ended.
+    pub fn read_from(&mut self, reader: &mut dyn Read, len: u64) -> io::Result<u64> {
+        let mut read = 0;
+        while read < len {
+            let want =
+                (FRAME_BYTES - self.used).min(usize::try_from(len - read).unwrap_or(usize::MAX));
+            let n = match reader.read(&mut self.current[self.used..self.used + want]) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.used += n;
+            read += n as u64;
+            if self.used == FRAME_BYTES {
+                self.cut()?;
+            }
+        }
+        Ok(read)
     }
 
     fn write_oldest(&mut self) -> io::Result<()> {
@@ -138,11 +162,12 @@ impl<W: Write> Write for FramedEncoder<W> {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let taken = buf.len();
         while !buf.is_empty() {
-            let room = FRAME_BYTES - self.current.len();
+            let room = FRAME_BYTES - self.used;
             let (now, rest) = buf.split_at(room.min(buf.len()));
-            self.current.extend_from_slice(now);
+            self.current[self.used..self.used + now.len()].copy_from_slice(now);
+            self.used += now.len();
             buf = rest;
-            if self.current.len() == FRAME_BYTES {
+            if self.used == FRAME_BYTES {
                 self.cut()?;
             }
         }
@@ -193,5 +218,40 @@ mod tests {
         assert_eq!(sizes, [6, FRAME_BYTES as u32, 10, 4]);
         let whole = zstd::decode_all(&one[..]).unwrap();
         assert_eq!(whole.len(), 6 + big.len() + 4);
+    }
+
+    #[test]
+    fn bytes_read_in_make_the_frames_bytes_written_make() {
+        let big: Vec<u8> = (0..FRAME_BYTES * 2 + 77).map(|i| (i % 253) as u8).collect();
+        let written = {
+            let mut encoder = FramedEncoder::new(Vec::new(), 3, 2).unwrap();
+            encoder.write_all(b"head").unwrap();
+            encoder.write_all(&big).unwrap();
+            encoder.finish().unwrap()
+        };
+        let read_in = {
+            let mut encoder = FramedEncoder::new(Vec::new(), 3, 2).unwrap();
+            encoder.write_all(b"head").unwrap();
+            // A reader that yields odd pieces, and a length it runs short of.
+            let mut pieces = io::Cursor::new(&big).take(u64::MAX);
+            let mut reader = Chunky(&mut pieces);
+            let len = big.len() as u64;
+            assert_eq!(encoder.read_from(&mut reader, len + 5).unwrap(), len);
+            encoder.finish().unwrap()
+        };
+        assert!(
+            written == read_in,
+            "reading in made other frames than writing"
+        );
+    }
+
+    /// Yields at most 1,000 bytes a read.
+    struct Chunky<'a>(&'a mut dyn Read);
+
+    impl Read for Chunky<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(1000);
+            self.0.read(&mut buf[..n])
+        }
     }
 }

@@ -147,7 +147,8 @@ pub fn open_file(entry: &Entry) -> io::Result<Opened> {
         .metadata()
         .map_err(|e| with_path(e, &entry.source))?
         .len();
-    let reader = io::BufReader::with_capacity(1 << 20, crate::cancel::Cancellable(file)).take(len);
+    // Unbuffered: the writer reads straight into its own buffer, in large reads.
+    let reader = crate::cancel::Cancellable(file).take(len);
     Ok((len, Box::new(reader)))
 }
 
@@ -174,7 +175,7 @@ pub fn encode_from<W: Write>(
 }
 
 /// Writes the tar, calling `entry_starts` on the writer before each entry's header.
-fn write_tar<W: Write>(
+fn write_tar<W: TakesBytes>(
     entries: &[Entry],
     writer: W,
     entry_starts: impl Fn(&mut W) -> io::Result<()>,
@@ -182,7 +183,7 @@ fn write_tar<W: Write>(
 ) -> io::Result<W> {
     let mut builder = tar::Builder::new(writer);
     for entry in entries {
-        let (len, reader) = open(entry)?;
+        let (len, mut reader) = open(entry)?;
         entry_starts(builder.get_mut())?;
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Regular);
@@ -191,19 +192,21 @@ fn write_tar<W: Write>(
         header.set_uid(0);
         header.set_gid(0);
         header.set_mtime(0);
-        let mut counted = Counted {
-            inner: reader,
-            read: 0,
-        };
-        builder.append_data(&mut header, &entry.name, &mut counted)?;
-        // The tar crate trusts the header's size: a reader that ends early would leave
-        // an entry shorter than its header says, and every entry after it misplaced.
-        if counted.read != len {
+        // The header alone (and a long name's extra entry): the tar crate would copy the
+        // bytes through a buffer of its own, a copy more and a call per 8 KiB.
+        builder.append_data(&mut header, &entry.name, io::empty())?;
+        let out = builder.get_mut();
+        let read = out.take_from(&mut reader, len)?;
+        // The header declares `len`: a reader that ends early would leave an entry
+        // shorter than its header says, and every entry after it misplaced.
+        if read != len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("{}: {} bytes, not {len}", entry.name, counted.read),
+                format!("{}: {read} bytes, not {len}", entry.name),
             ));
         }
+        let padding = (BLOCK - len % BLOCK) % BLOCK;
+        out.write_all(&[0; BLOCK as usize][..padding as usize])?;
     }
     // The two zero blocks that end the archive get a frame of their own.
     entry_starts(builder.get_mut())?;
@@ -212,17 +215,27 @@ fn write_tar<W: Write>(
     builder.into_inner()
 }
 
-/// A reader that counts what it yields.
-struct Counted<R> {
-    inner: R,
-    read: u64,
+/// A tar block: entries are padded to a whole number of them.
+const BLOCK: u64 = 512;
+
+/// A writer that takes an entry's bytes from a reader into a buffer of its own,
+/// without one in between.
+trait TakesBytes: Write {
+    /// Reads up to `len` bytes of `reader` in; returns how many, fewer only when
+    /// `reader` ended.
+    fn take_from(&mut self, reader: &mut dyn Read, len: u64) -> io::Result<u64>;
 }
 
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        Ok(n)
+impl<W: Write> TakesBytes for FramedEncoder<W> {
+    fn take_from(&mut self, reader: &mut dyn Read, len: u64) -> io::Result<u64> {
+        self.read_from(reader, len)
+    }
+}
+
+impl<W: Write> TakesBytes for BufWriter<W> {
+    fn take_from(&mut self, reader: &mut dyn Read, len: u64) -> io::Result<u64> {
+        // `io::copy` into a `BufWriter` reads straight into its buffer.
+        io::copy(&mut reader.take(len), self)
     }
 }
 
