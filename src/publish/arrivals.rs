@@ -129,15 +129,15 @@ impl Arrivals {
     /// takes the rest in memory from now on, once it has read the file).
     fn grew_to(&self, path: &Path, in_file: u64, more: bool) -> Handover {
         let mut state = self.lock();
-        let caught_up =
+        let being_read =
             more && self.streamable.contains(path) && state.reading.as_deref() == Some(path);
         let layer = state.layers.entry(path.to_owned()).or_default();
         layer.in_file = in_file;
-        if caught_up {
+        if being_read {
             layer.handed = Some(VecDeque::new());
         }
         self.changed.notify_all();
-        match caught_up {
+        match being_read {
             true => Handover::InMemory,
             false => Handover::InFile,
         }

@@ -113,7 +113,7 @@ pub async fn pull_package(
             let open = |entry: &Entry| -> io::Result<Opened> {
                 let size = staged.sizes[&entry.source];
                 // Unbuffered: bytes handed over in memory are copied once, straight
-                // into the tar's buffer.
+                // into the frame being filled.
                 let growing = Growing::new(&entry.source, size, arrivals.clone());
                 Ok((size, Box::new(growing)))
             };
@@ -149,11 +149,13 @@ pub async fn pull_package(
         },
         written = &mut writing => {
             // The writer cannot end well before the last byte is in: only its error
-            // gets here, or a race with the last download's end.
-            let facts = written?;
-            downloads.await?;
+            // gets here, or a race with the last download's end (a wrong hash too,
+            // which the downloads' end must not hide).
+            if written.is_ok() || matches!(written, Err(PublishError::Rebuilt { .. })) {
+                downloads.await?;
+            }
             reporter.finish();
-            Ok(facts)
+            written
         }
     };
     let facts = match written {

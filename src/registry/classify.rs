@@ -122,10 +122,22 @@ impl Registry {
     }
 }
 
+/// Whether the TLS handshake failed in a way it will fail every time: plain HTTP on
+/// the port, or a certificate no trusted root signed.
+pub(super) fn handshake_fails_alike(err: &reqwest::Error) -> bool {
+    matches!(
+        tls_failure(err),
+        Some(
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
+        )
+    )
+}
+
 /// Why the TLS handshake failed, when it did: rustls's error, found in the chain of
 /// causes. A plain HTTP server's reply is no TLS record (`InvalidContentType`); a
 /// certificate no trusted root signed is `InvalidCertificate`.
-pub(super) fn tls_failure(err: &reqwest::Error) -> Option<&rustls::Error> {
+fn tls_failure(err: &reqwest::Error) -> Option<&rustls::Error> {
     let mut cause: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = cause {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {

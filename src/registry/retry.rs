@@ -1,5 +1,6 @@
 //! Retries with exponential backoff for failures that may pass: connection errors
-//! (but a failed TLS handshake), timeouts and stalls, bodies cut off, 429 (or
+//! (but a TLS handshake that will fail alike every time: plain HTTP on the port, an
+//! untrusted certificate), timeouts and stalls, bodies cut off, 429 (or
 //! `TOOMANYREQUESTS`) and 5xx.
 //!
 //! One exception, only where another source stands behind the registries (create's
@@ -28,11 +29,9 @@ pub fn backoff(attempt: u32) -> Duration {
 
 pub fn is_transient(err: &OciDistributionError) -> bool {
     match err {
-        // A TLS handshake that failed (plain HTTP on the port, a certificate no
-        // trusted root signed) fails the same way every time.
         OciDistributionError::RequestError(e) => {
             (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
-                && super::classify::tls_failure(e).is_none()
+                && !super::classify::handshake_fails_alike(e)
         }
         OciDistributionError::ServerError { code, .. } => *code == 429 || *code >= 500,
         OciDistributionError::RegistryError { envelope, .. } => envelope
