@@ -347,3 +347,91 @@ mod tests {
         assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0);
     }
 }
+
+#[cfg(test)]
+mod tar_tests {
+    use std::io::{self, Cursor};
+
+    use super::{encode_from, Entry, Opened};
+
+    /// Entries of the lengths around a tar block, and a name too long for a header.
+    fn entries() -> Vec<(Entry, Vec<u8>)> {
+        let long = format!("images/{}/blob", "n".repeat(150));
+        [0, 1, 511, 512, 513, 3 * 512 + 7]
+            .into_iter()
+            .map(|len| (format!("file-{len}"), len))
+            .chain([(long, 20)])
+            .map(|(name, len)| {
+                let data = (0..len).map(|i| (i % 7) as u8 + b'a').collect();
+                let entry = Entry {
+                    name,
+                    source: Default::default(),
+                };
+                (entry, data)
+            })
+            .collect()
+    }
+
+    /// The archive the tar crate writes for `entries` by itself, data and all.
+    fn by_the_tar_crate(entries: &[(Entry, Vec<u8>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (entry, data) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(0);
+            builder
+                .append_data(&mut header, &entry.name, &data[..])
+                .unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn written(
+        entries: &[(Entry, Vec<u8>)],
+        compress: bool,
+        short_by: usize,
+    ) -> io::Result<Vec<u8>> {
+        let just_entries: Vec<Entry> = entries
+            .iter()
+            .map(|(e, _)| Entry {
+                name: e.name.clone(),
+                source: e.source.clone(),
+            })
+            .collect();
+        let open = |entry: &Entry| -> io::Result<Opened> {
+            let data = &entries
+                .iter()
+                .find(|(e, _)| e.name == entry.name)
+                .unwrap()
+                .1;
+            let given = data[..data.len().saturating_sub(short_by)].to_vec();
+            Ok((data.len() as u64, Box::new(Cursor::new(given))))
+        };
+        encode_from(&just_entries, Vec::new(), compress, &open)
+    }
+
+    #[test]
+    fn entries_are_the_bytes_the_tar_crate_itself_writes() {
+        let entries = entries();
+        let expected = by_the_tar_crate(&entries);
+        assert!(
+            written(&entries, false, 0).unwrap() == expected,
+            "plain tar differs"
+        );
+        let compressed = written(&entries, true, 0).unwrap();
+        let tar = zstd::decode_all(&compressed[..]).unwrap();
+        assert!(tar == expected, "the compressed package's tar differs");
+    }
+
+    #[test]
+    fn an_entry_shorter_than_its_header_says_is_an_error() {
+        let err = written(&entries(), true, 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        let err = written(&entries(), false, 1).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+    }
+}

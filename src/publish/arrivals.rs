@@ -23,7 +23,8 @@ use super::fetch::Sink;
 
 /// Bytes a download writes into its file between two words to the writer.
 const TELL_EVERY: u64 = 1 << 20;
-/// Bytes handed over in memory and not yet taken, at most, per layer.
+/// Bytes handed over in memory and not yet taken, per layer: no more is handed over
+/// while this many wait (so at most this and one chunk).
 const HANDED_BYTES: usize = 4 << 20;
 /// The writer is starved when it waited for more than half of such a stretch: the
 /// downloads are too few for the link.
@@ -157,7 +158,10 @@ impl Arrivals {
             room.as_mut().enable();
             {
                 let mut state = self.lock();
-                if state.stopped || crate::cancel::is_cancelled() {
+                if crate::cancel::is_cancelled() {
+                    return Err(io::Error::other("interrupted"));
+                }
+                if state.stopped {
                     return Err(io::Error::other("the package's writer stopped"));
                 }
                 let layer = state.layers.entry(path.to_owned()).or_default();
@@ -414,26 +418,33 @@ mod tests {
     }
 
     /// Puts `head` before the writer starts, then the rest once it reads; returns what
-    /// it read and the length of the staged file.
+    /// it read and the length of the staged file. `cut`, a point where the body stops
+    /// and the registry sends the layer again from its start (before or after the
+    /// writer started).
     async fn staged_then_read(
         f: &Fixture,
         bytes: &[u8],
         head: usize,
-        again: bool,
+        cut: Option<usize>,
     ) -> (Vec<u8>, u64) {
         let file = File::create(&f.path).unwrap();
         let mut staging = Staging::new(file, f.path.clone(), &f.arrivals);
-        put_in_pieces(&mut staging, &bytes[..head]).await;
+        let mut sent = 0;
+        let mut send_to = async |staging: &mut Staging<'_>, end: usize| {
+            if let Some(cut) = cut.filter(|cut| (sent..end).contains(cut)) {
+                put_in_pieces(staging, &bytes[sent..cut]).await;
+                staging.restart().unwrap();
+                sent = 0;
+            }
+            put_in_pieces(staging, &bytes[sent..end]).await;
+            sent = end;
+        };
+        send_to(&mut staging, head).await;
         let reading = reader(f, bytes.len());
         while !f.arrivals.being_read(&f.path) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        put_in_pieces(&mut staging, &bytes[head..]).await;
-        if again {
-            // The registry sends the layer again from its start: nothing twice.
-            staging.restart().unwrap();
-            put_in_pieces(&mut staging, bytes).await;
-        }
+        send_to(&mut staging, bytes.len()).await;
         staging.done();
         f.arrivals.all_written();
         let read = reading.join().unwrap().unwrap();
@@ -445,7 +456,7 @@ mod tests {
         let f = fixture(true);
         let bytes = layer_bytes(3 * HANDED_BYTES + 12345);
         let head = (1 << 20) + 1000;
-        let (read, in_file) = staged_then_read(&f, &bytes, head, false).await;
+        let (read, in_file) = staged_then_read(&f, &bytes, head, None).await;
         assert!(read == bytes, "the layer read is not the layer sent");
         assert_eq!(
             in_file, head as u64,
@@ -455,18 +466,24 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_layer_sent_again_after_the_hand_over_is_read_once() {
-        let f = fixture(true);
+    async fn a_layer_sent_again_before_or_after_the_hand_over_is_read_once() {
         let bytes = layer_bytes(HANDED_BYTES + 777);
-        let (read, _) = staged_then_read(&f, &bytes, 5000, true).await;
-        assert!(read == bytes, "the layer read is not the layer sent");
+        // Cut while staged, before the writer reads; and mid-layer after the hand-over.
+        for cut in [3000, 5000 + HANDED_BYTES / 2] {
+            let f = fixture(true);
+            let (read, _) = staged_then_read(&f, &bytes, 5000, Some(cut)).await;
+            assert!(
+                read == bytes,
+                "cut at {cut}: the layer read is not the layer sent"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_layer_read_twice_is_kept_whole_in_its_file() {
         let f = fixture(false);
         let bytes = layer_bytes(2 * HANDED_BYTES);
-        let (read, in_file) = staged_then_read(&f, &bytes, 1000, false).await;
+        let (read, in_file) = staged_then_read(&f, &bytes, 1000, None).await;
         assert!(read == bytes, "the layer read is not the layer sent");
         assert_eq!(in_file, bytes.len() as u64);
         assert!(!f.arrivals.handed_over(&f.path));

@@ -30,6 +30,7 @@ use crate::digest::hash_reader;
 use crate::package::staging_dir::StagingDir;
 use crate::package::writer::{self, encode_from, identity, Entry, Opened};
 use crate::progress::Reporter;
+use crate::push::order::largest_first;
 use crate::registry::{Credentials, Registry, Transport};
 use crate::space::{room_for, Place};
 
@@ -160,24 +161,42 @@ pub async fn pull_package(
     };
     let facts = match written {
         Err(PublishError::Rebuilt { .. }) => {
-            // No staged layer is to blame: one that went to the writer in memory is.
+            // No layer whole in its staged file is to blame: one that went to the
+            // writer in memory is, and only fetching it again can tell which.
             let handed: Vec<&PackageFile> = unique
                 .iter()
                 .copied()
                 .filter(|f| arrivals.handed_over(&staging.path().join(f.digest.hex())))
                 .collect();
-            for file in handed {
-                let mut hashed_only = io::sink();
-                fetch(
-                    &registry,
-                    &address,
-                    file,
-                    &mut hashed_only,
-                    Check::Digest,
-                    reporter,
-                )
-                .await?;
-            }
+            let bytes = handed.iter().fold(0u64, |a, f| a.saturating_add(f.size));
+            reporter.step(&format!(
+                "the package does not hash as published: fetching {} layer(s) again to find the damaged one",
+                handed.len()
+            ));
+            reporter.blobs_planned("checking again", handed.len(), bytes);
+            let (registry, address) = (&registry, &address);
+            let checked = largest_first(
+                &handed,
+                true,
+                concurrency,
+                |f| f.size,
+                |file| async move {
+                    let mut hashed_only = io::sink();
+                    fetch(
+                        registry,
+                        address,
+                        file,
+                        &mut hashed_only,
+                        Check::Digest,
+                        reporter,
+                    )
+                    .await
+                },
+            )
+            .await;
+            reporter.finish();
+            // The first damaged layer in the package's order, if any.
+            checked.into_iter().collect::<Result<Vec<()>, _>>()?;
             written?
         }
         other => other?,

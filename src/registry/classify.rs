@@ -102,9 +102,14 @@ impl Registry {
                         registry,
                         source: err,
                     },
-                    Some(rustls::Error::InvalidCertificate(_)) => {
+                    Some(rustls::Error::InvalidCertificate(why)) => {
                         RegistryError::UntrustedCertificate {
                             registry,
+                            signer_unknown: matches!(
+                                why,
+                                rustls::CertificateError::UnknownIssuer
+                                    | rustls::CertificateError::BadSignature
+                            ),
                             source: err,
                         }
                     }

@@ -83,6 +83,9 @@ pub enum RegistryError {
     #[error("the TLS certificate of {registry} is not trusted")]
     UntrustedCertificate {
         registry: String,
+        /// No trusted root signed it (a CA file may help); else it is expired, for
+        /// another name, or otherwise bad, which its cause says.
+        signer_unknown: bool,
         #[source]
         source: OciDistributionError,
     },
@@ -142,7 +145,10 @@ impl crate::hint::Hint for RegistryError {
             }),
             Self::PlainHttpTokenService { .. } => Some(Fix::TokenServiceOverHttps),
             Self::Unreachable { .. } => Some(Fix::CheckHost),
-            Self::UntrustedCertificate { .. } => Some(Fix::TrustCa),
+            Self::UntrustedCertificate {
+                signer_unknown: true,
+                ..
+            } => Some(Fix::TrustCa),
             Self::PlainHttpPort { .. } => Some(Fix::PlainHttp),
             Self::Stalled { .. } => Some(Fix::RaiseTimeout),
             _ => None,

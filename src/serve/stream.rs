@@ -1,10 +1,11 @@
 //! A blob's bytes, read from the package at their offset on a blocking thread and sent
-//! in chunks of at most 1 MiB (buffers shared by every stream and used again, a small
-//! blob's chunk only its own size) through a channel that holds two, so a slow client
-//! holds back the reader rather than filling memory. At most [`MAX_READERS`] readers
-//! (streams and hashes) are open at once, whatever the number of clients; others wait
-//! for one to finish. So memory is bounded by the readers' buffers (a zstd frame's
-//! window each) and not by the package's size or the number of clients.
+//! in chunks of at most 1 MiB (buffers shared by every stream and used again; one made
+//! anew for a small blob is only its size) through a channel that holds two, so a
+//! slow client holds back the reader rather than filling memory. At most
+//! [`MAX_READERS`] readers (streams and hashes) are open at once, whatever the number
+//! of clients; others wait for one to finish. So memory is bounded by the readers'
+//! buffers (a zstd frame's window each) and not by the package's size or the number
+//! of clients.
 
 use std::sync::Arc;
 

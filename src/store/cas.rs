@@ -277,7 +277,8 @@ impl BlobWriter {
                 expected: self.size,
             });
         }
-        // Hashed once on disk: what the hash covers is what the file holds.
+        // Hashed once written: a write that fails leaves the hash covering only
+        // what the file holds.
         self.file
             .write_all(bytes)
             .map_err(|e| StoreError::io("write", &self.partial_path, e))?;

@@ -36,16 +36,19 @@ fn host(registry: &str) -> &str {
     }
 }
 
-/// Whether `url` is on the host (and port) that serves `registry`; a port left out
-/// of either side is not taken to be the scheme's default, so such a pair is not.
+/// Whether `url` is on the host and port that serve `registry` (`host[:port]`, a port
+/// left out being the URL's scheme's default).
 pub fn is_served_at(url: &reqwest::Url, registry: &str) -> bool {
-    let Some(url_host) = url.host_str() else {
-        return false;
+    let served = host(registry);
+    let (name, port) = match served.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(':') => match port.parse::<u16>() {
+            Ok(port) => (name, Some(port)),
+            Err(_) => (served, None),
+        },
+        _ => (served, None),
     };
-    match url.port() {
-        Some(port) => host(registry) == format!("{url_host}:{port}"),
-        None => host(registry) == url_host,
-    }
+    url.host_str() == Some(name)
+        && url.port_or_known_default() == port.or(url.port_or_known_default())
 }
 
 /// The `rel="next"` target of a `Link` header (`<url>; rel="next"`), resolved against
@@ -90,6 +93,10 @@ mod tests {
             "docker.io"
         ));
         assert!(at("https://[::1]:5000/v2/", "[::1]:5000"));
+        assert!(at("https://[::1]/v2/", "[::1]"));
+        // A port written out that is the scheme's own.
+        assert!(at("https://registry.example/v2/", "registry.example:443"));
+        assert!(!at("http://registry.example/v2/", "registry.example:443"));
         // A token service on another port or host is not the registry.
         assert!(!at("http://127.0.0.1:5001/token", "127.0.0.1:5000"));
         assert!(!at("https://auth.example/token", "registry.example"));
