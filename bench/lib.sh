@@ -98,7 +98,8 @@ export manifest_accept
 # The default of `pkgr SUBCOMMAND --concurrency`, read from its help so that a floor
 # keeps up with it.
 default_concurrency() {
-  "$pkgr" "$1" -h | sed -n 's/.*--concurrency.*\[default: \([0-9]*\)\].*/\1/p'
+  # One line: clap wraps a long help text, and the default may end up on the next.
+  "$pkgr" "$1" -h | tr '\n' ' ' | sed -n 's/.*--concurrency[^[]*\[default: \([0-9]*\)\].*/\1/p'
 }
 
 # curl_config URLS OUT: a curl config that fetches every URL of the file URLS (one a

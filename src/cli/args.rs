@@ -224,8 +224,7 @@ pub struct PullPackageArgs {
     #[arg(short, long, default_value = ".")]
     pub output: PathBuf,
 
-    /// Blob downloads in flight, at most (more than one large layer only when the
-    /// package's writer is kept waiting)
+    /// Blob downloads in flight, at most
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 
