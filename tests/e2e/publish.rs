@@ -453,6 +453,41 @@ fn a_pull_whose_downloads_are_cut_resumes_or_starts_over_and_still_rebuilds_the_
 }
 
 #[test]
+fn a_pull_over_a_slow_link_widens_to_run_its_large_layers_at_once() {
+    // Three layers of a little over 8 MiB: the 16 MiB window a pull starts with holds
+    // one of them at a time; over a link of 4 MiB/s per connection the writer waits,
+    // and the window widens until all three run at once (one at a time without it).
+    let source = TestRegistry::start();
+    let pusher = Pusher::new(&source.addr);
+    let layers: Vec<_> = (0..3)
+        .map(|i| layer(&[("big", &noise(100 + i, 8 << 20))]))
+        .collect();
+    let image = pusher.image("big", "1", false, "amd64", &layers);
+    let ws = Workspace::new();
+    ws.define(&Definition::new("slow").image(format!("{}/big:1", source.addr)));
+    let package = package_path(&ws.create(&[]));
+    let target = TestRegistry::start();
+    let address = format!("oci://{}/team/slow:1", target.addr);
+    assert_ok("publish", &publish(&ws, &package, &address, &[]));
+    let slow = image
+        .layers
+        .iter()
+        .map(|l| (l.digest.clone(), Fault::Throttle(4 << 20)))
+        .collect();
+    let proxy = FaultProxy::start(&target.addr, slow);
+    let into = ws.path("pulled");
+    let through = format!("oci://{}/team/slow:1", proxy.addr);
+    assert_ok("pull", &pull(&ws, &through, &into));
+    let name = package.file_name().unwrap();
+    assert_eq!(sha256_file(&into.join(name)), sha256_file(&package));
+    assert_eq!(
+        proxy.most_throttled_at_once(),
+        3,
+        "the large layers did not all run at once over the slow link"
+    );
+}
+
+#[test]
 fn a_pull_without_room_is_refused_before_any_download() {
     let f = fixture();
     let (target, _) = published(&f);

@@ -7,7 +7,7 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,6 +45,9 @@ pub enum Fault {
     /// Hold the request, neither forwarded nor answered, until the flag is set: the
     /// test acts while the client is known to be waiting there.
     Hold(Arc<AtomicBool>),
+    /// Send the body at this many bytes a second, as a slow link would; the proxy
+    /// counts how many such bodies it sends at once.
+    Throttle(u64),
 }
 
 /// One logged request: method, path and Range header.
@@ -58,7 +61,15 @@ pub struct Seen {
 pub struct FaultProxy {
     pub addr: String,
     seen: Arc<Mutex<Vec<Seen>>>,
+    throttled: Arc<Throttled>,
     _server: Server,
+}
+
+/// Throttled bodies being sent now, and the most sent at once.
+#[derive(Default)]
+struct Throttled {
+    now: AtomicUsize,
+    most: AtomicUsize,
 }
 
 type Rules = Mutex<Vec<(String, Fault)>>;
@@ -111,17 +122,30 @@ impl FaultProxy {
 
     fn serve_gated(upstream: &str, rules: Vec<(String, Fault)>, gate: Option<Gated>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let throttled = Arc::new(Throttled::default());
         let rules = Mutex::new(rules);
         let upstream = upstream.to_owned();
         let server = {
-            let seen = seen.clone();
-            Server::start(move |request| serve(request, &upstream, &rules, &seen, gate.as_ref()))
+            let (seen, throttled) = (seen.clone(), throttled.clone());
+            Server::start(move |request| {
+                let faults = Faults {
+                    rules: &rules,
+                    throttled: &throttled,
+                };
+                serve(request, &upstream, &faults, &seen, gate.as_ref())
+            })
         };
         Self {
             addr: server.addr.clone(),
             seen,
+            throttled,
             _server: server,
         }
+    }
+
+    /// The most bodies under [`Fault::Throttle`] that were being sent at once.
+    pub fn most_throttled_at_once(&self) -> usize {
+        self.throttled.most.load(Ordering::SeqCst)
     }
 
     pub fn seen(&self) -> Vec<Seen> {
@@ -255,10 +279,33 @@ fn closing(head: &[String]) -> String {
     out
 }
 
+/// The rules still to apply, and the count of throttled bodies.
+struct Faults<'a> {
+    rules: &'a Rules,
+    throttled: &'a Throttled,
+}
+
+/// Counts a throttled body as sent from its creation to its drop.
+struct Sending<'a>(&'a Throttled);
+
+impl<'a> Sending<'a> {
+    fn start(throttled: &'a Throttled) -> Self {
+        let now = throttled.now.fetch_add(1, Ordering::SeqCst) + 1;
+        throttled.most.fetch_max(now, Ordering::SeqCst);
+        Self(throttled)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn serve(
     request: Request,
     upstream: &str,
-    rules: &Rules,
+    faults: &Faults,
     seen: &Mutex<Vec<Seen>>,
     gate: Option<&Gated>,
 ) -> std::io::Result<()> {
@@ -281,7 +328,7 @@ fn serve(
     }
     let line = format!("{method} {path}");
     let fault = {
-        let mut rules = rules.lock().unwrap();
+        let mut rules = faults.rules.lock().unwrap();
         rules
             .iter()
             .position(|(pattern, _)| line.contains(pattern.as_str()))
@@ -364,6 +411,8 @@ fn serve(
         std::thread::sleep(pause);
     }
 
+    let _sending =
+        matches!(fault, Some(Fault::Throttle(_))).then(|| Sending::start(faults.throttled));
     let mut sent = 0usize;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -395,6 +444,9 @@ fn serve(
             }
             Some(Fault::Corrupt(at)) if (sent..sent + n).contains(&at) => {
                 chunk[at - sent] ^= 0xff;
+            }
+            Some(Fault::Throttle(per_second)) => {
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / per_second as f64));
             }
             _ => {}
         }
