@@ -107,7 +107,6 @@ fn a_basic_auth_registry_is_pulled_with_the_configured_credentials() {
     let registry = TestRegistry::start_with(Options {
         htpasswd: Some(("ci".into(), "s3cret".into())),
         tls: false,
-        ..Options::default()
     });
     let ws = Workspace::new();
     ws.define(&Definition::new("auth").image(format!("{}/app:1", registry.addr)));

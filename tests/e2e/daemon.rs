@@ -360,7 +360,6 @@ fn refused_credentials_do_not_fall_back() {
     let registry = TestRegistry::start_with(Options {
         htpasswd: Some(("user".into(), "secret".into())),
         tls: false,
-        ..Options::default()
     });
     let reference = format!("{}/app:1", registry.addr);
     load(&dockerd, &reference);

@@ -38,7 +38,15 @@ impl Server {
     where
         F: Fn(Request) -> std::io::Result<()> + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, handle)
+    }
+
+    /// As [`start`](Self::start), on this loopback port (0: a free one).
+    pub fn start_on<F>(port: u16, handle: F) -> Self
+    where
+        F: Fn(Request) -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));

@@ -98,6 +98,12 @@ impl FaultProxy {
         Self::start_gated(upstream, rules, None)
     }
 
+    /// As [`start`](Self::start), on this loopback port: a server that appears there
+    /// at once, for a client that is already trying it.
+    pub fn start_on(port: u16, upstream: &str) -> Self {
+        Self::serve_gated(port, upstream, vec![], None)
+    }
+
     /// As [`start`](Self::start), with repository requests behind a token service. The
     /// gate comes before the rules: a rule applies to the request that carries the token.
     pub fn start_gated(
@@ -106,6 +112,7 @@ impl FaultProxy {
         gate: Option<TokenGate>,
     ) -> Self {
         Self::serve_gated(
+            0,
             upstream,
             rules,
             gate.map(|gate| Gated { gate, realm: None }),
@@ -117,17 +124,22 @@ impl FaultProxy {
     /// `/token`. The gate lets through what carries the token that service hands out.
     pub fn start_gated_with_realm(upstream: &str, gate: TokenGate, realm: &str) -> Self {
         let realm = Some(realm.to_owned());
-        Self::serve_gated(upstream, vec![], Some(Gated { gate, realm }))
+        Self::serve_gated(0, upstream, vec![], Some(Gated { gate, realm }))
     }
 
-    fn serve_gated(upstream: &str, rules: Vec<(String, Fault)>, gate: Option<Gated>) -> Self {
+    fn serve_gated(
+        port: u16,
+        upstream: &str,
+        rules: Vec<(String, Fault)>,
+        gate: Option<Gated>,
+    ) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let throttled = Arc::new(Throttled::default());
         let rules = Mutex::new(rules);
         let upstream = upstream.to_owned();
         let server = {
             let (seen, throttled) = (seen.clone(), throttled.clone());
-            Server::start(move |request| {
+            Server::start_on(port, move |request| {
                 let faults = Faults {
                     rules: &rules,
                     throttled: &throttled,

@@ -28,8 +28,6 @@ pub struct Options {
     pub htpasswd: Option<(String, String)>,
     /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1.
     pub tls: bool,
-    /// Listen on this loopback port rather than a fresh one.
-    pub port: Option<u16>,
 }
 
 impl TestRegistry {
@@ -39,7 +37,7 @@ impl TestRegistry {
 
     pub fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = options.port.unwrap_or_else(free_port);
+        let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
