@@ -126,7 +126,7 @@ pub async fn pull_package(
     let fetches: Vec<_> = unique
         .iter()
         .map(|file| {
-            let path = staging.path().join(file.digest.hex());
+            let path = staged_path(staging.path(), file);
             let fetch = fetch_file(&registry, &address, file, path, &arrivals, reporter);
             (file.size, fetch)
         })
@@ -166,37 +166,9 @@ pub async fn pull_package(
             let handed: Vec<&PackageFile> = unique
                 .iter()
                 .copied()
-                .filter(|f| arrivals.handed_over(&staging.path().join(f.digest.hex())))
+                .filter(|f| arrivals.handed_over(&staged_path(staging.path(), f)))
                 .collect();
-            let bytes = handed.iter().fold(0u64, |a, f| a.saturating_add(f.size));
-            reporter.step(&format!(
-                "the package does not hash as published: fetching {} layer(s) again to find the damaged one",
-                handed.len()
-            ));
-            reporter.blobs_planned("checking again", handed.len(), bytes);
-            let (registry, address) = (&registry, &address);
-            let checked = largest_first(
-                &handed,
-                true,
-                concurrency,
-                |f| f.size,
-                |file| async move {
-                    let mut hashed_only = io::sink();
-                    fetch(
-                        registry,
-                        address,
-                        file,
-                        &mut hashed_only,
-                        Check::Digest,
-                        reporter,
-                    )
-                    .await
-                },
-            )
-            .await;
-            reporter.finish();
-            // The first damaged layer in the package's order, if any.
-            checked.into_iter().collect::<Result<Vec<()>, _>>()?;
+            fetch_again(&registry, &address, &handed, concurrency, reporter).await?;
             written?
         }
         other => other?,
@@ -245,6 +217,49 @@ async fn fetch_file(
     sink.done();
     reporter.blob_done(&file.digest);
     Ok(())
+}
+
+/// Fetches `files` again and hashes them, to name a damaged one: the first in the
+/// package's order whose bytes are not its digest's, if any.
+async fn fetch_again(
+    registry: &Registry,
+    address: &Address,
+    files: &[&PackageFile],
+    concurrency: usize,
+    reporter: &dyn Reporter,
+) -> Result<(), PublishError> {
+    let bytes = files.iter().fold(0u64, |a, f| a.saturating_add(f.size));
+    reporter.step(&format!(
+        "the package does not hash as published: fetching {} layer(s) again to find the damaged one",
+        files.len()
+    ));
+    reporter.blobs_planned("checking again", files.len(), bytes);
+    let checked = largest_first(
+        files,
+        true,
+        concurrency,
+        |f| f.size,
+        |file| async move {
+            let mut hashed_only = io::sink();
+            fetch(
+                registry,
+                address,
+                file,
+                &mut hashed_only,
+                Check::Digest,
+                reporter,
+            )
+            .await
+        },
+    )
+    .await;
+    reporter.finish();
+    checked.into_iter().collect()
+}
+
+/// Where a downloaded layer is staged: one file per digest.
+fn staged_path(staging: &Path, file: &PackageFile) -> PathBuf {
+    staging.join(file.digest.hex())
 }
 
 /// Runs `fetches` (each with its layer's size), started in their order: a new one
@@ -301,7 +316,7 @@ struct Staged {
 /// shares its staged file and its size (if the artifact declares another size for it,
 /// the rebuilt package differs from the published one, and is refused as such).
 fn staged_files(artifact: &Artifact, downloaded: &[&PackageFile], staging: &Path) -> Staged {
-    let source = |file: &PackageFile| staging.join(file.digest.hex());
+    let source = |file: &PackageFile| staged_path(staging, file);
     Staged {
         entries: artifact
             .files

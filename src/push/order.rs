@@ -1,10 +1,11 @@
-//! The order uploads start in, for push and publish alike. A package read in one pass
-//! is read in the order of its blobs, one at a time. A package read at offsets starts
-//! the largest blobs first, so that no large upload is left to run alone at the end,
-//! and a slot freed by a finished upload is taken at once rather than held until every
-//! blob started before it has finished too. Either way the outcomes come back in the
-//! items' own order, so a report (and the error chosen from several) does not depend
-//! on which upload finished first.
+//! The order transfers start in: push's and publish's uploads, and the layers pull
+//! fetches again to name a damaged one. A package read in one pass is read in the
+//! order of its blobs, one at a time. A package read at offsets starts the largest
+//! blobs first, so that no large upload is left to run alone at the end, and a slot
+//! freed by a finished upload is taken at once rather than held until every blob
+//! started before it has finished too. Either way the outcomes come back in the items'
+//! own order, so a report (and the error chosen from several) does not depend on which
+//! upload finished first.
 
 use std::cmp::Reverse;
 use std::future::Future;

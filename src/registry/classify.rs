@@ -95,25 +95,19 @@ impl Registry {
                 }
             }
             OciDistributionError::RequestError(e) if e.is_connect() || e.is_timeout() => {
-                match tls_failure(e) {
-                    Some(rustls::Error::InvalidMessage(
-                        rustls::InvalidMessage::InvalidContentType,
-                    )) => RegistryError::PlainHttpPort {
+                match handshake_failure(e) {
+                    Some(Handshake::PlainHttp) => RegistryError::PlainHttpPort {
                         registry,
                         source: err,
                     },
-                    Some(rustls::Error::InvalidCertificate(why)) => {
+                    Some(Handshake::Certificate { signer_unknown }) => {
                         RegistryError::UntrustedCertificate {
                             registry,
-                            signer_unknown: matches!(
-                                why,
-                                rustls::CertificateError::UnknownIssuer
-                                    | rustls::CertificateError::BadSignature
-                            ),
+                            signer_unknown,
                             source: err,
                         }
                     }
-                    _ => RegistryError::Unreachable {
+                    None => RegistryError::Unreachable {
                         registry,
                         source: err,
                     },
@@ -127,21 +121,33 @@ impl Registry {
     }
 }
 
-/// Whether the TLS handshake failed in a way it will fail every time: plain HTTP on
-/// the port, or a certificate no trusted root signed.
-pub(super) fn handshake_fails_alike(err: &reqwest::Error) -> bool {
-    matches!(
-        tls_failure(err),
-        Some(
-            rustls::Error::InvalidCertificate(_)
-                | rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)
-        )
-    )
+/// A TLS handshake that failed in a way it will fail every time.
+pub(super) enum Handshake {
+    /// The port answered in plain HTTP: no TLS record (`InvalidContentType`).
+    PlainHttp,
+    /// The certificate was refused; `signer_unknown` when no trusted root signed it
+    /// (a CA file may help), not when it is expired or for another name.
+    Certificate { signer_unknown: bool },
+}
+
+/// How the TLS handshake of `err` failed, when it failed in a way that recurs.
+pub(super) fn handshake_failure(err: &reqwest::Error) -> Option<Handshake> {
+    match tls_failure(err)? {
+        rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+            Some(Handshake::PlainHttp)
+        }
+        rustls::Error::InvalidCertificate(why) => Some(Handshake::Certificate {
+            signer_unknown: matches!(
+                why,
+                rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature
+            ),
+        }),
+        _ => None,
+    }
 }
 
 /// Why the TLS handshake failed, when it did: rustls's error, found in the chain of
-/// causes. A plain HTTP server's reply is no TLS record (`InvalidContentType`); a
-/// certificate no trusted root signed is `InvalidCertificate`.
+/// causes.
 fn tls_failure(err: &reqwest::Error) -> Option<&rustls::Error> {
     let mut cause: Option<&(dyn Error + 'static)> = Some(err);
     while let Some(e) = cause {

@@ -31,7 +31,7 @@ pub fn is_transient(err: &OciDistributionError) -> bool {
     match err {
         OciDistributionError::RequestError(e) => {
             (e.is_connect() || e.is_timeout() || e.is_body() || e.is_request())
-                && !super::classify::handshake_fails_alike(e)
+                && super::classify::handshake_failure(e).is_none()
         }
         OciDistributionError::ServerError { code, .. } => *code == 429 || *code >= 500,
         OciDistributionError::RegistryError { envelope, .. } => envelope
